@@ -1,0 +1,7 @@
+//! The Prometheus text exposition format: streaming parser and renderer.
+
+pub mod float;
+pub mod parse;
+pub mod render;
+
+pub use parse::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};

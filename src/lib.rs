@@ -1,0 +1,12 @@
+//! metric-gate: a Prometheus scrape proxy that filters, relabels and sums metrics at the source.
+//!
+//! The hot path is one streaming pass: bytes -> [`exposition::parse`] -> [`relabel`] (per subset)
+//! -> [`aggregate`] -> [`exposition::render`]. The same [`pipeline`] serves the CLI and the server.
+
+pub mod aggregate;
+pub mod analyze;
+pub mod cli;
+pub mod exposition;
+pub mod labels;
+pub mod pipeline;
+pub mod relabel;
