@@ -1,1 +1,274 @@
-//! stub
+//! Command-line flags, compatible with the Go original's (`-f/--file`, `--log-level`,
+//! `-p/--port`, `--relabel`, `--relabel-file`, `-t/--scrape-timeout`, `-H/--upstream`,
+//! `-v/--version`), and the offline modes `--file` (analyze) and `--file --apply`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser as ClapParser};
+
+use crate::aggregate::RenderOptions;
+use crate::analyze::Analyzer;
+use crate::exposition::ParseOptions;
+use crate::pipeline::{read_all, InputError, Pipeline};
+use crate::relabel::Config;
+
+/// Default upstream: ingress-nginx's metrics port in the same pod.
+pub const DEFAULT_UPSTREAM: &str = "http://localhost:10254/metrics";
+
+/// metric-gate: filter, relabel and sum Prometheus metrics at the source.
+#[derive(Debug, Clone, ClapParser)]
+#[command(name = "metric-gate", version, disable_version_flag = true)]
+pub struct Args {
+    /// Analyze a file of metrics in text format and exit ("-" reads stdin). With --apply,
+    /// print the relabeled, summed result instead.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<String>,
+
+    /// Log level: info or debug (also error, warn, trace).
+    #[arg(long = "log-level", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
+    /// Port to listen on.
+    #[arg(short = 'p', long = "port", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Relabel configuration as YAML text (`metric_relabel_configs:` and named subsets).
+    #[arg(long = "relabel", value_name = "YAML", conflicts_with = "relabel_file")]
+    pub relabel: Option<String>,
+
+    /// Relabel configuration file (YAML).
+    #[arg(long = "relabel-file", value_name = "PATH")]
+    pub relabel_file: Option<PathBuf>,
+
+    /// Upstream scrape timeout, Go duration syntax (`15s`, `1m30s`, `500ms`).
+    #[arg(short = 't', long = "scrape-timeout", default_value = "15s", value_parser = parse_go_duration)]
+    pub scrape_timeout: Duration,
+
+    /// Upstream URL; `dns+http://name:port/path` fans out to every address the name resolves to.
+    /// A bare `host:port/path` gets `http://`.
+    #[arg(short = 'H', long = "upstream", default_value = DEFAULT_UPSTREAM)]
+    pub upstream: String,
+
+    /// With --file: apply the relabel config and print the result instead of the analysis.
+    #[arg(long = "apply", requires = "file")]
+    pub apply: bool,
+
+    /// With --file --apply: print this named subset instead of the default list.
+    #[arg(long = "subset", value_name = "NAME", requires = "apply")]
+    pub subset: Option<String>,
+
+    /// Print version.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+impl Args {
+    /// The upstream URL with `http://` added when it has no scheme.
+    pub fn upstream_url(&self) -> String {
+        normalize_upstream(&self.upstream)
+    }
+
+    /// Loads the relabel configuration from `--relabel` or `--relabel-file`; pass-through
+    /// when neither is given.
+    pub fn load_config(&self) -> Result<Config, String> {
+        if let Some(text) = &self.relabel {
+            return Config::from_yaml(text, "--relabel").map_err(|e| e.to_string());
+        }
+        if let Some(path) = &self.relabel_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--relabel-file {}: {e}", path.display()))?;
+            return Config::from_yaml(&text, &path.display().to_string())
+                .map_err(|e| e.to_string());
+        }
+        Ok(Config::passthrough())
+    }
+}
+
+/// Adds `http://` to an upstream given without a scheme (`localhost:10254/metrics`).
+pub fn normalize_upstream(upstream: &str) -> String {
+    if upstream.contains("://") {
+        upstream.to_owned()
+    } else {
+        format!("http://{upstream}")
+    }
+}
+
+/// Parses a Go duration (`time.ParseDuration`): a sequence of decimal numbers with units `ns`,
+/// `us`/`µs`, `ms`, `s`, `m`, `h`, e.g. `15s`, `1m30s`, `1.5h`. Negative durations are refused.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let err = || format!("invalid duration {s:?}: expected e.g. 15s, 1m30s, 500ms");
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() || rest.starts_with('-') {
+        return Err(err());
+    }
+    rest = rest.strip_prefix('+').unwrap_or(rest);
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        if num_len == 0 {
+            return Err(err());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| err())
+}
+
+/// Opens `--file`: a path, or `-` for stdin.
+fn open_input(path: &str) -> io::Result<Box<dyn Read>> {
+    if path == "-" {
+        Ok(Box::new(io::stdin().lock()))
+    } else {
+        Ok(Box::new(File::open(path)?))
+    }
+}
+
+fn input_error(path: &str, e: InputError) -> String {
+    let name = if path == "-" { "<stdin>" } else { path };
+    format!("{name}: {e}")
+}
+
+/// `--file PATH`: prints the cardinality report to `out`.
+pub fn run_analyze(path: &str, out: &mut dyn Write) -> Result<(), String> {
+    let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut analyzer = Analyzer::new();
+    let bytes = read_all(input, ParseOptions::default(), &mut analyzer)
+        .map_err(|e| input_error(path, e))?;
+    analyzer.add_bytes(bytes);
+    out.write_all(analyzer.report().as_bytes())
+        .map_err(|e| format!("writing report: {e}"))
+}
+
+/// `--file PATH --apply [--subset NAME]`: prints the relabeled, summed text to `out` and a
+/// summary line to `summary`.
+pub fn run_apply(
+    path: &str,
+    config: &Config,
+    subset: Option<&str>,
+    out: &mut dyn Write,
+    summary: &mut dyn Write,
+) -> Result<(), String> {
+    let index = match subset {
+        None => 0,
+        Some(name) => {
+            1 + config
+                .subsets
+                .iter()
+                .position(|(n, _)| n == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = config.subsets.iter().map(|(n, _)| n.as_str()).collect();
+                    format!(
+                        "unknown subset {name:?}; known subsets: [{}]",
+                        known.join(", ")
+                    )
+                })?
+        }
+    };
+    let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut pipeline = Pipeline::new(config);
+    read_all(input, ParseOptions::default(), &mut pipeline).map_err(|e| input_error(path, e))?;
+    let samples = pipeline.samples();
+    let sub = &pipeline.subsets()[index];
+    let mut text = Vec::with_capacity(sub.aggregator.arena_bytes() + (1 << 16));
+    sub.aggregator.render(&mut text, &RenderOptions::default());
+    let mut w = BufWriter::new(out);
+    w.write_all(&text)
+        .and_then(|_| w.flush())
+        .map_err(|e| format!("writing output: {e}"))?;
+    let st = sub.stats();
+    let series_out = sub.aggregator.series_count() as u64;
+    let ratio = if series_out == 0 {
+        0.0
+    } else {
+        samples as f64 / series_out as f64
+    };
+    let _ = writeln!(
+        summary,
+        "series in: {samples}, series out: {series_out}, dropped by relabel: {}, dropped without name: {}, summed: {}, reduction: {ratio:.1}x",
+        sub.dropped_by_relabel, st.dropped_nameless, st.samples_merged
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("2us"), Ok(Duration::from_micros(2)));
+        for bad in ["", "15", "s", "-1s", "1x", "1.2.3s", "abc"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn upstream_gets_scheme() {
+        assert_eq!(
+            normalize_upstream("localhost:10254/metrics"),
+            "http://localhost:10254/metrics"
+        );
+        assert_eq!(normalize_upstream("dns+http://svc:1/m"), "dns+http://svc:1/m");
+    }
+
+    #[test]
+    fn flags_of_the_go_original() {
+        let a = Args::try_parse_from([
+            "metric-gate",
+            "-p",
+            "9090",
+            "-t",
+            "10s",
+            "-H",
+            "localhost:9100/metrics",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(a.port, 9090);
+        assert_eq!(a.scrape_timeout, Duration::from_secs(10));
+        assert_eq!(a.upstream_url(), "http://localhost:9100/metrics");
+        assert_eq!(a.log_level, "debug");
+        let d = Args::try_parse_from(["metric-gate"]).unwrap();
+        assert_eq!(d.port, 8080);
+        assert_eq!(d.scrape_timeout, Duration::from_secs(15));
+        assert_eq!(d.upstream, DEFAULT_UPSTREAM);
+        assert!(Args::try_parse_from([
+            "metric-gate",
+            "--relabel",
+            "x",
+            "--relabel-file",
+            "y"
+        ])
+        .is_err());
+        let v = Args::try_parse_from(["metric-gate", "-v"]).unwrap_err();
+        assert_eq!(v.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+}

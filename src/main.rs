@@ -1,1 +1,48 @@
-fn main(){}
+//! metric-gate binary: offline modes (`--file`) and, without `--file`, the proxy server.
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use metric_gate::cli::{run_analyze, run_apply, Args};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_level);
+    let config = match args.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("metric-gate: invalid relabel config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &args.file {
+        Some(path) if args.apply => run_apply(
+            path,
+            &config,
+            args.subset.as_deref(),
+            &mut io::stdout().lock(),
+            &mut io::stderr().lock(),
+        ),
+        Some(path) => run_analyze(path, &mut io::stdout().lock()),
+        None => Err("server mode is not available in this build; use --file".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("metric-gate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, one line per event with key=value fields.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("metric_gate={level},{level}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,1 +1,185 @@
-//! stub
+//! The one-pass pipeline: parsed samples -> relabel (per subset) -> aggregate.
+//!
+//! [`Pipeline`] is a parser [`Sink`]: the CLI feeds it from a file with [`read_all`], the server
+//! from an HTTP body chunk by chunk. Every subset (the default list and each named one) sees
+//! every sample of the same input, so one upstream response serves all of them.
+
+use std::io::Read;
+
+use crate::aggregate::{AggregateStats, Aggregator};
+use crate::exposition::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};
+use crate::labels::{LabelBuf, METRIC_NAME};
+use crate::relabel::{Config, Program};
+
+/// Size of the buffer [`read_all`] reads into.
+pub const READ_CHUNK: usize = 1 << 20;
+
+/// One relabel list and the aggregate it feeds.
+#[derive(Debug, Clone)]
+pub struct Subset {
+    /// `None` for the default list (`metric_relabel_configs`), else the subset's name.
+    pub name: Option<String>,
+    /// The compiled rules, with their caches.
+    pub program: Program,
+    /// The summed output.
+    pub aggregator: Aggregator,
+    /// Samples the rules dropped.
+    pub dropped_by_relabel: u64,
+}
+
+impl Subset {
+    /// A subset with an empty aggregate.
+    pub fn new(name: Option<String>, program: Program) -> Self {
+        Self {
+            name,
+            program,
+            aggregator: Aggregator::new(),
+            dropped_by_relabel: 0,
+        }
+    }
+
+    /// The aggregate's counters.
+    pub fn stats(&self) -> AggregateStats {
+        self.aggregator.stats()
+    }
+}
+
+/// Relabels and aggregates parsed samples into every subset.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    subsets: Vec<Subset>,
+    input: LabelBuf,
+    work: LabelBuf,
+    samples: u64,
+}
+
+impl Pipeline {
+    /// A pipeline for the default list and every subset of `config` (programs are cloned, so
+    /// their caches start from the config's state).
+    pub fn new(config: &Config) -> Self {
+        let mut subsets = vec![Subset::new(None, config.default.clone())];
+        subsets.extend(
+            config
+                .subsets
+                .iter()
+                .map(|(n, p)| Subset::new(Some(n.clone()), p.clone())),
+        );
+        Self::from_subsets(subsets)
+    }
+
+    /// A pipeline over prepared subsets; the first is the default list.
+    pub fn from_subsets(subsets: Vec<Subset>) -> Self {
+        Self {
+            subsets,
+            input: LabelBuf::new(),
+            work: LabelBuf::new(),
+            samples: 0,
+        }
+    }
+
+    /// Samples seen.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// The subsets, default list first.
+    pub fn subsets(&self) -> &[Subset] {
+        &self.subsets
+    }
+
+    /// Ends the pass and hands out the subsets (default list first).
+    pub fn into_subsets(self) -> Vec<Subset> {
+        self.subsets
+    }
+
+    /// Runs one subset's rules on `labels` and adds the survivor to its aggregate.
+    #[inline]
+    fn route(sub: &mut Subset, labels: &mut LabelBuf, sample: &Sample<'_>) {
+        if !sub.program.is_empty() && !sub.program.apply(labels) {
+            sub.dropped_by_relabel += 1;
+            return;
+        }
+        labels.sort();
+        // A renamed series leaves its family: it joins the family of its new name.
+        let family = match labels.get(METRIC_NAME) {
+            Some(n) if n == sample.name => sample.family,
+            Some(n) => n,
+            None => sample.family,
+        };
+        sub.aggregator.add(
+            family,
+            labels,
+            sample.value,
+            sample.value_text,
+            sample.timestamp_ms,
+        );
+    }
+}
+
+impl Sink for Pipeline {
+    fn metadata(&mut self, meta: &Metadata<'_>) {
+        for sub in &mut self.subsets {
+            match meta.kind {
+                MetaKind::Help => sub.aggregator.set_help(meta.family, meta.text),
+                MetaKind::Type => sub.aggregator.set_type(meta.family, meta.text),
+                // Text 0.0.4 has no UNIT line; Prometheus ignores it there.
+                MetaKind::Unit => {}
+            }
+        }
+    }
+
+    fn sample(&mut self, sample: &Sample<'_>) {
+        self.samples += 1;
+        self.input.clear();
+        self.input.push(METRIC_NAME, sample.name);
+        for (n, v) in sample.labels() {
+            // An empty label value is the same as an absent label.
+            if !v.is_empty() {
+                self.input.push(n, v);
+            }
+        }
+        let Some((last, rest)) = self.subsets.split_last_mut() else {
+            return;
+        };
+        for sub in rest {
+            self.work.copy_from(&self.input);
+            Self::route(sub, &mut self.work, sample);
+        }
+        // The last subset may consume the input labels: no copy in the common single-list case.
+        Self::route(last, &mut self.input, sample);
+    }
+}
+
+/// Reading input failed: an I/O error or a parse error.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The reader failed.
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The input is not valid exposition text.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+}
+
+/// Parses everything `reader` yields into `sink`; returns the number of bytes read.
+pub fn read_all<R: Read, S: Sink>(
+    mut reader: R,
+    opts: ParseOptions,
+    sink: &mut S,
+) -> Result<u64, InputError> {
+    let mut parser = Parser::new(opts);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        total += n as u64;
+        parser.feed(&buf[..n], sink)?;
+    }
+    parser.finish(sink)?;
+    Ok(total)
+}
