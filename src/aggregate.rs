@@ -228,6 +228,19 @@ impl Aggregator {
         raw: &str,
         timestamp_ms: Option<i64>,
     ) {
+        self.add_key_counted(family, key, value, raw, timestamp_ms, 1);
+    }
+
+    /// [`Aggregator::add_key`] for a value that is already the sum of `count` samples.
+    fn add_key_counted(
+        &mut self,
+        family: &str,
+        key: &[u8],
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+        count: u32,
+    ) {
         let hash = self.hasher.hash_one(key);
         let arena = &self.arena;
         let series = &self.series;
@@ -238,7 +251,7 @@ impl Aggregator {
         if let Some(&i) = found {
             let s = &mut self.series[i as usize];
             s.value += value;
-            s.count += 1;
+            s.count += count;
             s.timestamp_ms = match (s.timestamp_ms, timestamp_ms) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -251,7 +264,7 @@ impl Aggregator {
         let start = self.arena.len();
         self.arena.extend_from_slice(key);
         // Values longer than u16 are not real-world numbers; keep them by formatting instead.
-        let raw_len = if raw.len() <= u16::MAX as usize {
+        let raw_len = if count == 1 && raw.len() <= u16::MAX as usize {
             self.arena.extend_from_slice(raw.as_bytes());
             raw.len() as u16
         } else {
@@ -262,7 +275,7 @@ impl Aggregator {
             start,
             key_len: key.len() as u32,
             raw_len,
-            count: 1,
+            count,
             value,
             timestamp_ms,
         });
@@ -270,6 +283,38 @@ impl Aggregator {
         self.table
             .insert_unique(hash, id, |&i| series[i as usize].hash);
         self.families[family as usize].series.push(id);
+    }
+
+    /// Sums every series of `other` into `self` (fan-out: one aggregate per target, merged once
+    /// all targets answered). Family metadata already set in `self` wins. Keys are copied only for
+    /// series `self` does not have yet.
+    pub fn merge_from(&mut self, other: &Aggregator) {
+        for f in &other.families {
+            if f.series.is_empty() {
+                continue;
+            }
+            if let Some(help) = &f.help {
+                self.set_help(&f.name, help);
+            }
+            if let Some(typ) = &f.typ {
+                self.set_type(&f.name, typ);
+            }
+            for &id in &f.series {
+                let s = &other.series[id as usize];
+                let key_end = s.start + s.key_len as usize;
+                let key = &other.arena[s.start..key_end];
+                let raw = if s.count == 1 && s.raw_len > 0 {
+                    std::str::from_utf8(&other.arena[key_end..key_end + s.raw_len as usize])
+                        .unwrap_or("")
+                } else {
+                    ""
+                };
+                self.add_key_counted(&f.name, key, s.value, raw, s.timestamp_ms, s.count);
+            }
+        }
+        self.stats.samples_in += other.stats.samples_in;
+        self.stats.samples_merged += other.stats.samples_merged;
+        self.stats.dropped_nameless += other.stats.dropped_nameless;
     }
 
     /// Renders every family that has series: `# HELP`, `# TYPE`, then its samples.
@@ -337,9 +382,27 @@ mod tests {
         let mut a = Aggregator::new();
         a.set_help("req", "Requests.");
         a.set_type("req", "counter");
-        a.add("req", &labels(&[("__name__", "req"), ("code", "200")]), 1.0, "1", None);
-        a.add("req", &labels(&[("__name__", "req"), ("code", "500")]), 2.0, "2", None);
-        a.add("req", &labels(&[("code", "200"), ("__name__", "req")]), 3.5, "3.5", None);
+        a.add(
+            "req",
+            &labels(&[("__name__", "req"), ("code", "200")]),
+            1.0,
+            "1",
+            None,
+        );
+        a.add(
+            "req",
+            &labels(&[("__name__", "req"), ("code", "500")]),
+            2.0,
+            "2",
+            None,
+        );
+        a.add(
+            "req",
+            &labels(&[("code", "200"), ("__name__", "req")]),
+            3.5,
+            "3.5",
+            None,
+        );
         a.add("up", &labels(&[("__name__", "up")]), 1.0, "1", None);
         assert_eq!(
             render(&a),
@@ -353,7 +416,13 @@ mod tests {
     fn unsummed_series_keep_raw_value_text() {
         let mut a = Aggregator::new();
         a.add("x", &labels(&[("__name__", "x")]), 1e6, "1000000", None);
-        a.add("y", &labels(&[("__name__", "y")]), f64::INFINITY, "Inf", None);
+        a.add(
+            "y",
+            &labels(&[("__name__", "y")]),
+            f64::INFINITY,
+            "Inf",
+            None,
+        );
         assert_eq!(render(&a), "x 1000000\ny Inf\n");
     }
 
@@ -398,6 +467,42 @@ mod tests {
         a.set_type("om", "stateset");
         a.add("om", &labels(&[("__name__", "om")]), 1.0, "1", None);
         assert_eq!(render(&a), "# TYPE om untyped\nom 1\n");
+    }
+
+    #[test]
+    fn merge_sums_across_aggregates() {
+        let mut a = Aggregator::new();
+        a.set_type("x", "counter");
+        a.add(
+            "x",
+            &labels(&[("__name__", "x"), ("p", "1")]),
+            1.0,
+            "1",
+            None,
+        );
+        let mut b = Aggregator::new();
+        b.set_help("x", "X.");
+        b.add(
+            "x",
+            &labels(&[("__name__", "x"), ("p", "1")]),
+            2.0,
+            "2",
+            Some(7),
+        );
+        b.add(
+            "x",
+            &labels(&[("__name__", "x"), ("p", "2")]),
+            5.0,
+            "5.0",
+            None,
+        );
+        b.add("y", &labels(&[("__name__", "y")]), 3.0, "3", None);
+        b.add("y", &labels(&[("__name__", "y")]), 4.0, "4", None);
+        a.merge_from(&b);
+        assert_eq!(
+            render(&a),
+            "# HELP x X.\n# TYPE x counter\nx{p=\"1\"} 3 7\nx{p=\"2\"} 5.0\ny 7\n"
+        );
     }
 
     #[test]

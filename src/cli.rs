@@ -235,7 +235,10 @@ mod tests {
             normalize_upstream("localhost:10254/metrics"),
             "http://localhost:10254/metrics"
         );
-        assert_eq!(normalize_upstream("dns+http://svc:1/m"), "dns+http://svc:1/m");
+        assert_eq!(
+            normalize_upstream("dns+http://svc:1/m"),
+            "dns+http://svc:1/m"
+        );
     }
 
     #[test]
@@ -260,14 +263,9 @@ mod tests {
         assert_eq!(d.port, 8080);
         assert_eq!(d.scrape_timeout, Duration::from_secs(15));
         assert_eq!(d.upstream, DEFAULT_UPSTREAM);
-        assert!(Args::try_parse_from([
-            "metric-gate",
-            "--relabel",
-            "x",
-            "--relabel-file",
-            "y"
-        ])
-        .is_err());
+        assert!(
+            Args::try_parse_from(["metric-gate", "--relabel", "x", "--relabel-file", "y"]).is_err()
+        );
         let v = Args::try_parse_from(["metric-gate", "-v"]).unwrap_err();
         assert_eq!(v.kind(), clap::error::ErrorKind::DisplayVersion);
     }

@@ -191,7 +191,11 @@ mod tests {
             }
             let s = go(f);
             let back: f64 = s.parse().unwrap();
-            assert_eq!(back.to_bits(), if f == 0.0 { 0 } else { f.to_bits() }, "{s}");
+            assert_eq!(
+                back.to_bits(),
+                if f == 0.0 { 0 } else { f.to_bits() },
+                "{s}"
+            );
         }
     }
 

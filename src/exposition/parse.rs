@@ -97,7 +97,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, col {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {}, col {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -116,7 +120,11 @@ impl Parser {
     }
     /// Parses every complete line in `chunk` (plus a line carried over from the previous chunk)
     /// and keeps the trailing partial line for the next call.
-    pub fn feed<S: Sink + ?Sized>(&mut self, _chunk: &[u8], _sink: &mut S) -> Result<(), ParseError> {
+    pub fn feed<S: Sink + ?Sized>(
+        &mut self,
+        _chunk: &[u8],
+        _sink: &mut S,
+    ) -> Result<(), ParseError> {
         todo!()
     }
     /// Parses the carried-over last line (input without a final newline) and resets.

@@ -22,7 +22,9 @@ pub fn is_legacy_label_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// Appends a label value (or quoted name) with `\\`, `\"` and `\n` escaped.
