@@ -51,6 +51,12 @@ pub struct Pipeline {
     input: LabelBuf,
     work: LabelBuf,
     samples: u64,
+    /// Rewrite `le`/`quantile` values to Prometheus 3's canonical float text (see
+    /// [`Pipeline::normalize_float_labels`]).
+    normalize: Option<FloatLabelNormalizer>,
+    /// The family of the last `# TYPE` line and whether its `le`/`quantile` is a float label.
+    typed_family: String,
+    typed_label: Option<&'static str>,
 }
 
 impl Pipeline {
@@ -74,7 +80,20 @@ impl Pipeline {
             input: LabelBuf::new(),
             work: LabelBuf::new(),
             samples: 0,
+            normalize: None,
+            typed_family: String::new(),
+            typed_label: None,
         }
+    }
+
+    /// Compare histogram `le` and summary `quantile` labels by float value, not by text: their
+    /// values are rewritten the way Prometheus 3 stores them (`le="1"` becomes `le="1.0"`,
+    /// `le="0.250"` becomes `le="0.25"`). Needed when summing series of several targets, whose
+    /// exporters may spell the same bound differently; a single upstream's text is kept as is
+    /// otherwise.
+    pub fn normalize_float_labels(mut self, on: bool) -> Self {
+        self.normalize = on.then(FloatLabelNormalizer::default);
+        self
     }
 
     /// Samples seen.
@@ -118,6 +137,15 @@ impl Pipeline {
 
 impl Sink for Pipeline {
     fn metadata(&mut self, meta: &Metadata<'_>) {
+        if meta.kind == MetaKind::Type {
+            self.typed_family.clear();
+            self.typed_family.push_str(meta.family);
+            self.typed_label = match meta.text {
+                "histogram" | "gaugehistogram" => Some("le"),
+                "summary" => Some("quantile"),
+                _ => None,
+            };
+        }
         for sub in &mut self.subsets {
             match meta.kind {
                 MetaKind::Help => sub.aggregator.set_help(meta.family, meta.text),
@@ -132,10 +160,26 @@ impl Sink for Pipeline {
         self.samples += 1;
         self.input.clear();
         self.input.push(METRIC_NAME, sample.name);
-        for (n, v) in sample.labels() {
-            // An empty label value is the same as an absent label.
-            if !v.is_empty() {
-                self.input.push(n, v);
+        let float_label = match (&mut self.normalize, self.typed_label) {
+            (Some(norm), Some(label)) if sample.family == self.typed_family => Some((norm, label)),
+            _ => None,
+        };
+        match float_label {
+            None => {
+                for (n, v) in sample.labels() {
+                    // An empty label value is the same as an absent label.
+                    if !v.is_empty() {
+                        self.input.push(n, v);
+                    }
+                }
+            }
+            Some((norm, label)) => {
+                for (n, v) in sample.labels() {
+                    if !v.is_empty() {
+                        let v = if n == label { norm.normalize(v) } else { v };
+                        self.input.push(n, v);
+                    }
+                }
             }
         }
         let Some((last, rest)) = self.subsets.split_last_mut() else {
@@ -148,6 +192,43 @@ impl Sink for Pipeline {
         // The last subset may consume the input labels: no copy in the common single-list case.
         Self::route(last, &mut self.input, sample);
     }
+}
+
+/// Rewrites float label values to Prometheus 3's canonical text, with a bounded memo: a scrape
+/// has a handful of distinct bucket bounds, so this is a lookup per sample.
+#[derive(Debug, Clone, Default)]
+struct FloatLabelNormalizer {
+    memo: hashbrown::HashMap<String, String, foldhash::fast::FixedState>,
+}
+
+impl FloatLabelNormalizer {
+    const MEMO_CAP: usize = 4096;
+
+    fn normalize<'a>(&'a mut self, v: &'a str) -> &'a str {
+        if self.memo.contains_key(v) {
+            return self.memo.get(v).map(String::as_str).unwrap_or(v);
+        }
+        let Some(canonical) = canonical_float_text(v) else {
+            return v;
+        };
+        if self.memo.len() >= Self::MEMO_CAP {
+            self.memo.clear();
+        }
+        self.memo.entry(v.to_owned()).or_insert(canonical)
+    }
+}
+
+/// Prometheus 3's float label text (`formatOpenMetricsFloat`): Go's shortest `%g`, with `.0`
+/// added when that has neither `.` nor `e`; `NaN`, `+Inf`, `-Inf` as such. `None` when `v` is
+/// not a float.
+pub fn canonical_float_text(v: &str) -> Option<String> {
+    let f: f64 = crate::exposition::parse_go_float(v)?;
+    let mut out = Vec::with_capacity(24);
+    crate::exposition::float::write_go_float(&mut out, f);
+    if f.is_finite() && !out.iter().any(|&b| b == b'.' || b == b'e') {
+        out.extend_from_slice(b".0");
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Reading input failed: an I/O error or a parse error.
@@ -182,4 +263,30 @@ pub fn read_all<R: Read, S: Sink>(
     }
     parser.finish(sink)?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_float_labels() {
+        for (input, want) in [
+            ("1", "1.0"),
+            ("0.250", "0.25"),
+            ("10", "10.0"),
+            ("+Inf", "+Inf"),
+            ("Inf", "+Inf"),
+            ("1e6", "1e+06"),
+            ("0.0001", "0.0001"),
+            ("-0", "0.0"),
+        ] {
+            assert_eq!(
+                canonical_float_text(input).as_deref(),
+                Some(want),
+                "{input}"
+            );
+        }
+        assert_eq!(canonical_float_text("abc"), None);
+    }
 }

@@ -88,6 +88,28 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+/// Parses a float as Go's `strconv.ParseFloat(s, 64)` does for what Prometheus accepts: decimal
+/// and exponent forms, `NaN`, `Inf`, `+Inf`, `-Inf`, `infinity` (any case). Hex floats and `_`
+/// separators are refused (Prometheus refuses them), and so is a signed NaN (Go does).
+pub fn parse_go_float(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let unsigned = match b.first() {
+        Some(b'+' | b'-') => &b[1..],
+        _ => b,
+    };
+    if unsigned
+        .first()
+        .is_some_and(|c| c.eq_ignore_ascii_case(&b'n'))
+        && unsigned.len() != b.len()
+    {
+        return None;
+    }
+    if unsigned.len() > 1 && unsigned[0] == b'0' && (unsigned[1] | 0x20) == b'x' {
+        return None;
+    }
+    s.parse::<f64>().ok()
+}
+
 /// A small decimal rendering of a `u32` on the stack.
 struct SmallNum {
     buf: [u8; 10],
@@ -196,6 +218,30 @@ mod tests {
                 if f == 0.0 { 0 } else { f.to_bits() },
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn parses_like_go() {
+        for (s, want) in [
+            ("1", 1.0),
+            ("-1.5e-3", -1.5e-3),
+            ("+Inf", f64::INFINITY),
+            ("Inf", f64::INFINITY),
+            ("-inf", f64::NEG_INFINITY),
+            ("infinity", f64::INFINITY),
+            (".5", 0.5),
+            ("1.", 1.0),
+            ("1E3", 1000.0),
+        ] {
+            assert_eq!(parse_go_float(s), Some(want), "{s}");
+        }
+        assert!(parse_go_float("NaN").is_some_and(f64::is_nan));
+        assert!(parse_go_float("nan").is_some_and(f64::is_nan));
+        for bad in [
+            "", "0x1p3", "1_000", "+NaN", "-nan", "1e", "abc", " 1", "1 ",
+        ] {
+            assert_eq!(parse_go_float(bad), None, "{bad:?}");
         }
     }
 

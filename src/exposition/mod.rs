@@ -4,4 +4,5 @@ pub mod float;
 pub mod parse;
 pub mod render;
 
+pub use float::parse_go_float;
 pub use parse::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};
