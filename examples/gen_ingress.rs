@@ -49,15 +49,31 @@ const CONTROLLER_CLASS: &str = "k8s.io/ingress-nginx";
 const CONTROLLER_NAMESPACE: &str = "ingress-nginx";
 const PREFIX: &str = "nginx_ingress_controller_";
 
-/// Parsed command line.
-struct Args {
-    ingresses: u32,
-    paths: u32,
-    out: Option<String>,
-    seed: u64,
-    pod: String,
-    status_classes: bool,
-    canary: bool,
+/// Parsed command line. Public (with [`generate`]) so that benches and tests can include this
+/// file with `#[path]` and generate payloads in-process.
+pub struct Args {
+    pub ingresses: u32,
+    pub paths: u32,
+    pub out: Option<String>,
+    pub seed: u64,
+    pub pod: String,
+    pub status_classes: bool,
+    pub canary: bool,
+}
+
+impl Args {
+    /// The defaults of the command line, with the given size.
+    pub fn sized(ingresses: u32, paths: u32) -> Self {
+        Args {
+            ingresses,
+            paths,
+            out: None,
+            seed: 1,
+            pod: DEFAULT_POD.to_string(),
+            status_classes: false,
+            canary: false,
+        }
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -532,7 +548,8 @@ fn with_label(base: &[u8], name: &str, value: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Families
 
-fn generate<W: Write>(args: &Args, inner: W) -> io::Result<(u64, u64)> {
+/// Writes the whole payload to `inner`; returns (series, bytes).
+pub fn generate<W: Write>(args: &Args, inner: W) -> io::Result<(u64, u64)> {
     let mut out = Out::new(inner);
     go_families(&mut out, args.seed)?;
     controller_families(&mut out, args)?;
