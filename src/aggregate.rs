@@ -56,6 +56,8 @@ pub struct AggregateStats {
     pub samples_merged: u64,
     /// Samples dropped because relabeling left them without a metric name.
     pub dropped_nameless: u64,
+    /// Samples dropped because relabeling left them with an empty label name.
+    pub dropped_invalid: u64,
 }
 
 /// Options for [`Aggregator::render`].
@@ -189,7 +191,8 @@ impl Aggregator {
     /// family it belongs to (see [`crate::exposition::Sample::family`]). `raw` is the value as
     /// written in the input, kept for output while nothing is summed into the series.
     ///
-    /// Returns false when the series was dropped for having no metric name.
+    /// Returns false when the series was dropped for having no metric name or an empty label
+    /// name (both counted in [`AggregateStats`]).
     pub fn add(
         &mut self,
         family: &str,
@@ -205,6 +208,11 @@ impl Aggregator {
                 return false;
             }
         };
+        // `labelmap` can produce an empty label name, which no exposition format can carry.
+        if labels.iter().any(|(n, _)| n.is_empty()) {
+            self.stats.dropped_invalid += 1;
+            return false;
+        }
         self.stats.samples_in += 1;
         let mut key = std::mem::take(&mut self.key);
         key.clear();
@@ -315,6 +323,7 @@ impl Aggregator {
         self.stats.samples_in += other.stats.samples_in;
         self.stats.samples_merged += other.stats.samples_merged;
         self.stats.dropped_nameless += other.stats.dropped_nameless;
+        self.stats.dropped_invalid += other.stats.dropped_invalid;
     }
 
     /// Renders every family that has series: `# HELP`, `# TYPE`, then its samples.

@@ -206,8 +206,8 @@ pub fn run_apply(
     };
     let _ = writeln!(
         summary,
-        "series in: {samples}, series out: {series_out}, dropped by relabel: {}, dropped without name: {}, summed: {}, reduction: {ratio:.1}x",
-        sub.dropped_by_relabel, st.dropped_nameless, st.samples_merged
+        "series in: {samples}, series out: {series_out}, dropped by relabel: {}, dropped without name: {}, dropped with empty label name: {}, summed: {}, reduction: {ratio:.1}x",
+        sub.dropped_by_relabel, st.dropped_nameless, st.dropped_invalid, st.samples_merged
     );
     Ok(())
 }

@@ -182,6 +182,9 @@ impl Sink for Pipeline {
                 }
             }
         }
+        // Prometheus relabels sorted label sets; order decides e.g. which of two labelmap
+        // sources wins. Exporters nearly always write sorted labels, making this a linear check.
+        self.input.sort();
         let Some((last, rest)) = self.subsets.split_last_mut() else {
             return;
         };

@@ -88,28 +88,6 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// Parses a float as Go's `strconv.ParseFloat(s, 64)` does for what Prometheus accepts: decimal
-/// and exponent forms, `NaN`, `Inf`, `+Inf`, `-Inf`, `infinity` (any case). Hex floats and `_`
-/// separators are refused (Prometheus refuses them), and so is a signed NaN (Go does).
-pub fn parse_go_float(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let unsigned = match b.first() {
-        Some(b'+' | b'-') => &b[1..],
-        _ => b,
-    };
-    if unsigned
-        .first()
-        .is_some_and(|c| c.eq_ignore_ascii_case(&b'n'))
-        && unsigned.len() != b.len()
-    {
-        return None;
-    }
-    if unsigned.len() > 1 && unsigned[0] == b'0' && (unsigned[1] | 0x20) == b'x' {
-        return None;
-    }
-    s.parse::<f64>().ok()
-}
-
 /// A small decimal rendering of a `u32` on the stack.
 struct SmallNum {
     buf: [u8; 10],
@@ -158,6 +136,7 @@ pub fn write_i64(out: &mut Vec<u8>, n: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::parse::parse_go_float;
 
     fn go(f: f64) -> String {
         let mut v = Vec::new();

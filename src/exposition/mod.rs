@@ -4,5 +4,6 @@ pub mod float;
 pub mod parse;
 pub mod render;
 
-pub use float::parse_go_float;
-pub use parse::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};
+pub use parse::{
+    parse_go_float, Format, MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink,
+};
