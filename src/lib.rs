@@ -10,3 +10,4 @@ pub mod exposition;
 pub mod labels;
 pub mod pipeline;
 pub mod relabel;
+pub mod upstream;
