@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             &mut io::stderr().lock(),
         ),
         Some(path) => run_analyze(path, &mut io::stdout().lock()),
-        None => Err("server mode is not available in this build; use --file".to_owned()),
+        None => metric_gate::server::run(&args, &config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
