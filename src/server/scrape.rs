@@ -36,7 +36,7 @@ pub struct Engine {
     template: Vec<Subset>,
     /// Per target name: its subsets, kept between scrapes.
     targets: HashMap<String, Vec<Subset>>,
-    /// Fan-out sums, one per subset, cleared (capacity kept) every scrape.
+    /// Fan-out sums, one per subset (swapped with a target's aggregate every scrape).
     merged: Vec<Aggregator>,
 }
 
@@ -305,25 +305,37 @@ struct Output {
 /// Sums (fan-out) and renders every subset; puts every target's subsets back into the engine.
 fn render_all(
     engine: &mut OwnedMutexGuard<Engine>,
-    runs: Vec<TargetRun>,
+    mut runs: Vec<TargetRun>,
     fan_out: bool,
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
 ) -> Vec<Output> {
     let engine = &mut **engine;
     let n = engine.template.len();
-    let ok: Vec<&TargetRun> = runs.iter().filter(|r| r.result.is_ok()).collect();
+    let ok: Vec<usize> = (0..runs.len())
+        .filter(|&j| runs[j].result.is_ok())
+        .collect();
     let mut outputs = Vec::with_capacity(n);
     for i in 0..n {
+        let dropped_by_relabel = ok
+            .iter()
+            .map(|&j| runs[j].subsets[i].dropped_by_relabel)
+            .sum();
+        let dropped_nameless = ok
+            .iter()
+            .map(|&j| runs[j].subsets[i].aggregator.stats().dropped_nameless)
+            .sum();
         let agg: &Aggregator = if fan_out {
+            // The first target's aggregate becomes the sum (a swap, not a copy); the others are
+            // merged into it. The target keeps the old sum's buffers, cleared at its next scrape.
             let merged = &mut engine.merged[i];
-            merged.clear();
-            for r in &ok {
-                merged.merge_from(&r.subsets[i].aggregator);
+            std::mem::swap(merged, &mut runs[ok[0]].subsets[i].aggregator);
+            for &j in &ok[1..] {
+                merged.merge_from(&runs[j].subsets[i].aggregator);
             }
             merged
         } else {
-            &ok[0].subsets[i].aggregator
+            &runs[ok[0]].subsets[i].aggregator
         };
         let is_default = i == 0;
         let opts = RenderOptions {
@@ -341,11 +353,8 @@ fn render_all(
             body: Bytes::from(body),
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
-            dropped_by_relabel: ok.iter().map(|r| r.subsets[i].dropped_by_relabel).sum(),
-            dropped_nameless: ok
-                .iter()
-                .map(|r| r.subsets[i].aggregator.stats().dropped_nameless)
-                .sum(),
+            dropped_by_relabel,
+            dropped_nameless,
         });
     }
     engine.targets = runs

@@ -40,6 +40,9 @@ pub enum Behave {
     SlowStart(String, Duration),
     /// `counter N` where N counts requests, after a pause (to make scrapes overlap).
     Counter(Duration),
+    /// Prepared bodies (for big payloads): the gzip one when the request accepts gzip and one
+    /// is given, else the plain one.
+    Prepared { plain: Bytes, gzip: Option<Bytes> },
 }
 
 /// A fake upstream HTTP server.
@@ -135,7 +138,7 @@ pub async fn upstreams_on_loopbacks(behaviours: Vec<Behave>) -> (u16, Vec<Upstre
     panic!("no free port on every loopback address");
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
@@ -198,6 +201,15 @@ async fn answer(behave: Behave, n: usize, headers: &HeaderMap) -> Response {
             tokio::time::sleep(pause).await;
             text_response(Body::from(t))
         }
+        Behave::Prepared { plain, gzip } => match gzip {
+            Some(z) if accepts_gzip(headers) => {
+                let mut r = text_response(Body::from(z));
+                r.headers_mut()
+                    .insert("content-encoding", HeaderValue::from_static("gzip"));
+                r
+            }
+            _ => text_response(Body::from(plain)),
+        },
         Behave::Counter(pause) => {
             tokio::time::sleep(pause).await;
             text_response(Body::from(format!("# TYPE counter counter\ncounter {n}\n")))
