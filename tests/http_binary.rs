@@ -8,6 +8,18 @@ use std::time::Duration;
 
 use http_support::*;
 
+/// Kills the child if the test fails before it exits by itself.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn sigterm_finishes_inflight_scrapes_and_exits_0() {
     let up = Upstream::start(Behave::SlowStart(
@@ -31,6 +43,7 @@ async fn sigterm_finishes_inflight_scrapes_and_exits_0() {
         .spawn()
         .expect("spawn metric-gate");
     let stderr = child.stderr.take().unwrap();
+    let mut guard = KillOnDrop(Some(child));
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -61,7 +74,7 @@ async fn sigterm_finishes_inflight_scrapes_and_exits_0() {
     let url = format!("http://{addr}/metrics");
     let inflight = tokio::spawn(async move { get(&url, &[]).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = child.id().to_string();
+    let pid = guard.0.as_ref().unwrap().id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -71,6 +84,7 @@ async fn sigterm_finishes_inflight_scrapes_and_exits_0() {
     let r = inflight.await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "slow_metric 1\n");
+    let mut child = guard.0.take().unwrap();
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
