@@ -70,7 +70,6 @@ async fn sums_identical_series() {
 }
 
 #[tokio::test]
-#[ignore = "needs the real relabel implementation (Config::from_yaml)"]
 async fn labeldrop_aggregates() {
     let up = Upstream::start(Behave::Plain(BODY.into())).await;
     let relabel = Config::from_yaml(
@@ -338,4 +337,58 @@ async fn source_analyze_health_and_self_metrics() {
         assert!(m.contains(needle), "{needle} not in\n{m}");
     }
     assert_eq!(gate.get("/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn yaml_subsets_are_served() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let relabel = Config::from_yaml(
+        "metric_relabel_configs:\n  - action: labeldrop\n    regex: (path|code)\n\
+         temps:\n  - action: keep\n    source_labels: [__name__]\n    regex: temp.*\n",
+        "test",
+    )
+    .unwrap();
+    let gate = Gate::start(config_for(&up.url()), &relabel).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(
+        samples(&r.text()),
+        vec!["http_requests_total 9 1700000000000", "temperature 21.5"]
+    );
+    let t = gate.get("/metrics/temps").await.text();
+    assert_eq!(samples(&t).len(), 1, "{t}");
+    assert!(t.starts_with("# TYPE temperature gauge\ntemperature 21.5 "), "{t}");
+    let m = gate.get("/-/metrics").await.text();
+    assert!(
+        m.contains("metric_gate_series_dropped_by_relabel_total{subset=\"temps\"} 3"),
+        "{m}"
+    );
+}
+
+/// The relabel configs shipped in deploy/ load.
+#[test]
+fn deploy_relabel_configs_load() {
+    for (file, subsets) in [
+        (
+            "deploy/sidecar/metric-gate-config.yaml",
+            vec!["process", "requests_by_ingress"],
+        ),
+        ("deploy/aggregator/metric-gate-aggregator.yaml", vec!["process"]),
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut found = false;
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v: serde_yaml_ng::Value = serde::Deserialize::deserialize(doc).unwrap();
+            if let Some(cfg) = v
+                .get("data")
+                .and_then(|d| d.get("relabel.yaml"))
+                .and_then(|c| c.as_str())
+            {
+                let c = Config::from_yaml(cfg, file).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let names: Vec<&str> = c.subsets.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(names, subsets, "{file}");
+                found = true;
+            }
+        }
+        assert!(found, "{file} has no relabel.yaml");
+    }
 }
