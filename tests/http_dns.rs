@@ -162,7 +162,8 @@ async fn resolves_again_on_every_scrape() {
     assert_eq!(ups[0].request_count(), 1);
     assert_eq!(ups[2].request_count(), 1);
     let m = gate.get("/-/metrics").await.text();
-    assert!(m.contains("metric_gate_cached_targets"), "{m}");
+    // Only the targets of the last resolution keep their caches.
+    assert!(m.contains("metric_gate_cached_targets 2\n"), "{m}");
 }
 
 #[tokio::test]

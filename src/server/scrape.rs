@@ -181,20 +181,24 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
             .into_iter()
             .map(|r| (r.target.name, r.subsets))
             .collect();
+        state
+            .metrics
+            .cached_targets
+            .set(engine.targets.len() as i64);
         return ScrapeOutcome { result: Err(msg) };
     }
 
     let health = (fan_out && state.cfg.target_health).then(|| health_series(&runs));
     let names: Vec<Option<String>> = engine.template.iter().map(|s| s.name.clone()).collect();
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
-    let rendered = tokio::task::spawn_blocking(move || {
+    let (rendered, cached_targets) = tokio::task::spawn_blocking(move || {
         let outputs = render_all(&mut engine, runs, fan_out, fetched_at_ms, health);
-        drop(engine);
-        outputs
+        (outputs, engine.targets.len())
     })
     .await
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
+    state.metrics.cached_targets.set(cached_targets as i64);
     let mut by_name = HashMap::new();
     let mut default = None;
     for (name, out) in names.into_iter().zip(rendered) {
