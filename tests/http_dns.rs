@@ -194,3 +194,19 @@ async fn dnssrv_gives_hosts_and_ports() {
         "{t}"
     );
 }
+
+#[tokio::test]
+async fn a_hanging_dns_server_counts_against_the_timeout() {
+    let dns = DnsServer::start().await;
+    let gate = gate_for(
+        &dns,
+        "dns+http://blackhole.test:80/metrics",
+        Duration::from_millis(400),
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("timeout after 400ms"), "{}", r.text());
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}

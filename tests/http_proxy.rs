@@ -356,7 +356,10 @@ async fn yaml_subsets_are_served() {
     );
     let t = gate.get("/metrics/temps").await.text();
     assert_eq!(samples(&t).len(), 1, "{t}");
-    assert!(t.starts_with("# TYPE temperature gauge\ntemperature 21.5 "), "{t}");
+    assert!(
+        t.starts_with("# TYPE temperature gauge\ntemperature 21.5 "),
+        "{t}"
+    );
     let m = gate.get("/-/metrics").await.text();
     assert!(
         m.contains("metric_gate_series_dropped_by_relabel_total{subset=\"temps\"} 3"),
@@ -372,7 +375,10 @@ fn deploy_relabel_configs_load() {
             "deploy/sidecar/metric-gate-config.yaml",
             vec!["process", "requests_by_ingress"],
         ),
-        ("deploy/aggregator/metric-gate-aggregator.yaml", vec!["process"]),
+        (
+            "deploy/aggregator/metric-gate-aggregator.yaml",
+            vec!["process"],
+        ),
     ] {
         let text = std::fs::read_to_string(file).unwrap();
         let mut found = false;

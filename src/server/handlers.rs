@@ -322,15 +322,11 @@ async fn source(
     });
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = parts.status;
+    // Content-Length stays valid: the body is passed through byte for byte.
     for (k, v) in &parts.headers {
-        if !is_hop_by_hop(k) && *k != header::CONTENT_LENGTH {
+        if !is_hop_by_hop(k) {
             resp.headers_mut().append(k.clone(), v.clone());
         }
-    }
-    // Content-Length is exact only if we pass the body through byte for byte, which we do.
-    if let Some(cl) = parts.headers.get(header::CONTENT_LENGTH) {
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, cl.clone());
     }
     resp
 }
@@ -346,12 +342,13 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
     let mut failed: Vec<(String, FetchError)> = Vec::new();
     let total = targets.len();
     // One report over all targets: the analyzer goes from one body to the next.
+    // One deadline for all targets together.
+    let opts = FetchOptions {
+        deadline,
+        timeout,
+        max_body: state.config().max_body,
+    };
     for target in &targets {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let opts = FetchOptions {
-            timeout: left,
-            max_body: state.config().max_body,
-        };
         let (a, result) = scrape_into(&state.client, target, opts, analyzer).await;
         analyzer = a;
         match result {

@@ -23,7 +23,7 @@ use crate::exposition::render::{write_help, write_series, write_type, write_valu
 use crate::pipeline::{Pipeline, Subset};
 use crate::relabel::Config;
 use crate::upstream::fetch::{scrape_into, FetchOptions};
-use crate::upstream::{FetchError, Target};
+use crate::upstream::{FetchError, ResolveError, Target};
 
 use super::encoding::Rendered;
 use super::metrics::{ErrorLabels, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
@@ -114,7 +114,17 @@ fn now_ms() -> i64 {
 pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     let started = Instant::now();
     let fetched_at_ms = now_ms();
-    let targets = match state.targets().await {
+    // Resolution counts against the scrape's timeout too: a slow DNS server must not make the
+    // answer miss Prometheus' deadline.
+    let resolved = tokio::time::timeout(timeout, state.targets())
+        .await
+        .unwrap_or_else(|_| {
+            Err(ResolveError::Lookup {
+                name: state.cfg.spec.to_string(),
+                cause: format!("timeout after {timeout:?}"),
+            })
+        });
+    let targets = match resolved {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(upstream = %state.cfg.spec, error = %e, "scrape failed");
@@ -133,6 +143,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     };
     let mut engine = state.engine.clone().lock_owned().await;
     let opts = FetchOptions {
+        deadline: tokio::time::Instant::from_std(started + timeout),
         timeout,
         max_body: state.cfg.max_body,
     };

@@ -56,7 +56,9 @@ pub fn new_client() -> Client {
 /// Limits of one upstream request.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchOptions {
-    /// Bound on the whole request: connect, response headers and the whole body.
+    /// When the whole request (connect, response headers, the whole body) must be done.
+    pub deadline: Instant,
+    /// The timeout the deadline came from, for error messages.
     pub timeout: Duration,
     /// Largest accepted decoded body, in bytes.
     pub max_body: u64,
@@ -186,9 +188,8 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
     opts: FetchOptions,
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
-    let deadline = Instant::now() + opts.timeout;
     let gzip = HeaderValue::from_static("gzip");
-    let resp = match send(client, target, Some(&gzip), deadline, opts.timeout).await {
+    let resp = match send(client, target, Some(&gzip), opts.deadline, opts.timeout).await {
         Ok(r) => r,
         Err(e) => return (sink, Err(e)),
     };
@@ -205,7 +206,7 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
         gzipped,
         parse,
         opts.max_body,
-        deadline,
+        opts.deadline,
         opts.timeout,
         sink,
     )
