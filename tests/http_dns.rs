@@ -193,6 +193,15 @@ async fn dnssrv_gives_hosts_and_ports() {
         )),
         "{t}"
     );
+    // /analyze covers both targets in one report.
+    let report = gate.get("/analyze").await.text();
+    assert!(
+        report.starts_with(&format!(
+            "total: 4 series, 1 metrics, {} bytes\n",
+            body(5).len() + body(7).len()
+        )),
+        "{report}"
+    );
 }
 
 #[tokio::test]

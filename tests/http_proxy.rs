@@ -4,6 +4,8 @@
 mod http_support;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_support::*;
@@ -397,4 +399,69 @@ fn deploy_relabel_configs_load() {
         }
         assert!(found, "{file} has no relabel.yaml");
     }
+}
+
+/// A minimal HTTP/1.1 upstream that counts TCP connections and keeps them open.
+async fn counting_upstream(body: &'static str) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/metrics"), conns)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive() {
+    let (url, conns) = counting_upstream("up 1\n").await;
+    let gate = Gate::start(config_for(&url), &Config::passthrough()).await;
+    for _ in 0..5 {
+        let r = gate.get("/metrics").await;
+        assert_eq!(r.text(), "up 1\n");
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn openmetrics_upstreams_are_read() {
+    let body = "# TYPE req counter\n# HELP req Requests.\nreq_total{code=\"200\"} 3 1700000000.5\nreq_created{code=\"200\"} 1600000000\n# TYPE t gauge\n# UNIT t celsius\nt 21.5\n# EOF\n";
+    let up = Upstream::start(Behave::Plain(body.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(
+        t.contains("req_total{code=\"200\"} 3 1700000000500\n"),
+        "{t}"
+    );
+    assert!(t.contains("t 21.5\n"), "{t}");
+    assert!(!t.contains("EOF"), "{t}");
 }
