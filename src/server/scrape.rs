@@ -186,7 +186,12 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
                 errors.join("; ")
             )
         } else {
-            format!("upstream {}", errors.join("; "))
+            let cause = runs
+                .iter()
+                .find_map(|r| r.result.as_ref().err())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            format!("upstream {}: {cause}", state.cfg.spec)
         };
         engine.targets = runs
             .into_iter()
