@@ -160,13 +160,13 @@ impl AppState {
                     let generation = self.generation.fetch_add(1, Ordering::Relaxed);
                     let state = Arc::clone(self);
                     let task = tokio::spawn(async move {
-                        let outcome = Arc::new(scrape::run(Arc::clone(&state), timeout).await);
-                        // Later requests start a new scrape rather than reuse this result.
-                        let mut slot = state.inflight.lock().unwrap_or_else(|e| e.into_inner());
-                        if matches!(&*slot, Some((g, _)) if *g == generation) {
-                            *slot = None;
-                        }
-                        outcome
+                        // Later requests start a new scrape rather than reuse this result; the
+                        // guard also frees the slot if the scrape panics.
+                        let _clear = ClearFlight {
+                            state: Arc::clone(&state),
+                            generation,
+                        };
+                        Arc::new(scrape::run(Arc::clone(&state), timeout).await)
                     });
                     let f = task
                         .map(|r| match r {
@@ -183,6 +183,25 @@ impl AppState {
             }
         };
         flight.await
+    }
+}
+
+/// Empties the in-flight slot when a scrape task ends, however it ends.
+struct ClearFlight {
+    state: Arc<AppState>,
+    generation: u64,
+}
+
+impl Drop for ClearFlight {
+    fn drop(&mut self) {
+        let mut slot = self
+            .state
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if matches!(&*slot, Some((g, _)) if *g == self.generation) {
+            *slot = None;
+        }
     }
 }
 
