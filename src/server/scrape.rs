@@ -168,7 +168,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     let fan_out = state.cfg.spec.is_fan_out();
     let mut errors = Vec::new();
     for run in &runs {
-        record_target(&state, run, fan_out);
+        record_target(&state, run);
         if let Err(e) = &run.result {
             errors.push(format!("{}: {e}", run.target));
         }
@@ -269,7 +269,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
 }
 
 /// Logs and counts one target's result.
-fn record_target(state: &AppState, run: &TargetRun, fan_out: bool) {
+fn record_target(state: &AppState, run: &TargetRun) {
     let m = &state.metrics;
     let target = run.target.name.clone();
     m.upstream_duration
@@ -306,7 +306,6 @@ fn record_target(state: &AppState, run: &TargetRun, fan_out: bool) {
                 cause = e.kind(),
                 error = %e,
                 duration_ms = run.duration.as_millis() as u64,
-                left_out = fan_out,
                 "target failed"
             );
         }
