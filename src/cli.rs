@@ -63,6 +63,25 @@ pub struct Args {
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
+
+    /// Address to listen on (with --port).
+    #[arg(long = "listen-address", default_value = "0.0.0.0", value_name = "IP")]
+    pub listen_address: std::net::IpAddr,
+
+    /// DNS server (`ip:port`) for `dns+`/`dnssrv+` upstreams instead of the system resolver
+    /// configuration; /etc/hosts is still read.
+    #[arg(long = "dns-server", value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+
+    /// Largest accepted upstream body after decoding (`512MiB`, `64MB`, `1000000`); a larger
+    /// body fails the scrape of that target instead of exhausting memory.
+    #[arg(long = "max-body-size", default_value = "512MiB", value_parser = parse_byte_size, value_name = "SIZE")]
+    pub max_body_size: u64,
+
+    /// In dns+ mode, do not append the per-target `metric_gate_upstream_up` and
+    /// `metric_gate_upstream_scrape_duration_seconds` series to `/metrics`.
+    #[arg(long = "no-target-health")]
+    pub no_target_health: bool,
 }
 
 impl Args {
@@ -134,6 +153,33 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
     }
     Duration::try_from_secs_f64(total).map_err(|_| err())
+}
+
+/// Parses a byte size: a number with an optional unit `B`, `KB`/`MB`/`GB` (powers of 1000) or
+/// `KiB`/`MiB`/`GiB` (powers of 1024); `K`/`M`/`G` alone mean the binary units.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let err = || format!("invalid size {s:?}: expected e.g. 512MiB, 64MB, 1048576");
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| err())?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(err()),
+    };
+    let v = n * scale;
+    if !v.is_finite() || v < 1.0 || v > u64::MAX as f64 {
+        return Err(err());
+    }
+    Ok(v as u64)
 }
 
 /// Opens `--file`: a path, or `-` for stdin.
@@ -227,6 +273,41 @@ mod tests {
         for bad in ["", "15", "s", "-1s", "1x", "1.2.3s", "abc"] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("64MB"), Ok(64_000_000));
+        assert_eq!(parse_byte_size("1000"), Ok(1000));
+        assert_eq!(parse_byte_size("1.5k"), Ok(1536));
+        assert_eq!(parse_byte_size("2G"), Ok(2 << 30));
+        for bad in ["", "0", "MiB", "12 parsecs", "-1"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn server_flags() {
+        let a = Args::try_parse_from([
+            "metric-gate",
+            "--listen-address",
+            "127.0.0.1",
+            "--dns-server",
+            "127.0.0.1:5353",
+            "--max-body-size",
+            "1MiB",
+            "--no-target-health",
+        ])
+        .unwrap();
+        assert_eq!(a.listen_address.to_string(), "127.0.0.1");
+        assert_eq!(a.dns_server.unwrap().port(), 5353);
+        assert_eq!(a.max_body_size, 1 << 20);
+        assert!(a.no_target_health);
+        let d = Args::try_parse_from(["metric-gate"]).unwrap();
+        assert_eq!(d.max_body_size, 512 << 20);
+        assert!(!d.no_target_health);
+        assert_eq!(d.listen_address.to_string(), "0.0.0.0");
     }
 
     #[test]

@@ -10,3 +10,5 @@ pub mod exposition;
 pub mod labels;
 pub mod pipeline;
 pub mod relabel;
+pub mod server;
+pub mod upstream;

@@ -1,6 +1,6 @@
 //! metric-gate binary: offline modes (`--file`) and, without `--file`, the proxy server.
 
-use std::io;
+use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             &mut io::stderr().lock(),
         ),
         Some(path) => run_analyze(path, &mut io::stdout().lock()),
-        None => Err("server mode is not available in this build; use --file".to_owned()),
+        None => metric_gate::server::run(&args, &config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,13 +36,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, one line per event with key=value fields.
+/// Logs go to stderr, one line per event with key=value fields; colors only on a terminal (log
+/// collectors and tests read plain `key=value`).
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("metric_gate={level},{level}"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

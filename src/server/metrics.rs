@@ -1,0 +1,213 @@
+//! metric-gate's own metrics, served on `/-/metrics` (OpenMetrics text from `prometheus-client`;
+//! never spliced into the proxied 0.0.4 output).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The `subset` label value of the default relabel list (`/metrics`).
+pub const DEFAULT_SUBSET_LABEL: &str = "(default)";
+
+/// Labels of HTTP requests served.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route pattern: `/metrics`, `/metrics/{subset}`, `/source`, ...
+    pub endpoint: &'static str,
+    /// HTTP status code.
+    pub code: String,
+}
+
+/// Labels of per-target upstream metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// `ip:port` in fan-out mode, the URL's authority otherwise.
+    pub target: String,
+}
+
+/// Labels of upstream errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// As in [`TargetLabels`].
+    pub target: String,
+    /// `connect`, `timeout`, `status`, `body`, `decode`, `too_large`, `parse` or `resolve`.
+    pub cause: &'static str,
+}
+
+/// Labels of per-subset metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubsetLabels {
+    /// The subset's name, or [`DEFAULT_SUBSET_LABEL`].
+    pub subset: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 5 ms .. ~82 s: loopback sidecars answer in milliseconds, big fan-outs in tens of seconds.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// Every self-metric, registered once.
+#[derive(Debug)]
+pub struct SelfMetrics {
+    registry: Registry,
+    /// HTTP requests served, by endpoint and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// `/metrics` requests that joined a scrape already in flight instead of starting one.
+    pub scrapes_shared: Counter,
+    /// Upstream request duration (request sent to body parsed), by target.
+    pub upstream_duration: HistogramFamily<TargetLabels>,
+    /// Upstream requests that failed, by target and cause.
+    pub upstream_errors: Family<ErrorLabels, Counter>,
+    /// Decoded body bytes read from upstreams.
+    pub bytes_read: Counter,
+    /// Body bytes received on the wire (compressed when upstreams used gzip).
+    pub wire_bytes_read: Counter,
+    /// Samples parsed from upstreams.
+    pub series_read: Counter,
+    /// Upstream bodies that failed to parse (the parser stops at the first bad line).
+    pub parse_errors: Counter,
+    /// Series written by the last scrape, by subset.
+    pub series_written: Family<SubsetLabels, Gauge>,
+    /// Samples dropped by relabel rules, by subset.
+    pub dropped_by_relabel: Family<SubsetLabels, Counter>,
+    /// Samples dropped because relabeling left them without a metric name, by subset.
+    pub dropped_nameless: Family<SubsetLabels, Counter>,
+    /// Targets found by the last resolution (1 in static mode).
+    pub targets: Gauge,
+    /// Targets of the last scrape that contributed their series.
+    pub targets_up: Gauge,
+    /// Targets whose relabel programs and aggregation buffers are kept between scrapes.
+    pub cached_targets: Gauge,
+    /// Bytes held by the aggregated output of the last scrape, by subset.
+    pub aggregate_bytes: Family<SubsetLabels, Gauge>,
+}
+
+impl SelfMetrics {
+    /// Registers every metric under the `metric_gate_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("metric_gate");
+        let m = Self {
+            requests: Family::default(),
+            scrapes_shared: Counter::default(),
+            upstream_duration: Family::new_with_constructor(duration_histogram),
+            upstream_errors: Family::default(),
+            bytes_read: Counter::default(),
+            wire_bytes_read: Counter::default(),
+            series_read: Counter::default(),
+            parse_errors: Counter::default(),
+            series_written: Family::default(),
+            dropped_by_relabel: Family::default(),
+            dropped_nameless: Family::default(),
+            targets: Gauge::default(),
+            targets_up: Gauge::default(),
+            cached_targets: Gauge::default(),
+            aggregate_bytes: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "http_requests",
+            "HTTP requests served, by endpoint and status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "scrapes_shared",
+            "/metrics requests that shared a scrape already in flight",
+            m.scrapes_shared.clone(),
+        );
+        r.register(
+            "upstream_request_duration_seconds",
+            "Upstream request duration, from request to parsed body, by target",
+            m.upstream_duration.clone(),
+        );
+        r.register(
+            "upstream_errors",
+            "Failed upstream requests, by target and cause",
+            m.upstream_errors.clone(),
+        );
+        r.register(
+            "upstream_read_bytes",
+            "Decoded bytes read from upstream bodies",
+            m.bytes_read.clone(),
+        );
+        r.register(
+            "upstream_wire_bytes",
+            "Bytes received from upstreams on the wire (compressed if gzip)",
+            m.wire_bytes_read.clone(),
+        );
+        r.register(
+            "series_read",
+            "Samples parsed from upstream bodies",
+            m.series_read.clone(),
+        );
+        r.register(
+            "parse_errors",
+            "Upstream bodies that failed to parse",
+            m.parse_errors.clone(),
+        );
+        r.register(
+            "series_written",
+            "Series in the last scrape's output, by subset",
+            m.series_written.clone(),
+        );
+        r.register(
+            "series_dropped_by_relabel",
+            "Samples dropped by relabel rules, by subset",
+            m.dropped_by_relabel.clone(),
+        );
+        r.register(
+            "series_dropped_nameless",
+            "Samples dropped because relabeling removed their metric name, by subset",
+            m.dropped_nameless.clone(),
+        );
+        r.register(
+            "upstream_targets",
+            "Targets found by the last resolution",
+            m.targets.clone(),
+        );
+        r.register(
+            "upstream_targets_up",
+            "Targets that contributed to the last scrape",
+            m.targets_up.clone(),
+        );
+        r.register(
+            "cached_targets",
+            "Targets whose relabel caches and buffers are kept between scrapes",
+            m.cached_targets.clone(),
+        );
+        r.register(
+            "aggregate_bytes",
+            "Bytes of series keys and values held by the last scrape's output, by subset",
+            m.aggregate_bytes.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts one HTTP request.
+    pub fn count_request(&self, endpoint: &'static str, code: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint,
+                code: code.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

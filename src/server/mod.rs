@@ -1,0 +1,290 @@
+//! The proxy server: axum router, shared state, single-flight scrapes, lifecycle.
+//!
+//! # Concurrent `/metrics` requests
+//! Single-flight: a request arriving while a scrape is in flight waits for that scrape and
+//! answers with its result; otherwise it starts a new scrape. An HA pair of Prometheus servers
+//! therefore costs one upstream request when their scrapes overlap, and both get the same,
+//! consistent answer. The scrape runs in its own task, so a client that disconnects does not
+//! cancel it (the relabel programs it holds always come back to the [`scrape::Engine`]).
+//! The first request's `X-Prometheus-Scrape-Timeout-Seconds` sets the flight's timeout.
+//!
+//! # Subsets
+//! Every scrape also computes each named subset. Their rendered results are swapped in together
+//! (one `ArcSwap` store of [`scrape::SubsetSnapshots`]), so `/metrics/{subset}` never sees half
+//! of one scrape and half of another.
+
+pub mod encoding;
+mod handlers;
+pub mod metrics;
+pub mod scrape;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use tokio::net::TcpListener;
+
+use crate::cli::Args;
+use crate::relabel::Config;
+use crate::upstream::fetch::new_client;
+use crate::upstream::{Client, DnsResolver, ResolveError, Target, UpstreamSpec};
+
+use metrics::SelfMetrics;
+use scrape::{Engine, ScrapeOutcome, SubsetSnapshots};
+
+/// Everything the server needs to know, taken from the command line.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where metrics come from.
+    pub spec: UpstreamSpec,
+    /// `-t/--scrape-timeout`: bound on each upstream request.
+    pub scrape_timeout: Duration,
+    /// `--max-body-size`: largest decoded upstream body.
+    pub max_body: u64,
+    /// Append per-target health series in fan-out mode (`--no-target-health` turns it off).
+    pub target_health: bool,
+    /// `--dns-server`.
+    pub dns_server: Option<SocketAddr>,
+    /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
+    /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
+    pub warm_up: bool,
+}
+
+impl ServerConfig {
+    /// The server settings of the command line.
+    pub fn from_args(args: &Args) -> Result<Self, String> {
+        let spec = UpstreamSpec::parse(&args.upstream_url()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            spec,
+            scrape_timeout: args.scrape_timeout,
+            max_body: args.max_body_size,
+            target_health: !args.no_target_health,
+            dns_server: args.dns_server,
+            warm_up: true,
+        })
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Arc<ScrapeOutcome>>>;
+
+/// State shared by all handlers.
+pub struct AppState {
+    cfg: ServerConfig,
+    /// Subset names in configuration order.
+    subset_names: Vec<String>,
+    client: Client,
+    resolver: Option<DnsResolver>,
+    /// Programs and buffers; locked only by the scrape in flight.
+    engine: Arc<tokio::sync::Mutex<Engine>>,
+    /// The scrape in flight, if any, with its generation number.
+    inflight: Mutex<Option<(u64, Flight)>>,
+    generation: AtomicU64,
+    /// The named subsets' last results.
+    subsets: ArcSwapOption<SubsetSnapshots>,
+    ready: AtomicBool,
+    /// Self-metrics.
+    pub metrics: SelfMetrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("cfg", &self.cfg)
+            .field("subset_names", &self.subset_names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State for `cfg` and the loaded relabel `config`.
+    pub fn new(cfg: ServerConfig, config: &Config) -> Result<Arc<Self>, String> {
+        let resolver = if cfg.spec.is_fan_out() {
+            Some(DnsResolver::new(cfg.dns_server, Duration::from_secs(2))?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Self {
+            subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
+            client: new_client(),
+            resolver,
+            engine: Arc::new(tokio::sync::Mutex::new(Engine::new(config))),
+            inflight: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            subsets: ArcSwapOption::empty(),
+            ready: AtomicBool::new(false),
+            metrics: SelfMetrics::new(),
+            cfg,
+        }))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.cfg
+    }
+
+    /// True once an upstream answered in full.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// The targets of the upstream right now (fan-out upstreams are resolved again each call).
+    pub async fn targets(&self) -> Result<Vec<Target>, ResolveError> {
+        match (&self.cfg.spec, &self.resolver) {
+            (UpstreamSpec::Static { uri }, _) => Ok(vec![Target::fixed(uri)]),
+            (spec, Some(r)) => r.targets(spec).await,
+            // `new` builds a resolver for every fan-out spec.
+            (_, None) => Err(ResolveError::Empty {
+                name: self.cfg.spec.to_string(),
+            }),
+        }
+    }
+
+    /// The result of the scrape in flight, or of a new one started now with `timeout`.
+    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<ScrapeOutcome> {
+        let flight = {
+            let mut slot = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some((_, f)) => {
+                    self.metrics.scrapes_shared.inc();
+                    f.clone()
+                }
+                None => {
+                    let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                    let state = Arc::clone(self);
+                    let task = tokio::spawn(async move {
+                        // Later requests start a new scrape rather than reuse this result; the
+                        // guard also frees the slot if the scrape panics.
+                        let _clear = ClearFlight {
+                            state: Arc::clone(&state),
+                            generation,
+                        };
+                        Arc::new(scrape::run(Arc::clone(&state), timeout).await)
+                    });
+                    let f = task
+                        .map(|r| match r {
+                            Ok(o) => o,
+                            Err(e) => Arc::new(ScrapeOutcome {
+                                result: Err(format!("scrape task failed: {e}")),
+                            }),
+                        })
+                        .boxed()
+                        .shared();
+                    *slot = Some((generation, f.clone()));
+                    f
+                }
+            }
+        };
+        flight.await
+    }
+}
+
+/// Empties the in-flight slot when a scrape task ends, however it ends.
+struct ClearFlight {
+    state: Arc<AppState>,
+    generation: u64,
+}
+
+impl Drop for ClearFlight {
+    fn drop(&mut self) {
+        let mut slot = self
+            .state
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if matches!(&*slot, Some((g, _)) if *g == self.generation) {
+            *slot = None;
+        }
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let warm_up = state
+        .cfg
+        .warm_up
+        .then(|| tokio::spawn(warm_up(Arc::clone(&state))));
+    let app = handlers::router(Arc::clone(&state));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Some(w) = warm_up {
+        w.abort();
+    }
+    result
+}
+
+/// Scrapes until one scrape succeeds: 1 s, 2 s, 4 s ... 30 s apart.
+async fn warm_up(state: Arc<AppState>) {
+    let mut wait = Duration::from_secs(1);
+    while !state.is_ready() {
+        let outcome = state.scrape(state.cfg.scrape_timeout).await;
+        if outcome.result.is_ok() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+/// Server mode of the binary: listens on `--listen-address`:`--port` until SIGTERM or Ctrl-C.
+pub fn run(args: &Args, config: &Config) -> Result<(), String> {
+    let cfg = ServerConfig::from_args(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async {
+        let state = AppState::new(cfg, config)?;
+        let addr = SocketAddr::new(args.listen_address, args.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listening on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(
+            addr = %local,
+            upstream = %state.cfg.spec,
+            subsets = state.subset_names.len(),
+            "listening"
+        );
+        serve(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| format!("serving: {e}"))?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

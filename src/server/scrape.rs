@@ -1,0 +1,424 @@
+//! One scrape: resolve targets, fetch them all at once, run every subset's pipeline on each body,
+//! sum the targets that answered in full, render.
+//!
+//! # What lives across scrapes
+//! [`Engine`] keeps, per target, the subsets (relabel programs with their caches, aggregation
+//! buffers with their capacity), so a sidecar's second scrape reuses everything the first one
+//! learned and allocated. Targets that were not resolved by a scrape are forgotten.
+//!
+//! # All or nothing per target
+//! Each target gets its own [`Pipeline`]. A target that fails at any point (connection, status,
+//! timeout, a bad line, the body limit) is left out whole: its half-filled aggregates are never
+//! merged. In static mode there is one target and its aggregates are rendered directly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::aggregate::{Aggregator, RenderOptions};
+use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
+use crate::pipeline::{Pipeline, Subset};
+use crate::relabel::Config;
+use crate::upstream::fetch::{scrape_into, FetchOptions};
+use crate::upstream::{FetchError, ResolveError, Target};
+
+use super::encoding::Rendered;
+use super::metrics::{ErrorLabels, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
+use super::AppState;
+
+/// Mutable scrape state; used only by the one scrape in flight (see [`AppState`]).
+#[derive(Debug)]
+pub struct Engine {
+    /// The subsets as configured: copied for a target seen for the first time.
+    template: Vec<Subset>,
+    /// Per target name: its subsets, kept between scrapes.
+    targets: HashMap<String, Vec<Subset>>,
+    /// Fan-out sums, one per subset (swapped with a target's aggregate every scrape).
+    merged: Vec<Aggregator>,
+}
+
+impl Engine {
+    /// An engine for the default list and every subset of `config`.
+    pub fn new(config: &Config) -> Self {
+        let template = Pipeline::new(config).into_subsets();
+        let merged = template.iter().map(|_| Aggregator::new()).collect();
+        Self {
+            template,
+            targets: HashMap::new(),
+            merged,
+        }
+    }
+
+    /// Takes `target`'s subsets out of the engine, aggregates emptied, ready for a new body.
+    fn checkout(&mut self, target: &str) -> Vec<Subset> {
+        let mut subsets = self
+            .targets
+            .remove(target)
+            .unwrap_or_else(|| self.template.clone());
+        for s in &mut subsets {
+            s.aggregator.clear();
+            s.dropped_by_relabel = 0;
+        }
+        subsets
+    }
+}
+
+/// A named subset's last result.
+#[derive(Debug)]
+pub struct SubsetSnapshot {
+    /// Rendered with the fetch time on samples that have no timestamp.
+    pub rendered: Rendered,
+    /// Output series.
+    pub series: usize,
+}
+
+/// The named subsets' results of one scrape, swapped in as a whole so that readers never mix
+/// two scrapes.
+#[derive(Debug)]
+pub struct SubsetSnapshots {
+    /// When the upstream fetch that produced them started, ms since the epoch.
+    pub fetched_at_ms: i64,
+    /// By subset name.
+    pub by_name: HashMap<String, Arc<SubsetSnapshot>>,
+}
+
+/// What a `/metrics` request answers: the default list's output, or why there is none.
+#[derive(Debug)]
+pub struct ScrapeOutcome {
+    /// The body, or the 502 message.
+    pub result: Result<Rendered, String>,
+}
+
+/// How one target did.
+#[derive(Debug)]
+struct TargetRun {
+    target: Target,
+    subsets: Vec<Subset>,
+    samples: u64,
+    result: Result<crate::upstream::BodyStats, FetchError>,
+    duration: Duration,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs one scrape with `timeout` per target; stores the subsets' snapshots when at least one
+/// target answered in full.
+pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
+    let started = Instant::now();
+    let fetched_at_ms = now_ms();
+    // Resolution counts against the scrape's timeout too: a slow DNS server must not make the
+    // answer miss Prometheus' deadline.
+    let resolved = tokio::time::timeout(timeout, state.targets())
+        .await
+        .unwrap_or_else(|_| {
+            Err(ResolveError::Lookup {
+                name: state.cfg.spec.to_string(),
+                cause: format!("timeout after {timeout:?}"),
+            })
+        });
+    let targets = match resolved {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(upstream = %state.cfg.spec, error = %e, "scrape failed");
+            state
+                .metrics
+                .upstream_errors
+                .get_or_create(&ErrorLabels {
+                    target: state.cfg.spec.to_string(),
+                    cause: "resolve",
+                })
+                .inc();
+            return ScrapeOutcome {
+                result: Err(format!("upstream {}: {e}", state.cfg.spec)),
+            };
+        }
+    };
+    let mut engine = state.engine.clone().lock_owned().await;
+    let opts = FetchOptions {
+        deadline: tokio::time::Instant::from_std(started + timeout),
+        timeout,
+        max_body: state.cfg.max_body,
+    };
+    let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
+        let subsets = engine.checkout(&target.name);
+        let client = state.client.clone();
+        async move {
+            let t0 = Instant::now();
+            let pipeline = Pipeline::from_subsets(subsets);
+            let (pipeline, result) = scrape_into(&client, &target, opts, pipeline).await;
+            TargetRun {
+                samples: pipeline.samples(),
+                subsets: pipeline.into_subsets(),
+                target,
+                result,
+                duration: t0.elapsed(),
+            }
+        }
+    }))
+    .await;
+
+    let fan_out = state.cfg.spec.is_fan_out();
+    let mut errors = Vec::new();
+    for run in &runs {
+        record_target(&state, run);
+        if let Err(e) = &run.result {
+            errors.push(format!("{}: {e}", run.target));
+        }
+    }
+    let ok = runs.iter().filter(|r| r.result.is_ok()).count();
+    state.metrics.targets.set(runs.len() as i64);
+    state.metrics.targets_up.set(ok as i64);
+    if ok == 0 {
+        // Programs go back for the next scrape; the half-filled aggregates are cleared then.
+        let msg = if fan_out {
+            format!(
+                "upstream {}: all {} targets failed: {}",
+                state.cfg.spec,
+                runs.len(),
+                errors.join("; ")
+            )
+        } else {
+            let cause = runs
+                .iter()
+                .find_map(|r| r.result.as_ref().err())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            format!("upstream {}: {cause}", state.cfg.spec)
+        };
+        engine.targets = runs
+            .into_iter()
+            .map(|r| (r.target.name, r.subsets))
+            .collect();
+        state
+            .metrics
+            .cached_targets
+            .set(engine.targets.len() as i64);
+        return ScrapeOutcome { result: Err(msg) };
+    }
+
+    let health = (fan_out && state.cfg.target_health).then(|| health_series(&runs));
+    let names: Vec<Option<String>> = engine.template.iter().map(|s| s.name.clone()).collect();
+    // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
+    let (rendered, cached_targets) = tokio::task::spawn_blocking(move || {
+        let outputs = render_all(&mut engine, runs, fan_out, fetched_at_ms, health);
+        (outputs, engine.targets.len())
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+
+    state.metrics.cached_targets.set(cached_targets as i64);
+    let mut by_name = HashMap::new();
+    let mut default = None;
+    for (name, out) in names.into_iter().zip(rendered) {
+        let label = SubsetLabels {
+            subset: name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned()),
+        };
+        let m = &state.metrics;
+        m.series_written
+            .get_or_create(&label)
+            .set(out.series as i64);
+        m.dropped_by_relabel
+            .get_or_create(&label)
+            .inc_by(out.dropped_by_relabel);
+        m.dropped_nameless
+            .get_or_create(&label)
+            .inc_by(out.dropped_nameless);
+        m.aggregate_bytes
+            .get_or_create(&label)
+            .set(out.arena_bytes as i64);
+        match name {
+            None => default = Some(out),
+            Some(n) => {
+                by_name.insert(
+                    n,
+                    Arc::new(SubsetSnapshot {
+                        rendered: Rendered::new(out.body),
+                        series: out.series,
+                    }),
+                );
+            }
+        }
+    }
+    state.subsets.store(Some(Arc::new(SubsetSnapshots {
+        fetched_at_ms,
+        by_name,
+    })));
+    state.mark_ready();
+    let default = default.map(|d| d.body).unwrap_or_default();
+    tracing::info!(
+        upstream = %state.cfg.spec,
+        targets_ok = ok,
+        targets_failed = errors.len(),
+        bytes_out = default.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "scrape done"
+    );
+    ScrapeOutcome {
+        result: Ok(Rendered::new(default)),
+    }
+}
+
+/// Logs and counts one target's result.
+fn record_target(state: &AppState, run: &TargetRun) {
+    let m = &state.metrics;
+    let target = run.target.name.clone();
+    m.upstream_duration
+        .get_or_create(&TargetLabels {
+            target: target.clone(),
+        })
+        .observe(run.duration.as_secs_f64());
+    m.series_read.inc_by(run.samples);
+    match &run.result {
+        Ok(stats) => {
+            m.bytes_read.inc_by(stats.decoded_bytes);
+            m.wire_bytes_read.inc_by(stats.wire_bytes);
+            tracing::debug!(
+                target_addr = %run.target,
+                bytes = stats.decoded_bytes,
+                wire_bytes = stats.wire_bytes,
+                samples = run.samples,
+                duration_ms = run.duration.as_millis() as u64,
+                "target scraped"
+            );
+        }
+        Err(e) => {
+            if matches!(e, FetchError::Parse(_)) {
+                m.parse_errors.inc();
+            }
+            m.upstream_errors
+                .get_or_create(&ErrorLabels {
+                    target,
+                    cause: e.kind(),
+                })
+                .inc();
+            tracing::warn!(
+                target_addr = %run.target,
+                cause = e.kind(),
+                error = %e,
+                duration_ms = run.duration.as_millis() as u64,
+                "target failed"
+            );
+        }
+    }
+}
+
+/// One subset's rendered output and counters.
+struct Output {
+    body: Bytes,
+    series: usize,
+    arena_bytes: usize,
+    dropped_by_relabel: u64,
+    dropped_nameless: u64,
+}
+
+/// Sums (fan-out) and renders every subset; puts every target's subsets back into the engine.
+fn render_all(
+    engine: &mut OwnedMutexGuard<Engine>,
+    mut runs: Vec<TargetRun>,
+    fan_out: bool,
+    fetched_at_ms: i64,
+    health: Option<Vec<u8>>,
+) -> Vec<Output> {
+    let engine = &mut **engine;
+    let n = engine.template.len();
+    let ok: Vec<usize> = (0..runs.len())
+        .filter(|&j| runs[j].result.is_ok())
+        .collect();
+    let mut outputs = Vec::with_capacity(n);
+    for i in 0..n {
+        let dropped_by_relabel = ok
+            .iter()
+            .map(|&j| runs[j].subsets[i].dropped_by_relabel)
+            .sum();
+        let dropped_nameless = ok
+            .iter()
+            .map(|&j| runs[j].subsets[i].aggregator.stats().dropped_nameless)
+            .sum();
+        let agg: &Aggregator = if fan_out {
+            // The first target's aggregate becomes the sum (a swap, not a copy); the others are
+            // merged into it. The target keeps the old sum's buffers, cleared at its next scrape.
+            let merged = &mut engine.merged[i];
+            std::mem::swap(merged, &mut runs[ok[0]].subsets[i].aggregator);
+            for &j in &ok[1..] {
+                merged.merge_from(&runs[j].subsets[i].aggregator);
+            }
+            merged
+        } else {
+            &runs[ok[0]].subsets[i].aggregator
+        };
+        let is_default = i == 0;
+        let opts = RenderOptions {
+            // Subsets are served later, from storage: stamp them with the fetch time.
+            default_timestamp_ms: (!is_default).then_some(fetched_at_ms),
+        };
+        let mut body = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24 + 1024);
+        agg.render(&mut body, &opts);
+        if is_default {
+            if let Some(h) = &health {
+                body.extend_from_slice(h);
+            }
+        }
+        outputs.push(Output {
+            body: Bytes::from(body),
+            series: agg.series_count(),
+            arena_bytes: agg.arena_bytes(),
+            dropped_by_relabel,
+            dropped_nameless,
+        });
+    }
+    engine.targets = runs
+        .into_iter()
+        .map(|r| (r.target.name, r.subsets))
+        .collect();
+    outputs
+}
+
+/// `metric_gate_upstream_up` and `metric_gate_upstream_scrape_duration_seconds` per target, so
+/// a lost pod is visible even though the summed output has no per-pod `up`.
+fn health_series(runs: &[TargetRun]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_help(
+        &mut out,
+        "metric_gate_upstream_up",
+        "1 if the target's whole response was read and summed in this scrape, 0 if it was left out.",
+    );
+    write_type(&mut out, "metric_gate_upstream_up", "gauge");
+    for r in runs {
+        write_series(
+            &mut out,
+            "metric_gate_upstream_up",
+            [("target", r.target.name.as_str())],
+        );
+        let up = if r.result.is_ok() { 1.0 } else { 0.0 };
+        write_value_line_end(&mut out, up, None);
+    }
+    write_help(
+        &mut out,
+        "metric_gate_upstream_scrape_duration_seconds",
+        "Duration of the target's request in this scrape, until its body was parsed or it failed.",
+    );
+    write_type(
+        &mut out,
+        "metric_gate_upstream_scrape_duration_seconds",
+        "gauge",
+    );
+    for r in runs {
+        write_series(
+            &mut out,
+            "metric_gate_upstream_scrape_duration_seconds",
+            [("target", r.target.name.as_str())],
+        );
+        write_value_line_end(&mut out, r.duration.as_secs_f64(), None);
+    }
+    out
+}

@@ -1,0 +1,230 @@
+//! Measurements, not assertions: latency of `/metrics` through the metric-gate binary against
+//! fetching the upstream directly, the binary's peak RSS, and dns+ fan-out over 4 targets.
+//!
+//! ```text
+//! cargo run --release --example gen_ingress -- --ingresses 1000 --paths 10 --out /tmp/ingress.prom
+//! MG_BENCH_PAYLOAD=/tmp/ingress.prom cargo test --release --test http_bench -- --ignored --nocapture
+//! ```
+//! Optional: `MG_BENCH_RELABEL=file.yaml` (passed as `--relabel-file`), `MG_BENCH_RUNS=N`.
+
+mod http_support;
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_support::*;
+
+struct Bin {
+    child: Child,
+    addr: String,
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Bin {
+    fn start(extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--listen-address",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-t",
+            "120s",
+            "--log-level",
+            "debug",
+        ];
+        args.extend_from_slice(extra);
+        let relabel = std::env::var("MG_BENCH_RELABEL").ok();
+        if let Some(r) = &relabel {
+            args.extend_from_slice(&["--relabel-file", r.as_str()]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+            .args(&args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn metric-gate");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("no log line");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Self {
+            child,
+            addr,
+            logs: rx,
+        }
+    }
+
+    /// Prints the scrape log lines so far (with MG_BENCH_LOG set).
+    fn print_scrape_logs(&self) {
+        let lines: Vec<String> = self.logs.try_iter().collect();
+        if std::env::var_os("MG_BENCH_LOG").is_some() {
+            for l in lines.iter().filter(|l| l.contains("scrape")) {
+                println!("    {l}");
+            }
+        }
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if get(&format!("http://{}/-/ready", self.addr), &[])
+                .await
+                .status
+                == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("metric-gate never became ready");
+    }
+
+    /// Peak resident set size (VmHWM) in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        kb / 1024.0
+    }
+}
+
+impl Drop for Bin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn timed_get(url: &str, headers: &[(&str, &str)]) -> (Duration, usize, u16) {
+    let t0 = Instant::now();
+    let r = get(url, headers).await;
+    (t0.elapsed(), r.body.len(), r.status)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; see the file's docs"]
+async fn scrape_latency_memory_and_fan_out() {
+    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
+    let runs: usize = std::env::var("MG_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let plain = Bytes::from(std::fs::read(&path).unwrap());
+    let t0 = Instant::now();
+    let gz = Bytes::from(gzip(&plain));
+    println!(
+        "payload: {} bytes ({} gzip, compressed once in {})",
+        plain.len(),
+        gz.len(),
+        ms(t0.elapsed())
+    );
+
+    for (label, gzip_upstream) in [("plain upstream", false), ("gzip upstream", true)] {
+        let up = Upstream::start(Behave::Prepared {
+            plain: plain.clone(),
+            gzip: gzip_upstream.then(|| gz.clone()),
+        })
+        .await;
+        let bin = Bin::start(&["-H", &up.url()]);
+        bin.wait_ready().await;
+        let gate = format!("http://{}/metrics", bin.addr);
+        let (mut direct, mut via, mut via_gz) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut direct_len, mut via_len, mut via_gz_len) = (0, 0, 0);
+        let ae: &[(&str, &str)] = if gzip_upstream {
+            &[("Accept-Encoding", "gzip")]
+        } else {
+            &[]
+        };
+        for _ in 0..runs {
+            let (d, n, _) = timed_get(&up.url(), ae).await;
+            direct.push(d);
+            direct_len = n;
+            let (d, n, s) = timed_get(&gate, &[]).await;
+            assert_eq!(s, 200);
+            via.push(d);
+            via_len = n;
+            let (d, n, s) = timed_get(&gate, &[("Accept-Encoding", "gzip")]).await;
+            assert_eq!(s, 200);
+            via_gz.push(d);
+            via_gz_len = n;
+        }
+        println!(
+            "{label}: direct {} ({direct_len} B) | via metric-gate {} ({via_len} B) | via metric-gate, gzip to client {} ({via_gz_len} B) | peak RSS {:.0} MiB | median of {runs}",
+            ms(median(direct)),
+            ms(median(via)),
+            ms(median(via_gz)),
+            bin.peak_rss_mib()
+        );
+        bin.print_scrape_logs();
+    }
+
+    // dns+ over 4 targets on 127.0.0.2..5 serving the same payload.
+    let (port, ups) = upstreams_on_loopbacks(
+        (0..4)
+            .map(|_| Behave::Prepared {
+                plain: plain.clone(),
+                gzip: None,
+            })
+            .collect(),
+    )
+    .await;
+    let dns = DnsServer::start().await;
+    dns.set_a(
+        "ingress.test",
+        &(2..6)
+            .map(|i| Ipv4Addr::new(127, 0, 0, i))
+            .collect::<Vec<_>>(),
+    );
+    let dns_addr = dns.addr.to_string();
+    let upstream = format!("dns+http://ingress.test:{port}/metrics");
+    let bin = Bin::start(&["-H", &upstream, "--dns-server", &dns_addr]);
+    bin.wait_ready().await;
+    let gate = format!("http://{}/metrics", bin.addr);
+    let mut direct_one = Vec::new();
+    let mut via = Vec::new();
+    let mut len = 0;
+    for _ in 0..runs {
+        let (d, _, _) = timed_get(&ups[0].url(), &[]).await;
+        direct_one.push(d);
+        let (d, n, s) = timed_get(&gate, &[]).await;
+        assert_eq!(s, 200);
+        via.push(d);
+        len = n;
+    }
+    println!(
+        "dns+ 4 targets: one target direct {} | fan-out via metric-gate {} ({len} B) | peak RSS {:.0} MiB | median of {runs}",
+        ms(median(direct_one)),
+        ms(median(via)),
+        bin.peak_rss_mib()
+    );
+    bin.print_scrape_logs();
+}

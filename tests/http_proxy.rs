@@ -1,0 +1,472 @@
+//! HTTP behaviour of the proxy with a static upstream: pass-through, gzip, subsets, error paths,
+//! limits, timeouts, concurrency, and the auxiliary endpoints.
+
+mod http_support;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_support::*;
+use metric_gate::relabel::{Config, Program};
+
+const BODY: &str = "\
+# HELP http_requests_total Requests.
+# TYPE http_requests_total counter
+http_requests_total{code=\"200\",path=\"/a\"} 3
+http_requests_total{code=\"500\",path=\"/a\"} 1
+http_requests_total{code=\"200\",path=\"/b\"} 5 1700000000000
+# TYPE temperature gauge
+temperature 21.5
+";
+
+/// A config with named pass-through subsets.
+fn with_subsets(names: &[&str]) -> Config {
+    Config {
+        default: Program::default(),
+        subsets: names
+            .iter()
+            .map(|n| (n.to_string(), Program::default()))
+            .collect(),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn passes_metrics_through() {
+    let up = Upstream::start(Behave::Plain(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(samples(&r.text()), samples(BODY));
+    assert!(r.text().contains("# TYPE http_requests_total counter\n"));
+    assert!(r.text().contains("# HELP http_requests_total Requests.\n"));
+    // The upstream was asked for text 0.0.4 and gzip, not for what the client asked.
+    let seen = up.seen_headers.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let accept = seen[0].get("accept").unwrap().to_str().unwrap();
+    assert!(accept.starts_with("text/plain;version=0.0.4"), "{accept}");
+    assert!(accept.contains("application/openmetrics-text"), "{accept}");
+    assert_eq!(seen[0].get("accept-encoding").unwrap(), "gzip");
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn sums_identical_series() {
+    let body = "x{a=\"1\"} 1\nx{a=\"1\"} 2.5\nx{a=\"2\"} 4\n";
+    let up = Upstream::start(Behave::Plain(body.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(samples(&r.text()), vec!["x{a=\"1\"} 3.5", "x{a=\"2\"} 4"]);
+}
+
+#[tokio::test]
+async fn labeldrop_aggregates() {
+    let up = Upstream::start(Behave::Plain(BODY.into())).await;
+    let relabel = Config::from_yaml(
+        "metric_relabel_configs:\n  - action: labeldrop\n    regex: path\n",
+        "test",
+    )
+    .unwrap();
+    let gate = Gate::start(config_for(&up.url()), &relabel).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(
+        samples(&r.text()),
+        vec![
+            "http_requests_total{code=\"200\"} 8 1700000000000",
+            "http_requests_total{code=\"500\"} 1",
+            "temperature 21.5",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn gzip_both_ways() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = get(&gate.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(samples(&r.decoded()), samples(BODY));
+    // The upstream answered gzip (it does when asked); metric-gate decoded it.
+    let r = get(&gate.url("/metrics"), &[]).await;
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(samples(&r.text()), samples(BODY));
+    let m = gate.get("/-/metrics").await.text();
+    let wire: f64 = metric_value(&m, "metric_gate_upstream_wire_bytes_total");
+    let read: f64 = metric_value(&m, "metric_gate_upstream_read_bytes_total");
+    assert!(wire < read, "wire {wire} read {read}");
+}
+
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn subsets_carry_the_fetch_timestamp() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["all", "copy"])).await;
+
+    let r = gate.get("/metrics/nope").await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.text().contains("known subsets: [all, copy]"),
+        "{}",
+        r.text()
+    );
+
+    let r = gate.get("/metrics/all").await;
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("no result yet"), "{}", r.text());
+
+    let before = now_ms();
+    let r = gate.get("/metrics").await;
+    let after = now_ms();
+    assert_eq!(r.status, 200);
+    // The default list has no added timestamps.
+    assert!(r.text().contains("\ntemperature 21.5\n"), "{}", r.text());
+
+    let r = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let text = r.decoded();
+    let ts: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("temperature 21.5 "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
+    assert!(before <= ts && ts <= after, "{before} <= {ts} <= {after}");
+    // A sample with its own timestamp keeps it.
+    assert!(text.contains("http_requests_total{code=\"200\",path=\"/b\"} 5 1700000000000\n"));
+    assert!(text.contains(&format!(
+        "http_requests_total{{code=\"200\",path=\"/a\"}} 3 {ts}\n"
+    )));
+    // Serving a subset does not scrape again.
+    let n = up.request_count();
+    assert_eq!(gate.get("/metrics/copy").await.status, 200);
+    assert_eq!(up.request_count(), n);
+    // The index lists them.
+    let index = gate.get("/").await.text();
+    assert!(index.contains("href=\"metrics/all\""), "{index}");
+    assert!(index.contains("href=\"metrics/copy\""), "{index}");
+}
+
+#[tokio::test]
+async fn upstream_errors_are_502() {
+    // Non-2xx status.
+    let up = Upstream::start(Behave::Status(500)).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.text(),
+        format!(
+            "upstream {}: upstream answered 500 Internal Server Error\n",
+            up.url()
+        )
+    );
+    assert_eq!(gate.get("/-/ready").await.status, 503);
+
+    // Connection refused: bind a port, then free it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metrics", free.local_addr().unwrap());
+    drop(free);
+    let gate = Gate::start(config_for(&url), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("request failed"), "{}", r.text());
+
+    // A body that is not metrics text.
+    let up = Upstream::start(Behave::Plain("ok 1\nthis is { not metrics\n".into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("line 2"), "{}", r.text());
+    let m = gate.get("/-/metrics").await.text();
+    assert_eq!(metric_value(&m, "metric_gate_parse_errors_total"), 1.0);
+    assert!(m.contains("cause=\"parse\""), "{m}");
+}
+
+#[tokio::test]
+async fn body_limit_is_an_error_not_an_oom() {
+    let big: String = (0..2000).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+    let up = Upstream::start(Behave::Text(big)).await;
+    let mut cfg = config_for(&up.url());
+    cfg.max_body = 10_000;
+    let gate = Gate::start(cfg, &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains("larger than the limit of 10000 bytes"),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn timeouts() {
+    let up = Upstream::start(Behave::SlowMidBody(BODY.into(), Duration::from_secs(3))).await;
+    let mut cfg = config_for(&up.url());
+    cfg.scrape_timeout = Duration::from_millis(300);
+    let gate = Gate::start(cfg, &Config::passthrough()).await;
+    let t0 = std::time::Instant::now();
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("timeout after 300ms"), "{}", r.text());
+    assert!(t0.elapsed() < Duration::from_secs(2));
+
+    // Prometheus' header wins when smaller (minus a 10% margin here).
+    let up = Upstream::start(Behave::SlowStart(BODY.into(), Duration::from_secs(3))).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let t0 = std::time::Instant::now();
+    let r = get(
+        &gate.url("/metrics"),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "0.5")],
+    )
+    .await;
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("timeout after 450ms"), "{}", r.text());
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_scrapes_share_consistent_results() {
+    let up = Upstream::start(Behave::Counter(Duration::from_millis(100))).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["s"])).await;
+    let url = gate.url("/metrics");
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let url = url.clone();
+        let surl = gate.url("/metrics/s");
+        tasks.push(tokio::spawn(async move {
+            // Stagger a little so some requests join a scrape in flight and others start one.
+            tokio::time::sleep(Duration::from_millis((i % 10) * 30)).await;
+            let r = get(&url, &[("Accept-Encoding", "gzip")]).await;
+            let s = get(&surl, &[]).await;
+            (r.status, r.decoded(), s.status, s.text())
+        }));
+    }
+    let mut values = HashSet::new();
+    for t in tasks {
+        let (status, body, sstatus, stext) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(sstatus, 200);
+        let lines = samples(&body);
+        assert_eq!(lines.len(), 1, "{body}");
+        let n: usize = lines[0].strip_prefix("counter ").unwrap().parse().unwrap();
+        values.insert(n);
+        assert_eq!(samples(&stext).len(), 1, "{stext}");
+        assert!(
+            stext.starts_with("# TYPE counter counter\ncounter "),
+            "{stext}"
+        );
+    }
+    let scrapes = up.request_count();
+    assert!(scrapes < 50, "{scrapes} upstream requests for 50 scrapes");
+    // Every answer is one whole upstream response.
+    assert!(values.iter().all(|&n| n >= 1 && n <= scrapes), "{values:?}");
+    let m = gate.get("/-/metrics").await.text();
+    assert!(
+        metric_value(&m, "metric_gate_scrapes_shared_total") >= 1.0,
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn source_analyze_health_and_self_metrics() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    assert_eq!(gate.get("/-/healthy").await.status, 200);
+    assert_eq!(gate.get("/-/ready").await.status, 503);
+
+    // /source passes the body as is, with the upstream's headers; gzip only if asked.
+    let r = gate.get("/source").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), BODY);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let r = get(&gate.url("/source"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.decoded(), BODY);
+    let r = gate.get("/source?target=10.1.2.3").await;
+    assert_eq!(r.status, 400);
+
+    let r = gate.get("/analyze").await;
+    assert_eq!(r.status, 200);
+    let report = r.text();
+    assert!(
+        report.starts_with(&format!(
+            "total: 4 series, 2 metrics, {} bytes\n",
+            BODY.len()
+        )),
+        "{report}"
+    );
+    assert!(report.contains("3 http_requests_total\n"), "{report}");
+    assert_eq!(gate.get("/-/ready").await.status, 200);
+
+    gate.get("/metrics").await;
+    let r = gate.get("/-/metrics").await;
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let m = r.text();
+    for needle in [
+        "metric_gate_http_requests_total{endpoint=\"/metrics\",code=\"200\"} 1",
+        "metric_gate_http_requests_total{endpoint=\"/source\",code=\"400\"} 1",
+        "metric_gate_upstream_request_duration_seconds_count{target=",
+        "metric_gate_series_read_total 4",
+        "metric_gate_series_written{subset=\"(default)\"} 4",
+        "metric_gate_series_dropped_by_relabel_total{subset=\"(default)\"} 0",
+        "# EOF",
+    ] {
+        assert!(m.contains(needle), "{needle} not in\n{m}");
+    }
+    assert_eq!(gate.get("/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn yaml_subsets_are_served() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let relabel = Config::from_yaml(
+        "metric_relabel_configs:\n  - action: labeldrop\n    regex: (path|code)\n\
+         temps:\n  - action: keep\n    source_labels: [__name__]\n    regex: temp.*\n",
+        "test",
+    )
+    .unwrap();
+    let gate = Gate::start(config_for(&up.url()), &relabel).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(
+        samples(&r.text()),
+        vec!["http_requests_total 9 1700000000000", "temperature 21.5"]
+    );
+    let t = gate.get("/metrics/temps").await.text();
+    assert_eq!(samples(&t).len(), 1, "{t}");
+    assert!(
+        t.starts_with("# TYPE temperature gauge\ntemperature 21.5 "),
+        "{t}"
+    );
+    let m = gate.get("/-/metrics").await.text();
+    assert!(
+        m.contains("metric_gate_series_dropped_by_relabel_total{subset=\"temps\"} 3"),
+        "{m}"
+    );
+}
+
+/// The relabel configs shipped in deploy/ load.
+#[test]
+fn deploy_relabel_configs_load() {
+    for (file, subsets) in [
+        (
+            "deploy/sidecar/metric-gate-config.yaml",
+            vec!["process", "requests_by_ingress"],
+        ),
+        (
+            "deploy/aggregator/metric-gate-aggregator.yaml",
+            vec!["process"],
+        ),
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut found = false;
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v: serde_yaml_ng::Value = serde::Deserialize::deserialize(doc).unwrap();
+            if let Some(cfg) = v
+                .get("data")
+                .and_then(|d| d.get("relabel.yaml"))
+                .and_then(|c| c.as_str())
+            {
+                let c = Config::from_yaml(cfg, file).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let names: Vec<&str> = c.subsets.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(names, subsets, "{file}");
+                found = true;
+            }
+        }
+        assert!(found, "{file} has no relabel.yaml");
+    }
+}
+
+/// A minimal HTTP/1.1 upstream that counts TCP connections and keeps them open.
+async fn counting_upstream(body: &'static str) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/metrics"), conns)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive() {
+    let (url, conns) = counting_upstream("up 1\n").await;
+    let gate = Gate::start(config_for(&url), &Config::passthrough()).await;
+    for _ in 0..5 {
+        let r = gate.get("/metrics").await;
+        assert_eq!(r.text(), "up 1\n");
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn openmetrics_upstreams_are_read() {
+    let body = "# TYPE req counter\n# HELP req Requests.\nreq_total{code=\"200\"} 3 1700000000.5\nreq_created{code=\"200\"} 1600000000\n# TYPE t gauge\n# UNIT t celsius\nt 21.5\n# EOF\n";
+    let up = Upstream::start(Behave::Plain(body.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(
+        t.contains("req_total{code=\"200\"} 3 1700000000500\n"),
+        "{t}"
+    );
+    assert!(t.contains("t 21.5\n"), "{t}");
+    assert!(!t.contains("EOF"), "{t}");
+}
