@@ -82,6 +82,8 @@ pub struct SelfMetrics {
     pub targets_up: Gauge,
     /// Targets whose relabel programs and aggregation buffers are kept between scrapes.
     pub cached_targets: Gauge,
+    /// Entries in the relabel decision caches, over all targets and subsets.
+    pub relabel_cache_entries: Gauge,
     /// Bytes held by the aggregated output of the last scrape, by subset.
     pub aggregate_bytes: Family<SubsetLabels, Gauge>,
 }
@@ -105,6 +107,7 @@ impl SelfMetrics {
             targets: Gauge::default(),
             targets_up: Gauge::default(),
             cached_targets: Gauge::default(),
+            relabel_cache_entries: Gauge::default(),
             aggregate_bytes: Family::default(),
             registry: Registry::default(),
         };
@@ -161,7 +164,7 @@ impl SelfMetrics {
         );
         r.register(
             "series_dropped_nameless",
-            "Samples dropped because relabeling removed their metric name, by subset",
+            "Samples dropped because relabeling removed their metric name or emptied a label name, by subset",
             m.dropped_nameless.clone(),
         );
         r.register(
@@ -178,6 +181,11 @@ impl SelfMetrics {
             "cached_targets",
             "Targets whose relabel caches and buffers are kept between scrapes",
             m.cached_targets.clone(),
+        );
+        r.register(
+            "relabel_cache_entries",
+            "Entries in the relabel decision caches, over all targets and subsets",
+            m.relabel_cache_entries.clone(),
         );
         r.register(
             "aggregate_bytes",

@@ -207,14 +207,24 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     let health = (fan_out && state.cfg.target_health).then(|| health_series(&runs));
     let names: Vec<Option<String>> = engine.template.iter().map(|s| s.name.clone()).collect();
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
-    let (rendered, cached_targets) = tokio::task::spawn_blocking(move || {
+    let (rendered, cached_targets, cache_entries) = tokio::task::spawn_blocking(move || {
         let outputs = render_all(&mut engine, runs, fan_out, fetched_at_ms, health);
-        (outputs, engine.targets.len())
+        let cache_entries: usize = engine
+            .targets
+            .values()
+            .flatten()
+            .map(|s| s.program.cache_entries())
+            .sum();
+        (outputs, engine.targets.len(), cache_entries)
     })
     .await
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
     state.metrics.cached_targets.set(cached_targets as i64);
+    state
+        .metrics
+        .relabel_cache_entries
+        .set(cache_entries as i64);
     let mut by_name = HashMap::new();
     let mut default = None;
     for (name, out) in names.into_iter().zip(rendered) {
@@ -342,7 +352,10 @@ fn render_all(
             .sum();
         let dropped_nameless = ok
             .iter()
-            .map(|&j| runs[j].subsets[i].aggregator.stats().dropped_nameless)
+            .map(|&j| {
+                let st = runs[j].subsets[i].aggregator.stats();
+                st.dropped_nameless + st.dropped_invalid
+            })
             .sum();
         let agg: &Aggregator = if fan_out {
             // The first target's aggregate becomes the sum (a swap, not a copy); the others are

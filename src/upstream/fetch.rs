@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Target;
-use crate::exposition::{ParseError, ParseOptions, Parser, Sink};
+use crate::exposition::{Format, ParseError, ParseOptions, Parser, Sink};
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
 /// `Accept` is never forwarded (it varies by version and may ask for protobuf).
@@ -168,21 +168,23 @@ pub async fn send(
     }
 }
 
-/// True when the upstream says its body is OpenMetrics text.
-pub fn is_openmetrics(content_type: Option<&HeaderValue>) -> bool {
-    content_type.and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("application/openmetrics-text")
-    })
-}
-
-/// Parse options for a response, from its `Content-Type`.
+/// Parse options for a response, from its `Content-Type`: declared OpenMetrics text gets its
+/// float-second timestamps; anything else is read with content detection ([`Format::Auto`]),
+/// which reads text 0.0.4 exactly and still accepts OpenMetrics text sent as `text/plain`.
 pub fn parse_options_for(resp: &Response<Incoming>) -> ParseOptions {
-    // The parser picks the format from the content itself for now; once `ParseOptions` has a
-    // `format`, set it here from `is_openmetrics(...)`.
-    let _openmetrics = is_openmetrics(resp.headers().get(CONTENT_TYPE));
-    ParseOptions::default()
+    let declared = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Format::Auto, Format::from_content_type);
+    let format = match declared {
+        Format::OpenMetrics => Format::OpenMetrics,
+        _ => Format::Auto,
+    };
+    ParseOptions {
+        format,
+        ..ParseOptions::default()
+    }
 }
 
 /// Scrapes `target`: GET with gzip, then the body streams through the parser into `sink`.
@@ -419,16 +421,5 @@ mod tests {
         let mut sink = Count::default();
         c.feed(&z[..z.len() - 4], &mut sink).unwrap();
         assert!(matches!(c.finish(&mut sink), Err(FetchError::Decode(_))));
-    }
-
-    #[test]
-    fn content_types() {
-        assert!(is_openmetrics(Some(&HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
-        ))));
-        assert!(!is_openmetrics(Some(&HeaderValue::from_static(
-            "text/plain; version=0.0.4"
-        ))));
-        assert!(!is_openmetrics(None));
     }
 }
