@@ -15,8 +15,9 @@
 //!   and `--canary`; `--seed` changes values only. Several "pods" for fan-out tests are
 //!   therefore the same series with a different `controller_pod` (and, with another seed,
 //!   different values).
-//! - Every (ingress, path) has exactly one method and one status, so after `labeldrop: path`
-//!   the sums are easy to predict.
+//! - Every ingress has exactly one method and one status, shared by all of its paths, so
+//!   `labeldrop: path` sums each ingress' paths into one series: the request families shrink by
+//!   the `--paths` factor (10x at the default), as they do on a real controller.
 //! - Within a (ingress, path), all six histograms and `nginx_ingress_controller_requests` share
 //!   the same request count: `_count` == `le="+Inf"` bucket == the counter.
 //! - Buckets are cumulative (non-decreasing in `le`).
@@ -465,8 +466,8 @@ fn path_text(p: u32) -> String {
 }
 
 /// Method and status of an (ingress, path): fixed by position only, not by the seed.
-fn pick_method_status(i: u32, p: u32, classes: bool) -> (&'static str, String) {
-    let mut r = stream(&[0x6d73, u64::from(i), u64::from(p)]);
+fn pick_method_status(i: u32, classes: bool) -> (&'static str, String) {
+    let mut r = stream(&[0x6d73, u64::from(i)]);
     let method = match r.below(10) {
         0..=5 => METHODS[0],
         6 | 7 => METHODS[1],
@@ -507,7 +508,7 @@ fn series_labels(labels: &mut Vec<u8>, args: &Args, i: u32, p: u32, scratch: &mu
     use std::fmt::Write as _;
     labels.clear();
     let word = WORDS[i as usize % WORDS.len()];
-    let (method, status) = pick_method_status(i, p, args.status_classes);
+    let (method, status) = pick_method_status(i, args.status_classes);
     if args.canary {
         push_label(labels, "canary", "");
     }

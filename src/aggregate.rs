@@ -201,13 +201,15 @@ impl Aggregator {
         raw: &str,
         timestamp_ms: Option<i64>,
     ) -> bool {
-        let name = match labels.get(METRIC_NAME) {
-            Some(n) if !n.is_empty() => n,
+        let all = labels.as_slice();
+        let name_at = match labels.position(METRIC_NAME) {
+            Some(i) if !all[i].value.is_empty() => i,
             _ => {
                 self.stats.dropped_nameless += 1;
                 return false;
             }
         };
+        let name = all[name_at].value.as_str();
         // `labelmap` can produce an empty label name, which no exposition format can carry.
         if labels.iter().any(|(n, _)| n.is_empty()) {
             self.stats.dropped_invalid += 1;
@@ -219,7 +221,10 @@ impl Aggregator {
         write_series(
             &mut key,
             name,
-            labels.iter().filter(|&(n, _)| n != METRIC_NAME),
+            all.iter()
+                .enumerate()
+                .filter(|&(i, _)| i != name_at)
+                .map(|(_, l)| (l.name.as_str(), l.value.as_str())),
         );
         self.add_key(family, &key, value, raw, timestamp_ms);
         self.key = key;

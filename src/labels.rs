@@ -23,11 +23,34 @@ pub struct Label {
 /// replaces an existing label of the same name.
 ///
 /// [`set`]: LabelBuf::set
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LabelBuf {
     /// `items[..len]` are live; `items[len..]` are spare slots whose `String` capacity is kept.
     items: Vec<Label>,
     len: usize,
+    /// True while the live labels are known to be sorted by name: pushes check it against the
+    /// previous name, removals cannot break it, so [`LabelBuf::sort`] is usually free.
+    sorted: bool,
+}
+
+impl Default for LabelBuf {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            len: 0,
+            sorted: true,
+        }
+    }
+}
+
+/// Orders label names; cheaper than `str::cmp` for the usual case where names differ in their
+/// first byte.
+#[inline]
+fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
 }
 
 impl LabelBuf {
@@ -40,6 +63,7 @@ impl LabelBuf {
     #[inline]
     pub fn clear(&mut self) {
         self.len = 0;
+        self.sorted = true;
     }
 
     /// Number of live labels.
@@ -75,6 +99,9 @@ impl LabelBuf {
     pub fn push(&mut self, name: &str, value: &str) {
         if self.len == self.items.len() {
             self.items.push(Label::default());
+        }
+        if self.sorted && self.len > 0 {
+            self.sorted = cmp_names(&self.items[self.len - 1].name, name).is_lt();
         }
         let slot = &mut self.items[self.len];
         slot.name.clear();
@@ -144,7 +171,16 @@ impl LabelBuf {
     /// Sorts the labels by name (Prometheus' canonical order; `__name__` sorts first among the
     /// usual names because `_` precedes lowercase letters).
     pub fn sort(&mut self) {
-        self.items[..self.len].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if !self.sorted {
+            self.items[..self.len].sort_unstable_by(|a, b| cmp_names(&a.name, &b.name));
+            self.sorted = true;
+        }
+    }
+
+    /// Index of label `name` among the live labels.
+    #[inline]
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.as_slice().iter().position(|l| l.name == name)
     }
 
     /// Replaces the content with a copy of `other`, reusing storage.
@@ -159,6 +195,30 @@ impl LabelBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_flag_tracks_pushes() {
+        let mut b = LabelBuf::new();
+        b.push("__name__", "x");
+        b.push("a", "1");
+        b.push("b", "2");
+        assert!(b.sorted);
+        b.push("B", "3");
+        assert!(!b.sorted);
+        b.sort();
+        assert_eq!(
+            b.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            vec!["B", "__name__", "a", "b"]
+        );
+        b.clear();
+        b.push("ab", "1");
+        b.push("aa", "2");
+        b.sort();
+        assert_eq!(
+            b.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            vec!["aa", "ab"]
+        );
+    }
 
     #[test]
     fn set_replaces_and_empty_removes() {

@@ -27,11 +27,27 @@ pub fn is_legacy_label_name(name: &str) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// Bytes a label value must escape: `\\`, `"` and newline.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\\' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
 /// Appends a label value (or quoted name) with `\\`, `\"` and `\n` escaped.
 #[inline]
 pub fn write_escaped_label_value(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
-    if memchr::memchr3(b'\\', b'"', b'\n', bytes).is_none() {
+    // Label values are short: a table lookup per byte beats a memchr call below a few dozen
+    // bytes.
+    let clean = if bytes.len() < 32 {
+        !bytes.iter().any(|&b| NEEDS_ESCAPE[b as usize])
+    } else {
+        memchr::memchr3(b'\\', b'"', b'\n', bytes).is_none()
+    };
+    if clean {
         out.extend_from_slice(bytes);
         return;
     }
