@@ -9,9 +9,8 @@
 
 mod http_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,27 +39,7 @@ impl Bin {
         if let Some(r) = &relabel {
             args.extend_from_slice(&["--relabel-file", r.as_str()]);
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
-            .args(&args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn metric-gate");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("no log line");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
+        let (child, rx, addr) = spawn_gate_binary(&args);
         Self {
             child,
             addr,

@@ -2,8 +2,7 @@
 
 mod http_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use http_support::*;
@@ -27,37 +26,17 @@ async fn sigterm_finishes_inflight_scrapes_and_exits_0() {
         Duration::from_millis(800),
     ))
     .await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
-        .args([
-            "--listen-address",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-H",
-            &up.url(),
-            "-t",
-            "5s",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn metric-gate");
-    let stderr = child.stderr.take().unwrap();
+    let (child, rx, addr) = spawn_gate_binary(&[
+        "--listen-address",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-H",
+        &up.url(),
+        "-t",
+        "5s",
+    ]);
     let mut guard = KillOnDrop(Some(child));
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("no 'listening' log line");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
 
     // The warm-up scrape makes the process ready once the upstream answers.
     let ready_url = format!("http://{addr}/-/ready");

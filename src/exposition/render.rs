@@ -83,32 +83,35 @@ fn write_comment_name(out: &mut Vec<u8>, name: &str) {
     }
 }
 
-/// Appends `# HELP name text\n`.
-pub fn write_help(out: &mut Vec<u8>, name: &str, text: &str) {
-    out.extend_from_slice(b"# HELP ");
+/// Appends `# KEYWORD name ` and then `text` through `write_text`, and the newline.
+fn write_comment(
+    out: &mut Vec<u8>,
+    keyword: &[u8],
+    name: &str,
+    text: &str,
+    write_text: fn(&mut Vec<u8>, &str),
+) {
+    out.extend_from_slice(b"# ");
+    out.extend_from_slice(keyword);
+    out.push(b' ');
     write_comment_name(out, name);
     out.push(b' ');
-    write_escaped_help(out, text);
+    write_text(out, text);
     out.push(b'\n');
+}
+
+fn write_plain(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Appends `# HELP name text\n`.
+pub fn write_help(out: &mut Vec<u8>, name: &str, text: &str) {
+    write_comment(out, b"HELP", name, text, write_escaped_help);
 }
 
 /// Appends `# TYPE name type\n`.
 pub fn write_type(out: &mut Vec<u8>, name: &str, typ: &str) {
-    out.extend_from_slice(b"# TYPE ");
-    write_comment_name(out, name);
-    out.push(b' ');
-    out.extend_from_slice(typ.as_bytes());
-    out.push(b'\n');
-}
-
-/// Appends `# UNIT name unit\n`. (Not part of 0.0.4; Prometheus' text parser ignores it as a
-/// comment, so it is kept only when the input had it.)
-pub fn write_unit(out: &mut Vec<u8>, name: &str, unit: &str) {
-    out.extend_from_slice(b"# UNIT ");
-    write_comment_name(out, name);
-    out.push(b' ');
-    out.extend_from_slice(unit.as_bytes());
-    out.push(b'\n');
+    write_comment(out, b"TYPE", name, typ, write_plain);
 }
 
 /// Appends the series part of a sample line: `name{a="x",b="y"}`, or `name` without labels.

@@ -470,3 +470,47 @@ impl Drop for DnsServer {
         self.task.abort();
     }
 }
+
+/// Starts the metric-gate binary with `args` (stderr piped, stdout discarded) and waits for its
+/// `listening addr=...` log line. Returns the process, a receiver of its stderr lines and the
+/// address it listens on.
+pub fn spawn_gate_binary(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    String,
+) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn metric-gate");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no 'listening' log line from metric-gate: {e}");
+            }
+        };
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    (child, rx, addr)
+}
