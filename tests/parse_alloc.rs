@@ -5,7 +5,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use metric_gate::exposition::parse::{Format, ParseOptions};
 use metric_gate::exposition::{Metadata, Parser, Sample, Sink};
@@ -13,17 +12,26 @@ use metric_gate::exposition::{Metadata, Parser, Sample, Sink};
 /// Counts allocations made on threads that enabled counting.
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
 thread_local! {
     /// Counting is on for this thread. `const` and drop-free: reading it never allocates.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 
+thread_local! {
+    /// Allocations counted on this thread: tests run on parallel threads and must not see each
+    /// other's allocations.
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
 fn note_allocation() {
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
     }
+}
+
+/// Allocations counted so far on the calling thread.
+fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.with(Cell::get)
 }
 
 // SAFETY: every call is forwarded unchanged to `System`; the counter has no effect on memory.
@@ -153,7 +161,7 @@ fn zero_allocations_per_line_in_steady_state() {
     parser.finish(&mut sink).expect("warm-up finishes");
 
     COUNTING.with(|c| c.set(true));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = thread_allocations();
     let (samples_before, meta_before) = (sink.samples, sink.metadata);
     // Two whole inputs (the parser is reused, as across scrapes), every chunk size.
     for round in 0..2 {
@@ -171,7 +179,7 @@ fn zero_allocations_per_line_in_steady_state() {
             break;
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = thread_allocations() - before;
     COUNTING.with(|c| c.set(false));
 
     let samples = sink.samples - samples_before;
@@ -188,5 +196,51 @@ fn zero_allocations_per_line_in_steady_state() {
     assert_eq!(
         allocations, 0,
         "allocations while parsing {samples} samples"
+    );
+}
+
+/// The whole pipeline (parse -> labeldrop -> sum) allocates nothing for series it already
+/// holds: strings are copied only for new output series, relabel decisions come from caches.
+#[test]
+fn pipeline_allocates_nothing_for_known_series() {
+    use metric_gate::pipeline::Pipeline;
+    use metric_gate::relabel::Config;
+
+    let data = input(6_000);
+    let config = Config::from_yaml(
+        "metric_relabel_configs:\n- action: labeldrop\n  regex: path\n- action: drop\n  source_labels: [method]\n  regex: 'DELETE|PUT'\n",
+        "test",
+    )
+    .expect("valid config");
+    let mut pipeline = Pipeline::new(&config);
+    let mut parser = Parser::new(ParseOptions::default());
+    // First pass: every output series is new (allocations expected), and the parser's carry
+    // buffer grows to the longest line split by a chunk border.
+    for chunk in data.chunks(4099) {
+        parser.feed(chunk, &mut pipeline).expect("parses");
+    }
+    parser.finish(&mut pipeline).expect("parses");
+    let series = pipeline.subsets()[0].aggregator.series_count();
+    let samples_first = pipeline.samples();
+
+    COUNTING.with(|c| c.set(true));
+    let before = thread_allocations();
+    for chunk in data.chunks(4099) {
+        parser.feed(chunk, &mut pipeline).expect("parses");
+    }
+    parser.finish(&mut pipeline).expect("parses");
+    let allocations = thread_allocations() - before;
+    COUNTING.with(|c| c.set(false));
+
+    assert_eq!(pipeline.samples(), 2 * samples_first, "every sample routed");
+    assert_eq!(
+        pipeline.subsets()[0].aggregator.series_count(),
+        series,
+        "second pass sums into the same series"
+    );
+    assert!(series > 100, "{series} series");
+    assert_eq!(
+        allocations, 0,
+        "allocations while summing {samples_first} known samples"
     );
 }
