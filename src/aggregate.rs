@@ -10,6 +10,13 @@
 //! output is a copy. The key is built in a reused scratch buffer and looked up by hash in a
 //! [`hashbrown::HashTable`]; bytes are copied into the arena only when a new output series is
 //! inserted.
+//!
+//! # Across scrapes
+//! An aggregator can serve many scrapes ([`Aggregator::begin_scrape`]): its series, keys and
+//! their positions ("slots") stay, and only the series that receive a sample in the current
+//! scrape are live and rendered. A slot therefore names the same output series scrape after
+//! scrape, which is what the pipeline's series cache stores. Series idle for
+//! [`IDLE_SCRAPES`] scrapes are evicted by a compaction that renumbers slots.
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -24,30 +31,40 @@ use crate::labels::{LabelBuf, METRIC_NAME};
 /// is not needed, but a fixed seed keeps benchmark runs comparable.
 const SEED: u64 = 0x6d65_7472_6963_6761;
 
+/// Scrapes a series may go without a sample before a compaction may evict it.
+pub const IDLE_SCRAPES: u32 = 5;
+
 /// One metric family of the output: metadata plus its series in first-seen order.
 #[derive(Debug, Clone)]
 struct Family {
     name: String,
-    help: Option<String>,
-    typ: Option<String>,
+    /// HELP text; meaningful when `has_help`. Kept as a String for reuse across scrapes.
+    help: String,
+    has_help: bool,
+    typ: Option<&'static str>,
+    /// The scrape whose metadata `help`/`typ` hold.
+    meta_epoch: u32,
     series: Vec<u32>,
 }
 
-/// One output series. Its key (rendered series text) and, while nothing was summed into it, the
-/// original value text live in the arena at `start`.
+/// One output series. Its key (rendered series text) lives in the arena at `start`; the original
+/// value text of its only sample this scrape, if any, in `raw` at `raw_start`.
 #[derive(Debug, Clone, Copy)]
 struct Series {
     hash: u64,
     start: usize,
     key_len: u32,
-    /// Length of the original value text after the key; only meaningful while `count == 1`.
+    raw_start: u32,
+    /// Length of the original value text; 0 when there is none (or it was summed).
     raw_len: u16,
+    /// The scrape this series last received a sample in; live when equal to the current one.
+    epoch: u32,
     count: u32,
     value: f64,
     timestamp_ms: Option<i64>,
 }
 
-/// Counters of one aggregator's work.
+/// Counters of one aggregator's work (in the current scrape).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AggregateStats {
     /// Samples added (after relabeling kept them).
@@ -58,6 +75,15 @@ pub struct AggregateStats {
     pub dropped_nameless: u64,
     /// Samples dropped because relabeling left them with an empty label name.
     pub dropped_invalid: u64,
+}
+
+/// Why [`Aggregator::add_slot`] did not take a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// No `__name__`, or an empty one.
+    Nameless,
+    /// A label with an empty name.
+    InvalidLabel,
 }
 
 /// Options for [`Aggregator::render`].
@@ -78,9 +104,15 @@ pub struct Aggregator {
     series: Vec<Series>,
     table: HashTable<u32>,
     arena: Vec<u8>,
+    /// Value texts of the current scrape.
+    raw: Vec<u8>,
     key: Vec<u8>,
     hasher: FixedState,
     stats: AggregateStats,
+    /// The current scrape (starts at 1, so that 0 never counts as live).
+    epoch: u32,
+    /// Series live in the current scrape.
+    live: usize,
 }
 
 impl Default for Aggregator {
@@ -99,13 +131,17 @@ impl Aggregator {
             series: Vec::new(),
             table: HashTable::new(),
             arena: Vec::new(),
+            raw: Vec::new(),
             key: Vec::with_capacity(512),
             hasher: FixedState::with_seed(SEED),
             stats: AggregateStats::default(),
+            epoch: 1,
+            live: 0,
         }
     }
 
-    /// Forgets all series and families but keeps allocated capacity for the next scrape.
+    /// Forgets all series and families but keeps allocated capacity. Slots handed out before are
+    /// invalid afterwards.
     pub fn clear(&mut self) {
         self.families.clear();
         self.family_table.clear();
@@ -113,22 +149,78 @@ impl Aggregator {
         self.series.clear();
         self.table.clear();
         self.arena.clear();
+        self.raw.clear();
         self.stats = AggregateStats::default();
+        self.epoch = 1;
+        self.live = 0;
     }
 
-    /// Number of output series.
+    /// Starts a new scrape: no series is live until it receives a sample, but every series and
+    /// its slot stays. Series idle for more than [`IDLE_SCRAPES`] scrapes are evicted when they
+    /// are at least a quarter of all; that renumbers slots, and the return value is then true.
+    pub fn begin_scrape(&mut self) -> bool {
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.raw.clear();
+        self.stats = AggregateStats::default();
+        self.live = 0;
+        let epoch = self.epoch;
+        let idle = |s: &Series| epoch.wrapping_sub(s.epoch) > IDLE_SCRAPES;
+        let stale = self.series.iter().filter(|s| idle(s)).count();
+        if stale == 0 || stale < self.series.len() / 4 {
+            return false;
+        }
+        self.compact(idle);
+        true
+    }
+
+    /// Rebuilds the store without the series `drop` selects; slots are renumbered.
+    fn compact(&mut self, drop: impl Fn(&Series) -> bool) {
+        let old = std::mem::take(&mut self.series);
+        let old_arena = std::mem::take(&mut self.arena);
+        self.table.clear();
+        let mut remap = vec![u32::MAX; old.len()];
+        for (i, s) in old.iter().enumerate() {
+            if drop(s) {
+                continue;
+            }
+            let mut n = *s;
+            n.start = self.arena.len();
+            self.arena
+                .extend_from_slice(&old_arena[s.start..s.start + s.key_len as usize]);
+            remap[i] = self.series.len() as u32;
+            self.series.push(n);
+        }
+        let series = &self.series;
+        for (i, s) in series.iter().enumerate() {
+            self.table
+                .insert_unique(s.hash, i as u32, |&j| series[j as usize].hash);
+        }
+        for f in &mut self.families {
+            f.series.retain_mut(|id| {
+                *id = remap[*id as usize];
+                *id != u32::MAX
+            });
+        }
+    }
+
+    /// Number of output series of the current scrape.
     pub fn series_count(&self) -> usize {
+        self.live
+    }
+
+    /// Number of series held, live or idle (slots in use).
+    pub fn slots(&self) -> usize {
         self.series.len()
     }
 
-    /// Work counters.
+    /// Work counters of the current scrape.
     pub fn stats(&self) -> AggregateStats {
         self.stats
     }
 
     /// Bytes held for series keys and value texts.
     pub fn arena_bytes(&self) -> usize {
-        self.arena.len()
+        self.arena.len() + self.raw.len()
     }
 
     fn family_id(&mut self, name: &str) -> u32 {
@@ -148,8 +240,10 @@ impl Aggregator {
                 let id = self.families.len() as u32;
                 self.families.push(Family {
                     name: name.to_owned(),
-                    help: None,
+                    help: String::new(),
+                    has_help: false,
                     typ: None,
+                    meta_epoch: self.epoch,
                     series: Vec::new(),
                 });
                 let families = &self.families;
@@ -164,26 +258,42 @@ impl Aggregator {
         id
     }
 
-    /// Records a family's HELP text; the first one wins, as a family has one HELP.
-    pub fn set_help(&mut self, family: &str, text: &str) {
+    /// The family's metadata, reset when it belongs to an earlier scrape (an upstream may
+    /// change its HELP between scrapes).
+    fn family_meta(&mut self, family: &str) -> &mut Family {
         let id = self.family_id(family) as usize;
+        let epoch = self.epoch;
         let f = &mut self.families[id];
-        if f.help.is_none() {
-            f.help = Some(text.to_owned());
+        if f.meta_epoch != epoch {
+            f.meta_epoch = epoch;
+            f.has_help = false;
+            f.typ = None;
+        }
+        f
+    }
+
+    /// Records a family's HELP text; the first one of a scrape wins, as a family has one HELP.
+    pub fn set_help(&mut self, family: &str, text: &str) {
+        let f = self.family_meta(family);
+        if !f.has_help {
+            f.has_help = true;
+            f.help.clear();
+            f.help.push_str(text);
         }
     }
 
-    /// Records a family's TYPE; the first one wins. OpenMetrics-only types are written as
-    /// `untyped`, since the output is text 0.0.4.
+    /// Records a family's TYPE; the first one of a scrape wins. OpenMetrics-only types are
+    /// written as `untyped`, since the output is text 0.0.4.
     pub fn set_type(&mut self, family: &str, typ: &str) {
-        let id = self.family_id(family) as usize;
-        let f = &mut self.families[id];
+        let f = self.family_meta(family);
         if f.typ.is_none() {
-            let t = match typ {
-                "counter" | "gauge" | "histogram" | "summary" | "untyped" => typ,
+            f.typ = Some(match typ {
+                "counter" => "counter",
+                "gauge" => "gauge",
+                "histogram" => "histogram",
+                "summary" => "summary",
                 _ => "untyped",
-            };
-            f.typ = Some(t.to_owned());
+            });
         }
     }
 
@@ -201,21 +311,35 @@ impl Aggregator {
         raw: &str,
         timestamp_ms: Option<i64>,
     ) -> bool {
+        self.add_slot(family, labels, value, raw, timestamp_ms)
+            .is_ok()
+    }
+
+    /// [`Aggregator::add`], returning the slot the sample went to: later samples of the same
+    /// series can go straight there with [`Aggregator::add_to_slot`], in this or a later scrape,
+    /// until [`Aggregator::begin_scrape`] reports a compaction.
+    pub fn add_slot(
+        &mut self,
+        family: &str,
+        labels: &LabelBuf,
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+    ) -> Result<u32, Rejected> {
         let all = labels.as_slice();
         let name_at = match labels.position(METRIC_NAME) {
             Some(i) if !all[i].value.is_empty() => i,
             _ => {
-                self.stats.dropped_nameless += 1;
-                return false;
+                self.count_rejected(Rejected::Nameless);
+                return Err(Rejected::Nameless);
             }
         };
-        let name = all[name_at].value.as_str();
         // `labelmap` can produce an empty label name, which no exposition format can carry.
-        if labels.iter().any(|(n, _)| n.is_empty()) {
-            self.stats.dropped_invalid += 1;
-            return false;
+        if all.iter().any(|l| l.name.is_empty()) {
+            self.count_rejected(Rejected::InvalidLabel);
+            return Err(Rejected::InvalidLabel);
         }
-        self.stats.samples_in += 1;
+        let name = all[name_at].value.as_str();
         let mut key = std::mem::take(&mut self.key);
         key.clear();
         write_series(
@@ -226,13 +350,22 @@ impl Aggregator {
                 .filter(|&(i, _)| i != name_at)
                 .map(|(_, l)| (l.name.as_str(), l.value.as_str())),
         );
-        self.add_key(family, &key, value, raw, timestamp_ms);
+        let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
         self.key = key;
-        true
+        Ok(slot)
+    }
+
+    /// Counts a sample rejected for `why` (the pipeline's series cache knows the outcome without
+    /// asking again).
+    pub fn count_rejected(&mut self, why: Rejected) {
+        match why {
+            Rejected::Nameless => self.stats.dropped_nameless += 1,
+            Rejected::InvalidLabel => self.stats.dropped_invalid += 1,
+        }
     }
 
     /// Adds one sample whose series key (`name{sorted labels}`, as [`write_series`] renders it)
-    /// is already built.
+    /// is already built; returns its slot.
     pub fn add_key(
         &mut self,
         family: &str,
@@ -240,8 +373,53 @@ impl Aggregator {
         value: f64,
         raw: &str,
         timestamp_ms: Option<i64>,
+    ) -> u32 {
+        self.add_key_counted(family, key, value, raw, timestamp_ms, 1)
+    }
+
+    /// Adds one sample to the series at `slot` (from [`Aggregator::add_slot`]).
+    #[inline]
+    pub fn add_to_slot(&mut self, slot: u32, value: f64, raw: &str, timestamp_ms: Option<i64>) {
+        self.stats.samples_in += 1;
+        self.contribute(slot, value, raw, timestamp_ms, 1);
+    }
+
+    /// Sums a contribution of `count` samples into the series at `slot`; the first contribution
+    /// of a scrape replaces what the series held from earlier scrapes.
+    #[inline]
+    fn contribute(
+        &mut self,
+        slot: u32,
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+        count: u32,
     ) {
-        self.add_key_counted(family, key, value, raw, timestamp_ms, 1);
+        let epoch = self.epoch;
+        let s = &mut self.series[slot as usize];
+        if s.epoch != epoch {
+            s.epoch = epoch;
+            s.value = value;
+            s.count = count;
+            s.timestamp_ms = timestamp_ms;
+            // Values longer than u16 are not real-world numbers; they are formatted instead.
+            if count == 1 && !raw.is_empty() && raw.len() <= u16::MAX as usize {
+                s.raw_start = self.raw.len() as u32;
+                s.raw_len = raw.len() as u16;
+                self.raw.extend_from_slice(raw.as_bytes());
+            } else {
+                s.raw_len = 0;
+            }
+            self.live += 1;
+            return;
+        }
+        s.value += value;
+        s.count += count;
+        s.timestamp_ms = match (s.timestamp_ms, timestamp_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.stats.samples_merged += u64::from(count);
     }
 
     /// [`Aggregator::add_key`] for a value that is already the sum of `count` samples.
@@ -253,7 +431,8 @@ impl Aggregator {
         raw: &str,
         timestamp_ms: Option<i64>,
         count: u32,
-    ) {
+    ) -> u32 {
+        self.stats.samples_in += u64::from(count);
         let hash = self.hasher.hash_one(key);
         let arena = &self.arena;
         let series = &self.series;
@@ -261,113 +440,130 @@ impl Aggregator {
             let s = &series[i as usize];
             s.hash == hash && &arena[s.start..s.start + s.key_len as usize] == key
         });
-        if let Some(&i) = found {
-            let s = &mut self.series[i as usize];
-            s.value += value;
-            s.count += count;
-            s.timestamp_ms = match (s.timestamp_ms, timestamp_ms) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            self.stats.samples_merged += 1;
-            return;
-        }
-        let family = self.family_id(family);
-        let id = self.series.len() as u32;
-        let start = self.arena.len();
-        self.arena.extend_from_slice(key);
-        // Values longer than u16 are not real-world numbers; keep them by formatting instead.
-        let raw_len = if count == 1 && raw.len() <= u16::MAX as usize {
-            self.arena.extend_from_slice(raw.as_bytes());
-            raw.len() as u16
-        } else {
-            0
+        let slot = match found {
+            Some(&i) => i,
+            None => {
+                let family = self.family_id(family);
+                let id = self.series.len() as u32;
+                let start = self.arena.len();
+                self.arena.extend_from_slice(key);
+                self.series.push(Series {
+                    hash,
+                    start,
+                    key_len: key.len() as u32,
+                    raw_start: 0,
+                    raw_len: 0,
+                    // Not live yet: `contribute` makes it live.
+                    epoch: self.epoch.wrapping_sub(1),
+                    count: 0,
+                    value: 0.0,
+                    timestamp_ms: None,
+                });
+                let series = &self.series;
+                self.table
+                    .insert_unique(hash, id, |&i| series[i as usize].hash);
+                self.families[family as usize].series.push(id);
+                id
+            }
         };
-        self.series.push(Series {
-            hash,
-            start,
-            key_len: key.len() as u32,
-            raw_len,
-            count,
-            value,
-            timestamp_ms,
-        });
-        let series = &self.series;
-        self.table
-            .insert_unique(hash, id, |&i| series[i as usize].hash);
-        self.families[family as usize].series.push(id);
+        self.contribute(slot, value, raw, timestamp_ms, count);
+        slot
     }
 
-    /// Sums every series of `other` into `self` (fan-out: one aggregate per target, merged once
-    /// all targets answered). Family metadata already set in `self` wins. Keys are copied only for
-    /// series `self` does not have yet.
+    /// True when the series at `id` received a sample in the current scrape.
+    #[inline]
+    fn is_live(&self, id: u32) -> bool {
+        self.series[id as usize].epoch == self.epoch
+    }
+
+    /// The original value text of a live series nothing was summed into.
+    fn raw_text(&self, s: &Series) -> Option<&[u8]> {
+        (s.count == 1 && s.raw_len > 0)
+            .then(|| &self.raw[s.raw_start as usize..s.raw_start as usize + s.raw_len as usize])
+    }
+
+    /// Sums every live series of `other` into `self` (fan-out: one aggregate per target, merged
+    /// once all targets answered). Family metadata already set in `self` wins. Keys are copied
+    /// only for series `self` does not have yet.
     pub fn merge_from(&mut self, other: &Aggregator) {
+        let before = self.stats;
         for f in &other.families {
-            if f.series.is_empty() {
+            if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
             }
-            if let Some(help) = &f.help {
-                self.set_help(&f.name, help);
+            if f.has_help && f.meta_epoch == other.epoch {
+                self.set_help(&f.name, &f.help);
             }
-            if let Some(typ) = &f.typ {
+            if let (Some(typ), true) = (f.typ, f.meta_epoch == other.epoch) {
                 self.set_type(&f.name, typ);
             }
             for &id in &f.series {
+                if !other.is_live(id) {
+                    continue;
+                }
                 let s = &other.series[id as usize];
-                let key_end = s.start + s.key_len as usize;
-                let key = &other.arena[s.start..key_end];
-                let raw = if s.count == 1 && s.raw_len > 0 {
-                    std::str::from_utf8(&other.arena[key_end..key_end + s.raw_len as usize])
-                        .unwrap_or("")
-                } else {
-                    ""
-                };
+                let key = &other.arena[s.start..s.start + s.key_len as usize];
+                let raw = other
+                    .raw_text(s)
+                    .and_then(|r| std::str::from_utf8(r).ok())
+                    .unwrap_or("");
                 self.add_key_counted(&f.name, key, s.value, raw, s.timestamp_ms, s.count);
             }
         }
-        self.stats.samples_in += other.stats.samples_in;
-        self.stats.samples_merged += other.stats.samples_merged;
-        self.stats.dropped_nameless += other.stats.dropped_nameless;
-        self.stats.dropped_invalid += other.stats.dropped_invalid;
+        // The counters tell what happened to samples: the sources' counts, not the merge's.
+        self.stats = AggregateStats {
+            samples_in: before.samples_in + other.stats.samples_in,
+            samples_merged: before.samples_merged + other.stats.samples_merged,
+            dropped_nameless: before.dropped_nameless + other.stats.dropped_nameless,
+            dropped_invalid: before.dropped_invalid + other.stats.dropped_invalid,
+        };
     }
 
-    /// Renders every family that has series: `# HELP`, `# TYPE`, then its samples.
+    /// Renders every family that has live series: `# HELP`, `# TYPE`, then its samples.
     pub fn render(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
         for f in &self.families {
-            if f.series.is_empty() {
+            if !f.series.iter().any(|&id| self.is_live(id)) {
                 continue;
             }
-            if let Some(help) = &f.help {
-                write_help(out, &f.name, help);
-            }
-            if let Some(typ) = &f.typ {
-                write_type(out, &f.name, typ);
+            if f.meta_epoch == self.epoch {
+                if f.has_help {
+                    write_help(out, &f.name, &f.help);
+                }
+                if let Some(typ) = f.typ {
+                    write_type(out, &f.name, typ);
+                }
             }
             for &id in &f.series {
+                if !self.is_live(id) {
+                    continue;
+                }
                 let s = &self.series[id as usize];
-                let key_end = s.start + s.key_len as usize;
-                out.extend_from_slice(&self.arena[s.start..key_end]);
+                out.extend_from_slice(&self.arena[s.start..s.start + s.key_len as usize]);
                 let ts = s.timestamp_ms.or(opts.default_timestamp_ms);
-                if s.count == 1 && s.raw_len > 0 {
-                    out.push(b' ');
-                    out.extend_from_slice(&self.arena[key_end..key_end + s.raw_len as usize]);
-                    write_timestamp_line_end(out, ts);
-                } else {
-                    write_value_line_end(out, s.value, ts);
+                match self.raw_text(s) {
+                    Some(raw) => {
+                        out.push(b' ');
+                        out.extend_from_slice(raw);
+                        write_timestamp_line_end(out, ts);
+                    }
+                    None => write_value_line_end(out, s.value, ts),
                 }
             }
         }
     }
 
-    /// Iterates over output series as `(key text, value)` in output order, for tests and
-    /// reports.
+    /// Iterates over the live output series as `(key text, value)` in output order, for tests
+    /// and reports.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
         self.families.iter().flat_map(move |f| {
-            f.series.iter().map(move |&id| {
-                let s = &self.series[id as usize];
-                let key = &self.arena[s.start..s.start + s.key_len as usize];
-                (std::str::from_utf8(key).unwrap_or(""), s.value)
-            })
+            f.series
+                .iter()
+                .filter(move |&&id| self.is_live(id))
+                .map(move |&id| {
+                    let s = &self.series[id as usize];
+                    let key = &self.arena[s.start..s.start + s.key_len as usize];
+                    (std::str::from_utf8(key).unwrap_or(""), s.value)
+                })
         })
     }
 }
@@ -517,6 +713,80 @@ mod tests {
             render(&a),
             "# HELP x X.\n# TYPE x counter\nx{p=\"1\"} 3 7\nx{p=\"2\"} 5.0\ny 7\n"
         );
+    }
+
+    #[test]
+    fn scrapes_keep_slots_and_render_only_live_series() {
+        let mut a = Aggregator::new();
+        a.set_type("x", "gauge");
+        let s1 = a
+            .add_slot(
+                "x",
+                &labels(&[("__name__", "x"), ("p", "1")]),
+                1.0,
+                "1",
+                None,
+            )
+            .unwrap();
+        let s2 = a
+            .add_slot(
+                "x",
+                &labels(&[("__name__", "x"), ("p", "2")]),
+                2.0,
+                "2",
+                None,
+            )
+            .unwrap();
+        a.add_to_slot(s1, 3.0, "3", None);
+        assert_eq!(render(&a), "# TYPE x gauge\nx{p=\"1\"} 4\nx{p=\"2\"} 2\n");
+
+        assert!(!a.begin_scrape());
+        assert_eq!(render(&a), "", "nothing is live in a new scrape");
+        a.set_help("x", "Now with help.");
+        a.add_to_slot(s2, 7.0, "7.0", Some(5));
+        assert_eq!(a.series_count(), 1);
+        assert_eq!(
+            render(&a),
+            "# HELP x Now with help.\nx{p=\"2\"} 7.0 5\n",
+            "values and metadata are the new scrape's; the old TYPE is gone"
+        );
+        assert_eq!(
+            a.add_slot(
+                "x",
+                &labels(&[("__name__", "x"), ("p", "1")]),
+                1.0,
+                "1",
+                None
+            ),
+            Ok(s1),
+            "a known series keeps its slot"
+        );
+    }
+
+    #[test]
+    fn idle_series_are_evicted_by_compaction() {
+        let mut a = Aggregator::new();
+        for i in 0..8 {
+            let v = i.to_string();
+            a.add(
+                "x",
+                &labels(&[("__name__", "x"), ("i", &v)]),
+                1.0,
+                "1",
+                None,
+            );
+        }
+        let keep = labels(&[("__name__", "x"), ("i", "7")]);
+        let mut compacted = false;
+        for _ in 0..=IDLE_SCRAPES + 1 {
+            compacted |= a.begin_scrape();
+            a.add("x", &keep, 2.0, "2", None);
+        }
+        assert!(compacted);
+        assert_eq!(a.slots(), 1);
+        assert_eq!(render(&a), "x{i=\"7\"} 2\n");
+        assert_eq!(a.add_slot("x", &keep, 1.0, "1", None), Ok(0));
+        assert_eq!(render(&a), "x{i=\"7\"} 3\n");
     }
 
     #[test]

@@ -10,5 +10,6 @@ pub mod exposition;
 pub mod labels;
 pub mod pipeline;
 pub mod relabel;
+pub mod series_cache;
 pub mod server;
 pub mod upstream;

@@ -6,10 +6,11 @@
 
 use std::io::Read;
 
-use crate::aggregate::{AggregateStats, Aggregator};
+use crate::aggregate::{AggregateStats, Aggregator, Rejected};
 use crate::exposition::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};
 use crate::labels::{LabelBuf, METRIC_NAME};
 use crate::relabel::{Config, Program};
+use crate::series_cache::{SeriesCache, DROPPED, INVALID_LABEL, MAX_SLOT, NAMELESS};
 
 /// Size of the buffer [`read_all`] reads into.
 pub const READ_CHUNK: usize = 1 << 20;
@@ -57,6 +58,11 @@ pub struct Pipeline {
     /// The family of the last `# TYPE` line and whether its `le`/`quantile` is a float label.
     typed_family: String,
     typed_label: Option<&'static str>,
+    /// Outcome per subset of a series (see [`crate::series_cache`]), when caching across
+    /// scrapes.
+    cache: Option<SeriesCache>,
+    /// Scratch: the outcomes of the sample being routed.
+    outcomes: Vec<u32>,
 }
 
 impl Pipeline {
@@ -83,6 +89,42 @@ impl Pipeline {
             normalize: None,
             typed_family: String::new(),
             typed_label: None,
+            cache: None,
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// Remember per raw series what the subsets did with it, across scrapes, for up to
+    /// `max_entries` series: a series seen before then costs a hash and a lookup instead of
+    /// relabeling and key building. For a pipeline that serves many scrapes through
+    /// [`Pipeline::begin_scrape`].
+    pub fn with_series_cache(mut self, max_entries: usize) -> Self {
+        self.cache = Some(SeriesCache::new(self.subsets.len(), max_entries));
+        self
+    }
+
+    /// The series cache, if enabled.
+    pub fn series_cache(&self) -> Option<&SeriesCache> {
+        self.cache.as_ref()
+    }
+
+    /// Starts a new input (the next scrape): counters reset, aggregates emptied of live series
+    /// while keeping what they learned (slots, capacity), and the series cache stays valid
+    /// unless an aggregate compacted.
+    pub fn begin_scrape(&mut self) {
+        self.samples = 0;
+        self.typed_family.clear();
+        self.typed_label = None;
+        let mut compacted = false;
+        for sub in &mut self.subsets {
+            sub.dropped_by_relabel = 0;
+            compacted |= sub.aggregator.begin_scrape();
+        }
+        if let Some(cache) = &mut self.cache {
+            if compacted {
+                cache.clear();
+            }
+            cache.begin_scrape();
         }
     }
 
@@ -111,12 +153,13 @@ impl Pipeline {
         self.subsets
     }
 
-    /// Runs one subset's rules on `labels` and adds the survivor to its aggregate.
+    /// Runs one subset's rules on `labels` and adds the survivor to its aggregate; returns the
+    /// outcome as the series cache stores it.
     #[inline]
-    fn route(sub: &mut Subset, labels: &mut LabelBuf, sample: &Sample<'_>) {
+    fn route(sub: &mut Subset, labels: &mut LabelBuf, sample: &Sample<'_>) -> u32 {
         if !sub.program.is_empty() && !sub.program.apply(labels) {
             sub.dropped_by_relabel += 1;
-            return;
+            return DROPPED;
         }
         labels.sort();
         // A renamed series leaves its family: it joins the family of its new name.
@@ -125,13 +168,37 @@ impl Pipeline {
             Some(n) => n,
             None => sample.family,
         };
-        sub.aggregator.add(
+        match sub.aggregator.add_slot(
             family,
             labels,
             sample.value,
             sample.value_text,
             sample.timestamp_ms,
-        );
+        ) {
+            Ok(slot) if slot < MAX_SLOT => slot,
+            // Too many series to remember by slot: correct, just never cached.
+            Ok(_) => DROPPED,
+            Err(Rejected::Nameless) => NAMELESS,
+            Err(Rejected::InvalidLabel) => INVALID_LABEL,
+        }
+    }
+
+    /// Replays remembered outcomes for a known series.
+    #[inline]
+    fn replay(subsets: &mut [Subset], outcomes: &[u32], sample: &Sample<'_>) {
+        for (sub, &o) in subsets.iter_mut().zip(outcomes) {
+            match o {
+                DROPPED => sub.dropped_by_relabel += 1,
+                NAMELESS => sub.aggregator.count_rejected(Rejected::Nameless),
+                INVALID_LABEL => sub.aggregator.count_rejected(Rejected::InvalidLabel),
+                slot => sub.aggregator.add_to_slot(
+                    slot,
+                    sample.value,
+                    sample.value_text,
+                    sample.timestamp_ms,
+                ),
+            }
+        }
     }
 }
 
@@ -158,6 +225,17 @@ impl Sink for Pipeline {
 
     fn sample(&mut self, sample: &Sample<'_>) {
         self.samples += 1;
+        let cache_key = match &mut self.cache {
+            Some(cache) => {
+                let key = SeriesCache::key(sample.series_text, sample.family.len());
+                if let Some(outcomes) = cache.lookup(key) {
+                    Self::replay(&mut self.subsets, outcomes, sample);
+                    return;
+                }
+                Some(key)
+            }
+            None => None,
+        };
         self.input.clear();
         self.input.push(METRIC_NAME, sample.name);
         let float_label = match (&mut self.normalize, self.typed_label) {
@@ -188,12 +266,17 @@ impl Sink for Pipeline {
         let Some((last, rest)) = self.subsets.split_last_mut() else {
             return;
         };
+        self.outcomes.clear();
         for sub in rest {
             self.work.copy_from(&self.input);
-            Self::route(sub, &mut self.work, sample);
+            self.outcomes.push(Self::route(sub, &mut self.work, sample));
         }
         // The last subset may consume the input labels: no copy in the common single-list case.
-        Self::route(last, &mut self.input, sample);
+        self.outcomes
+            .push(Self::route(last, &mut self.input, sample));
+        if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
+            cache.insert(key, &self.outcomes);
+        }
     }
 }
 

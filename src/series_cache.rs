@@ -1,0 +1,218 @@
+//! The cross-scrape series cache: raw series text -> what the pipeline did with it.
+//!
+//! A sidecar sees the same series every scrape. The pipeline keys each sample by a 128-bit hash
+//! of its raw series text (metric name and label block, exactly as the upstream wrote them) and
+//! remembers, per subset, the outcome: dropped by relabeling, rejected (no name, bad label), or
+//! the aggregator slot it sums into. A known series then costs one hash and one lookup: no label
+//! copying, no relabeling, no key building.
+//!
+//! Slots stay valid across scrapes because aggregators keep their series between scrapes
+//! ([`crate::aggregate::Aggregator::begin_scrape`]); when an aggregator compacts, the cache is
+//! cleared. Entries unseen for [`crate::aggregate::IDLE_SCRAPES`] scrapes are evicted; the
+//! number of entries is capped.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::aggregate::IDLE_SCRAPES;
+
+/// Outcome: the subset's rules dropped the series.
+pub const DROPPED: u32 = u32::MAX;
+/// Outcome: relabeling left the series without a metric name.
+pub const NAMELESS: u32 = u32::MAX - 1;
+/// Outcome: relabeling left the series with an empty label name.
+pub const INVALID_LABEL: u32 = u32::MAX - 2;
+/// Slots are below this value.
+pub const MAX_SLOT: u32 = u32::MAX - 3;
+
+/// Default cap on entries: about 1 GB of upstream text per scrape, at ~50 bytes per entry.
+pub const DEFAULT_MAX_ENTRIES: usize = 4_000_000;
+
+/// The keys are hashes already: use their low bits as the table hash.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed; keep a correct fallback anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+/// Counters of the current scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Samples whose outcome came from the cache.
+    pub hits: u64,
+    /// Samples that went through relabeling and aggregation.
+    pub misses: u64,
+    /// Misses that could not be remembered because the cache was full.
+    pub full: u64,
+}
+
+/// Raw series hash -> outcome per subset.
+#[derive(Debug, Clone)]
+pub struct SeriesCache {
+    map: hashbrown::HashMap<u128, u32, BuildHasherDefault<PreHashed>>,
+    /// Per entry: the scrape it was last used in.
+    last_seen: Vec<u32>,
+    /// Per entry: `stride` outcomes, one per subset.
+    outcomes: Vec<u32>,
+    stride: usize,
+    max_entries: usize,
+    epoch: u32,
+    stats: CacheStats,
+}
+
+impl SeriesCache {
+    /// A cache for `subsets` outcomes per series, holding at most `max_entries` series.
+    pub fn new(subsets: usize, max_entries: usize) -> Self {
+        Self {
+            map: Default::default(),
+            last_seen: Vec::new(),
+            outcomes: Vec::new(),
+            stride: subsets.max(1),
+            max_entries,
+            epoch: 1,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// The key of a sample: a 128-bit hash of its raw series text, seeded with the length of the
+    /// family it belongs to (the same text can belong to another family when `# TYPE` lines
+    /// differ, and a family name is always a prefix of the sample's name).
+    #[inline]
+    pub fn key(series_text: &[u8], family_len: usize) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(series_text, family_len as u64)
+    }
+
+    /// The outcomes remembered for `key`, marking it used in this scrape.
+    #[inline]
+    pub fn lookup(&mut self, key: u128) -> Option<&[u32]> {
+        let Some(&i) = self.map.get(&key) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        self.stats.hits += 1;
+        let i = i as usize;
+        self.last_seen[i] = self.epoch;
+        Some(&self.outcomes[i * self.stride..(i + 1) * self.stride])
+    }
+
+    /// Remembers `outcomes` (one per subset) for `key`, unless the cache is full.
+    pub fn insert(&mut self, key: u128, outcomes: &[u32]) {
+        debug_assert_eq!(outcomes.len(), self.stride);
+        if self.map.len() >= self.max_entries || outcomes.len() != self.stride {
+            self.stats.full += 1;
+            return;
+        }
+        let i = self.last_seen.len() as u32;
+        if let hashbrown::hash_map::Entry::Vacant(v) = self.map.entry(key) {
+            v.insert(i);
+            self.last_seen.push(self.epoch);
+            self.outcomes.extend_from_slice(outcomes);
+        }
+    }
+
+    /// Starts a scrape: resets the counters and evicts entries idle for more than
+    /// [`IDLE_SCRAPES`] scrapes once they are a quarter of all.
+    pub fn begin_scrape(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.stats = CacheStats::default();
+        let epoch = self.epoch;
+        let idle = |seen: u32| epoch.wrapping_sub(seen) > IDLE_SCRAPES;
+        let stale = self.last_seen.iter().filter(|&&s| idle(s)).count();
+        if stale == 0 || stale < self.last_seen.len() / 4 {
+            return;
+        }
+        let old_seen = std::mem::take(&mut self.last_seen);
+        let old_outcomes = std::mem::take(&mut self.outcomes);
+        let stride = self.stride;
+        self.map.retain(|_, i| {
+            let old = *i as usize;
+            if idle(old_seen[old]) {
+                return false;
+            }
+            *i = self.last_seen.len() as u32;
+            self.last_seen.push(old_seen[old]);
+            self.outcomes
+                .extend_from_slice(&old_outcomes[old * stride..(old + 1) * stride]);
+            true
+        });
+    }
+
+    /// Forgets everything (slots were renumbered, or the configuration changed).
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.last_seen.clear();
+        self.outcomes.clear();
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Counters of the current scrape.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_outcomes_and_evicts_idle_entries() {
+        let mut c = SeriesCache::new(2, 100);
+        let a = SeriesCache::key(b"x{a=\"1\"}", 1);
+        let b = SeriesCache::key(b"x{a=\"2\"}", 1);
+        assert_ne!(
+            a,
+            SeriesCache::key(b"x{a=\"1\"}", 2),
+            "family is part of the key"
+        );
+        assert_eq!(c.lookup(a), None);
+        c.insert(a, &[3, DROPPED]);
+        c.insert(b, &[4, 5]);
+        assert_eq!(c.lookup(a), Some(&[3, DROPPED][..]));
+        assert_eq!(
+            c.stats(),
+            CacheStats {
+                hits: 1,
+                misses: 1,
+                full: 0
+            }
+        );
+        for _ in 0..=IDLE_SCRAPES + 1 {
+            c.begin_scrape();
+            assert!(c.lookup(b).is_some());
+        }
+        assert_eq!(c.len(), 1, "a was evicted");
+        assert_eq!(c.lookup(b), Some(&[4, 5][..]));
+        assert_eq!(c.lookup(a), None);
+    }
+
+    #[test]
+    fn is_bounded() {
+        let mut c = SeriesCache::new(1, 2);
+        for i in 0..5u8 {
+            c.insert(SeriesCache::key(&[i], 1), &[u32::from(i)]);
+        }
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.stats().full, 3);
+    }
+}
