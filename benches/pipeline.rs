@@ -2,7 +2,8 @@
 //!
 //! - `parse/*`: the parser alone with a sink that reads every field (throughput in bytes, and
 //!   per line).
-//! - `pipeline/*`: parse -> relabel (`labeldrop: path`) -> aggregate -> render.
+//! - `pipeline/*`: parse -> relabel (`labeldrop: path`) -> aggregate -> render; `_repeat` is a
+//!   later scrape of the same payload, served by the cross-scrape series cache.
 //! - `analyze/*`: the cardinality report.
 //!
 //! Sizes: `METRIC_GATE_BENCH_SIZE=INGRESSESxPATHS` (default `1000x10`, about 276 MB, 851k
@@ -103,6 +104,20 @@ fn benches(c: &mut Criterion) {
             let subsets = p.into_subsets();
             let mut out = Vec::new();
             subsets[0]
+                .aggregator
+                .render(&mut out, &RenderOptions::default());
+            black_box(out.len())
+        })
+    });
+    // A sidecar's second and later scrapes: the series cache knows every series.
+    let mut warm = Pipeline::new(&config).with_series_cache(1 << 22);
+    feed_in_chunks(&data, &mut warm);
+    g.bench_function(format!("labeldrop_path_repeat/{size}"), |b| {
+        b.iter(|| {
+            warm.begin_scrape();
+            feed_in_chunks(&data, &mut warm);
+            let mut out = Vec::new();
+            warm.subsets()[0]
                 .aggregator
                 .render(&mut out, &RenderOptions::default());
             black_box(out.len())

@@ -470,3 +470,41 @@ async fn openmetrics_upstreams_are_read() {
     assert!(t.contains("t 21.5\n"), "{t}");
     assert!(!t.contains("EOF"), "{t}");
 }
+
+/// Repeat scrapes go through the series cache; series that change value, vanish or appear are
+/// answered exactly, and the cache's hits show in the self-metrics.
+#[tokio::test]
+async fn repeat_scrapes_use_the_series_cache_and_stay_exact() {
+    let bodies = vec![
+        "# TYPE r counter\nr{code=\"200\",path=\"/a\"} 1\nr{code=\"200\",path=\"/b\"} 2\nr{code=\"500\",path=\"/a\"} 3\n".to_owned(),
+        "# TYPE r counter\nr{code=\"200\",path=\"/a\"} 10\nr{code=\"200\",path=\"/b\"} 20\n".to_owned(),
+        "# TYPE r counter\nr{code=\"200\",path=\"/b\"} 5\nr{code=\"404\",path=\"/c\"} 7\nr{code=\"500\",path=\"/a\"} 4\n".to_owned(),
+    ];
+    let up = Upstream::start(Behave::Sequence(bodies)).await;
+    let relabel = Config::from_yaml(
+        "metric_relabel_configs:\n  - action: labeldrop\n    regex: path\n",
+        "test",
+    )
+    .unwrap();
+    let gate = Gate::start(config_for(&up.url()), &relabel).await;
+    let expect = [
+        vec!["r{code=\"200\"} 3", "r{code=\"500\"} 3"],
+        vec!["r{code=\"200\"} 30"],
+        vec![
+            "r{code=\"200\"} 5",
+            "r{code=\"404\"} 7",
+            "r{code=\"500\"} 4",
+        ],
+    ];
+    for (i, want) in expect.iter().enumerate() {
+        let r = gate.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        let mut got = samples(&r.text());
+        got.sort();
+        assert_eq!(&got, want, "scrape {i}");
+    }
+    let m = gate.get("/-/metrics").await.text();
+    let hits = metric_value(&m, "metric_gate_series_cache_hits_total");
+    // Scrape 2 knows 2 series of scrape 1; scrape 3 knows 2 (/b and 500 /a).
+    assert_eq!(hits, 4.0, "{m}");
+}

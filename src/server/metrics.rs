@@ -84,6 +84,12 @@ pub struct SelfMetrics {
     pub cached_targets: Gauge,
     /// Entries in the relabel decision caches, over all targets and subsets.
     pub relabel_cache_entries: Gauge,
+    /// Raw series remembered by the cross-scrape series cache, over all targets.
+    pub series_cache_entries: Gauge,
+    /// Samples whose outcome came from the series cache.
+    pub series_cache_hits: Counter,
+    /// Samples relabeled and aggregated in full (not in the series cache).
+    pub series_cache_misses: Counter,
     /// Bytes held by the aggregated output of the last scrape, by subset.
     pub aggregate_bytes: Family<SubsetLabels, Gauge>,
 }
@@ -108,6 +114,9 @@ impl SelfMetrics {
             targets_up: Gauge::default(),
             cached_targets: Gauge::default(),
             relabel_cache_entries: Gauge::default(),
+            series_cache_entries: Gauge::default(),
+            series_cache_hits: Counter::default(),
+            series_cache_misses: Counter::default(),
             aggregate_bytes: Family::default(),
             registry: Registry::default(),
         };
@@ -186,6 +195,21 @@ impl SelfMetrics {
             "relabel_cache_entries",
             "Entries in the relabel decision caches, over all targets and subsets",
             m.relabel_cache_entries.clone(),
+        );
+        r.register(
+            "series_cache_entries",
+            "Raw series remembered by the cross-scrape series cache, over all targets",
+            m.series_cache_entries.clone(),
+        );
+        r.register(
+            "series_cache_hits",
+            "Samples whose relabel and aggregation outcome came from the series cache",
+            m.series_cache_hits.clone(),
+        );
+        r.register(
+            "series_cache_misses",
+            "Samples relabeled and aggregated in full because the series cache did not know them",
+            m.series_cache_misses.clone(),
         );
         r.register(
             "aggregate_bytes",

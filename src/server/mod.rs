@@ -111,7 +111,10 @@ impl AppState {
             subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
             client: new_client(),
             resolver,
-            engine: Arc::new(tokio::sync::Mutex::new(Engine::new(config))),
+            engine: Arc::new(tokio::sync::Mutex::new(Engine::new(
+                config,
+                cfg.spec.is_fan_out(),
+            ))),
             inflight: Mutex::new(None),
             generation: AtomicU64::new(0),
             subsets: ArcSwapOption::empty(),

@@ -20,8 +20,9 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::aggregate::{Aggregator, RenderOptions};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
-use crate::pipeline::{Pipeline, Subset};
+use crate::pipeline::Pipeline;
 use crate::relabel::Config;
+use crate::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::upstream::fetch::{scrape_into, FetchOptions};
 use crate::upstream::{FetchError, ResolveError, Target};
 
@@ -32,19 +33,27 @@ use super::AppState;
 /// Mutable scrape state; used only by the one scrape in flight (see [`AppState`]).
 #[derive(Debug)]
 pub struct Engine {
-    /// The subsets as configured: copied for a target seen for the first time.
-    template: Vec<Subset>,
-    /// Per target name: its subsets, kept between scrapes.
-    targets: HashMap<String, Vec<Subset>>,
-    /// Fan-out sums, one per subset (swapped with a target's aggregate every scrape).
+    /// The pipeline as configured (no series seen yet): copied for a new target.
+    template: Pipeline,
+    /// Per target name: its pipeline, kept between scrapes with its series cache, relabel
+    /// caches and aggregation buffers.
+    targets: HashMap<String, Pipeline>,
+    /// Fan-out sums, one per subset, emptied every scrape.
     merged: Vec<Aggregator>,
 }
 
 impl Engine {
-    /// An engine for the default list and every subset of `config`.
-    pub fn new(config: &Config) -> Self {
-        let template = Pipeline::new(config).into_subsets();
-        let merged = template.iter().map(|_| Aggregator::new()).collect();
+    /// An engine for the default list and every subset of `config`; `fan_out` compares `le`
+    /// and `quantile` labels by value (targets may spell a bound differently).
+    pub fn new(config: &Config, fan_out: bool) -> Self {
+        let template = Pipeline::new(config)
+            .normalize_float_labels(fan_out)
+            .with_series_cache(DEFAULT_MAX_ENTRIES);
+        let merged = template
+            .subsets()
+            .iter()
+            .map(|_| Aggregator::new())
+            .collect();
         Self {
             template,
             targets: HashMap::new(),
@@ -52,17 +61,15 @@ impl Engine {
         }
     }
 
-    /// Takes `target`'s subsets out of the engine, aggregates emptied, ready for a new body.
-    fn checkout(&mut self, target: &str) -> Vec<Subset> {
-        let mut subsets = self
-            .targets
-            .remove(target)
-            .unwrap_or_else(|| self.template.clone());
-        for s in &mut subsets {
-            s.aggregator.clear();
-            s.dropped_by_relabel = 0;
+    /// Takes `target`'s pipeline out of the engine, ready for a new body.
+    fn checkout(&mut self, target: &str) -> Pipeline {
+        match self.targets.remove(target) {
+            Some(mut p) => {
+                p.begin_scrape();
+                p
+            }
+            None => self.template.clone(),
         }
-        subsets
     }
 }
 
@@ -96,7 +103,7 @@ pub struct ScrapeOutcome {
 #[derive(Debug)]
 struct TargetRun {
     target: Target,
-    subsets: Vec<Subset>,
+    pipeline: Pipeline,
     samples: u64,
     result: Result<crate::upstream::BodyStats, FetchError>,
     duration: Duration,
@@ -148,15 +155,14 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         max_body: state.cfg.max_body,
     };
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
-        let subsets = engine.checkout(&target.name);
+        let pipeline = engine.checkout(&target.name);
         let client = state.client.clone();
         async move {
             let t0 = Instant::now();
-            let pipeline = Pipeline::from_subsets(subsets);
             let (pipeline, result) = scrape_into(&client, &target, opts, pipeline).await;
             TargetRun {
                 samples: pipeline.samples(),
-                subsets: pipeline.into_subsets(),
+                pipeline,
                 target,
                 result,
                 duration: t0.elapsed(),
@@ -195,7 +201,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         };
         engine.targets = runs
             .into_iter()
-            .map(|r| (r.target.name, r.subsets))
+            .map(|r| (r.target.name, r.pipeline))
             .collect();
         state
             .metrics
@@ -205,26 +211,39 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     }
 
     let health = (fan_out && state.cfg.target_health).then(|| health_series(&runs));
-    let names: Vec<Option<String>> = engine.template.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<Option<String>> = engine
+        .template
+        .subsets()
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
-    let (rendered, cached_targets, cache_entries) = tokio::task::spawn_blocking(move || {
-        let outputs = render_all(&mut engine, runs, fan_out, fetched_at_ms, health);
-        let cache_entries: usize = engine
-            .targets
-            .values()
-            .flatten()
-            .map(|s| s.program.cache_entries())
-            .sum();
-        (outputs, engine.targets.len(), cache_entries)
-    })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (rendered, cached_targets, cache_entries, series_cache) =
+        tokio::task::spawn_blocking(move || {
+            let outputs = render_all(&mut engine, runs, fan_out, fetched_at_ms, health);
+            let cache_entries: usize = engine
+                .targets
+                .values()
+                .flat_map(|p| p.subsets())
+                .map(|s| s.program.cache_entries())
+                .sum();
+            let series_cache = engine.targets.values().fold((0, 0, 0), |acc, p| {
+                let (len, st) = p
+                    .series_cache()
+                    .map_or((0, Default::default()), |c| (c.len(), c.stats()));
+                (acc.0 + len, acc.1 + st.hits, acc.2 + st.misses)
+            });
+            (outputs, engine.targets.len(), cache_entries, series_cache)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
     state.metrics.cached_targets.set(cached_targets as i64);
-    state
-        .metrics
-        .relabel_cache_entries
-        .set(cache_entries as i64);
+    let m = &state.metrics;
+    m.relabel_cache_entries.set(cache_entries as i64);
+    m.series_cache_entries.set(series_cache.0 as i64);
+    m.series_cache_hits.inc_by(series_cache.1);
+    m.series_cache_misses.inc_by(series_cache.2);
     let mut by_name = HashMap::new();
     let mut default = None;
     for (name, out) in names.into_iter().zip(rendered) {
@@ -334,13 +353,13 @@ struct Output {
 /// Sums (fan-out) and renders every subset; puts every target's subsets back into the engine.
 fn render_all(
     engine: &mut OwnedMutexGuard<Engine>,
-    mut runs: Vec<TargetRun>,
+    runs: Vec<TargetRun>,
     fan_out: bool,
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
 ) -> Vec<Output> {
     let engine = &mut **engine;
-    let n = engine.template.len();
+    let n = engine.template.subsets().len();
     let ok: Vec<usize> = (0..runs.len())
         .filter(|&j| runs[j].result.is_ok())
         .collect();
@@ -348,26 +367,26 @@ fn render_all(
     for i in 0..n {
         let dropped_by_relabel = ok
             .iter()
-            .map(|&j| runs[j].subsets[i].dropped_by_relabel)
+            .map(|&j| runs[j].pipeline.subsets()[i].dropped_by_relabel)
             .sum();
         let dropped_nameless = ok
             .iter()
             .map(|&j| {
-                let st = runs[j].subsets[i].aggregator.stats();
+                let st = runs[j].pipeline.subsets()[i].aggregator.stats();
                 st.dropped_nameless + st.dropped_invalid
             })
             .sum();
         let agg: &Aggregator = if fan_out {
-            // The first target's aggregate becomes the sum (a swap, not a copy); the others are
-            // merged into it. The target keeps the old sum's buffers, cleared at its next scrape.
+            // Targets keep their own aggregates (their slots are what their series caches point
+            // at); the sum is built fresh every scrape.
             let merged = &mut engine.merged[i];
-            std::mem::swap(merged, &mut runs[ok[0]].subsets[i].aggregator);
-            for &j in &ok[1..] {
-                merged.merge_from(&runs[j].subsets[i].aggregator);
+            merged.clear();
+            for &j in &ok {
+                merged.merge_from(&runs[j].pipeline.subsets()[i].aggregator);
             }
             merged
         } else {
-            &runs[ok[0]].subsets[i].aggregator
+            &runs[ok[0]].pipeline.subsets()[i].aggregator
         };
         let is_default = i == 0;
         let opts = RenderOptions {
@@ -391,7 +410,7 @@ fn render_all(
     }
     engine.targets = runs
         .into_iter()
-        .map(|r| (r.target.name, r.subsets))
+        .map(|r| (r.target.name, r.pipeline))
         .collect();
     outputs
 }

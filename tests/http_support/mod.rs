@@ -40,6 +40,8 @@ pub enum Behave {
     SlowStart(String, Duration),
     /// `counter N` where N counts requests, after a pause (to make scrapes overlap).
     Counter(Duration),
+    /// The bodies in turn, one per request (the last one repeats).
+    Sequence(Vec<String>),
     /// Prepared bodies (for big payloads): the gzip one when the request accepts gzip and one
     /// is given, else the plain one.
     Prepared { plain: Bytes, gzip: Option<Bytes> },
@@ -213,6 +215,10 @@ async fn answer(behave: Behave, n: usize, headers: &HeaderMap) -> Response {
         Behave::Counter(pause) => {
             tokio::time::sleep(pause).await;
             text_response(Body::from(format!("# TYPE counter counter\ncounter {n}\n")))
+        }
+        Behave::Sequence(bodies) => {
+            let i = n.saturating_sub(1).min(bodies.len().saturating_sub(1));
+            text_response(Body::from(bodies.get(i).cloned().unwrap_or_default()))
         }
     }
 }
