@@ -61,6 +61,13 @@ pub struct CacheStats {
 #[derive(Debug, Clone)]
 pub struct SeriesCache {
     map: hashbrown::HashMap<u128, u32, BuildHasherDefault<PreHashed>>,
+    /// Per entry: its key. Entries are stored in the order the upstream first sent them, and
+    /// upstreams send series in the same order every scrape, so the entry after the last hit
+    /// is nearly always the next one asked for: checking it first turns random probes of a
+    /// large table into a sequential walk.
+    keys: Vec<u128>,
+    /// The entry after the last hit or insert.
+    cursor: usize,
     /// Per entry: the scrape it was last used in.
     last_seen: Vec<u32>,
     /// Per entry: `stride` outcomes, one per subset.
@@ -76,6 +83,8 @@ impl SeriesCache {
     pub fn new(subsets: usize, max_entries: usize) -> Self {
         Self {
             map: Default::default(),
+            keys: Vec::new(),
+            cursor: 0,
             last_seen: Vec::new(),
             outcomes: Vec::new(),
             stride: subsets.max(1),
@@ -96,12 +105,19 @@ impl SeriesCache {
     /// The outcomes remembered for `key`, marking it used in this scrape.
     #[inline]
     pub fn lookup(&mut self, key: u128) -> Option<&[u32]> {
-        let Some(&i) = self.map.get(&key) else {
-            self.stats.misses += 1;
-            return None;
+        let i = if self.keys.get(self.cursor) == Some(&key) {
+            self.cursor
+        } else {
+            match self.map.get(&key) {
+                Some(&i) => i as usize,
+                None => {
+                    self.stats.misses += 1;
+                    return None;
+                }
+            }
         };
         self.stats.hits += 1;
-        let i = i as usize;
+        self.cursor = i + 1;
         self.last_seen[i] = self.epoch;
         Some(&self.outcomes[i * self.stride..(i + 1) * self.stride])
     }
@@ -116,8 +132,10 @@ impl SeriesCache {
         let i = self.last_seen.len() as u32;
         if let hashbrown::hash_map::Entry::Vacant(v) = self.map.entry(key) {
             v.insert(i);
+            self.keys.push(key);
             self.last_seen.push(self.epoch);
             self.outcomes.extend_from_slice(outcomes);
+            self.cursor = self.keys.len();
         }
     }
 
@@ -126,31 +144,36 @@ impl SeriesCache {
     pub fn begin_scrape(&mut self) {
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.stats = CacheStats::default();
+        self.cursor = 0;
         let epoch = self.epoch;
         let idle = |seen: u32| epoch.wrapping_sub(seen) > IDLE_SCRAPES;
         let stale = self.last_seen.iter().filter(|&&s| idle(s)).count();
         if stale == 0 || stale < self.last_seen.len() / 4 {
             return;
         }
+        // Rebuild in entry order, keeping the order the upstream sends series in.
+        let old_keys = std::mem::take(&mut self.keys);
         let old_seen = std::mem::take(&mut self.last_seen);
         let old_outcomes = std::mem::take(&mut self.outcomes);
         let stride = self.stride;
-        self.map.retain(|_, i| {
-            let old = *i as usize;
-            if idle(old_seen[old]) {
-                return false;
+        self.map.clear();
+        for (old, (&key, &seen)) in old_keys.iter().zip(&old_seen).enumerate() {
+            if idle(seen) {
+                continue;
             }
-            *i = self.last_seen.len() as u32;
-            self.last_seen.push(old_seen[old]);
+            self.map.insert(key, self.keys.len() as u32);
+            self.keys.push(key);
+            self.last_seen.push(seen);
             self.outcomes
                 .extend_from_slice(&old_outcomes[old * stride..(old + 1) * stride]);
-            true
-        });
+        }
     }
 
     /// Forgets everything (slots were renumbered, or the configuration changed).
     pub fn clear(&mut self) {
         self.map.clear();
+        self.keys.clear();
+        self.cursor = 0;
         self.last_seen.clear();
         self.outcomes.clear();
     }
