@@ -61,6 +61,17 @@ fn gate_args(upstream: &str, relabel_file: &Path) -> Vec<String> {
     ]
 }
 
+/// deploy/prometheus.yml with each `(from, to)` replaced; every `from` must be in it.
+fn deploy_config(replace: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus.yml");
+    let mut text = std::fs::read_to_string(&path).expect("deploy/prometheus.yml");
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from:?} not in {}", path.display());
+        text = text.replace(from, to);
+    }
+    text
+}
+
 fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -80,11 +91,15 @@ fn sidecar_aggregation_is_exact() {
     let ne = NodeExporter::start(dir.path(), LO, free_port(LO));
     let relabel = write(dir.path(), "relabel.yaml", LABELDROP_CPU);
     let gate = GateProc::start(dir.path(), &gate_args(&ne.url(), &relabel));
+    // The shipped deploy/prometheus.yml (docs/try-with-prometheus.md), on this test's ports and
+    // at a 1 s interval.
     let prom = Prometheus::start(
         dir.path(),
-        &prometheus_config(&[
-            job("direct", "/metrics", ne.addr),
-            job("gate", "/metrics", gate.addr),
+        &deploy_config(&[
+            ("127.0.0.1:9100", &ne.addr.to_string()),
+            ("127.0.0.1:9101", &gate.addr.to_string()),
+            ("scrape_interval: 5s", "scrape_interval: 1s"),
+            ("scrape_timeout: 5s", "scrape_timeout: 1s"),
         ]),
     );
     prom.wait_scrapes(&["direct", "gate"], 10);
@@ -196,6 +211,7 @@ fn sidecar_aggregation_is_exact() {
         gated.keys().collect::<Vec<_>>()
     );
     let (mut compared, mut exact, mut worst_excess) = (0, 0, f64::MIN);
+    let (mut max_skew, mut max_diff, mut max_tolerance) = (0f64, 0f64, 0f64);
     for step in 0..=8 {
         let t = start + step as f64;
         let (Some(td), Some(tg)) = (at(&t_direct[0], t), at(&t_gate[0], t)) else {
@@ -209,6 +225,9 @@ fn sidecar_aggregation_is_exact() {
             };
             let diff = (dv - gv).abs();
             compared += 1;
+            max_skew = max_skew.max(skew);
+            max_diff = max_diff.max(diff);
+            max_tolerance = max_tolerance.max(tolerance);
             if diff < 1e-6 * dv.abs().max(1.0) {
                 exact += 1;
             }
@@ -227,7 +246,8 @@ fn sidecar_aggregation_is_exact() {
     eprintln!(
         "scenario 1: captured {captured} series, gate {predicted}; {ncpu} cpus, {modes} modes; \
          {compared} (mode, instant) pairs within tolerance, {exact} exactly equal; \
-         worst |diff| - ncpu*skew = {worst_excess:.4}"
+         max skew {max_skew:.3} s, max |diff| {max_diff:.3} (tolerance up to \
+         {max_tolerance:.3}), worst |diff| - ncpu*skew = {worst_excess:.4}"
     );
     drop(prom);
     drop(gate);
