@@ -367,9 +367,12 @@ fn dns_fan_out_over_three_node_exporters() {
     let gate = GateProc::start(dir.path(), &args);
     let prom = Prometheus::start(
         dir.path(),
-        &prometheus_config(&[job("gate", "/metrics", gate.addr)]),
+        &prometheus_config(&[
+            job("gate", "/metrics", gate.addr),
+            job("direct", "/metrics", nes[0].addr),
+        ]),
     );
-    prom.wait_scrapes(&["gate"], 3);
+    prom.wait_scrapes(&["gate", "direct"], 3);
 
     let targets: BTreeSet<String> = ips.iter().map(|ip| format!("{ip}:{port}")).collect();
     let health = |expect: &BTreeMap<String, f64>| -> Result<(), String> {
@@ -388,6 +391,7 @@ fn dns_fan_out_over_three_node_exporters() {
     wait_for("three targets up", WAIT, || health(&all_up));
     // A gauge that is 1 per exporter: summed over the three.
     assert_eq!(prom.scalar(r#"node_exporter_build_info{job="gate"}"#), 3.0);
+    let (ratio_all, diff_all) = compare_to_direct(&prom, 3.0);
     assert!(prom.query(r#"{job="gate", cpu!=""}"#).is_empty());
     promtool_check_metrics("dns+ /metrics", &get_ok(&gate.url("/metrics")));
 
@@ -409,14 +413,52 @@ fn dns_fan_out_over_three_node_exporters() {
         let t = prom.try_scalar(r#"timestamp(node_cpu_seconds_total{job="gate", mode="idle"})"#)?;
         (t >= t1 + 2.0).then_some(()).ok_or(format!("{t} vs {t1}"))
     });
+    let (ratio_two, diff_two) = compare_to_direct(&prom, 2.0);
+    // Not asserted, reported: the summed counters drop when a target leaves the sum, which
+    // Prometheus' rate() reads as a counter reset.
+    let resets = prom.scalar(r#"max(resets(node_cpu_seconds_total{job="gate"}[1m]))"#);
     let series = prom.scalar(r#"scrape_samples_scraped{job="gate"}"#);
+    // The three exporters run on one machine with one series set: the sum has the series
+    // `--apply` predicts for one of them, plus 2 health series per target.
+    let capture = write(dir.path(), "capture.prom", &get_ok(&nes[0].url()));
+    let predicted = sample_count(&apply_offline(&capture, &relabel, None)) as f64;
+    assert_eq!(series, predicted + 2.0 * 3.0, "samples per gate scrape");
     eprintln!(
-        "scenario 3: targets {targets:?} all up, node_exporter_build_info summed 3; after \
-         stopping 127.0.0.3: {one_down:?}, sum 2, up 1, {series} samples per scrape"
+        "scenario 3: targets {targets:?} all up, node_exporter_build_info summed 3, idle cpu \
+         seconds {ratio_all:.4} x direct (|diff - 3 x direct| {diff_all:.3}); after stopping \
+         127.0.0.3: {one_down:?}, sum 2, {ratio_two:.4} x direct (|diff| {diff_two:.3}), up 1, \
+         {series} samples per scrape; counter resets seen by Prometheus in the gate's sum: \
+         {resets}"
     );
     for ne in &mut nes[..2] {
         ne.proc.assert_running();
     }
+}
+
+/// Scenario 3's value check: all node_exporters read the same /proc/stat, so the gate's idle
+/// CPU seconds are `n` times the direct scrape's `sum without(cpu)`, up to what the CPUs
+/// accumulated between the scrapes (as in scenario 1, for each of the `n` summands). Returns the
+/// ratio and the absolute difference.
+fn compare_to_direct(prom: &Prometheus, n: f64) -> (f64, f64) {
+    let ncpu = prom.scalar(r#"count(node_cpu_seconds_total{job="direct", mode="idle"})"#);
+    wait_for(&format!("gate idle = {n} x direct idle"), WAIT, || {
+        let direct =
+            prom.try_scalar(r#"sum(node_cpu_seconds_total{job="direct", mode="idle"})"#)?;
+        let gate = prom.try_scalar(r#"node_cpu_seconds_total{job="gate", mode="idle"}"#)?;
+        let t_direct = prom
+            .try_scalar(r#"max(timestamp(node_cpu_seconds_total{job="direct", mode="idle"}))"#)?;
+        let t_gate =
+            prom.try_scalar(r#"timestamp(node_cpu_seconds_total{job="gate", mode="idle"})"#)?;
+        let diff = (gate - n * direct).abs();
+        let tolerance = n * (ncpu * ((t_direct - t_gate).abs() + 0.25) + 0.01);
+        if diff <= tolerance {
+            Ok((gate / direct, diff))
+        } else {
+            Err(format!(
+                "gate {gate} vs {n} x direct {direct}: |diff| {diff} > {tolerance}"
+            ))
+        }
+    })
 }
 
 /// Scenario 4: promtool accepts every endpoint's output and Prometheus scrapes every gate job
