@@ -526,14 +526,19 @@ fn upstream_down_then_back() {
     let dir = tempdir();
     let port = free_port(LO);
     let mut ne = NodeExporter::start(dir.path(), LO, port);
-    let relabel = write(dir.path(), "relabel.yaml", LABELDROP_CPU);
+    let relabel = write(dir.path(), "relabel.yaml", WITH_SUBSETS);
     let mut gate = GateProc::start(dir.path(), &gate_args(&ne.url(), &relabel));
     let prom = Prometheus::start(
         dir.path(),
-        &prometheus_config(&[job("gate", "/metrics", gate.addr)]),
+        &prometheus_config(&[
+            job("gate", "/metrics", gate.addr),
+            job("gate_cpu", "/metrics/cpu", gate.addr),
+        ]),
     );
-    prom.wait_scrapes(&["gate"], 2);
+    prom.wait_scrapes(&["gate", "gate_cpu"], 2);
     let series_up = prom.scalar(r#"scrape_samples_scraped{job="gate"}"#);
+    const SUBSET_TS: &str =
+        r#"timestamp(node_cpu_seconds_total{job="gate_cpu", cpu="0", mode="idle"})"#;
 
     let p = &prom;
     let up_is = |want: f64| {
@@ -542,7 +547,10 @@ fn upstream_down_then_back() {
             other => Err(format!("up = {other:?}")),
         }
     };
+    const SUBSET_SCRAPES: &str = r#"count_over_time(up{job="gate_cpu"}[1m])"#;
     ne.proc.stop();
+    let stopped_at = now();
+    let subset_scrapes_before = prom.scalar(SUBSET_SCRAPES);
     wait_for("up == 0 for the gate", WAIT, up_is(0.0));
     let (status, body) = get(&gate.url("/metrics")).unwrap();
     assert_eq!(status, 502, "{body}");
@@ -560,16 +568,46 @@ fn upstream_down_then_back() {
     assert!(last_error.contains("502"), "lastError: {last_error}");
     assert_eq!(get(&gate.url("/-/healthy")).unwrap().0, 200);
     gate.proc.assert_running();
+    // Documented behaviour: a subset serves the last successful scrape's result, so during the
+    // outage its job stays up but stores nothing new (the samples keep their old fetch time, which
+    // Prometheus takes as the same samples again, without errors).
+    wait_for("2 subset scrapes during the outage", WAIT, || {
+        let n = prom.try_scalar(SUBSET_SCRAPES)?;
+        (n >= subset_scrapes_before + 2.0)
+            .then_some(())
+            .ok_or(format!("{n}"))
+    });
+    assert_eq!(
+        prom.scalar(r#"sum_over_time(up{job="gate_cpu"}[1m])"#),
+        prom.scalar(SUBSET_SCRAPES)
+    );
+    let subset_ts_down = prom.scalar(SUBSET_TS);
+    assert!(
+        subset_ts_down < stopped_at,
+        "subset sample at {subset_ts_down}, after the upstream stopped at {stopped_at}"
+    );
 
     let ne = NodeExporter::start(dir.path(), LO, port);
     wait_for("up == 1 again", WAIT, up_is(1.0));
     let series_back = prom.scalar(r#"scrape_samples_scraped{job="gate"}"#);
     assert_eq!(series_back, series_up);
+    wait_for("fresh subset samples", WAIT, || {
+        let t = prom.try_scalar(SUBSET_TS)?;
+        (t > stopped_at).then_some(()).ok_or(format!("{t}"))
+    });
+    for name in [
+        "prometheus_target_scrapes_sample_out_of_order_total",
+        "prometheus_target_scrapes_sample_duplicate_timestamp_total",
+    ] {
+        assert_eq!(prom.self_metric(name), 0.0, "{name}");
+    }
     gate.proc.assert_running();
     eprintln!(
         "scenario 5: up 1 ({series_up} samples) -> exporter stopped -> up 0, 502 body {:?}, \
-         Prometheus lastError {last_error:?} -> exporter restarted -> up 1 ({series_back} samples)",
-        body.trim()
+         Prometheus lastError {last_error:?}, subset job still up with its last sample from \
+         {:.1} s before the stop -> exporter restarted -> up 1 ({series_back} samples), subset fresh",
+        body.trim(),
+        stopped_at - subset_ts_down
     );
     drop(ne);
 }
