@@ -433,6 +433,29 @@ fn dns_fan_out_over_three_node_exporters() {
     for ne in &mut nes[..2] {
         ne.proc.assert_running();
     }
+
+    // Every target down: the gate's scrape fails (502 naming every target), gate job up == 0.
+    for ne in &mut nes[..2] {
+        ne.proc.stop();
+    }
+    wait_for("up == 0 with every target down", WAIT, || {
+        match prom.try_scalar(r#"up{job="gate"}"#) {
+            Ok(0.0) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let (status, body) = get(&gate.url("/metrics")).unwrap();
+    assert_eq!(status, 502, "{body}");
+    for t in &targets {
+        assert!(
+            body.contains(t.as_str()),
+            "502 body does not name {t}: {body}"
+        );
+    }
+    eprintln!(
+        "scenario 3: all targets stopped -> up 0, 502 {:?}",
+        body.trim()
+    );
 }
 
 /// Scenario 3's value check: all node_exporters read the same /proc/stat, so the gate's idle
