@@ -91,7 +91,7 @@ fn sidecar_aggregation_is_exact() {
     let ne = NodeExporter::start(dir.path(), LO, free_port(LO));
     let relabel = write(dir.path(), "relabel.yaml", LABELDROP_CPU);
     let gate = GateProc::start(dir.path(), &gate_args(&ne.url(), &relabel));
-    // The shipped deploy/prometheus.yml (docs/try-with-prometheus.md), on this test's ports and
+    // The shipped deploy/prometheus.yml (README, "Try it with Prometheus"), on this test's ports and
     // at a 1 s interval.
     let prom = Prometheus::start(
         dir.path(),
