@@ -3,7 +3,8 @@
 #
 #   scripts/bench.sh            # full run on the 1000x10 ingress payload (~276 MB, ~851k series)
 #   scripts/bench.sh --quick    # same steps on the 100x10 payload (~28 MB)
-#   options: --skip-criterion  --skip-http  --runs-fast N  --runs-slow N  --out DIR
+#   options: --skip-criterion  --skip-http  --no-profile  --runs-fast N  --runs-slow N
+#            --runs-promtool N  --out DIR     (KEEP_RESULTS=DIR keeps the raw results)
 #
 # In ONE run it times whole processes with GNU time (wall, user, sys, peak RSS):
 #   1. metric-gate --file PAYLOAD                 vs  promtool check metrics --extended < PAYLOAD
@@ -12,19 +13,24 @@
 #                                                     -remoteWrite.relabelConfig (labeldrop: path),
 #                                                     remote write to a local sink answering 204
 #   3. criterion benches (benches/pipeline.rs) and the server latency test (tests/http_bench.rs)
+#   4. a flat `perf` profile of the --apply run (if perf works here)
 # then writes docs/benchmarks.md and docs/benchmarks.svg via scripts/bench_report.py.
 # Installs missing tools with apt-get (expects to run as root). Everything listens on 127.0.0.1.
 set -euo pipefail
+# The whole body is one { ... } block, so bash parses it before running: editing this file while
+# a run is in progress cannot change what that run executes.
+{
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-QUICK=0; SKIP_CRIT=0; SKIP_HTTP=0; RUNS_FAST=5; RUNS_SLOW=3; RUNS_PROMTOOL=""; OUT="$ROOT/docs"
+QUICK=0; PROFILE=1; SKIP_CRIT=0; SKIP_HTTP=0; RUNS_FAST=5; RUNS_SLOW=3; RUNS_PROMTOOL=""; OUT="$ROOT/docs"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --skip-criterion) SKIP_CRIT=1 ;;
     --skip-http) SKIP_HTTP=1 ;;
+    --no-profile) PROFILE=0 ;;
     --runs-fast) RUNS_FAST=$2; shift ;;
     --runs-slow) RUNS_SLOW=$2; shift ;;
     --runs-promtool) RUNS_PROMTOOL=$2; shift ;;
@@ -206,9 +212,22 @@ if [ "$SKIP_HTTP" = 0 ]; then
     || log "http_bench failed (see log)"
 fi
 
+if [ "$PROFILE" = 1 ] && command -v perf >/dev/null; then
+  log "4. perf profile of metric-gate --file --apply"
+  if perf record -F 1999 -o "$WORK/perf.data" -- taskset -c 0 "$MG" --file "$PAYLOAD" --apply \
+       --relabel-file "$RELABEL_MG" >/dev/null 2>"$RES/perf_record.log"; then
+    perf report -i "$WORK/perf.data" --no-children --stdio --sort dso,symbol --percent-limit 1 2>/dev/null \
+      | grep -v '^#' | sed '/^ *$/d' | head -30 >"$RES/perf_top.txt" || true
+  else
+    log "perf record failed (see perf_record.log); no profile"
+  fi
+fi
+
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.env"
 echo "script_seconds=$(( $(date +%s) - T_START ))" >>"$RES/machine.env"
 mkdir -p "$OUT"
 python3 "$ROOT/scripts/bench_report.py" "$RES" "$OUT"
 if [ -n "${KEEP_RESULTS:-}" ]; then rm -rf "$KEEP_RESULTS"; cp -r "$RES" "$KEEP_RESULTS"; fi
 log "done in $(( $(date +%s) - T_START )) s: $OUT/benchmarks.md, $OUT/benchmarks.svg"
+exit 0
+}

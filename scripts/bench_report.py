@@ -164,11 +164,12 @@ def svg_chart(groups, path, title):
             xx = x(v)
             o.append(f'<line x1="{xx:.1f}" y1="{top - 6}" x2="{xx:.1f}" y2="{axis_y}" stroke="{"#ccc" if m == 1 else "#eee"}"/>')
             if m in (1, 5) or hi_exp - lo_exp <= 3:
-                o.append(f'<text x="{xx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#333">{escape(fmt_s(v))}</text>')
+                o.append(f'<text x="{xx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#333">{escape(f"{v:g} s" if v >= 1 else f"{v * 1000:g} ms")}</text>')
     y = top
     for gtitle, bars in groups:
         o.append(f'<text x="10" y="{y + 15}" font-weight="bold">{escape(gtitle)}</text>')
         y += bar_h + gap
+        base = bars[0][1]
         for label, s, colour in bars:
             o.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
             if s:
@@ -178,7 +179,10 @@ def svg_chart(groups, path, title):
                 o.append(f'<line x1="{x(s["lo"]):.1f}" y1="{cy}" x2="{x(s["hi"]):.1f}" y2="{cy}" stroke="#222" stroke-width="1.5"/>')
                 for v in (s["lo"], s["hi"]):
                     o.append(f'<line x1="{x(v):.1f}" y1="{cy - 5}" x2="{x(v):.1f}" y2="{cy + 5}" stroke="#222" stroke-width="1.5"/>')
-                o.append(f'<text x="{min(x(s["hi"]) + 6, W - right - 60):.1f}" y="{y + 15}" fill="#111">{escape(fmt_s(s["med"]))}</text>')
+                value_label = fmt_s(s["med"])
+                if base and s is not base:
+                    value_label += " (%.1fx)" % (s["med"] / base["med"])
+                o.append(f'<text x="{min(x(s["hi"]) + 6, W - right - 110):.1f}" y="{y + 15}" fill="#111">{escape(value_label)}</text>')
             y += bar_h + gap
     o.append(f'<line x1="{left}" y1="{axis_y}" x2="{W - right}" y2="{axis_y}" stroke="#333"/>')
     o.append("</svg>")
@@ -376,6 +380,17 @@ def main():
     A("The issue's 1-target-x-4-bytes baseline is approximated by four times the single-target latency through "
       "metric-gate (the test has no single 4x payload upstream).")
     A("")
+    prof = read_text(os.path.join(res, "perf_top.txt")).rstrip()
+    if prof:
+        A("## Where the first scrape spends its time")
+        A("")
+        A("`perf record` (flat, 1999 Hz) of one `metric-gate --file P --apply --relabel-file labeldrop_path.yaml` run, "
+          "symbols at >= 1% of samples:")
+        A("")
+        A("```")
+        A(prof)
+        A("```")
+        A("")
     A("## Chart")
     A("")
     A("![wall times](benchmarks.svg)")
