@@ -380,7 +380,10 @@ def main():
     A("The issue's 1-target-x-4-bytes baseline is approximated by four times the single-target latency through "
       "metric-gate (the test has no single 4x payload upstream).")
     A("")
-    prof = read_text(os.path.join(res, "perf_top.txt")).rstrip()
+    prof = "\n".join(
+        re.sub(r"(\s+-)+\s*$", "", l).rstrip()
+        for l in read_text(os.path.join(res, "perf_top.txt")).splitlines()
+    ).rstrip()
     if prof:
         A("## Where the first scrape spends its time")
         A("")
