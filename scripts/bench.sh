@@ -75,7 +75,8 @@ cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 RES="$WORK/results"; mkdir -p "$RES"
 PAYLOAD="$WORK/ingress.prom"
 log "generating payload $SIZE"
