@@ -3,8 +3,9 @@
 #
 #   scripts/bench.sh            # full run on the 1000x10 ingress payload (~276 MB, ~851k series)
 #   scripts/bench.sh --quick    # same steps on the 100x10 payload (~28 MB)
-#   options: --skip-criterion  --skip-http  --no-profile  --runs-fast N  --runs-slow N
-#            --runs-promtool N  --out DIR     (KEEP_RESULTS=DIR keeps the raw results)
+#   options: --skip-criterion  --skip-http  --no-profile  --runs N (default 5)
+#            --runs-promtool N (default 2, 3 with --quick)  --out DIR
+#            KEEP_RESULTS=DIR in the environment keeps the raw results
 #
 # In ONE run it times whole processes with GNU time (wall, user, sys, peak RSS):
 #   1. metric-gate --file PAYLOAD                 vs  promtool check metrics --extended < PAYLOAD
@@ -24,7 +25,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-QUICK=0; PROFILE=1; SKIP_CRIT=0; SKIP_HTTP=0; RUNS_FAST=5; RUNS_SLOW=3; RUNS_PROMTOOL=""; OUT="$ROOT/docs"
+QUICK=0; PROFILE=1; SKIP_CRIT=0; SKIP_HTTP=0; RUNS_FAST=5; RUNS_PROMTOOL=""; OUT="$ROOT/docs"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --skip-http) SKIP_HTTP=1 ;;
     --no-profile) PROFILE=0 ;;
     --runs-fast) RUNS_FAST=$2; shift ;;
-    --runs-slow) RUNS_SLOW=$2; shift ;;
+    --runs) RUNS_FAST=$2; shift ;;
     --runs-promtool) RUNS_PROMTOOL=$2; shift ;;
     --out) OUT=$2; shift ;;
     -h|--help) sed -n 2,16p "$0"; exit 0 ;;
@@ -103,23 +104,26 @@ PAYLOAD_SERIES=$(grep -vc '^#' "$PAYLOAD" || true)
 } > "$RES/machine.env"
 
 # ---------------------------------------------------------------- timing helper
-# timed NAME RUNS STDIN CMD...   -> one line per run in results/runs.tsv:
+# timed_run NAME I/RUNS STDIN CMD...   -> one line in results/runs.tsv:
 #   name  run  wall_s  peak_rss_kb  user_s  sys_s  exit
+timed_run() {
+  local name=$1 i=${2%/*} runs=${2#*/} stdin=$3; shift 3
+  local out wall rss user sys code
+  out="$RES/$name.$i"
+  set +e
+  /usr/bin/time -f '%e %M %U %S %x' -o "$out.time" "$@" <"$stdin" >"$out.stdout" 2>"$out.stderr"
+  set -e
+  read -r wall rss user sys code <"$out.time" || true
+  # GNU time prefixes "Command exited with non-zero status N" on failures
+  if ! [[ "$wall" =~ ^[0-9.]+$ ]]; then read -r wall rss user sys code < <(tail -1 "$out.time"); fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$i" "$wall" "$rss" "$user" "$sys" "$code" >>"$RES/runs.tsv"
+  log "$name run $i/$runs: ${wall}s, peak RSS $((rss / 1024)) MiB, exit $code"
+  if [ "$i" -gt 1 ]; then rm -f "$out.stdout"; fi   # keep the first run's output only
+}
+# timed NAME RUNS STDIN CMD...   -> RUNS runs of timed_run
 timed() {
-  local name=$1 runs=$2 stdin=$3; shift 3
-  local i out
-  for i in $(seq 1 "$runs"); do
-    out="$RES/$name.$i"
-    set +e
-    /usr/bin/time -f '%e %M %U %S %x' -o "$out.time" "$@" <"$stdin" >"$out.stdout" 2>"$out.stderr"
-    set -e
-    read -r wall rss user sys code <"$out.time" || true
-    # GNU time prefixes "Command exited with non-zero status N" on failures
-    if ! [[ "$wall" =~ ^[0-9.]+$ ]]; then read -r wall rss user sys code < <(tail -1 "$out.time"); fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$i" "$wall" "$rss" "$user" "$sys" "$code" >>"$RES/runs.tsv"
-    log "$name run $i/$runs: ${wall}s, peak RSS $((rss / 1024)) MiB, exit $code"
-    if [ "$i" -gt 1 ]; then rm -f "$out.stdout"; fi   # keep the first run's output only
-  done
+  local name=$1 runs=$2 stdin=$3 i; shift 3
+  for i in $(seq 1 "$runs"); do timed_run "$name" "$i/$runs" "$stdin" "$@"; done
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -137,8 +141,7 @@ cmp -s <(stat -c %s "$PAYLOAD") <(stat -c %s "$WORK/ingress.promtool.prom") || l
 timed promtool_extended "$RUNS_PROMTOOL" "$WORK/ingress.promtool.prom" promtool check metrics --extended
 
 # ---------------------------------------------------------------- 2. apply vs vmagent
-log "2. metric-gate --file --apply vs vmagent import + relabel"
-timed mg_apply "$RUNS_FAST" /dev/null taskset -c 0 "$MG" --file "$PAYLOAD" --apply --relabel-file "$RELABEL_MG"
+log "2. metric-gate --file --apply vs vmagent import + relabel (runs interleaved)"
 
 # vmagent: same relabel rule in vmagent's relabel_config list format
 cat >"$WORK/vm_relabel.yml" <<'YML'
@@ -162,7 +165,10 @@ PY
 SINK_PORT=$(free_port)
 python3 "$WORK/sink.py" "$SINK_PORT" & PIDS+=($!)
 
-for i in $(seq 1 "$RUNS_SLOW"); do
+# vmagent_run I/RUNS: a fresh vmagent, one timed POST of the payload, then stop it.
+vmagent_run() {
+  local i=${1%/*} runs=${1#*/}
+  local VM_PORT VM_PID utime0 stime0 utime1 stime1 rss code wall tck user sys curl_out
   VM_PORT=$(free_port)
   rm -rf "$WORK/vmdata"
   vmagent -httpListenAddr="127.0.0.1:$VM_PORT" \
@@ -187,8 +193,14 @@ for i in $(seq 1 "$RUNS_SLOW"); do
   user=$(python3 -c "print(($utime1-$utime0)/$tck)"); sys=$(python3 -c "print(($stime1-$stime0)/$tck)")
   curl -fsS "http://127.0.0.1:$VM_PORT/metrics" >"$RES/vmagent.$i.metrics" || true
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' vmagent_import "$i" "$wall" "$rss" "$user" "$sys" "$code" >>"$RES/runs.tsv"
-  log "vmagent_import run $i/$RUNS_SLOW: ${wall}s (HTTP $code), peak RSS $((rss / 1024)) MiB"
+  log "vmagent_import run $i/$runs: ${wall}s (HTTP $code), peak RSS $((rss / 1024)) MiB"
   kill "$VM_PID"; wait "$VM_PID" 2>/dev/null || true
+}
+
+# Alternate the two tools run by run, so a load change on this shared machine hits both alike.
+for i in $(seq 1 "$RUNS_FAST"); do
+  timed_run mg_apply "$i/$RUNS_FAST" /dev/null taskset -c 0 "$MG" --file "$PAYLOAD" --apply --relabel-file "$RELABEL_MG"
+  vmagent_run "$i/$RUNS_FAST"
 done
 
 # ---------------------------------------------------------------- 3. criterion + server latency

@@ -279,7 +279,8 @@ def main():
           mg_ap,
           "metric-gate: whole process under GNU `time`, pinned to one core, output to /dev/null"
           + (f" (`{series_line}`)" if series_line else "") + ". "
-          "vmagent (both cores): a fresh `vmagent` per run with `-remoteWrite.relabelConfig` holding the same "
+          "The runs of the two tools alternate (metric-gate, vmagent, metric-gate, ...), so load changes on the shared "
+          "machine hit both. vmagent (both cores): a fresh `vmagent` per run with `-remoteWrite.relabelConfig` holding the same "
           "`labeldrop: path` rule and `-remoteWrite.url` pointing at a local Python sink that answers 204; the time "
           "is curl's `time_total` for POSTing the payload to `/api/v1/import/prometheus`. vmagent answers only after "
           "every block of the body has been parsed and pushed through the relabeling into its remote-write queue, so "
