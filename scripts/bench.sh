@@ -239,7 +239,7 @@ fi
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.env"
 echo "script_seconds=$(( $(date +%s) - T_START ))" >>"$RES/machine.env"
 mkdir -p "$OUT"
-python3 "$ROOT/scripts/bench_report.py" "$RES" "$OUT"
+PYTHONDONTWRITEBYTECODE=1 python3 "$ROOT/scripts/bench_report.py" "$RES" "$OUT"
 if [ -n "${KEEP_RESULTS:-}" ]; then rm -rf "$KEEP_RESULTS"; cp -r "$RES" "$KEEP_RESULTS"; fi
 log "done in $(( $(date +%s) - T_START )) s: $OUT/benchmarks.md, $OUT/benchmarks.svg"
 exit 0
