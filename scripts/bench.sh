@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Benchmark suite for metric-gate (issue 5, section 5). Not run by CI.
+#
+#   scripts/bench.sh            # full run on the 1000x10 ingress payload (~276 MB, ~851k series)
+#   scripts/bench.sh --quick    # same steps on the 100x10 payload (~28 MB)
+#   options: --skip-criterion  --skip-http  --no-profile  --runs N (default 5)
+#            --runs-promtool N (default 2, 3 with --quick)  --out DIR
+#            KEEP_RESULTS=DIR in the environment keeps the raw results
+#
+# In ONE run it times whole processes with GNU time (wall, user, sys, peak RSS):
+#   1. metric-gate --file PAYLOAD                 vs  promtool check metrics --extended < PAYLOAD
+#   2. metric-gate --file PAYLOAD --apply (labeldrop: path)
+#                                                 vs  vmagent /api/v1/import/prometheus with
+#                                                     -remoteWrite.relabelConfig (labeldrop: path),
+#                                                     remote write to a local sink answering 204
+#   3. criterion benches (benches/pipeline.rs) and the server latency test (tests/http_bench.rs)
+#   4. a flat `perf` profile of the --apply run (if perf works here)
+# then writes docs/benchmarks.md and docs/benchmarks.svg via scripts/bench_report.py.
+# Installs missing tools with apt-get (expects to run as root). Everything listens on 127.0.0.1.
+set -euo pipefail
+# The whole body is one { ... } block, so bash parses it before running: editing this file while
+# a run is in progress cannot change what that run executes.
+{
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+QUICK=0; PROFILE=1; SKIP_CRIT=0; SKIP_HTTP=0; RUNS_FAST=5; RUNS_PROMTOOL=""; OUT="$ROOT/docs"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --skip-criterion) SKIP_CRIT=1 ;;
+    --skip-http) SKIP_HTTP=1 ;;
+    --no-profile) PROFILE=0 ;;
+    --runs-fast) RUNS_FAST=$2; shift ;;
+    --runs) RUNS_FAST=$2; shift ;;
+    --runs-promtool) RUNS_PROMTOOL=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$QUICK" = 1 ]; then SIZE=100x10; INGRESSES=100; : "${RUNS_PROMTOOL:=3}"
+else SIZE=1000x10; INGRESSES=1000; : "${RUNS_PROMTOOL:=2}"; fi
+RELABEL_MG="$ROOT/testdata/relabel/labeldrop_path.yaml"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- tools
+need_apt=()
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v vmagent >/dev/null || need_apt+=(victoria-metrics)
+command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+[ -x /usr/bin/time ] || need_apt+=(time)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v taskset >/dev/null || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+
+# ---------------------------------------------------------------- build + payload
+log "cargo build --release"
+cargo build --release --bins --examples -q
+MG="$ROOT/target/release/metric-gate"
+
+WORK=$(mktemp -d /tmp/mg-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+RES="$WORK/results"; mkdir -p "$RES"
+PAYLOAD="$WORK/ingress.prom"
+log "generating payload $SIZE"
+cargo run --release -q --example gen_ingress -- --ingresses "$INGRESSES" --paths 10 --out "$PAYLOAD" 2>"$RES/gen.log"
+PAYLOAD_BYTES=$(stat -c %s "$PAYLOAD")
+PAYLOAD_SERIES=$(grep -vc '^#' "$PAYLOAD" || true)
+
+{
+  echo "size=$SIZE"
+  echo "payload_bytes=$PAYLOAD_BYTES"
+  echo "payload_series=$PAYLOAD_SERIES"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "mem_total=$(grep MemTotal /proc/meminfo | awk '{print $2 " kB"}')"
+  echo "kernel=$(uname -r)"
+  echo "load_start=$LOAD_START"
+  echo "date=$(date -u +'%Y-%m-%d %H:%M UTC')"
+  echo "git=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "metric_gate_version=$("$MG" --version 2>/dev/null | head -1)"
+  echo "promtool_version=$(promtool --version 2>&1 | head -1)"
+  echo "vmagent_version=$(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo unknown) (Debian package victoria-metrics)"
+  echo "rustc=$(rustc --version)"
+  echo "quick=$QUICK"
+} > "$RES/machine.env"
+
+# ---------------------------------------------------------------- timing helper
+# timed_run NAME I/RUNS STDIN CMD...   -> one line in results/runs.tsv:
+#   name  run  wall_s  peak_rss_kb  user_s  sys_s  exit
+timed_run() {
+  local name=$1 i=${2%/*} runs=${2#*/} stdin=$3; shift 3
+  local out wall rss user sys code
+  out="$RES/$name.$i"
+  set +e
+  /usr/bin/time -f '%e %M %U %S %x' -o "$out.time" "$@" <"$stdin" >"$out.stdout" 2>"$out.stderr"
+  set -e
+  read -r wall rss user sys code <"$out.time" || true
+  # GNU time prefixes "Command exited with non-zero status N" on failures
+  if ! [[ "$wall" =~ ^[0-9.]+$ ]]; then read -r wall rss user sys code < <(tail -1 "$out.time"); fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$i" "$wall" "$rss" "$user" "$sys" "$code" >>"$RES/runs.tsv"
+  log "$name run $i/$runs: ${wall}s, peak RSS $((rss / 1024)) MiB, exit $code"
+  if [ "$i" -gt 1 ]; then rm -f "$out.stdout"; fi   # keep the first run's output only
+}
+# timed NAME RUNS STDIN CMD...   -> RUNS runs of timed_run
+timed() {
+  local name=$1 runs=$2 stdin=$3 i; shift 3
+  for i in $(seq 1 "$runs"); do timed_run "$name" "$i/$runs" "$stdin" "$@"; done
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---------------------------------------------------------------- 1. analyze vs promtool
+cat "$PAYLOAD" >/dev/null   # warm the page cache
+log "1. metric-gate --file vs promtool check metrics --extended"
+timed mg_analyze "$RUNS_FAST" /dev/null taskset -c 0 "$MG" --file "$PAYLOAD"
+# promtool prints the --extended cardinality table only when linting finds nothing; the generated
+# payload has three counters without the _total suffix, so promtool would stop after linting (exit 3).
+# Give promtool a copy whose three TYPE lines say "untyped" instead: same size, same series.
+sed -E 's/^# TYPE (nginx_ingress_controller_(errors|requests|success)) counter$/# TYPE \1 untyped/' \
+  "$PAYLOAD" >"$WORK/ingress.promtool.prom"
+cmp -s <(stat -c %s "$PAYLOAD") <(stat -c %s "$WORK/ingress.promtool.prom") || log "warning: promtool copy differs in size"
+timed promtool_extended "$RUNS_PROMTOOL" "$WORK/ingress.promtool.prom" promtool check metrics --extended
+
+# ---------------------------------------------------------------- 2. apply vs vmagent
+log "2. metric-gate --file --apply vs vmagent import + relabel (runs interleaved)"
+
+# vmagent: same relabel rule in vmagent's relabel_config list format
+cat >"$WORK/vm_relabel.yml" <<'YML'
+- action: labeldrop
+  regex: path
+YML
+# remote-write sink: answers 204 to everything, discards bodies
+cat >"$WORK/sink.py" <<'PY'
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        while n > 0:
+            n -= len(self.rfile.read(min(n, 1 << 20)))
+        self.send_response(204); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+SINK_PORT=$(free_port)
+python3 "$WORK/sink.py" "$SINK_PORT" & PIDS+=($!)
+
+# vmagent_run I/RUNS: a fresh vmagent, one timed POST of the payload, then stop it.
+vmagent_run() {
+  local i=${1%/*} runs=${1#*/}
+  local VM_PORT VM_PID utime0 stime0 utime1 stime1 rss code wall tck user sys curl_out
+  VM_PORT=$(free_port)
+  rm -rf "$WORK/vmdata"
+  vmagent -httpListenAddr="127.0.0.1:$VM_PORT" \
+    -remoteWrite.url="http://127.0.0.1:$SINK_PORT/api/v1/write" \
+    -remoteWrite.relabelConfig="$WORK/vm_relabel.yml" \
+    -remoteWrite.tmpDataPath="$WORK/vmdata" \
+    -loggerLevel=ERROR >"$RES/vmagent.$i.log" 2>&1 &
+  VM_PID=$!; PIDS+=($VM_PID)
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$VM_PORT/health" 2>/dev/null && break; sleep 0.1
+  done
+  read -r utime0 stime0 < <(awk '{print $14, $15}' "/proc/$VM_PID/stat")
+  set +e
+  curl_out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' -X POST \
+    -H 'Content-Type: text/plain' -T "$PAYLOAD" \
+    "http://127.0.0.1:$VM_PORT/api/v1/import/prometheus")
+  set -e
+  read -r utime1 stime1 < <(awk '{print $14, $15}' "/proc/$VM_PID/stat")
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$VM_PID/status")
+  read -r code wall <<<"$curl_out"
+  tck=$(getconf CLK_TCK)
+  user=$(python3 -c "print(($utime1-$utime0)/$tck)"); sys=$(python3 -c "print(($stime1-$stime0)/$tck)")
+  curl -fsS "http://127.0.0.1:$VM_PORT/metrics" >"$RES/vmagent.$i.metrics" || true
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' vmagent_import "$i" "$wall" "$rss" "$user" "$sys" "$code" >>"$RES/runs.tsv"
+  log "vmagent_import run $i/$runs: ${wall}s (HTTP $code), peak RSS $((rss / 1024)) MiB"
+  kill "$VM_PID"; wait "$VM_PID" 2>/dev/null || true
+}
+
+# Alternate the two tools run by run, so a load change on this shared machine hits both alike.
+for i in $(seq 1 "$RUNS_FAST"); do
+  timed_run mg_apply "$i/$RUNS_FAST" /dev/null taskset -c 0 "$MG" --file "$PAYLOAD" --apply --relabel-file "$RELABEL_MG"
+  vmagent_run "$i/$RUNS_FAST"
+done
+
+# ---------------------------------------------------------------- 3. criterion + server latency
+if [ "$SKIP_CRIT" = 0 ]; then
+  log "3a. cargo bench --bench pipeline ($SIZE)"
+  rm -rf "$ROOT/target/criterion"
+  METRIC_GATE_BENCH_SIZE=$SIZE cargo bench -q --bench pipeline >"$RES/criterion.log" 2>&1 || log "criterion failed (see log)"
+  mkdir -p "$RES/criterion"
+  for f in "$ROOT"/target/criterion/*/*/new/estimates.json; do
+    [ -e "$f" ] || continue
+    rel=${f#"$ROOT/target/criterion/"}; rel=${rel%/new/estimates.json}
+    mkdir -p "$RES/criterion/$rel"; cp "$f" "$(dirname "$f")/benchmark.json" "$RES/criterion/$rel/" 2>/dev/null || true
+  done
+fi
+log "3b. parse_alloc test (allocations per line)"
+cargo test -q --release --test parse_alloc >"$RES/parse_alloc.log" 2>&1 && echo pass >"$RES/parse_alloc.status" \
+  || echo fail >"$RES/parse_alloc.status"
+if [ "$SKIP_HTTP" = 0 ]; then
+  log "3c. http_bench (server latency, RSS, dns+ fan-out)"
+  MG_BENCH_PAYLOAD="$PAYLOAD" MG_BENCH_RELABEL="$RELABEL_MG" MG_BENCH_RUNS=$RUNS_FAST \
+    cargo test -q --release --test http_bench -- --ignored --nocapture >"$RES/http_bench.log" 2>&1 \
+    || log "http_bench failed (see log)"
+fi
+
+if [ "$PROFILE" = 1 ] && command -v perf >/dev/null; then
+  log "4. perf profile of metric-gate --file --apply"
+  if perf record -F 1999 -o "$WORK/perf.data" -- taskset -c 0 "$MG" --file "$PAYLOAD" --apply \
+       --relabel-file "$RELABEL_MG" >/dev/null 2>"$RES/perf_record.log"; then
+    perf report -i "$WORK/perf.data" --no-children --stdio --sort dso,symbol --percent-limit 1 2>/dev/null \
+      | grep -v '^#' | sed '/^ *$/d' | head -30 >"$RES/perf_top.txt" || true
+  else
+    log "perf record failed (see perf_record.log); no profile"
+  fi
+fi
+
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.env"
+echo "script_seconds=$(( $(date +%s) - T_START ))" >>"$RES/machine.env"
+mkdir -p "$OUT"
+PYTHONDONTWRITEBYTECODE=1 python3 "$ROOT/scripts/bench_report.py" "$RES" "$OUT"
+if [ -n "${KEEP_RESULTS:-}" ]; then rm -rf "$KEEP_RESULTS"; cp -r "$RES" "$KEEP_RESULTS"; fi
+log "done in $(( $(date +%s) - T_START )) s: $OUT/benchmarks.md, $OUT/benchmarks.svg"
+exit 0
+}
