@@ -355,6 +355,26 @@ impl Aggregator {
         Ok(slot)
     }
 
+    /// [`Aggregator::add_slot`] for a series given as its metric name and its other labels as
+    /// borrowed pairs, sorted by name, none empty (the label-filter fast path of the pipeline,
+    /// which builds no label set).
+    pub fn add_named(
+        &mut self,
+        family: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+    ) -> u32 {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        write_series(&mut key, name, labels.iter().copied());
+        let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
+        self.key = key;
+        slot
+    }
+
     /// Counts a sample rejected for `why` (the pipeline's series cache knows the outcome without
     /// asking again).
     pub fn count_rejected(&mut self, why: Rejected) {

@@ -63,6 +63,9 @@ pub struct Pipeline {
     cache: Option<SeriesCache>,
     /// Scratch: the outcomes of the sample being routed.
     outcomes: Vec<u32>,
+    /// One subset whose rules only drop labels by name (`labeldrop`/`labelkeep`): samples go
+    /// to the aggregate without being copied into a label set.
+    label_filter: bool,
 }
 
 impl Pipeline {
@@ -81,7 +84,9 @@ impl Pipeline {
 
     /// A pipeline over prepared subsets; the first is the default list.
     pub fn from_subsets(subsets: Vec<Subset>) -> Self {
+        let label_filter = subsets.len() == 1 && subsets[0].program.is_label_filter();
         Self {
+            label_filter,
             subsets,
             input: LabelBuf::new(),
             work: LabelBuf::new(),
@@ -183,6 +188,43 @@ impl Pipeline {
         }
     }
 
+    /// Most labels a series may have for [`Pipeline::filter_labels`]; more take the general path.
+    const FILTER_MAX_LABELS: usize = 32;
+
+    /// The label-filter fast path: the kept labels are collected as borrowed pairs on the stack,
+    /// sorted, and keyed directly. Same result as relabeling a copied label set; `None` when the
+    /// series has too many labels for it.
+    #[inline]
+    fn filter_labels(sub: &mut Subset, sample: &Sample<'_>) -> Option<u32> {
+        if !sub.program.keeps_label(METRIC_NAME) {
+            sub.aggregator.count_rejected(Rejected::Nameless);
+            return Some(NAMELESS);
+        }
+        let mut kept = [("", ""); Self::FILTER_MAX_LABELS];
+        let mut n = 0;
+        for (name, value) in sample.labels() {
+            // An empty label value is the same as an absent label.
+            if value.is_empty() || !sub.program.keeps_label(name) {
+                continue;
+            }
+            *kept.get_mut(n)? = (name, value);
+            n += 1;
+        }
+        let kept = &mut kept[..n];
+        if !kept.is_sorted_by(|a, b| a.0 < b.0) {
+            kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        let slot = sub.aggregator.add_named(
+            sample.family,
+            sample.name,
+            kept,
+            sample.value,
+            sample.value_text,
+            sample.timestamp_ms,
+        );
+        Some(if slot < MAX_SLOT { slot } else { DROPPED })
+    }
+
     /// Replays remembered outcomes for a known series.
     #[inline]
     fn replay(subsets: &mut [Subset], outcomes: &[u32], sample: &Sample<'_>) {
@@ -236,6 +278,14 @@ impl Sink for Pipeline {
             }
             None => None,
         };
+        if self.label_filter && self.normalize.is_none() {
+            if let Some(outcome) = Self::filter_labels(&mut self.subsets[0], sample) {
+                if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
+                    cache.insert(key, &[outcome]);
+                }
+                return;
+            }
+        }
         self.input.clear();
         self.input.push(METRIC_NAME, sample.name);
         let float_label = match (&mut self.normalize, self.typed_label) {

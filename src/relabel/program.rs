@@ -271,6 +271,34 @@ impl Program {
         rules.iter_mut().all(|rule| rule.apply(labels, scratch))
     }
 
+    /// True when the program has rules and all of them are `labeldrop` or `labelkeep`: such a
+    /// program only removes labels, deciding each by its name alone, so
+    /// [`Program::keeps_label`] can be asked label by label without building a label set.
+    pub fn is_label_filter(&self) -> bool {
+        !self.rules.is_empty()
+            && self
+                .rules
+                .iter()
+                .all(|r| matches!(r.op, Op::LabelDrop(_) | Op::LabelKeep(_)))
+    }
+
+    /// For a program of [`Program::is_label_filter`]: whether a label named `name` survives
+    /// every rule. (Other rules are ignored here.)
+    #[inline]
+    pub fn keeps_label(&mut self, name: &str) -> bool {
+        for rule in &mut self.rules {
+            let keep = match &mut rule.op {
+                Op::LabelDrop(d) => !d.is_match(name),
+                Op::LabelKeep(d) => d.is_match(name),
+                _ => true,
+            };
+            if !keep {
+                return false;
+            }
+        }
+        true
+    }
+
     /// True when the program has no rules (pass-through).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()

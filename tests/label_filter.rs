@@ -1,0 +1,58 @@
+//! The label-filter fast path (a list of only `labeldrop`/`labelkeep` rules, which builds no
+//! label set) gives exactly what the general relabel path gives for the same rules.
+
+use metric_gate::aggregate::RenderOptions;
+use metric_gate::exposition::{ParseOptions, Parser};
+use metric_gate::pipeline::Pipeline;
+use metric_gate::relabel::Config;
+use proptest::prelude::*;
+
+const NAMES: [&str; 8] = ["path", "code", "le", "Zone", "method", "a_b", "pod", "x"];
+
+fn render(rules: &str, text: &str) -> (String, u64, u64) {
+    let config = Config::from_yaml(rules, "test").expect("valid config");
+    let mut p = Pipeline::new(&config);
+    let mut parser = Parser::new(ParseOptions::default());
+    parser.feed(text.as_bytes(), &mut p).expect("parses");
+    parser.finish(&mut p).expect("parses");
+    let sub = &p.subsets()[0];
+    let mut out = Vec::new();
+    sub.aggregator.render(&mut out, &RenderOptions::default());
+    (
+        String::from_utf8(out).expect("utf-8"),
+        sub.stats().dropped_nameless,
+        sub.aggregator.series_count() as u64,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_path_equals_general_path(
+        lines in proptest::collection::vec(
+            (0usize..3, proptest::collection::vec((0usize..8, 0u8..3), 0..8), 0u32..100),
+            1..30,
+        ),
+        drop_re in prop_oneof![Just("path"), Just("p.*"), Just("code|le"), Just("__name__"), Just("[A-Z].*"), Just("x|pod")],
+        keep_re in prop_oneof![Just(".*"), Just("__name__|code|le|path"), Just("code")],
+    ) {
+        let mut text = String::new();
+        for (metric, labels, value) in &lines {
+            let mut seen = std::collections::HashSet::new();
+            let pairs: Vec<String> = labels
+                .iter()
+                .filter(|(n, _)| seen.insert(*n))
+                .map(|(n, v)| format!("{}=\"{}\"", NAMES[*n], ["", "1", "v\\\"q"][*v as usize]))
+                .collect();
+            text.push_str(&format!("m{metric}{{{}}} {value}\n", pairs.join(",")));
+        }
+        let filter = format!(
+            "metric_relabel_configs:\n- {{action: labeldrop, regex: '{drop_re}'}}\n- {{action: labelkeep, regex: '{keep_re}'}}\n"
+        );
+        // The same rules plus a `keep` that keeps everything: not a pure label filter, so the
+        // general path runs.
+        let general = format!("{filter}- {{action: keep, source_labels: [__name__], regex: '.*'}}\n");
+        prop_assert_eq!(render(&filter, &text), render(&general, &text), "\n{}", text);
+    }
+}
