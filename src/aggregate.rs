@@ -384,19 +384,6 @@ impl Aggregator {
         }
     }
 
-    /// Adds one sample whose series key (`name{sorted labels}`, as [`write_series`] renders it)
-    /// is already built; returns its slot.
-    pub fn add_key(
-        &mut self,
-        family: &str,
-        key: &[u8],
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-    ) -> u32 {
-        self.add_key_counted(family, key, value, raw, timestamp_ms, 1)
-    }
-
     /// Adds one sample to the series at `slot` (from [`Aggregator::add_slot`]).
     #[inline]
     pub fn add_to_slot(&mut self, slot: u32, value: f64, raw: &str, timestamp_ms: Option<i64>) {
@@ -442,7 +429,8 @@ impl Aggregator {
         self.stats.samples_merged += u64::from(count);
     }
 
-    /// [`Aggregator::add_key`] for a value that is already the sum of `count` samples.
+    /// Adds a contribution of `count` samples (a sum, when merging) to the series whose key
+    /// (`name{sorted labels}`, as [`write_series`] renders it) is `key`; returns its slot.
     fn add_key_counted(
         &mut self,
         family: &str,
@@ -570,21 +558,6 @@ impl Aggregator {
                 }
             }
         }
-    }
-
-    /// Iterates over the live output series as `(key text, value)` in output order, for tests
-    /// and reports.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
-        self.families.iter().flat_map(move |f| {
-            f.series
-                .iter()
-                .filter(move |&&id| self.is_live(id))
-                .map(move |&id| {
-                    let s = &self.series[id as usize];
-                    let key = &self.arena[s.start..s.start + s.key_len as usize];
-                    (std::str::from_utf8(key).unwrap_or(""), s.value)
-                })
-        })
     }
 }
 
