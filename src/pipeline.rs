@@ -278,7 +278,13 @@ impl Sink for Pipeline {
             }
             None => None,
         };
-        if self.label_filter && self.normalize.is_none() {
+        let float_label = match (&mut self.normalize, self.typed_label) {
+            (Some(norm), Some(label)) if sample.family == self.typed_family => Some((norm, label)),
+            _ => None,
+        };
+        // The fast path keeps label values as written; samples whose `le`/`quantile` must be
+        // rewritten take the general path.
+        if self.label_filter && float_label.is_none() {
             if let Some(outcome) = Self::filter_labels(&mut self.subsets[0], sample) {
                 if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
                     cache.insert(key, &[outcome]);
@@ -288,10 +294,6 @@ impl Sink for Pipeline {
         }
         self.input.clear();
         self.input.push(METRIC_NAME, sample.name);
-        let float_label = match (&mut self.normalize, self.typed_label) {
-            (Some(norm), Some(label)) if sample.family == self.typed_family => Some((norm, label)),
-            _ => None,
-        };
         match float_label {
             None => {
                 for (n, v) in sample.labels() {

@@ -56,3 +56,30 @@ proptest! {
         prop_assert_eq!(render(&filter, &text), render(&general, &text), "\n{}", text);
     }
 }
+
+/// With fan-out normalization on, histogram `le` values are still rewritten (those samples take
+/// the general path) while the other samples take the fast path; both give the general result.
+#[test]
+fn fast_path_with_float_label_normalization() {
+    let text = "# TYPE h histogram\nh_bucket{le=\"1\",path=\"/a\"} 1\nh_bucket{le=\"1.0\",path=\"/b\"} 2\nh_sum{path=\"/a\"} 3\n# TYPE g gauge\ng{le=\"1\",path=\"/a\"} 4\n";
+    let run = |rules: &str| {
+        let config = Config::from_yaml(rules, "test").expect("valid config");
+        let mut p = Pipeline::new(&config).normalize_float_labels(true);
+        let mut parser = Parser::new(ParseOptions::default());
+        parser.feed(text.as_bytes(), &mut p).expect("parses");
+        parser.finish(&mut p).expect("parses");
+        let mut out = Vec::new();
+        p.subsets()[0]
+            .aggregator
+            .render(&mut out, &RenderOptions::default());
+        String::from_utf8(out).expect("utf-8")
+    };
+    let filter = "metric_relabel_configs:\n- {action: labeldrop, regex: path}\n";
+    let general = format!("{filter}- {{action: keep, source_labels: [__name__], regex: '.*'}}\n");
+    let fast = run(filter);
+    assert_eq!(fast, run(&general));
+    assert_eq!(
+        fast,
+        "# TYPE h histogram\nh_bucket{le=\"1.0\"} 3\nh_sum 3\n# TYPE g gauge\ng{le=\"1\"} 4\n"
+    );
+}
