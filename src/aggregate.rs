@@ -23,7 +23,8 @@ use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 use crate::exposition::render::{
-    write_help, write_series, write_timestamp_line_end, write_type, write_value_line_end,
+    write_help, write_series, write_series_checked, write_timestamp_line_end, write_type,
+    write_value_line_end,
 };
 use crate::labels::{LabelBuf, METRIC_NAME};
 
@@ -370,6 +371,28 @@ impl Aggregator {
         let mut key = std::mem::take(&mut self.key);
         key.clear();
         write_series(&mut key, name, labels.iter().copied());
+        let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
+        self.key = key;
+        slot
+    }
+
+    /// [`Aggregator::add_named`] for labels whose shape the caller has checked, as
+    /// [`write_series_checked`] takes them (legacy label names, sorted, `verbatim` values need no
+    /// escaping; empty values are skipped).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_checked<'a>(
+        &mut self,
+        family: &str,
+        name: &str,
+        legacy_name: bool,
+        labels: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+    ) -> u32 {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        write_series_checked(&mut key, name, legacy_name, labels);
         let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
         self.key = key;
         slot

@@ -66,6 +66,83 @@ pub struct Pipeline {
     /// One subset whose rules only drop labels by name (`labeldrop`/`labelkeep`): samples go
     /// to the aggregate without being copied into a label set.
     label_filter: bool,
+    /// The label filter's decisions per label layout.
+    plans: LayoutPlans,
+}
+
+/// What the label-filter fast path decided for one label layout ([`Sample::layout`]): which
+/// labels survive, in label-name order. Decided once per layout instead of per sample, since it
+/// depends on the names only.
+#[derive(Debug, Clone, Copy)]
+struct LayoutPlan {
+    layout: u64,
+    /// Whether the metric name survives (else every sample is nameless).
+    keeps_name: bool,
+    len: u8,
+    /// Indices (input order) of the kept labels, sorted by name.
+    order: [u8; Pipeline::FILTER_MAX_LABELS],
+}
+
+/// The most recent [`LayoutPlan`]s (a family alternates between a few layouts).
+#[derive(Debug, Clone)]
+struct LayoutPlans {
+    plans: [LayoutPlan; 8],
+    next: usize,
+}
+
+impl Default for LayoutPlans {
+    fn default() -> Self {
+        Self {
+            plans: [LayoutPlan {
+                layout: 0,
+                keeps_name: false,
+                len: 0,
+                order: [0; Pipeline::FILTER_MAX_LABELS],
+            }; 8],
+            next: 0,
+        }
+    }
+}
+
+impl LayoutPlans {
+    /// The plan of `sample`'s layout (nonzero) under `program`, a label filter; `None` when the
+    /// sample has too many labels for a plan.
+    #[inline]
+    fn get(&mut self, program: &mut Program, sample: &Sample<'_>) -> Option<&LayoutPlan> {
+        let layout = sample.layout();
+        let found = self.plans.iter().position(|p| p.layout == layout);
+        let at = match found {
+            Some(at) => at,
+            None => self.build(program, sample)?,
+        };
+        self.plans.get(at)
+    }
+
+    #[cold]
+    fn build(&mut self, program: &mut Program, sample: &Sample<'_>) -> Option<usize> {
+        let n = sample.label_count();
+        if n > Pipeline::FILTER_MAX_LABELS {
+            return None;
+        }
+        let mut plan = LayoutPlan {
+            layout: sample.layout(),
+            keeps_name: program.keeps_label(METRIC_NAME),
+            len: 0,
+            order: [0; Pipeline::FILTER_MAX_LABELS],
+        };
+        let name = |i: u8| sample.label_at(usize::from(i)).map_or("", |l| l.0);
+        for i in 0..n as u8 {
+            if program.keeps_label(name(i)) {
+                plan.order[usize::from(plan.len)] = i;
+                plan.len += 1;
+            }
+        }
+        plan.order[..usize::from(plan.len)].sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
+        let at = self.next;
+        self.next = (at + 1) % self.plans.len();
+        *self.plans.get_mut(at)? = plan;
+        Some(at)
+    }
 }
 
 impl Pipeline {
@@ -96,6 +173,7 @@ impl Pipeline {
             typed_label: None,
             cache: None,
             outcomes: Vec::new(),
+            plans: LayoutPlans::default(),
         }
     }
 
@@ -195,7 +273,31 @@ impl Pipeline {
     /// sorted, and keyed directly. Same result as relabeling a copied label set; `None` when the
     /// series has too many labels for it.
     #[inline]
-    fn filter_labels(sub: &mut Subset, sample: &Sample<'_>) -> Option<u32> {
+    fn filter_labels(
+        sub: &mut Subset,
+        plans: &mut LayoutPlans,
+        sample: &Sample<'_>,
+    ) -> Option<u32> {
+        if sample.layout() != 0 {
+            if let Some(plan) = plans.get(&mut sub.program, sample) {
+                if !plan.keeps_name {
+                    sub.aggregator.count_rejected(Rejected::Nameless);
+                    return Some(NAMELESS);
+                }
+                let slot = sub.aggregator.add_checked(
+                    sample.family,
+                    sample.name,
+                    sample.plain_name(),
+                    plan.order[..usize::from(plan.len)]
+                        .iter()
+                        .filter_map(|&i| sample.label_at(usize::from(i))),
+                    sample.value,
+                    sample.value_text,
+                    sample.timestamp_ms,
+                );
+                return Some(if slot < MAX_SLOT { slot } else { DROPPED });
+            }
+        }
         if !sub.program.keeps_label(METRIC_NAME) {
             sub.aggregator.count_rejected(Rejected::Nameless);
             return Some(NAMELESS);
@@ -285,7 +387,9 @@ impl Sink for Pipeline {
         // The fast path keeps label values as written; samples whose `le`/`quantile` must be
         // rewritten take the general path.
         if self.label_filter && float_label.is_none() {
-            if let Some(outcome) = Self::filter_labels(&mut self.subsets[0], sample) {
+            if let Some(outcome) =
+                Self::filter_labels(&mut self.subsets[0], &mut self.plans, sample)
+            {
                 if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
                     cache.insert(key, &[outcome]);
                 }

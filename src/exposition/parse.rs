@@ -128,6 +128,10 @@ pub struct Sample<'a> {
     scratch: &'a str,
     /// Labels in input order, without `__name__`.
     spans: &'a [LabelSpan],
+    /// See [`Sample::layout`].
+    layout: u64,
+    /// The metric name was written bare, before the label block (so it is a valid legacy name).
+    plain_name: bool,
 }
 
 impl<'a> Sample<'a> {
@@ -143,6 +147,34 @@ impl<'a> Sample<'a> {
         self.spans
             .iter()
             .map(move |l| (l.name.get(text, scratch), l.value.get(text, scratch)))
+    }
+
+    /// The layout of the label names: when nonzero, every sample with the same layout (from any
+    /// parser of this process) has the same label names in the same order, and all of them are
+    /// plain names (`[a-zA-Z_][a-zA-Z0-9_]*`, so rendered without quotes). Zero says nothing.
+    /// Lets a sink decide once per layout what it would decide per label from the names alone.
+    #[inline]
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
+
+    /// Whether the metric name was written bare before the label block, and is therefore a
+    /// valid legacy metric name (rendered without quotes).
+    #[inline]
+    pub fn plain_name(&self) -> bool {
+        self.plain_name
+    }
+
+    /// Label `i` (input order) as `(name, unescaped value, verbatim)`; `verbatim` says the value
+    /// held no escape sequence, so it renders as itself (it holds no `\`, `"` or newline).
+    #[inline]
+    pub fn label_at(&self, i: usize) -> Option<(&'a str, &'a str, bool)> {
+        let l = self.spans.get(i)?;
+        Some((
+            l.name.get(self.text, self.scratch),
+            l.value.get(self.text, self.scratch),
+            !l.value.in_scratch(),
+        ))
     }
 
     /// The unescaped value of label `name`, if the line has it (`__name__` is not a label here:
@@ -559,6 +591,8 @@ struct LineState {
     layouts: [Layout; CACHE_SLOTS],
     /// The slot in `layouts` the last line matched (or filled).
     last_layout: usize,
+    /// [`Layout::id`] of the current line's labels, 0 if they match no layout.
+    line_layout: u64,
     /// Label sets in a row that matched no remembered layout.
     layout_misses: u32,
     /// Recent metric names that had to be scanned; same idea.
@@ -854,7 +888,13 @@ const CACHE_SLOTS: usize = 4;
 struct Layout {
     patterns: Vec<Pattern>,
     words: Vec<u64>,
+    /// Unique per fill, process-wide (see [`Sample::layout`]); 0 while empty.
+    id: u64,
 }
+
+/// The next [`Layout::id`]: shared by all parsers, so ids never repeat within a process, and a
+/// sink fed by several parsers in turn can key on them.
+static NEXT_LAYOUT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Layout {
     /// Whether pattern `k` matches at `b[i..]`.
@@ -882,6 +922,7 @@ impl Layout {
     fn fill<'p>(&mut self, parts: impl Iterator<Item = (&'p [u8], &'p [u8])>) {
         self.patterns.clear();
         self.words.clear();
+        self.id = NEXT_LAYOUT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for (head, tail) in parts {
             self.patterns
                 .push(Pattern::push(&mut self.words, head, tail));
@@ -1105,11 +1146,13 @@ impl LineState {
         let b = s.as_bytes();
         self.scratch.clear();
         self.spans.clear();
+        self.line_layout = 0;
         let mut name = None;
         let series_end;
         let first = b[i..].first().copied().unwrap_or(b'\n');
         let mut i = i;
-        if has_class(first, METRIC_START) {
+        let plain_name = has_class(first, METRIC_START);
+        if plain_name {
             let end = self.metric_name_end(b, i);
             name = Some(Piece::line(i, end));
             let j = skip_ws(b, end);
@@ -1206,6 +1249,8 @@ impl LineState {
             text: s,
             scratch,
             spans: &self.spans,
+            layout: self.line_layout,
+            plain_name,
         });
         Ok(())
     }
@@ -1385,12 +1430,14 @@ impl LineState {
         if on_layout {
             self.last_layout = cur;
             self.layout_misses = 0;
+            self.line_layout = self.layouts.get(cur).map_or(0, |l| l.id);
         } else {
             // When label sets keep changing from line to line (as in kube-state-metrics'
             // `*_labels` series), remembering each is wasted work: then only every 8th is.
             self.layout_misses = self.layout_misses.saturating_add(1);
-            if self.layout_misses <= 4 || self.layout_misses % 8 == 0 {
-                self.remember_layout(b);
+            self.line_layout = 0;
+            if (self.layout_misses <= 4 || self.layout_misses % 8 == 0) && self.remember_layout(b) {
+                self.line_layout = self.layouts.get(self.last_layout).map_or(0, |l| l.id);
             }
         }
         Ok(close)
@@ -1480,7 +1527,7 @@ impl LineState {
     ///
     /// Only sets of plain label names qualify: a pattern made from a quoted name such as
     /// `label.x` would otherwise accept `label.x="v"` unquoted, which is invalid.
-    fn remember_layout(&mut self, b: &[u8]) {
+    fn remember_layout(&mut self, b: &[u8]) -> bool {
         let scratch = self.scratch.as_bytes();
         let plain = self.spans.iter().all(|l| {
             let name = l.name.bytes(b, scratch);
@@ -1488,7 +1535,7 @@ impl LineState {
                 && scan_class(name, 0, LABEL_CHAR) == name.len()
         });
         if !plain {
-            return;
+            return false;
         }
         let slot = (self.last_layout + 1) % CACHE_SLOTS;
         if let Some(layout) = self.layouts.get_mut(slot) {
@@ -1499,6 +1546,7 @@ impl LineState {
             );
         }
         self.last_layout = slot;
+        true
     }
 
     /// End of the unquoted metric name starting at `b[i]`, a metric-name start character:
@@ -1852,6 +1900,7 @@ fn int_seconds_to_ms(t: &str) -> Result<i64, TsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::render;
 
     /// An owned copy of a sample.
     #[derive(Debug, Clone, PartialEq)]
@@ -2910,6 +2959,111 @@ tail_without_newline{a=\"b\"} 7";
             checked += usize::from(fresh.is_ok());
         }
         assert!(checked > 1000, "too few valid lines: {checked}");
+    }
+
+    /// What [`Sample::layout`], [`Sample::plain_name`] and [`Sample::label_at`] promise, over
+    /// random lines that share, reorder, quote and space out label names, fed in random chunks.
+    #[test]
+    fn layouts_identify_plain_label_name_sequences() {
+        #[derive(Default)]
+        struct Shapes {
+            by_layout: std::collections::HashMap<u64, Vec<String>>,
+            with_layout: usize,
+            lines: usize,
+        }
+        impl Sink for Shapes {
+            fn metadata(&mut self, _: &Metadata<'_>) {}
+            fn sample(&mut self, s: &Sample<'_>) {
+                self.lines += 1;
+                let text = std::str::from_utf8(s.series_text).unwrap();
+                if s.plain_name() {
+                    assert!(render::is_legacy_metric_name(s.name), "{text}");
+                    assert!(text.starts_with(s.name), "{text}");
+                }
+                let mut names = Vec::new();
+                for i in 0..s.label_count() {
+                    let (n, v, verbatim) = s.label_at(i).unwrap();
+                    assert_eq!(s.labels().nth(i), Some((n, v)));
+                    if verbatim {
+                        assert!(!v.contains(['\\', '"', '\n']), "{text}");
+                    }
+                    names.push(n.to_owned());
+                }
+                assert!(s.label_at(s.label_count()).is_none());
+                if s.layout() == 0 {
+                    return;
+                }
+                self.with_layout += 1;
+                assert!(
+                    names.iter().all(|n| render::is_legacy_label_name(n)),
+                    "{text}"
+                );
+                let known = self.by_layout.entry(s.layout()).or_insert(names.clone());
+                assert_eq!(*known, names, "layout {} at {text}", s.layout());
+            }
+        }
+        let names = ["a", "b", "le", "zz", "\"a.b\"", "\"b\"", "c1"];
+        let metrics = ["m_bucket", "m_sum", "m", "{\"m.x\"", "{"];
+        let values = ["1", "", "x\\\"y", "sp ace", "\\\\", "é", "a\\nb"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut input = String::new();
+        for _ in 0..4000 {
+            let metric = metrics[next(metrics.len())];
+            input.push_str(metric);
+            let mut first = metric.starts_with('{') && metric.len() > 1;
+            if !metric.starts_with('{') {
+                input.push('{');
+            }
+            let mut used = Vec::new();
+            for k in 0..next(5) {
+                let n = if next(4) == 0 {
+                    next(names.len())
+                } else {
+                    k % 4
+                };
+                let bare = names[n].trim_matches('"');
+                if used.contains(&bare) {
+                    continue;
+                }
+                used.push(bare);
+                if !first {
+                    first = true;
+                } else {
+                    input.push_str(if next(10) == 0 { " , " } else { "," });
+                }
+                input.push_str(names[n]);
+                input.push_str(if next(10) == 0 { " = " } else { "=" });
+                input.push('"');
+                input.push_str(values[next(values.len())]);
+                input.push('"');
+            }
+            if metric == "{" {
+                input.push_str(if first {
+                    ",__name__=\"q\""
+                } else {
+                    "__name__=\"q\""
+                });
+            }
+            input.push_str("} 1\n");
+        }
+        let mut shapes = Shapes::default();
+        let mut p = Parser::new(ParseOptions::default());
+        let mut rest = input.as_bytes();
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(rest.len().min(1 + next(300)));
+            p.feed(chunk, &mut shapes).unwrap();
+            rest = tail;
+        }
+        p.finish(&mut shapes).unwrap();
+        assert_eq!(shapes.lines, 4000);
+        assert!(shapes.with_layout > 1000, "{}", shapes.with_layout);
+        assert!(shapes.by_layout.len() > 20, "{}", shapes.by_layout.len());
     }
 
     #[test]

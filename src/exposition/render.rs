@@ -114,6 +114,51 @@ pub fn write_type(out: &mut Vec<u8>, name: &str, typ: &str) {
     write_comment(out, b"TYPE", name, typ, write_plain);
 }
 
+/// [`write_series`] for a series whose shape the caller has already checked, skipping the
+/// per-byte checks: `legacy_name` says the metric name is legacy-valid, every label name must be
+/// legacy-valid (`[a-zA-Z_][a-zA-Z0-9_]*`), and a value whose flag is set holds nothing to
+/// escape (no `\\`, `"` or newline). Labels with an empty value are left out (an empty value is
+/// an absent label). Writes what `write_series` writes for the non-empty labels.
+pub fn write_series_checked<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    legacy_name: bool,
+    labels: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+) {
+    if !legacy_name {
+        write_series(
+            out,
+            name,
+            labels
+                .into_iter()
+                .filter(|l| !l.1.is_empty())
+                .map(|(n, v, _)| (n, v)),
+        );
+        return;
+    }
+    out.extend_from_slice(name.as_bytes());
+    let mut sep = b'{';
+    for (n, v, verbatim) in labels {
+        if v.is_empty() {
+            continue;
+        }
+        out.push(sep);
+        sep = b',';
+        debug_assert!(is_legacy_label_name(n));
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b"=\"");
+        if verbatim {
+            out.extend_from_slice(v.as_bytes());
+        } else {
+            write_escaped_label_value(out, v);
+        }
+        out.push(b'"');
+    }
+    if sep == b',' {
+        out.push(b'}');
+    }
+}
+
 /// Appends the series part of a sample line: `name{a="x",b="y"}`, or `name` without labels.
 ///
 /// Labels are written in the order given (callers sort them for a canonical key). A metric name
