@@ -423,7 +423,7 @@ impl Parser {
     /// comments are exempt.
     fn block<S: Sink + ?Sized>(&mut self, lines: &[u8], sink: &mut S) -> Result<(), ParseError> {
         let max = self.opts.max_line_len;
-        let text = std::str::from_utf8(lines).ok();
+        let text = simdutf8::basic::from_utf8(lines).ok();
         let mut at = 0;
         while !self.st.eof {
             let Some(nl) = memchr(b'\n', &lines[at..]) else {
@@ -794,6 +794,7 @@ fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// A byte string stored as little-endian 8-byte words (zero-padded) in its owner's word
 /// buffer, to be compared against the input a word at a time instead of through `memcmp`.
+/// The words are followed by the mask of the last word's bytes, so a match need not compute it.
 /// Packed into one word (first word index in bits 0..32, length in bytes in bits 32..64) for
 /// the same store-forwarding reason as [`Piece`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -829,7 +830,7 @@ impl Pattern {
     fn push(buf: &mut Vec<u64>, head: &[u8], tail: &[u8]) -> Pattern {
         let word = buf.len();
         let len = head.len() + tail.len();
-        buf.reserve(len / 8 + 2);
+        buf.reserve(len / 8 + 3);
         let mut chunks = head.chunks_exact(8);
         for c in &mut chunks {
             buf.push(u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8])));
@@ -844,6 +845,12 @@ impl Pattern {
         for c in rest.chunks_exact(8).take(n.div_ceil(8)) {
             buf.push(u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8])));
         }
+        let tail = len % 8;
+        buf.push(if tail == 0 {
+            u64::MAX
+        } else {
+            (1u64 << (tail * 8)) - 1
+        });
         Pattern(word as u64 | (len as u64) << 32)
     }
 
@@ -852,7 +859,11 @@ impl Pattern {
     /// their general path.
     #[inline(always)]
     fn matches(self, buf: &[u64], b: &[u8], i: usize) -> bool {
-        let Some((&last, full)) = self.in_buf(buf).and_then(<[u64]>::split_last) else {
+        let with_mask = buf.get(self.word()..self.word() + self.words() + 1);
+        let Some((&mask, words)) = with_mask.and_then(<[u64]>::split_last) else {
+            return false;
+        };
+        let Some((&last, full)) = words.split_last() else {
             return false;
         };
         let mut at = i;
@@ -862,12 +873,6 @@ impl Pattern {
             }
             at += 8;
         }
-        let tail = self.len() % 8;
-        let mask = if tail == 0 {
-            u64::MAX
-        } else {
-            (1u64 << (tail * 8)) - 1
-        };
         load_word(b, at).is_some_and(|have| (have ^ last) & mask == 0)
     }
 }
