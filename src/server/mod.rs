@@ -130,8 +130,19 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State for `cfg` and the loaded relabel `config`.
+    /// State for `cfg` and the loaded relabel `config`. The first reload rebuilds the engine
+    /// even if `--relabel-file` did not change (see [`AppState::with_relabel_text`]).
     pub fn new(cfg: ServerConfig, config: &Config) -> Result<Arc<Self>, String> {
+        Self::with_relabel_text(cfg, config, None)
+    }
+
+    /// As [`AppState::new`], for a `config` parsed from `relabel_text`, the contents of
+    /// `--relabel-file`: a reload that finds the same text keeps engine and caches.
+    pub fn with_relabel_text(
+        cfg: ServerConfig,
+        config: &Config,
+        relabel_text: Option<String>,
+    ) -> Result<Arc<Self>, String> {
         let resolver = if cfg.spec.is_fan_out() {
             Some(DnsResolver::new(cfg.dns_server, Duration::from_secs(2))?)
         } else {
@@ -147,7 +158,7 @@ impl AppState {
             ))),
             subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
             client,
-            relabel_text: None,
+            relabel_text,
             tls_files,
         };
         let metrics = SelfMetrics::new();
@@ -346,8 +357,18 @@ pub fn run(args: &Args, config: &Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
+    // `main` parsed the file to fail early; read it again here to keep the text that the
+    // engine is built from, so that a reload can tell whether the file changed.
+    let from_file = match &cfg.relabel_file {
+        Some(path) => Some(reload::read_relabel_file(path)?),
+        None => None,
+    };
+    let (config, relabel_text) = match &from_file {
+        Some((text, config)) => (config, Some(text.clone())),
+        None => (config, None),
+    };
     runtime.block_on(async {
-        let state = AppState::new(cfg, config)?;
+        let state = AppState::with_relabel_text(cfg, config, relabel_text)?;
         let addr = SocketAddr::new(args.listen_address, args.port);
         let listener = TcpListener::bind(addr)
             .await

@@ -23,6 +23,7 @@
 //! during a scrape never mixes rules; the next scrape uses the new configuration. Requests that
 //! join a scrape in flight (single-flight) get that scrape's result.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::relabel::Config;
@@ -54,13 +55,11 @@ impl AppState {
 
         let relabel = match &self.cfg.relabel_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--relabel-file {}: {e}", path.display()))?;
+                let text = read_text(path)?;
                 if current.relabel_text.as_deref() == Some(text.as_str()) {
                     None
                 } else {
-                    let config = Config::from_yaml(&text, &path.display().to_string())
-                        .map_err(|e| e.to_string())?;
+                    let config = parse(&text, path)?;
                     Some((text, config))
                 }
             }
@@ -125,6 +124,21 @@ impl AppState {
         }));
         Ok(format!("reloaded: {}", changed.join(", ")))
     }
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("--relabel-file {}: {e}", path.display()))
+}
+
+fn parse(text: &str, path: &Path) -> Result<Config, String> {
+    Config::from_yaml(text, &path.display().to_string()).map_err(|e| e.to_string())
+}
+
+/// Reads and parses `--relabel-file`: its text (to compare on the next reload) and config.
+pub(crate) fn read_relabel_file(path: &Path) -> Result<(String, Config), String> {
+    let text = read_text(path)?;
+    let config = parse(&text, path)?;
+    Ok((text, config))
 }
 
 /// Reloads on every SIGHUP, for the life of the runtime. Installing the handler replaces the
