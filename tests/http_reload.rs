@@ -28,22 +28,6 @@ async fn gate_with_file(upstream: &str, file: &Path) -> Gate {
     Gate::start(cfg, &config).await
 }
 
-/// POST with an empty body.
-async fn post(url: &str) -> Resp {
-    use http_body_util::{BodyExt, Empty};
-    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let req = http::Request::post(url).body(Empty::new()).unwrap();
-    let resp = client.request(req).await.expect("POST");
-    let (parts, body) = resp.into_parts();
-    Resp {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
 /// A self-metric's value (the first line starting with `name` followed by a space or `{`).
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()

@@ -681,3 +681,40 @@ async fn binary_flags_and_the_insecure_warning() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn reload_picks_up_changed_tls_files() {
+    let old_ca = Ca::new("old CA");
+    let new_ca = Ca::new("new CA");
+    // The upstream already has a certificate from the new CA; metric-gate trusts the old one.
+    let cert = new_ca.issue("server", &["127.0.0.1"], false);
+    let up = TlsUpstream::start(server_config(&cert, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::copy(old_ca.ca_file(), &ca_file).unwrap();
+    let gate = Gate::start(
+        cfg_with(
+            &up.url(),
+            ClientOptions {
+                ca_file: Some(ca_file.clone()),
+                ..ClientOptions::default()
+            },
+        ),
+        &Config::passthrough(),
+    )
+    .await;
+    assert_eq!(gate.get("/metrics").await.status, 502);
+
+    std::fs::copy(new_ca.ca_file(), &ca_file).unwrap();
+    let r = post(&gate.url("/-/reload")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("upstream TLS files"), "{}", r.text());
+    assert_eq!(gate.get("/metrics").await.status, 200);
+
+    // A broken CA file is refused; the client built from the good one keeps working.
+    std::fs::write(&ca_file, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+    let r = post(&gate.url("/-/reload")).await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("--upstream.ca-file"), "{}", r.text());
+    assert_eq!(gate.get("/metrics").await.status, 200);
+}

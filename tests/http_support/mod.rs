@@ -343,6 +343,24 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
     }
 }
 
+/// POST with an empty body; the response body is read whole.
+pub async fn post(url: &str) -> Resp {
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let req = http::Request::post(url).body(Empty::new()).unwrap();
+    let resp = client
+        .request(req)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
 /// Sample lines (not comments) of a text body, sorted.
 pub fn samples(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text
