@@ -481,7 +481,20 @@ async fn unusable_tls_or_credential_files_fail_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let bad_ca = dir.path().join("ca.pem");
     std::fs::write(&bad_ca, "not PEM at all\n").unwrap();
+    let ca = Ca::new("test CA");
+    let one = ca.issue("one", &["a"], false);
+    let two = ca.issue("two", &["b"], false);
     let cases: Vec<(ClientOptions, &str)> = vec![
+        (
+            // A certificate with somebody else's key.
+            ClientOptions {
+                cert_file: Some(one.cert_file.clone()),
+                key_file: Some(two.key_file.clone()),
+                insecure_skip_verify: true,
+                ..ClientOptions::default()
+            },
+            "--upstream.cert-file/--upstream.key-file",
+        ),
         (
             ClientOptions {
                 ca_file: Some(bad_ca.clone()),

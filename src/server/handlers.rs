@@ -150,7 +150,9 @@ async fn index(State(state): State<AppStateRef>) -> Html<String> {
     for (href, what) in links {
         let _ = writeln!(s, "<li><a href=\"{href}\">/{href}</a>: {what}</li>");
     }
-    s.push_str("</ul>\n");
+    s.push_str(
+        "</ul>\n<p><code>POST /-/reload</code> (or SIGHUP) re-reads the configuration files.</p>\n",
+    );
     let subset_names = state.subset_names();
     if !subset_names.is_empty() {
         s.push_str(
