@@ -95,8 +95,8 @@ pub(crate) struct Live {
     pub(crate) subset_names: Vec<String>,
     /// The upstream client (TLS settings and connection pool).
     pub(crate) client: Client,
-    /// The `--relabel-file` text the engine was built from; `None` until the first reload
-    /// (the start-up config is handed over already parsed).
+    /// The `--relabel-file` text the engine was built from; `None` without a file, or when the
+    /// config was handed over already parsed ([`AppState::new`]).
     relabel_text: Option<String>,
     /// The TLS files the client was built from.
     tls_files: TlsFiles,
