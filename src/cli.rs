@@ -47,8 +47,8 @@ pub struct Args {
     #[arg(short = 't', long = "scrape-timeout", default_value = "15s", value_parser = parse_go_duration)]
     pub scrape_timeout: Duration,
 
-    /// Upstream URL; `dns+http://name:port/path` fans out to every address the name resolves to.
-    /// A bare `host:port/path` gets `http://`.
+    /// Upstream URL (`http://` or `https://`); `dns+http://name:port/path` fans out to every
+    /// address the name resolves to. A bare `host:port/path` gets `http://`.
     #[arg(short = 'H', long = "upstream", default_value = DEFAULT_UPSTREAM)]
     pub upstream: String,
 
@@ -82,12 +82,82 @@ pub struct Args {
     /// `metric_gate_upstream_scrape_duration_seconds` series to `/metrics`.
     #[arg(long = "no-target-health")]
     pub no_target_health: bool,
+
+    /// CA bundle (PEM) that verifies https upstreams, instead of the system's trust store.
+    #[arg(long = "upstream.ca-file", value_name = "PATH")]
+    pub upstream_ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM, chain allowed) presented to https upstreams; with
+    /// --upstream.key-file.
+    #[arg(
+        long = "upstream.cert-file",
+        value_name = "PATH",
+        requires = "upstream_key_file"
+    )]
+    pub upstream_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of --upstream.cert-file.
+    #[arg(
+        long = "upstream.key-file",
+        value_name = "PATH",
+        requires = "upstream_cert_file"
+    )]
+    pub upstream_key_file: Option<PathBuf>,
+
+    /// Name the upstream's certificate must carry. Default: the URL's host; for dns+ the DNS
+    /// name (targets are dialled by IP); for dnssrv+ the SRV name without `_port._proto.`.
+    #[arg(long = "upstream.server-name", value_name = "NAME")]
+    pub upstream_server_name: Option<String>,
+
+    /// Do not verify the upstream's certificate (logs a warning at start).
+    #[arg(long = "upstream.insecure-skip-verify")]
+    pub upstream_insecure_skip_verify: bool,
+
+    /// Send `Authorization: Bearer <token>` to the upstream, the token read from this file on
+    /// every request (rotated tokens are picked up at the next scrape).
+    #[arg(
+        long = "upstream.bearer-token-file",
+        value_name = "PATH",
+        conflicts_with = "upstream_basic_auth_user"
+    )]
+    pub upstream_bearer_token_file: Option<PathBuf>,
+
+    /// Send basic auth to the upstream with this user name and the password from
+    /// --upstream.basic-auth-password-file.
+    #[arg(
+        long = "upstream.basic-auth-user",
+        value_name = "USER",
+        requires = "upstream_basic_auth_password_file"
+    )]
+    pub upstream_basic_auth_user: Option<String>,
+
+    /// File holding the basic-auth password, read on every request.
+    #[arg(
+        long = "upstream.basic-auth-password-file",
+        value_name = "PATH",
+        requires = "upstream_basic_auth_user"
+    )]
+    pub upstream_basic_auth_password_file: Option<PathBuf>,
 }
 
 impl Args {
     /// The upstream URL with `http://` added when it has no scheme.
     pub fn upstream_url(&self) -> String {
         normalize_upstream(&self.upstream)
+    }
+
+    /// The `--upstream.*` TLS and authorization settings.
+    pub fn client_options(&self) -> crate::upstream::ClientOptions {
+        crate::upstream::ClientOptions {
+            ca_file: self.upstream_ca_file.clone(),
+            cert_file: self.upstream_cert_file.clone(),
+            key_file: self.upstream_key_file.clone(),
+            server_name: self.upstream_server_name.clone(),
+            insecure_skip_verify: self.upstream_insecure_skip_verify,
+            bearer_token_file: self.upstream_bearer_token_file.clone(),
+            basic_auth_user: self.upstream_basic_auth_user.clone(),
+            basic_auth_password_file: self.upstream_basic_auth_password_file.clone(),
+        }
     }
 
     /// Loads the relabel configuration from `--relabel` or `--relabel-file`; pass-through
@@ -308,6 +378,52 @@ mod tests {
         assert_eq!(d.max_body_size, 512 << 20);
         assert!(!d.no_target_health);
         assert_eq!(d.listen_address.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn upstream_tls_flags() {
+        let a = Args::try_parse_from([
+            "metric-gate",
+            "-H",
+            "dns+https://pods.ns.svc:10254/metrics",
+            "--upstream.ca-file",
+            "/ca.pem",
+            "--upstream.cert-file",
+            "/c.pem",
+            "--upstream.key-file",
+            "/k.pem",
+            "--upstream.server-name",
+            "ingress.ns.svc",
+            "--upstream.bearer-token-file",
+            "/token",
+        ])
+        .unwrap();
+        let o = a.client_options();
+        assert_eq!(o.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(o.server_name.as_deref(), Some("ingress.ns.svc"));
+        assert_eq!(
+            o.bearer_token_file.as_deref(),
+            Some(std::path::Path::new("/token"))
+        );
+        assert!(!o.insecure_skip_verify);
+        // A certificate without its key, a token together with basic auth, a user without a
+        // password file: refused by the flag parser.
+        for bad in [
+            &["--upstream.cert-file", "/c.pem"][..],
+            &[
+                "--upstream.bearer-token-file",
+                "/t",
+                "--upstream.basic-auth-user",
+                "u",
+                "--upstream.basic-auth-password-file",
+                "/p",
+            ],
+            &["--upstream.basic-auth-user", "u"],
+        ] {
+            let mut argv = vec!["metric-gate"];
+            argv.extend_from_slice(bad);
+            assert!(Args::try_parse_from(&argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -40,6 +40,7 @@ pub fn router(state: AppStateRef) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/metrics", get(self_metrics))
+        .route("/-/reload", post(reload))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_requests,
@@ -57,6 +58,7 @@ fn endpoint_of(path: &str) -> &'static str {
         "/-/healthy" => "/-/healthy",
         "/-/ready" => "/-/ready",
         "/-/metrics" => "/-/metrics",
+        "/-/reload" => "/-/reload",
         p if p.starts_with("/metrics/") => "/metrics/{subset}",
         _ => "other",
     }
@@ -148,12 +150,15 @@ async fn index(State(state): State<AppStateRef>) -> Html<String> {
     for (href, what) in links {
         let _ = writeln!(s, "<li><a href=\"{href}\">/{href}</a>: {what}</li>");
     }
-    s.push_str("</ul>\n");
-    if !state.subset_names.is_empty() {
+    s.push_str(
+        "</ul>\n<p><code>POST /-/reload</code> (or SIGHUP) re-reads the configuration files.</p>\n",
+    );
+    let subset_names = state.subset_names();
+    if !subset_names.is_empty() {
         s.push_str(
             "<p>Subsets (last result of /metrics, with the upstream fetch time):</p>\n<ul>\n",
         );
-        for name in &state.subset_names {
+        for name in &subset_names {
             let href = percent_encode_path(name);
             let _ = writeln!(
                 s,
@@ -201,12 +206,13 @@ async fn subset(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !state.subset_names.contains(&name) {
+    let subset_names = state.subset_names();
+    if !subset_names.contains(&name) {
         return plain(
             StatusCode::NOT_FOUND,
             format!(
                 "unknown subset {name:?}; known subsets: [{}]",
-                state.subset_names.join(", ")
+                subset_names.join(", ")
             ),
         );
     }
@@ -281,7 +287,7 @@ async fn source(
     let timeout = effective_timeout(state.config().scrape_timeout, &headers);
     let deadline = Instant::now() + timeout;
     let ae = headers.get(header::ACCEPT_ENCODING);
-    let upstream = match fetch::send(&state.client, &target, ae, deadline, timeout).await {
+    let upstream = match fetch::send(&state.client(), &target, ae, deadline, timeout).await {
         Ok(r) => r,
         Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("upstream {target}: {e}")),
     };
@@ -348,8 +354,9 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
         timeout,
         max_body: state.config().max_body,
     };
+    let client = state.client();
     for target in &targets {
-        let (a, result) = scrape_into(&state.client, target, opts, analyzer).await;
+        let (a, result) = scrape_into(&client, target, opts, analyzer).await;
         analyzer = a;
         match result {
             Ok(stats) => {
@@ -391,6 +398,18 @@ async fn ready(State(state): State<AppStateRef>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: no upstream has answered yet",
         )
+    }
+}
+
+/// `POST /-/reload`: re-reads `--relabel-file` and the TLS files (see [`super::reload`]).
+/// 200 with what changed, or 500 with the error (the previous config keeps serving).
+async fn reload(State(state): State<AppStateRef>) -> Response {
+    match state.reload().await {
+        Ok(msg) => plain(StatusCode::OK, msg),
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed, still serving the previous configuration: {e}"),
+        ),
     }
 }
 
@@ -446,6 +465,7 @@ mod tests {
     fn target_choice() {
         let t = |s: &str| {
             Target::at(
+                &http::uri::Scheme::HTTP,
                 s.parse().unwrap(),
                 "svc",
                 &http::uri::PathAndQuery::from_static("/"),

@@ -1,6 +1,9 @@
 //! metric-gate's own metrics, served on `/-/metrics` (OpenMetrics text from `prometheus-client`;
 //! never spliced into the proxied 0.0.4 output).
 
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,7 +35,8 @@ pub struct TargetLabels {
 pub struct ErrorLabels {
     /// As in [`TargetLabels`].
     pub target: String,
-    /// `connect`, `timeout`, `status`, `body`, `decode`, `too_large`, `parse` or `resolve`.
+    /// `connect`, `tls`, `auth`, `timeout`, `status`, `body`, `decode`, `too_large`, `parse` or
+    /// `resolve`.
     pub cause: &'static str,
 }
 
@@ -92,6 +96,10 @@ pub struct SelfMetrics {
     pub series_cache_misses: Counter,
     /// Bytes held by the aggregated output of the last scrape, by subset.
     pub aggregate_bytes: Family<SubsetLabels, Gauge>,
+    /// 1 if the last configuration reload succeeded (or none was tried since start), else 0.
+    pub config_last_reload_successful: Gauge,
+    /// When the configuration was last loaded successfully (start or reload), Unix seconds.
+    pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
 }
 
 impl SelfMetrics {
@@ -118,6 +126,8 @@ impl SelfMetrics {
             series_cache_hits: Counter::default(),
             series_cache_misses: Counter::default(),
             aggregate_bytes: Family::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -216,7 +226,41 @@ impl SelfMetrics {
             "Bytes of series keys and values held by the last scrape's output, by subset",
             m.aggregate_bytes.clone(),
         );
+        r.register(
+            "config_last_reload_successful",
+            "1 if the last configuration reload succeeded (1 at start), 0 if it failed",
+            m.config_last_reload_successful.clone(),
+        );
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration load (start or reload), Unix seconds",
+            m.config_last_reload_success_timestamp.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Records a configuration load (start or reload): sets the success gauge, and on success
+    /// the timestamp.
+    pub fn record_reload(&self, ok: bool) {
+        self.config_last_reload_successful.set(i64::from(ok));
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.config_last_reload_success_timestamp.set(now);
+        }
+    }
+
+    /// Forgets the per-subset series of a subset that a reload removed, so its last values do
+    /// not linger on `/-/metrics`.
+    pub fn forget_subset(&self, name: &str) {
+        let label = SubsetLabels {
+            subset: name.to_owned(),
+        };
+        self.series_written.remove(&label);
+        self.dropped_by_relabel.remove(&label);
+        self.dropped_nameless.remove(&label);
+        self.aggregate_bytes.remove(&label);
     }
 
     /// The OpenMetrics text of every metric.

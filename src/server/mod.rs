@@ -12,26 +12,35 @@
 //! Every scrape also computes each named subset. Their rendered results are swapped in together
 //! (one `ArcSwap` store of [`scrape::SubsetSnapshots`]), so `/metrics/{subset}` never sees half
 //! of one scrape and half of another.
+//!
+//! # Reloading
+//! What a reload may replace (the relabel programs with their caches, the subset names, the
+//! upstream client) lives in one [`Live`] value behind an `ArcSwap`: a scrape takes the current
+//! one when it starts and keeps it to its end, so a reload never changes a scrape midway. See
+//! [`reload`].
 
 pub mod encoding;
 mod handlers;
 pub mod metrics;
+pub mod reload;
 pub mod scrape;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::net::TcpListener;
 
 use crate::cli::Args;
 use crate::relabel::Config;
-use crate::upstream::fetch::new_client;
-use crate::upstream::{Client, DnsResolver, ResolveError, Target, UpstreamSpec};
+use crate::upstream::{
+    Client, ClientOptions, DnsResolver, ResolveError, Target, TlsFiles, UpstreamSpec,
+};
 
 use metrics::SelfMetrics;
 use scrape::{Engine, ScrapeOutcome, SubsetSnapshots};
@@ -52,6 +61,11 @@ pub struct ServerConfig {
     /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
     /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
     pub warm_up: bool,
+    /// The `--upstream.*` TLS and authorization settings.
+    pub client: ClientOptions,
+    /// `--relabel-file`: re-read on reload (SIGHUP, `POST /-/reload`). `None` when the
+    /// config came from `--relabel` or is pass-through: a reload then keeps it.
+    pub relabel_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -65,21 +79,37 @@ impl ServerConfig {
             target_health: !args.no_target_health,
             dns_server: args.dns_server,
             warm_up: true,
+            client: args.client_options(),
+            relabel_file: args.relabel_file.clone(),
         })
     }
 }
 
 type Flight = Shared<BoxFuture<'static, Arc<ScrapeOutcome>>>;
 
+/// What a reload replaces, swapped as one value (see the module docs).
+pub(crate) struct Live {
+    /// Programs and buffers; locked only by the scrape in flight.
+    pub(crate) engine: Arc<tokio::sync::Mutex<Engine>>,
+    /// Subset names in configuration order.
+    pub(crate) subset_names: Vec<String>,
+    /// The upstream client (TLS settings and connection pool).
+    pub(crate) client: Client,
+    /// The `--relabel-file` text the engine was built from; `None` without a file, or when the
+    /// config was handed over already parsed ([`AppState::new`]).
+    relabel_text: Option<String>,
+    /// The TLS files the client was built from.
+    tls_files: TlsFiles,
+}
+
 /// State shared by all handlers.
 pub struct AppState {
     cfg: ServerConfig,
-    /// Subset names in configuration order.
-    subset_names: Vec<String>,
-    client: Client,
     resolver: Option<DnsResolver>,
-    /// Programs and buffers; locked only by the scrape in flight.
-    engine: Arc<tokio::sync::Mutex<Engine>>,
+    /// Engine, subset names and client of the current configuration.
+    live: ArcSwap<Live>,
+    /// One reload at a time.
+    reload_lock: tokio::sync::Mutex<()>,
     /// The scrape in flight, if any, with its generation number.
     inflight: Mutex<Option<(u64, Flight)>>,
     generation: AtomicU64,
@@ -94,32 +124,54 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("cfg", &self.cfg)
-            .field("subset_names", &self.subset_names)
+            .field("subset_names", &self.live.load().subset_names)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// State for `cfg` and the loaded relabel `config`.
+    /// State for `cfg` and the loaded relabel `config`. The first reload rebuilds the engine
+    /// even if `--relabel-file` did not change (see [`AppState::with_relabel_text`]).
     pub fn new(cfg: ServerConfig, config: &Config) -> Result<Arc<Self>, String> {
+        Self::with_relabel_text(cfg, config, None)
+    }
+
+    /// As [`AppState::new`], for a `config` parsed from `relabel_text`, the contents of
+    /// `--relabel-file`: a reload that finds the same text keeps engine and caches.
+    pub fn with_relabel_text(
+        cfg: ServerConfig,
+        config: &Config,
+        relabel_text: Option<String>,
+    ) -> Result<Arc<Self>, String> {
         let resolver = if cfg.spec.is_fan_out() {
             Some(DnsResolver::new(cfg.dns_server, Duration::from_secs(2))?)
         } else {
             None
         };
-        Ok(Arc::new(Self {
-            subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
-            client: new_client(),
-            resolver,
+        warn_about_client_settings(&cfg);
+        let tls_files = TlsFiles::read(&cfg.client)?;
+        let client = Client::new(&cfg.client, &tls_files, &cfg.spec)?;
+        let live = Live {
             engine: Arc::new(tokio::sync::Mutex::new(Engine::new(
                 config,
                 cfg.spec.is_fan_out(),
             ))),
+            subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
+            client,
+            relabel_text,
+            tls_files,
+        };
+        let metrics = SelfMetrics::new();
+        metrics.record_reload(true);
+        Ok(Arc::new(Self {
+            resolver,
+            live: ArcSwap::from_pointee(live),
+            reload_lock: tokio::sync::Mutex::new(()),
             inflight: Mutex::new(None),
             generation: AtomicU64::new(0),
             subsets: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
-            metrics: SelfMetrics::new(),
+            metrics,
             cfg,
         }))
     }
@@ -127,6 +179,16 @@ impl AppState {
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.cfg
+    }
+
+    /// The configured subset names now, in configuration order (a reload may change them).
+    pub fn subset_names(&self) -> Vec<String> {
+        self.live.load().subset_names.clone()
+    }
+
+    /// The upstream client of the current configuration.
+    pub fn client(&self) -> Client {
+        self.live.load().client.clone()
     }
 
     /// True once an upstream answered in full.
@@ -186,6 +248,30 @@ impl AppState {
             }
         };
         flight.await
+    }
+}
+
+/// Start-up warnings about upstream settings that weaken or do nothing.
+fn warn_about_client_settings(cfg: &ServerConfig) {
+    let c = &cfg.client;
+    if cfg.spec.is_https() {
+        if c.insecure_skip_verify {
+            tracing::warn!(
+                upstream = %cfg.spec,
+                "--upstream.insecure-skip-verify: the upstream's certificate is NOT verified; anyone on the path can impersonate it"
+            );
+        }
+    } else if c.has_tls_settings() {
+        tracing::warn!(
+            upstream = %cfg.spec,
+            "--upstream.* TLS flags are set but the upstream is plain http: they have no effect"
+        );
+    }
+    if !cfg.spec.is_https() && (c.bearer_token_file.is_some() || c.basic_auth_user.is_some()) {
+        tracing::warn!(
+            upstream = %cfg.spec,
+            "upstream credentials are sent over plain http, unencrypted"
+        );
     }
 }
 
@@ -271,17 +357,30 @@ pub fn run(args: &Args, config: &Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
+    // `main` parsed the file to fail early; read it again here to keep the text that the
+    // engine is built from, so that a reload can tell whether the file changed.
+    let from_file = match &cfg.relabel_file {
+        Some(path) => Some(reload::read_relabel_file(path)?),
+        None => None,
+    };
+    let (config, relabel_text) = match &from_file {
+        Some((text, config)) => (config, Some(text.clone())),
+        None => (config, None),
+    };
     runtime.block_on(async {
-        let state = AppState::new(cfg, config)?;
+        let state = AppState::with_relabel_text(cfg, config, relabel_text)?;
         let addr = SocketAddr::new(args.listen_address, args.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("listening on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // Before the "listening" line: from then on a SIGHUP reloads instead of killing us.
+        reload::reload_on_sighup(Arc::clone(&state))
+            .map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
         tracing::info!(
             addr = %local,
             upstream = %state.cfg.spec,
-            subsets = state.subset_names.len(),
+            subsets = state.live.load().subset_names.len(),
             "listening"
         );
         serve(listener, state, shutdown_signal())

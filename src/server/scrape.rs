@@ -148,7 +148,9 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
             };
         }
     };
-    let mut engine = state.engine.clone().lock_owned().await;
+    // The configuration of this scrape, kept to its end even if a reload swaps in another.
+    let live = state.live.load_full();
+    let mut engine = Arc::clone(&live.engine).lock_owned().await;
     let opts = FetchOptions {
         deadline: tokio::time::Instant::from_std(started + timeout),
         timeout,
@@ -156,7 +158,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     };
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
-        let client = state.client.clone();
+        let client = live.client.clone();
         async move {
             let t0 = Instant::now();
             let (pipeline, result) = scrape_into(&client, &target, opts, pipeline).await;

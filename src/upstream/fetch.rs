@@ -16,20 +16,25 @@
 //! relabel rule) would hold a worker; the thread hop costs nothing measurable, so isolation wins.
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
-use http::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Target;
+use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
+use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
 use crate::exposition::{Format, ParseError, ParseOptions, Parser, Sink};
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
@@ -43,20 +48,46 @@ const CHANNEL_FRAMES: usize = 16;
 /// compressed chunk can expand into a huge buffer.
 const GZIP_PIECE: usize = 8 << 10;
 
-/// The HTTP client shared by all scrapes: keeps idle connections to each upstream address, so a
-/// sidecar scraping every 15 s reuses one connection.
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>;
+type HyperClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
-/// A client with connection pooling and keep-alive. Connect time is bounded by each request's
-/// deadline, not by the connector.
-pub fn new_client() -> Client {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(4)
-        .build(connector)
+/// The HTTP client shared by all scrapes: keeps idle connections (TLS sessions included) to each
+/// upstream address, so a sidecar scraping every 15 s reuses one connection. Cloning is cheap
+/// and clones share the pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: HyperClient,
+    /// Where the `Authorization` header comes from, read on every request.
+    auth: Option<Arc<Authorization>>,
+}
+
+impl Client {
+    /// A client for `spec` with the `--upstream.*` settings `opts` and the TLS files' contents
+    /// `files` ([`TlsFiles::read`]). Connection pooling and keep-alive; connect time is bounded
+    /// by each request's deadline, not by the connector. Fails when the TLS material is
+    /// unusable or a credential file cannot be read now (checked at start, not first scrape).
+    pub fn new(
+        opts: &ClientOptions,
+        files: &TlsFiles,
+        spec: &UpstreamSpec,
+    ) -> Result<Self, String> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        // hyper-rustls refuses `https` URIs unless told otherwise; TLS is per URI scheme.
+        http.enforce_http(false);
+        let connector = https_connector(opts, files, spec, http)?;
+        let auth = opts.authorization()?;
+        if let Some(a) = &auth {
+            a.header_value()?;
+        }
+        Ok(Self {
+            http: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(4)
+                .build(connector),
+            auth: auth.map(Arc::new),
+        })
+    }
 }
 
 /// Limits of one upstream request.
@@ -85,6 +116,14 @@ pub enum FetchError {
     /// Connecting or sending the request failed.
     #[error("request failed: {0}")]
     Connect(String),
+    /// The TLS handshake failed (unknown CA, name mismatch, expired certificate, client
+    /// certificate required...). The message names the cause.
+    #[error("{0}")]
+    Tls(String),
+    /// The credential file could not be read (`--upstream.bearer-token-file`,
+    /// `--upstream.basic-auth-password-file`); the request was not sent.
+    #[error("{0}")]
+    Auth(String),
     /// The deadline passed before the body was complete.
     #[error("timeout after {0:?}")]
     Timeout(Duration),
@@ -110,6 +149,8 @@ impl FetchError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Connect(_) => "connect",
+            Self::Tls(_) => "tls",
+            Self::Auth(_) => "auth",
             Self::Timeout(_) => "timeout",
             Self::Status(_) => "status",
             Self::Body(_) => "body",
@@ -158,12 +199,21 @@ pub async fn send(
     if let Some(host) = &target.host_header {
         req = req.header(HOST, host.as_str());
     }
+    if let Some(auth) = &client.auth {
+        req = req.header(
+            AUTHORIZATION,
+            auth.header_value().map_err(FetchError::Auth)?,
+        );
+    }
     let req = req
         .body(Empty::new())
         .map_err(|e| FetchError::Connect(e.to_string()))?;
-    match tokio::time::timeout_at(deadline, client.request(req)).await {
+    match tokio::time::timeout_at(deadline, client.http.request(req)).await {
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(FetchError::Connect(error_chain(&e))),
+        Ok(Err(e)) => Err(match find_tls_error(&e) {
+            Some(tls) => FetchError::Tls(describe_tls_error(tls)),
+            None => FetchError::Connect(error_chain(&e)),
+        }),
         Err(_) => Err(FetchError::Timeout(timeout)),
     }
 }

@@ -1,6 +1,6 @@
 //! Where metrics come from: the `--upstream` URL, its targets, and fetching them.
 //!
-//! Three kinds of upstream (see [`UpstreamSpec`]):
+//! Three kinds of upstream (see [`UpstreamSpec`]), each over `http` or `https`:
 //! - a plain `http://host:port/path`: one target, resolved by the HTTP connector as usual;
 //! - `dns+http://name:port/path`: the name is resolved (A and AAAA) on **every** scrape and each
 //!   address is a target;
@@ -8,10 +8,11 @@
 //!   name is resolved and each address is a target.
 //!
 //! [`resolve`] turns a spec into [`Target`]s; [`fetch`] requests one target and streams its body
-//! into a parser sink.
+//! into a parser sink; [`tls`] holds the `--upstream.*` TLS and authorization settings.
 
 pub mod fetch;
 pub mod resolve;
+pub mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
 pub use fetch::{BodyStats, Client, FetchError, FetchOptions};
 pub use resolve::{DnsResolver, ResolveError};
+pub use tls::{ClientOptions, TlsFiles};
 
 /// How targets are found, parsed once from `--upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +33,11 @@ pub enum UpstreamSpec {
     },
     /// `dns+http://name:port/path`: every A/AAAA address of `host` is a target on `port`.
     Dns {
+        /// `http` or `https`: how every target is requested.
+        scheme: Scheme,
         /// Host name to resolve.
         host: String,
-        /// Port every address is scraped on (default 80).
+        /// Port every address is scraped on (default 80, 443 for https).
         port: u16,
         /// The `Host` header sent to every target: the authority as written in the URL.
         authority: Authority,
@@ -42,6 +46,8 @@ pub enum UpstreamSpec {
     },
     /// `dnssrv+http://_port._proto.name/path`: SRV records give host names and ports.
     DnsSrv {
+        /// `http` or `https`: how every target is requested.
+        scheme: Scheme,
         /// The SRV record name (`_port._proto.name`).
         name: String,
         /// Path and query requested from every target.
@@ -61,7 +67,7 @@ pub struct SpecError {
 
 impl UpstreamSpec {
     /// Parses an upstream URL (already given a scheme by [`crate::cli::normalize_upstream`]).
-    /// Only `http` is supported for the fetch itself (with or without `dns+`/`dnssrv+`).
+    /// The fetch itself is `http` or `https` (with or without `dns+`/`dnssrv+`).
     pub fn parse(url: &str) -> Result<Self, SpecError> {
         let err = |reason: &str| SpecError {
             url: url.to_owned(),
@@ -77,13 +83,12 @@ impl UpstreamSpec {
         let uri: Uri = rest
             .parse()
             .map_err(|e: http::uri::InvalidUri| err(&e.to_string()))?;
-        match uri.scheme() {
-            Some(s) if *s == Scheme::HTTP => {}
-            Some(s) if *s == Scheme::HTTPS => {
-                return Err(err("https upstreams are not supported yet; use http"))
-            }
-            _ => return Err(err("the scheme must be http")),
-        }
+        let scheme = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTP => Scheme::HTTP,
+            Some(s) if *s == Scheme::HTTPS => Scheme::HTTPS,
+            _ => return Err(err("the scheme must be http or https")),
+        };
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
         let authority = uri
             .authority()
             .cloned()
@@ -103,8 +108,9 @@ impl UpstreamSpec {
                     return Err(err("no host name to resolve"));
                 }
                 Ok(Self::Dns {
+                    scheme,
                     host,
-                    port: authority.port_u16().unwrap_or(80),
+                    port: authority.port_u16().unwrap_or(default_port),
                     authority,
                     path,
                 })
@@ -116,6 +122,7 @@ impl UpstreamSpec {
                     ));
                 }
                 Ok(Self::DnsSrv {
+                    scheme,
                     name: authority.host().to_owned(),
                     path,
                 })
@@ -127,6 +134,36 @@ impl UpstreamSpec {
     pub fn is_fan_out(&self) -> bool {
         !matches!(self, Self::Static { .. })
     }
+
+    /// True when targets are requested over TLS.
+    pub fn is_https(&self) -> bool {
+        match self {
+            Self::Static { uri } => uri.scheme() == Some(&Scheme::HTTPS),
+            Self::Dns { scheme, .. } | Self::DnsSrv { scheme, .. } => *scheme == Scheme::HTTPS,
+        }
+    }
+
+    /// The name the upstream's TLS certificate is checked against unless
+    /// `--upstream.server-name` says otherwise: the URL's host for a static upstream; for
+    /// `dns+` the DNS name (targets are dialled by IP, but a pod's certificate names the
+    /// Service); for `dnssrv+` the SRV name without its leading `_port._proto.` labels, i.e.
+    /// the Service name of a Kubernetes SRV record.
+    pub fn default_server_name(&self) -> String {
+        match self {
+            Self::Static { uri } => uri.host().unwrap_or("").trim_matches(['[', ']']).to_owned(),
+            Self::Dns { host, .. } => host.clone(),
+            Self::DnsSrv { name, .. } => {
+                let mut rest = name.as_str();
+                while let Some((label, tail)) = rest.split_once('.') {
+                    if !label.starts_with('_') {
+                        break;
+                    }
+                    rest = tail;
+                }
+                rest.trim_end_matches('.').to_owned()
+            }
+        }
+    }
 }
 
 impl fmt::Display for UpstreamSpec {
@@ -134,9 +171,12 @@ impl fmt::Display for UpstreamSpec {
         match self {
             Self::Static { uri } => write!(f, "{uri}"),
             Self::Dns {
-                authority, path, ..
-            } => write!(f, "dns+http://{authority}{path}"),
-            Self::DnsSrv { name, path } => write!(f, "dnssrv+http://{name}{path}"),
+                scheme,
+                authority,
+                path,
+                ..
+            } => write!(f, "dns+{scheme}://{authority}{path}"),
+            Self::DnsSrv { scheme, name, path } => write!(f, "dnssrv+{scheme}://{name}{path}"),
         }
     }
 }
@@ -166,11 +206,12 @@ impl Target {
         }
     }
 
-    /// A fan-out target: `addr` is requested, `host` is sent as the `Host` header.
-    pub fn at(addr: SocketAddr, host: &str, path: &PathAndQuery) -> Self {
+    /// A fan-out target: `addr` is requested with `scheme`, `host` is sent as the `Host`
+    /// header.
+    pub fn at(scheme: &Scheme, addr: SocketAddr, host: &str, path: &PathAndQuery) -> Self {
         let name = addr.to_string();
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(scheme.clone())
             .authority(name.as_str())
             .path_and_query(path.clone())
             .build()
@@ -205,11 +246,13 @@ mod tests {
         let d = UpstreamSpec::parse("dns+http://svc.ns:10254/metrics?x=1").unwrap();
         match &d {
             UpstreamSpec::Dns {
+                scheme,
                 host,
                 port,
                 authority,
                 path,
             } => {
+                assert_eq!(*scheme, Scheme::HTTP);
                 assert_eq!(host, "svc.ns");
                 assert_eq!(*port, 10254);
                 assert_eq!(authority.as_str(), "svc.ns:10254");
@@ -223,6 +266,7 @@ mod tests {
         assert_eq!(
             s,
             UpstreamSpec::DnsSrv {
+                scheme: Scheme::HTTP,
                 name: "_metrics._tcp.svc".into(),
                 path: PathAndQuery::from_static("/m")
             }
@@ -239,8 +283,8 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_fetch() {
         for bad in [
-            "https://x/metrics",
             "ftp://x/",
+            "dns+ftp://x/",
             "dnssrv+http://_a._tcp.x:80/",
             "http://user@x/",
             "http://",
@@ -252,6 +296,7 @@ mod tests {
     #[test]
     fn fan_out_targets_keep_the_host_name() {
         let t = Target::at(
+            &Scheme::HTTP,
             "127.0.0.2:8080".parse().unwrap(),
             "svc:8080",
             &PathAndQuery::from_static("/metrics"),
@@ -260,11 +305,44 @@ mod tests {
         assert_eq!(t.host_header.as_deref(), Some("svc:8080"));
         assert_eq!(t.name, "127.0.0.2:8080");
         let v6 = Target::at(
+            &Scheme::HTTP,
             "[::1]:80".parse().unwrap(),
             "svc",
             &PathAndQuery::from_static("/"),
         );
         assert_eq!(v6.uri, "http://[::1]:80/");
         assert_eq!(v6.name, "[::1]:80");
+        let tls = Target::at(
+            &Scheme::HTTPS,
+            "10.0.0.5:10254".parse().unwrap(),
+            "svc:10254",
+            &PathAndQuery::from_static("/metrics"),
+        );
+        assert_eq!(tls.uri, "https://10.0.0.5:10254/metrics");
+    }
+
+    #[test]
+    fn https_upstreams_and_their_server_names() {
+        let s = UpstreamSpec::parse("https://[::1]:8443/metrics").unwrap();
+        assert!(s.is_https() && !s.is_fan_out());
+        assert_eq!(s.default_server_name(), "::1");
+        let d = UpstreamSpec::parse("dns+https://pods.ns.svc/metrics").unwrap();
+        assert!(d.is_https());
+        match &d {
+            UpstreamSpec::Dns { port, scheme, .. } => {
+                assert_eq!(*port, 443);
+                assert_eq!(*scheme, Scheme::HTTPS);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.default_server_name(), "pods.ns.svc");
+        assert_eq!(d.to_string(), "dns+https://pods.ns.svc/metrics");
+        let srv = UpstreamSpec::parse("dnssrv+https://_metrics._tcp.ingress.ns.svc/m").unwrap();
+        assert_eq!(srv.default_server_name(), "ingress.ns.svc");
+        assert_eq!(
+            srv.to_string(),
+            "dnssrv+https://_metrics._tcp.ingress.ns.svc/m"
+        );
+        assert!(!UpstreamSpec::parse("dns+http://x/").unwrap().is_https());
     }
 }

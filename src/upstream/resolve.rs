@@ -106,6 +106,7 @@ impl DnsResolver {
         match spec {
             UpstreamSpec::Static { uri } => Ok(vec![Target::fixed(uri)]),
             UpstreamSpec::Dns {
+                scheme,
                 host,
                 port,
                 authority,
@@ -114,10 +115,12 @@ impl DnsResolver {
                 let ips = self.lookup_ips(host).await?;
                 Ok(ips
                     .into_iter()
-                    .map(|ip| Target::at(SocketAddr::new(ip, *port), authority.as_str(), path))
+                    .map(|ip| {
+                        Target::at(scheme, SocketAddr::new(ip, *port), authority.as_str(), path)
+                    })
                     .collect())
             }
-            UpstreamSpec::DnsSrv { name, path } => {
+            UpstreamSpec::DnsSrv { scheme, name, path } => {
                 self.inner.clear_cache();
                 let srv = self
                     .inner
@@ -134,10 +137,10 @@ impl DnsResolver {
                 for (host, port) in hosts {
                     let ips = self.lookup_ips(&host).await?;
                     let header = format!("{}:{port}", host.trim_end_matches('.'));
-                    targets.extend(
-                        ips.into_iter()
-                            .map(|ip| Target::at(SocketAddr::new(ip, port), &header, path)),
-                    );
+                    targets
+                        .extend(ips.into_iter().map(|ip| {
+                            Target::at(scheme, SocketAddr::new(ip, port), &header, path)
+                        }));
                 }
                 targets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
                 targets.dedup_by(|a, b| a.name == b.name);

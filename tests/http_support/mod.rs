@@ -240,6 +240,8 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         target_health: true,
         dns_server: None,
         warm_up: false,
+        client: Default::default(),
+        relabel_file: None,
     }
 }
 
@@ -332,6 +334,24 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
         .request(req.body(Empty::new()).unwrap())
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// POST with an empty body; the response body is read whole.
+pub async fn post(url: &str) -> Resp {
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let req = http::Request::post(url).body(Empty::new()).unwrap();
+    let resp = client
+        .request(req)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("body").to_bytes();
     Resp {
@@ -487,10 +507,26 @@ pub fn spawn_gate_binary(
     std::sync::mpsc::Receiver<String>,
     String,
 ) {
+    let (child, rx, addr, _) = spawn_gate_binary_logged(args, &[]);
+    (child, rx, addr)
+}
+
+/// As [`spawn_gate_binary`], with extra environment variables `env`, and also returns the log
+/// lines up to and including `listening`.
+pub fn spawn_gate_binary_logged(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    String,
+    Vec<String>,
+) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
         .args(args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -502,14 +538,16 @@ pub fn spawn_gate_binary(
             let _ = tx.send(line);
         }
     });
+    let mut startup = Vec::new();
     let addr = loop {
         let line = match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(line) => line,
             Err(e) => {
                 let _ = child.kill();
-                panic!("no 'listening' log line from metric-gate: {e}");
+                panic!("no 'listening' log line from metric-gate: {e}; logs: {startup:?}");
             }
         };
+        startup.push(line.clone());
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest
                 .split_whitespace()
@@ -518,5 +556,5 @@ pub fn spawn_gate_binary(
                 .to_owned();
         }
     };
-    (child, rx, addr)
+    (child, rx, addr, startup)
 }
