@@ -68,6 +68,10 @@ pub struct Pipeline {
     label_filter: bool,
     /// The label filter's decisions per label layout.
     plans: LayoutPlans,
+    /// The label filter's `keep`/`drop` decision for the last metric name (the samples of a
+    /// family come in a row).
+    last_name: String,
+    last_name_kept: bool,
 }
 
 /// What the label-filter fast path decided for one label layout ([`Sample::layout`]): which
@@ -174,6 +178,8 @@ impl Pipeline {
             cache: None,
             outcomes: Vec::new(),
             plans: LayoutPlans::default(),
+            last_name: String::new(),
+            last_name_kept: false,
         }
     }
 
@@ -387,9 +393,22 @@ impl Sink for Pipeline {
         // The fast path keeps label values as written; samples whose `le`/`quantile` must be
         // rewritten take the general path.
         if self.label_filter && float_label.is_none() {
-            if let Some(outcome) =
-                Self::filter_labels(&mut self.subsets[0], &mut self.plans, sample)
-            {
+            let sub = &mut self.subsets[0];
+            if sub.program.filters_names() {
+                if sample.name != self.last_name {
+                    self.last_name.clear();
+                    self.last_name.push_str(sample.name);
+                    self.last_name_kept = sub.program.keeps_series_named(sample.name);
+                }
+                if !self.last_name_kept {
+                    sub.dropped_by_relabel += 1;
+                    if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
+                        cache.insert(key, &[DROPPED]);
+                    }
+                    return;
+                }
+            }
+            if let Some(outcome) = Self::filter_labels(sub, &mut self.plans, sample) {
                 if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
                     cache.insert(key, &[outcome]);
                 }

@@ -9,8 +9,17 @@ use proptest::prelude::*;
 
 const NAMES: [&str; 8] = ["path", "code", "le", "Zone", "method", "a_b", "pod", "x"];
 
-fn render(rules: &str, text: &str) -> (String, u64, u64) {
+/// A rule that keeps everything but is no label filter (two source labels), so that a program
+/// holding it takes the general relabel path.
+const FORCE_GENERAL: &str = "- {action: keep, source_labels: [__name__, __name__], regex: '.*'}\n";
+
+fn render(rules: &str, text: &str) -> (String, u64, u64, u64) {
     let config = Config::from_yaml(rules, "test").expect("valid config");
+    assert_eq!(
+        config.default.is_label_filter(),
+        !rules.contains(FORCE_GENERAL),
+        "{rules}"
+    );
     let mut p = Pipeline::new(&config);
     let mut parser = Parser::new(ParseOptions::default());
     parser.feed(text.as_bytes(), &mut p).expect("parses");
@@ -21,6 +30,7 @@ fn render(rules: &str, text: &str) -> (String, u64, u64) {
     (
         String::from_utf8(out).expect("utf-8"),
         sub.stats().dropped_nameless,
+        sub.dropped_by_relabel,
         sub.aggregator.series_count() as u64,
     )
 }
@@ -36,6 +46,14 @@ proptest! {
         ),
         drop_re in prop_oneof![Just("path"), Just("p.*"), Just("code|le"), Just("__name__"), Just("[A-Z].*"), Just("x|pod")],
         keep_re in prop_oneof![Just(".*"), Just("__name__|code|le|path"), Just("code")],
+        name_rule in prop_oneof![
+            Just(""),
+            Just("- {action: keep, source_labels: [__name__], regex: 'm0|m2'}\n"),
+            Just("- {action: drop, source_labels: [__name__], regex: 'm1'}\n"),
+            Just("- {action: drop, source_labels: [__name__], regex: ''}\n"),
+            Just("- {action: keep, source_labels: [__name__], regex: 'm.q|m1'}\n"),
+        ],
+        name_rule_first in any::<bool>(),
     ) {
         let mut text = String::new();
         for (metric, labels, value) in &lines {
@@ -53,12 +71,13 @@ proptest! {
                 text.push_str(&format!("m{metric}{{{}}} {value}\n", pairs.join(",")));
             }
         }
+        let (before, after) = if name_rule_first { (name_rule, "") } else { ("", name_rule) };
         let filter = format!(
-            "metric_relabel_configs:\n- {{action: labeldrop, regex: '{drop_re}'}}\n- {{action: labelkeep, regex: '{keep_re}'}}\n"
+            "metric_relabel_configs:\n{before}- {{action: labeldrop, regex: '{drop_re}'}}\n- {{action: labelkeep, regex: '{keep_re}'}}\n{after}"
         );
         // The same rules plus a `keep` that keeps everything: not a pure label filter, so the
         // general path runs.
-        let general = format!("{filter}- {{action: keep, source_labels: [__name__], regex: '.*'}}\n");
+        let general = format!("{filter}{FORCE_GENERAL}");
         prop_assert_eq!(render(&filter, &text), render(&general, &text), "\n{}", text);
     }
 }
@@ -81,7 +100,7 @@ fn fast_path_with_float_label_normalization() {
         String::from_utf8(out).expect("utf-8")
     };
     let filter = "metric_relabel_configs:\n- {action: labeldrop, regex: path}\n";
-    let general = format!("{filter}- {{action: keep, source_labels: [__name__], regex: '.*'}}\n");
+    let general = format!("{filter}{FORCE_GENERAL}");
     let fast = run(filter);
     assert_eq!(fast, run(&general));
     assert_eq!(

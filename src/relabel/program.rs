@@ -22,7 +22,7 @@ use super::case;
 use super::config::{is_valid_label_name, Action, ConfigError, RelabelConfig};
 use super::matcher::{Groups, Matcher};
 use super::template::Template;
-use crate::labels::LabelBuf;
+use crate::labels::{LabelBuf, METRIC_NAME};
 
 /// Default bound on the entries of each rule's decision cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = cache::DEFAULT_CAPACITY;
@@ -68,6 +68,13 @@ struct Rule {
     sources: Box<[Box<str>]>,
     separator: Box<str>,
     op: Op,
+}
+
+impl Rule {
+    /// Whether the rule's only source label is `__name__`.
+    fn is_name_only(&self) -> bool {
+        matches!(&*self.sources, [only] if &**only == METRIC_NAME)
+    }
 }
 
 /// What a rule does, with its compiled parts.
@@ -271,15 +278,58 @@ impl Program {
         rules.iter_mut().all(|rule| rule.apply(labels, scratch))
     }
 
-    /// True when the program has rules and all of them are `labeldrop` or `labelkeep`: such a
-    /// program only removes labels, deciding each by its name alone, so
-    /// [`Program::keeps_label`] can be asked label by label without building a label set.
+    /// True when the program has rules and each is `labeldrop`, `labelkeep`, or a `keep` /
+    /// `drop` whose only source label is `__name__`: such a program drops a series by its metric
+    /// name alone ([`Program::keeps_series_named`]) and removes labels by their names alone
+    /// ([`Program::keeps_label`]), so it can run without building a label set.
     pub fn is_label_filter(&self) -> bool {
         !self.rules.is_empty()
-            && self
-                .rules
-                .iter()
-                .all(|r| matches!(r.op, Op::LabelDrop(_) | Op::LabelKeep(_)))
+            && self.rules.iter().all(|r| match &r.op {
+                Op::LabelDrop(_) | Op::LabelKeep(_) => true,
+                Op::Keep(_) | Op::Drop(_) => r.is_name_only(),
+                _ => false,
+            })
+    }
+
+    /// True when some rule is a `keep` or `drop` (of a [`Program::is_label_filter`] program:
+    /// one on `__name__`), so [`Program::keeps_series_named`] must be asked.
+    pub fn filters_names(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.op, Op::Keep(_) | Op::Drop(_)))
+    }
+
+    /// For a program of [`Program::is_label_filter`]: whether a series named `name` passes its
+    /// `keep` / `drop` rules. A `labeldrop`/`labelkeep` that removes `__name__` leaves later
+    /// rules an empty name, as applying the rules to a label set would.
+    pub fn keeps_series_named(&mut self, name: &str) -> bool {
+        let mut value = name;
+        for rule in &mut self.rules {
+            match &mut rule.op {
+                Op::Keep(d) => {
+                    if !d.is_match(value) {
+                        return false;
+                    }
+                }
+                Op::Drop(d) => {
+                    if d.is_match(value) {
+                        return false;
+                    }
+                }
+                Op::LabelDrop(d) => {
+                    if d.is_match(METRIC_NAME) {
+                        value = "";
+                    }
+                }
+                Op::LabelKeep(d) => {
+                    if !d.is_match(METRIC_NAME) {
+                        value = "";
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
     }
 
     /// For a program of [`Program::is_label_filter`]: whether a label named `name` survives
