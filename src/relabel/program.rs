@@ -305,28 +305,19 @@ impl Program {
     pub fn keeps_series_named(&mut self, name: &str) -> bool {
         let mut value = name;
         for rule in &mut self.rules {
-            match &mut rule.op {
-                Op::Keep(d) => {
-                    if !d.is_match(value) {
-                        return false;
-                    }
-                }
-                Op::Drop(d) => {
-                    if d.is_match(value) {
-                        return false;
-                    }
-                }
-                Op::LabelDrop(d) => {
-                    if d.is_match(METRIC_NAME) {
-                        value = "";
-                    }
-                }
-                Op::LabelKeep(d) => {
-                    if !d.is_match(METRIC_NAME) {
-                        value = "";
-                    }
-                }
-                _ => {}
+            let op = &mut rule.op;
+            let (drop_series, drop_name) = match op {
+                Op::Keep(d) => (!d.is_match(value), false),
+                Op::Drop(d) => (d.is_match(value), false),
+                Op::LabelDrop(d) => (false, d.is_match(METRIC_NAME)),
+                Op::LabelKeep(d) => (false, !d.is_match(METRIC_NAME)),
+                _ => (false, false),
+            };
+            if drop_series {
+                return false;
+            }
+            if drop_name {
+                value = "";
             }
         }
         true
