@@ -32,7 +32,9 @@ pub struct TargetLabels {
 pub struct ErrorLabels {
     /// As in [`TargetLabels`].
     pub target: String,
-    /// `connect`, `timeout`, `status`, `body`, `decode`, `too_large`, `parse` or `resolve`.
+    /// `connect`, `timeout`, `status`, `redirect`, `content_type`, `body`, `decode`,
+    /// `too_large`, `line_too_long`, `parse`, `label_limit`, `label_name_length_limit`,
+    /// `label_value_length_limit` or `resolve`.
     pub cause: &'static str,
 }
 
@@ -92,6 +94,8 @@ pub struct SelfMetrics {
     pub series_cache_misses: Counter,
     /// Bytes held by the aggregated output of the last scrape, by subset.
     pub aggregate_bytes: Family<SubsetLabels, Gauge>,
+    /// Scrapes whose output of a list had more series than `--sample-limit`, by subset.
+    pub sample_limit_exceeded: Family<SubsetLabels, Counter>,
 }
 
 impl SelfMetrics {
@@ -118,6 +122,7 @@ impl SelfMetrics {
             series_cache_hits: Counter::default(),
             series_cache_misses: Counter::default(),
             aggregate_bytes: Family::default(),
+            sample_limit_exceeded: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -215,6 +220,11 @@ impl SelfMetrics {
             "aggregate_bytes",
             "Bytes of series keys and values held by the last scrape's output, by subset",
             m.aggregate_bytes.clone(),
+        );
+        r.register(
+            "sample_limit_exceeded",
+            "Scrapes whose output of a list had more series than --sample-limit (answered with a 502), by subset",
+            m.sample_limit_exceeded.clone(),
         );
         Self { registry, ..m }
     }

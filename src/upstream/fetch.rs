@@ -30,7 +30,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Target;
-use crate::exposition::{Format, ParseError, ParseOptions, Parser, Sink};
+use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser, Sink};
+use crate::limits::LimitHit;
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
 /// `Accept` is never forwarded (it varies by version and may ask for protobuf).
@@ -68,6 +69,8 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Largest accepted decoded body, in bytes.
     pub max_body: u64,
+    /// Longest accepted line, in bytes (`--max-line-length`).
+    pub max_line: usize,
 }
 
 /// What a complete body read amounted to.
@@ -100,9 +103,12 @@ pub enum FetchError {
     /// The decoded body is larger than `--max-body-size`.
     #[error("body larger than the limit of {0} bytes (--max-body-size)")]
     TooLarge(u64),
-    /// The body is not valid exposition text.
+    /// The body is not valid exposition text, or a line is longer than `--max-line-length`.
     #[error("invalid metrics text at {0}")]
     Parse(ParseError),
+    /// A series broke a label limit (`--label-limit` and the length limits).
+    #[error("{0}")]
+    Limit(LimitHit),
 }
 
 impl FetchError {
@@ -115,7 +121,9 @@ impl FetchError {
             Self::Body(_) => "body",
             Self::Decode(_) => "decode",
             Self::TooLarge(_) => "too_large",
+            Self::Parse(e) if e.kind == ParseErrorKind::LineTooLong => "line_too_long",
             Self::Parse(_) => "parse",
+            Self::Limit(hit) => hit.error.kind(),
         }
     }
 }
@@ -208,7 +216,10 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
         Ok(g) => g,
         Err(e) => return (sink, Err(e)),
     };
-    let parse = parse_options_for(&resp);
+    let parse = ParseOptions {
+        max_line_len: opts.max_line,
+        ..parse_options_for(&resp)
+    };
     stream_body(
         resp.into_body(),
         gzipped,
@@ -347,7 +358,8 @@ impl BodyConsumer {
     fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
         let Some(dec) = self.gzip.as_mut() else {
             self.count(chunk.len())?;
-            return self.parser.feed(chunk, sink).map_err(FetchError::Parse);
+            self.parser.feed(chunk, sink).map_err(FetchError::Parse)?;
+            return limit_hit(sink);
         };
         for piece in chunk.chunks(GZIP_PIECE) {
             dec.write_all(piece)
@@ -361,6 +373,7 @@ impl BodyConsumer {
             let r = self.parser.feed(out, sink);
             out.clear();
             r.map_err(FetchError::Parse)?;
+            limit_hit(sink)?;
         }
         Ok(())
     }
@@ -376,7 +389,16 @@ impl BodyConsumer {
             self.parser.feed(&out, sink).map_err(FetchError::Parse)?;
         }
         self.parser.finish(sink).map_err(FetchError::Parse)?;
+        limit_hit(sink)?;
         Ok(self.decoded)
+    }
+}
+
+/// The limit `sink` hit, as an error.
+fn limit_hit<S: Sink>(sink: &S) -> Result<(), FetchError> {
+    match sink.limit_hit() {
+        Some(hit) => Err(FetchError::Limit(hit.clone())),
+        None => Ok(()),
     }
 }
 
