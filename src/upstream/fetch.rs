@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
-use http::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST, LOCATION,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -94,6 +96,12 @@ pub enum FetchError {
     /// The upstream answered with a non-2xx status.
     #[error("upstream answered {0}")]
     Status(StatusCode),
+    /// The upstream answered with a redirect, which is not followed.
+    #[error("upstream answered {0} redirecting to {1:?}; redirects are not followed: set --upstream to the final URL")]
+    Redirect(StatusCode, String),
+    /// The upstream answered in a format that cannot be read (protobuf).
+    #[error("{0}")]
+    ContentType(String),
     /// Reading the body failed midway (connection reset, truncated chunked encoding...).
     #[error("reading the body: {0}")]
     Body(String),
@@ -118,6 +126,8 @@ impl FetchError {
             Self::Connect(_) => "connect",
             Self::Timeout(_) => "timeout",
             Self::Status(_) => "status",
+            Self::Redirect(..) => "redirect",
+            Self::ContentType(_) => "content_type",
             Self::Body(_) => "body",
             Self::Decode(_) => "decode",
             Self::TooLarge(_) => "too_large",
@@ -209,8 +219,8 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
         Ok(r) => r,
         Err(e) => return (sink, Err(e)),
     };
-    if !resp.status().is_success() {
-        return (sink, Err(FetchError::Status(resp.status())));
+    if let Err(e) = check_response(&resp) {
+        return (sink, Err(e));
     }
     let gzipped = match content_encoding(&resp) {
         Ok(g) => g,
@@ -230,6 +240,43 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
         sink,
     )
     .await
+}
+
+/// Media types of Prometheus' protobuf exposition format.
+const PROTOBUF_MEDIA_TYPES: [&str; 2] =
+    ["application/vnd.google.protobuf", "application/x-protobuf"];
+
+/// Refuses a response that cannot be read: a non-2xx status (redirects are not followed: the
+/// upstream is one fixed URL per target, and a redirect, typically `/metrics` to `/metrics/`
+/// or to a login page, is a configuration error better fixed than chased), or a protobuf body.
+fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
+    let status = resp.status();
+    if status.is_redirection() {
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        return Err(FetchError::Redirect(status, location));
+    }
+    if !status.is_success() {
+        return Err(FetchError::Status(status));
+    }
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if PROTOBUF_MEDIA_TYPES
+        .iter()
+        .any(|p| media.eq_ignore_ascii_case(p))
+    {
+        return Err(FetchError::ContentType(format!(
+            "upstream answered in the protobuf exposition format (Content-Type: {content_type}), which metric-gate does not read; it asks for text (Accept: text/plain;version=0.0.4): configure the exporter to serve text"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the body is gzip (`Ok(true)`), plain (`Ok(false)`) or something we cannot decode.
