@@ -705,3 +705,24 @@ async fn limit_errors_are_logged_by_the_binary() {
     assert!(line.contains("label limit exceeded"), "{line}");
     assert!(line.contains(&up.addr.to_string()), "{line}");
 }
+
+#[tokio::test]
+async fn unknown_content_encoding_is_502() {
+    let up = RawUpstream::start(|mut c| async move {
+        let _ = c
+            .write(&response(
+                "Content-Encoding: br\r\n",
+                b"\x0b\x01\x80m 1\n\x03",
+            ))
+            .await;
+    })
+    .await;
+    let gate = Gate::start(cfg(&up.url()), &Config::passthrough()).await;
+    expect_502(
+        &gate,
+        &up.url(),
+        &["decoding the body: unsupported Content-Encoding \"br\""],
+        "decode",
+    )
+    .await;
+}
