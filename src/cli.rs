@@ -396,6 +396,33 @@ mod tests {
         let d = Args::try_parse_from(["metric-gate"]).unwrap();
         assert_eq!(d.max_body_size, 512 << 20);
         assert!(!d.no_target_health);
+        assert_eq!(d.max_line_length, 1 << 20);
+        assert_eq!(d.label_limits(), LabelLimits::DEFAULT);
+        assert_eq!(d.sample_limit, 0);
+        let l = Args::try_parse_from([
+            "metric-gate",
+            "--max-line-length",
+            "64KiB",
+            "--label-limit",
+            "0",
+            "--label-name-length-limit",
+            "100",
+            "--label-value-length-limit",
+            "1000",
+            "--sample-limit",
+            "50000",
+        ])
+        .unwrap();
+        assert_eq!(l.parse_options().max_line_len, 64 << 10);
+        assert_eq!(
+            l.label_limits(),
+            LabelLimits {
+                labels: 0,
+                name_length: 100,
+                value_length: 1000
+            }
+        );
+        assert_eq!(l.apply_limits().sample_limit, 50000);
         assert_eq!(d.listen_address.to_string(), "0.0.0.0");
     }
 
