@@ -27,6 +27,7 @@ use crate::exposition::render::{
     write_value_line_end,
 };
 use crate::labels::{LabelBuf, METRIC_NAME};
+use crate::limits::{LabelLimits, LimitError};
 
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
 /// is not needed, but a fixed seed keeps benchmark runs comparable.
@@ -85,6 +86,9 @@ pub enum Rejected {
     Nameless,
     /// A label with an empty name.
     InvalidLabel,
+    /// A new output series broke a label limit ([`Aggregator::with_label_limits`]); the error
+    /// is in [`Aggregator::take_limit_error`]. The sample was not added.
+    Limit,
 }
 
 /// Options for [`Aggregator::render`].
@@ -114,6 +118,10 @@ pub struct Aggregator {
     epoch: u32,
     /// Series live in the current scrape.
     live: usize,
+    /// Checked when an output series is created.
+    label_limits: LabelLimits,
+    /// The last limit a new series broke.
+    limit_error: Option<LimitError>,
 }
 
 impl Default for Aggregator {
@@ -138,7 +146,21 @@ impl Aggregator {
             stats: AggregateStats::default(),
             epoch: 1,
             live: 0,
+            label_limits: LabelLimits::UNLIMITED,
+            limit_error: None,
         }
+    }
+
+    /// Refuse new output series that break `limits` (see [`crate::limits`]): such a sample is
+    /// rejected with [`Rejected::Limit`]. Series already held are not checked again.
+    pub fn with_label_limits(mut self, limits: LabelLimits) -> Self {
+        self.label_limits = limits;
+        self
+    }
+
+    /// The limit the last rejected series broke, taken out.
+    pub fn take_limit_error(&mut self) -> Option<LimitError> {
+        self.limit_error.take()
     }
 
     /// Forgets all series and families but keeps allocated capacity. Slots handed out before are
@@ -341,19 +363,23 @@ impl Aggregator {
             return Err(Rejected::InvalidLabel);
         }
         let name = all[name_at].value.as_str();
+        let others = all
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != name_at)
+            .map(|(_, l)| (l.name.as_str(), l.value.as_str()));
         let mut key = std::mem::take(&mut self.key);
         key.clear();
-        write_series(
-            &mut key,
-            name,
-            all.iter()
-                .enumerate()
-                .filter(|&(i, _)| i != name_at)
-                .map(|(_, l)| (l.name.as_str(), l.value.as_str())),
-        );
-        let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
+        write_series(&mut key, name, others.clone());
+        let limits = self.label_limits;
+        let slot = self.add_key_checked(family, &key, value, raw, timestamp_ms, 1, || {
+            if limits.is_unlimited() {
+                return Ok(());
+            }
+            limits.check_labels(name, all.len() - 1, others)
+        });
         self.key = key;
-        Ok(slot)
+        slot
     }
 
     /// [`Aggregator::add_slot`] for a series given as its metric name and its other labels as
@@ -367,11 +393,17 @@ impl Aggregator {
         value: f64,
         raw: &str,
         timestamp_ms: Option<i64>,
-    ) -> u32 {
+    ) -> Result<u32, Rejected> {
         let mut key = std::mem::take(&mut self.key);
         key.clear();
         write_series(&mut key, name, labels.iter().copied());
-        let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
+        let limits = self.label_limits;
+        let slot = self.add_key_checked(family, &key, value, raw, timestamp_ms, 1, || {
+            if limits.is_unlimited() {
+                return Ok(());
+            }
+            limits.check_labels(name, labels.len(), labels.iter().copied())
+        });
         self.key = key;
         slot
     }
@@ -385,15 +417,22 @@ impl Aggregator {
         family: &str,
         name: &str,
         legacy_name: bool,
-        labels: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+        labels: impl Iterator<Item = (&'a str, &'a str, bool)> + Clone,
         value: f64,
         raw: &str,
         timestamp_ms: Option<i64>,
-    ) -> u32 {
+    ) -> Result<u32, Rejected> {
         let mut key = std::mem::take(&mut self.key);
         key.clear();
-        write_series_checked(&mut key, name, legacy_name, labels);
-        let slot = self.add_key_counted(family, &key, value, raw, timestamp_ms, 1);
+        write_series_checked(&mut key, name, legacy_name, labels.clone());
+        let limits = self.label_limits;
+        let slot = self.add_key_checked(family, &key, value, raw, timestamp_ms, 1, || {
+            if limits.is_unlimited() {
+                return Ok(());
+            }
+            let present = labels.filter(|l| !l.1.is_empty()).map(|(n, v, _)| (n, v));
+            limits.check_labels(name, present.clone().count(), present)
+        });
         self.key = key;
         slot
     }
@@ -404,6 +443,8 @@ impl Aggregator {
         match why {
             Rejected::Nameless => self.stats.dropped_nameless += 1,
             Rejected::InvalidLabel => self.stats.dropped_invalid += 1,
+            // The scrape fails; nothing to count per sample.
+            Rejected::Limit => {}
         }
     }
 
@@ -463,7 +504,25 @@ impl Aggregator {
         timestamp_ms: Option<i64>,
         count: u32,
     ) -> u32 {
-        self.stats.samples_in += u64::from(count);
+        // Merged series were checked when their source aggregate created them.
+        self.add_key_checked(family, key, value, raw, timestamp_ms, count, || Ok(()))
+            .unwrap_or(u32::MAX)
+    }
+
+    /// [`Aggregator::add_key_counted`], running `check` before a new series is created; a
+    /// failed check rejects the sample with [`Rejected::Limit`] and keeps the error.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn add_key_checked(
+        &mut self,
+        family: &str,
+        key: &[u8],
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+        count: u32,
+        check: impl FnOnce() -> Result<(), LimitError>,
+    ) -> Result<u32, Rejected> {
         let hash = self.hasher.hash_one(key);
         let arena = &self.arena;
         let series = &self.series;
@@ -474,6 +533,10 @@ impl Aggregator {
         let slot = match found {
             Some(&i) => i,
             None => {
+                if let Err(e) = check() {
+                    self.limit_error = Some(e);
+                    return Err(Rejected::Limit);
+                }
                 let family = self.family_id(family);
                 let id = self.series.len() as u32;
                 let start = self.arena.len();
@@ -497,8 +560,9 @@ impl Aggregator {
                 id
             }
         };
+        self.stats.samples_in += u64::from(count);
         self.contribute(slot, value, raw, timestamp_ms, count);
-        slot
+        Ok(slot)
     }
 
     /// True when the series at `id` received a sample in the current scrape.

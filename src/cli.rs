@@ -12,6 +12,7 @@ use clap::{ArgAction, Parser as ClapParser};
 use crate::aggregate::RenderOptions;
 use crate::analyze::Analyzer;
 use crate::exposition::ParseOptions;
+use crate::limits::{check_sample_limit, LabelLimits};
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
 
@@ -78,6 +79,33 @@ pub struct Args {
     #[arg(long = "max-body-size", default_value = "512MiB", value_parser = parse_byte_size, value_name = "SIZE")]
     pub max_body_size: u64,
 
+    /// Longest accepted line of upstream (or --file) input (`1MiB`, `64KB`, `1000000`); a
+    /// longer line fails the scrape of that target, before the line is buffered whole.
+    #[arg(long = "max-line-length", default_value = "1MiB", value_parser = parse_line_size, value_name = "SIZE")]
+    pub max_line_length: usize,
+
+    /// Most labels (`__name__` included) an output series may have, after relabeling; a series
+    /// with more fails the scrape (Prometheus' `label_limit`). 0: unlimited.
+    #[arg(long = "label-limit", default_value_t = crate::limits::DEFAULT_LABEL_LIMIT, value_name = "N")]
+    pub label_limit: usize,
+
+    /// Longest label name (bytes) of an output series, after relabeling; a longer one fails the
+    /// scrape (Prometheus' `label_name_length_limit`). 0: unlimited.
+    #[arg(long = "label-name-length-limit", default_value_t = crate::limits::DEFAULT_LABEL_NAME_LENGTH_LIMIT, value_name = "BYTES")]
+    pub label_name_length_limit: usize,
+
+    /// Longest label value (bytes, the metric name included) of an output series, after
+    /// relabeling; a longer one fails the scrape (Prometheus' `label_value_length_limit`).
+    /// 0: unlimited.
+    #[arg(long = "label-value-length-limit", default_value_t = crate::limits::DEFAULT_LABEL_VALUE_LENGTH_LIMIT, value_name = "BYTES")]
+    pub label_value_length_limit: usize,
+
+    /// Most series the output of one list (the default list or a subset) may have, after
+    /// relabeling and summing; a bigger output fails with a 502 (Prometheus' `sample_limit`).
+    /// 0: unlimited.
+    #[arg(long = "sample-limit", default_value_t = 0, value_name = "N")]
+    pub sample_limit: usize,
+
     /// In dns+ mode, do not append the per-target `metric_gate_upstream_up` and
     /// `metric_gate_upstream_scrape_duration_seconds` series to `/metrics`.
     #[arg(long = "no-target-health")]
@@ -141,6 +169,23 @@ pub struct Args {
 }
 
 impl Args {
+    /// The label limits of the command line.
+    pub fn label_limits(&self) -> LabelLimits {
+        LabelLimits {
+            labels: self.label_limit,
+            name_length: self.label_name_length_limit,
+            value_length: self.label_value_length_limit,
+        }
+    }
+
+    /// Parser settings of the command line.
+    pub fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            max_line_len: self.max_line_length,
+            ..ParseOptions::default()
+        }
+    }
+
     /// The upstream URL with `http://` added when it has no scheme.
     pub fn upstream_url(&self) -> String {
         normalize_upstream(&self.upstream)
@@ -252,6 +297,15 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     Ok(v as u64)
 }
 
+/// Parses `--max-line-length`: a byte size that fits the parser's line offsets (below 2 GiB).
+fn parse_line_size(s: &str) -> Result<usize, String> {
+    let n = parse_byte_size(s)?;
+    if n > i32::MAX as u64 {
+        return Err(format!("line length {s:?} too large: at most 2GiB - 1"));
+    }
+    Ok(n as usize)
+}
+
 /// Opens `--file`: a path, or `-` for stdin.
 fn open_input(path: &str) -> io::Result<Box<dyn Read>> {
     if path == "-" {
@@ -267,14 +321,46 @@ fn input_error(path: &str, e: InputError) -> String {
 }
 
 /// `--file PATH`: prints the cardinality report to `out`.
-pub fn run_analyze(path: &str, out: &mut dyn Write) -> Result<(), String> {
+pub fn run_analyze(path: &str, opts: ParseOptions, out: &mut dyn Write) -> Result<(), String> {
     let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
     let mut analyzer = Analyzer::new();
-    let bytes = read_all(input, ParseOptions::default(), &mut analyzer)
-        .map_err(|e| input_error(path, e))?;
+    let bytes = read_all(input, opts, &mut analyzer).map_err(|e| input_error(path, e))?;
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
         .map_err(|e| format!("writing report: {e}"))
+}
+
+/// Limits of `--file --apply`.
+#[derive(Debug, Clone)]
+pub struct ApplyLimits {
+    /// Parser settings (`--max-line-length`).
+    pub parse: ParseOptions,
+    /// Label limits of output series.
+    pub labels: LabelLimits,
+    /// Most output series (0: unlimited).
+    pub sample_limit: usize,
+}
+
+impl Default for ApplyLimits {
+    /// No label or sample limit; the parser's default line limit.
+    fn default() -> Self {
+        Self {
+            parse: ParseOptions::default(),
+            labels: LabelLimits::UNLIMITED,
+            sample_limit: 0,
+        }
+    }
+}
+
+impl Args {
+    /// The limits of `--file --apply`.
+    pub fn apply_limits(&self) -> ApplyLimits {
+        ApplyLimits {
+            parse: self.parse_options(),
+            labels: self.label_limits(),
+            sample_limit: self.sample_limit,
+        }
+    }
 }
 
 /// `--file PATH --apply [--subset NAME]`: prints the relabeled, summed text to `out` and a
@@ -283,6 +369,7 @@ pub fn run_apply(
     path: &str,
     config: &Config,
     subset: Option<&str>,
+    limits: &ApplyLimits,
     out: &mut dyn Write,
     summary: &mut dyn Write,
 ) -> Result<(), String> {
@@ -303,10 +390,12 @@ pub fn run_apply(
         }
     };
     let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
-    let mut pipeline = Pipeline::new(config);
-    read_all(input, ParseOptions::default(), &mut pipeline).map_err(|e| input_error(path, e))?;
+    let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
+    read_all(input, limits.parse.clone(), &mut pipeline).map_err(|e| input_error(path, e))?;
     let samples = pipeline.samples();
     let sub = &pipeline.subsets()[index];
+    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit)
+        .map_err(|e| format!("{}: {e}", if path == "-" { "<stdin>" } else { path }))?;
     let mut text = Vec::with_capacity(sub.aggregator.arena_bytes() + (1 << 16));
     sub.aggregator.render(&mut text, &RenderOptions::default());
     let mut w = BufWriter::new(out);
@@ -377,6 +466,33 @@ mod tests {
         let d = Args::try_parse_from(["metric-gate"]).unwrap();
         assert_eq!(d.max_body_size, 512 << 20);
         assert!(!d.no_target_health);
+        assert_eq!(d.max_line_length, 1 << 20);
+        assert_eq!(d.label_limits(), LabelLimits::DEFAULT);
+        assert_eq!(d.sample_limit, 0);
+        let l = Args::try_parse_from([
+            "metric-gate",
+            "--max-line-length",
+            "64KiB",
+            "--label-limit",
+            "0",
+            "--label-name-length-limit",
+            "100",
+            "--label-value-length-limit",
+            "1000",
+            "--sample-limit",
+            "50000",
+        ])
+        .unwrap();
+        assert_eq!(l.parse_options().max_line_len, 64 << 10);
+        assert_eq!(
+            l.label_limits(),
+            LabelLimits {
+                labels: 0,
+                name_length: 100,
+                value_length: 1000
+            }
+        );
+        assert_eq!(l.apply_limits().sample_limit, 50000);
         assert_eq!(d.listen_address.to_string(), "0.0.0.0");
     }
 

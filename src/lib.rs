@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod cli;
 pub mod exposition;
 pub mod labels;
+pub mod limits;
 pub mod pipeline;
 pub mod relabel;
 pub mod series_cache;

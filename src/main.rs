@@ -21,10 +21,11 @@ fn main() -> ExitCode {
             path,
             &config,
             args.subset.as_deref(),
+            &args.apply_limits(),
             &mut io::stdout().lock(),
             &mut io::stderr().lock(),
         ),
-        Some(path) => run_analyze(path, &mut io::stdout().lock()),
+        Some(path) => run_analyze(path, args.parse_options(), &mut io::stdout().lock()),
         None => metric_gate::server::run(&args, &config),
     };
     match result {

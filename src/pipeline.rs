@@ -9,8 +9,13 @@ use std::io::Read;
 use crate::aggregate::{AggregateStats, Aggregator, Rejected};
 use crate::exposition::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};
 use crate::labels::{LabelBuf, METRIC_NAME};
+use crate::limits::{LabelLimits, LimitHit};
 use crate::relabel::{Config, Program};
 use crate::series_cache::{SeriesCache, DROPPED, INVALID_LABEL, MAX_SLOT, NAMELESS};
+
+/// Outcome of a sample that broke a label limit (never a slot: [`Pipeline::route`] maps the slot
+/// `MAX_SLOT` itself to `DROPPED`). Never stored in the series cache.
+const LIMIT_HIT: u32 = MAX_SLOT;
 
 /// Size of the buffer [`read_all`] reads into.
 pub const READ_CHUNK: usize = 1 << 20;
@@ -72,6 +77,9 @@ pub struct Pipeline {
     /// family come in a row).
     last_name: String,
     last_name_kept: bool,
+    /// The first label limit a sample broke in this input; the input is then abandoned (later
+    /// samples are ignored) and the reader reports it.
+    limit_hit: Option<LimitHit>,
 }
 
 /// What the label-filter fast path decided for one label layout ([`Sample::layout`]): which
@@ -180,7 +188,18 @@ impl Pipeline {
             plans: LayoutPlans::default(),
             last_name: String::new(),
             last_name_kept: false,
+            limit_hit: None,
         }
+    }
+
+    /// Refuse output series that break `limits` (see [`crate::limits`]): the first one stops
+    /// the input, and [`Sink::limit_hit`] reports it.
+    pub fn with_label_limits(mut self, limits: LabelLimits) -> Self {
+        for sub in &mut self.subsets {
+            let agg = std::mem::take(&mut sub.aggregator);
+            sub.aggregator = agg.with_label_limits(limits);
+        }
+        self
     }
 
     /// Remember per raw series what the subsets did with it, across scrapes, for up to
@@ -202,6 +221,7 @@ impl Pipeline {
     /// unless an aggregate compacted.
     pub fn begin_scrape(&mut self) {
         self.samples = 0;
+        self.limit_hit = None;
         self.typed_family.clear();
         self.typed_label = None;
         let mut compacted = false;
@@ -269,6 +289,7 @@ impl Pipeline {
             Ok(_) => DROPPED,
             Err(Rejected::Nameless) => NAMELESS,
             Err(Rejected::InvalidLabel) => INVALID_LABEL,
+            Err(Rejected::Limit) => LIMIT_HIT,
         }
     }
 
@@ -301,7 +322,11 @@ impl Pipeline {
                     sample.value_text,
                     sample.timestamp_ms,
                 );
-                return Some(if slot < MAX_SLOT { slot } else { DROPPED });
+                return Some(match slot {
+                    Ok(slot) if slot < MAX_SLOT => slot,
+                    Ok(_) => DROPPED,
+                    Err(_) => LIMIT_HIT,
+                });
             }
         }
         if !sub.program.keeps_label(METRIC_NAME) {
@@ -330,7 +355,25 @@ impl Pipeline {
             sample.value_text,
             sample.timestamp_ms,
         );
-        Some(if slot < MAX_SLOT { slot } else { DROPPED })
+        Some(match slot {
+            Ok(slot) if slot < MAX_SLOT => slot,
+            Ok(_) => DROPPED,
+            Err(_) => LIMIT_HIT,
+        })
+    }
+
+    /// Records the limit the current sample broke in one of the subsets.
+    #[cold]
+    fn record_limit_hit(&mut self, line: u64) {
+        // Take every subset's error, so that none is left to be reported for a later sample.
+        let mut first = None;
+        for sub in &mut self.subsets {
+            let e = sub.aggregator.take_limit_error();
+            first = first.or(e);
+        }
+        if let Some(error) = first {
+            self.limit_hit = Some(LimitHit { line, error });
+        }
     }
 
     /// Replays remembered outcomes for a known series.
@@ -373,7 +416,14 @@ impl Sink for Pipeline {
         }
     }
 
+    fn limit_hit(&self) -> Option<&LimitHit> {
+        self.limit_hit.as_ref()
+    }
+
     fn sample(&mut self, sample: &Sample<'_>) {
+        if self.limit_hit.is_some() {
+            return;
+        }
         self.samples += 1;
         let cache_key = match &mut self.cache {
             Some(cache) => {
@@ -409,6 +459,10 @@ impl Sink for Pipeline {
                 }
             }
             if let Some(outcome) = Self::filter_labels(sub, &mut self.plans, sample) {
+                if outcome == LIMIT_HIT {
+                    self.record_limit_hit(sample.line);
+                    return;
+                }
                 if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
                     cache.insert(key, &[outcome]);
                 }
@@ -449,6 +503,10 @@ impl Sink for Pipeline {
         // The last subset may consume the input labels: no copy in the common single-list case.
         self.outcomes
             .push(Self::route(last, &mut self.input, sample));
+        if self.outcomes.contains(&LIMIT_HIT) {
+            self.record_limit_hit(sample.line);
+            return;
+        }
         if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
             cache.insert(key, &self.outcomes);
         }
@@ -501,6 +559,9 @@ pub enum InputError {
     /// The input is not valid exposition text.
     #[error("{0}")]
     Parse(#[from] ParseError),
+    /// A series broke a label limit.
+    #[error("{0}")]
+    Limit(#[from] LimitHit),
 }
 
 /// Parses everything `reader` yields into `sink`; returns the number of bytes read.
@@ -521,14 +582,55 @@ pub fn read_all<R: Read, S: Sink>(
         };
         total += n as u64;
         parser.feed(&buf[..n], sink)?;
+        if let Some(hit) = sink.limit_hit() {
+            return Err(hit.clone().into());
+        }
     }
     parser.finish(sink)?;
+    if let Some(hit) = sink.limit_hit() {
+        return Err(hit.clone().into());
+    }
     Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feed(p: &mut Pipeline, text: &str) -> Result<u64, InputError> {
+        read_all(text.as_bytes(), ParseOptions::default(), p)
+    }
+
+    #[test]
+    fn label_limits_on_both_paths_and_never_cached() {
+        let limits = LabelLimits {
+            labels: 3,
+            ..LabelLimits::UNLIMITED
+        };
+        let input = "ok{a=\"1\"} 1\nwide{a=\"1\",b=\"2\",c=\"3\"} 1\n";
+        for yaml in [
+            // General path (a rule that is not a label filter) and the label-filter fast path.
+            "metric_relabel_configs: [{action: replace, target_label: z, replacement: ''}]",
+            "metric_relabel_configs: [{action: labeldrop, regex: zzz}]",
+        ] {
+            let config = Config::from_yaml(yaml, "test").unwrap();
+            let mut p = Pipeline::new(&config)
+                .with_label_limits(limits)
+                .with_series_cache(1000);
+            let e = feed(&mut p, input).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("line 2: label limit exceeded: series \"wide\" has 4 labels"),
+                "{yaml}: {e}"
+            );
+            // The next scrape checks again: the outcome was not cached.
+            p.begin_scrape();
+            assert!(feed(&mut p, input).is_err(), "{yaml}");
+            // Dropping a label brings it under the limit.
+            p.begin_scrape();
+            assert!(feed(&mut p, "wide{a=\"1\",b=\"2\"} 1\n").is_ok(), "{yaml}");
+        }
+    }
 
     #[test]
     fn canonical_float_labels() {

@@ -252,3 +252,193 @@ fn version_flag() {
     assert!(o.status.success());
     assert!(stdout(&o).contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// Runs the binary with `input` on stdin.
+fn run_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bin()
+        .current_dir(root())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    {
+        use std::io::Write;
+        // The binary may stop reading early (that is what limits do): ignore a broken pipe.
+        let _ = child.stdin.take().expect("piped stdin").write_all(input);
+    }
+    child.wait_with_output().expect("binary runs")
+}
+
+/// A series `name` with `n` labels `l0..`, each valued `value`.
+fn wide_series(name: &str, n: usize, value: &str) -> String {
+    let labels: Vec<String> = (0..n).map(|i| format!("l{i:03}=\"{value}\"")).collect();
+    format!("{name}{{{}}} 1\n", labels.join(","))
+}
+
+#[test]
+fn max_line_length_flag() {
+    let input = format!("short 1\nlong{{a=\"{}\"}} 1\n", "x".repeat(200));
+    for mode in [&["-f", "-"][..], &["-f", "-", "--apply"]] {
+        let o = run_stdin(mode, input.as_bytes());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let args = [mode, &["--max-line-length", "100"]].concat();
+        let o = run_stdin(&args, input.as_bytes());
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(
+                "<stdin>: line 2, col 101: line longer than the limit of 100 bytes (--max-line-length)"
+            ),
+            "{}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty());
+    }
+    for bad in ["0", "3GiB", "lots"] {
+        let o = run(&["-f", "-", "--max-line-length", bad]);
+        assert!(!o.status.success(), "{bad} must be refused");
+        assert!(stderr(&o).contains("--max-line-length"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn label_limit_flag_counts_labels_after_relabeling() {
+    let input = format!("ok 1\n{}", wide_series("wide", 10, "v"));
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--label-limit", "5"],
+        input.as_bytes(),
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("<stdin>: line 2: label limit exceeded: series \"wide\" has 11 labels (with __name__) > limit 5 (--label-limit)"),
+        "{err}"
+    );
+    // Dropped down to 5 labels with the name, it passes: the limit is on the output.
+    let o = run_stdin(
+        &[
+            "-f",
+            "-",
+            "--apply",
+            "--label-limit",
+            "5",
+            "--relabel",
+            "metric_relabel_configs: [{action: labeldrop, regex: 'l00[0-5]'}]",
+        ],
+        input.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 0 is unlimited; the default (256) takes 255 labels besides the name, not 256.
+    let huge = wide_series("huge", 300, "v");
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--label-limit", "0"],
+        huge.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_stdin(
+        &["-f", "-", "--apply"],
+        wide_series("m", 255, "v").as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_stdin(
+        &["-f", "-", "--apply"],
+        wide_series("m", 256, "v").as_bytes(),
+    );
+    assert!(
+        stderr(&o).contains("257 labels (with __name__) > limit 256"),
+        "{}",
+        stderr(&o)
+    );
+    // The analysis reports the input as it is: label limits are about the output.
+    let o = run_stdin(&["-f", "-", "--label-limit", "5"], input.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn label_length_limit_flags() {
+    let long_value = wide_series("m", 1, &"v".repeat(100));
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--label-value-length-limit", "64"],
+        long_value.as_bytes(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("<stdin>: line 1: label value length limit exceeded: series \"m\", value of label \"l000\" is 100 bytes > limit 64 (--label-value-length-limit)"),
+        "{}",
+        stderr(&o)
+    );
+    // The metric name is the value of __name__.
+    let long_name = format!("{} 1\n", "m".repeat(100));
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--label-value-length-limit", "64"],
+        long_name.as_bytes(),
+    );
+    assert!(
+        stderr(&o).contains("value of label \"__name__\" is 100 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--label-value-length-limit", "0"],
+        long_value.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let long_label = format!("m{{{}=\"v\"}} 1\n", "n".repeat(100));
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--label-name-length-limit", "64"],
+        long_label.as_bytes(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("label name length limit exceeded: series \"m\", label name \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\" is 100 bytes > limit 64 (--label-name-length-limit)"),
+        "{}",
+        stderr(&o)
+    );
+    // A relabel rule that renames the label to something short makes it pass.
+    let o = run_stdin(
+        &[
+            "-f",
+            "-",
+            "--apply",
+            "--label-name-length-limit",
+            "64",
+            "--relabel",
+            "metric_relabel_configs: [{action: labelmap, regex: 'n+', replacement: short}, {action: labeldrop, regex: 'n+'}]",
+        ],
+        long_label.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "m{short=\"v\"} 1\n");
+}
+
+#[test]
+fn sample_limit_flag_in_file_mode() {
+    let input = "a{x=\"1\"} 1\na{x=\"2\"} 1\nb 1\n";
+    let o = run_stdin(
+        &["-f", "-", "--apply", "--sample-limit", "2"],
+        input.as_bytes(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("<stdin>: sample limit exceeded: 3 series > limit 2 (--sample-limit)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
+    // After summing there are 2.
+    let o = run_stdin(
+        &[
+            "-f",
+            "-",
+            "--apply",
+            "--sample-limit",
+            "2",
+            "--relabel",
+            "metric_relabel_configs: [{action: labeldrop, regex: x}]",
+        ],
+        input.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

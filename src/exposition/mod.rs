@@ -5,5 +5,6 @@ pub mod parse;
 pub mod render;
 
 pub use parse::{
-    parse_go_float, Format, MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink,
+    parse_go_float, Format, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions, Parser,
+    Sample, Sink,
 };

@@ -211,6 +211,12 @@ pub trait Sink {
     fn metadata(&mut self, meta: &Metadata<'_>);
     /// A sample line.
     fn sample(&mut self, sample: &Sample<'_>);
+
+    /// A limit the sink hit: it ignores further input, and whoever feeds the parser should stop
+    /// and report this. Asked between chunks, never per line.
+    fn limit_hit(&self) -> Option<&crate::limits::LimitHit> {
+        None
+    }
 }
 
 /// Which exposition format the input is in; decides how timestamps are read (see the module
@@ -271,6 +277,18 @@ pub struct ParseError {
     pub column: usize,
     /// What was expected or found.
     pub message: String,
+    /// What kind of failure: a syntax error or the line-length limit.
+    pub kind: ParseErrorKind,
+}
+
+/// The two ways input can fail to parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParseErrorKind {
+    /// The text is not valid exposition text (syntax, UTF-8, values, duplicates...).
+    #[default]
+    Syntax,
+    /// A line is longer than [`ParseOptions::max_line_len`].
+    LineTooLong,
 }
 
 impl fmt::Display for ParseError {
@@ -1064,6 +1082,7 @@ fn error(line: u64, column: usize, message: fmt::Arguments<'_>) -> ParseError {
         line,
         column,
         message: message.to_string(),
+        kind: ParseErrorKind::Syntax,
     }
 }
 
@@ -1100,11 +1119,14 @@ impl LineState {
     /// The next line is longer than `max` bytes.
     #[cold]
     fn too_long(&self, max: usize) -> ParseError {
-        error(
-            self.line_no + 1,
-            max + 1,
-            format_args!("line longer than the limit of {max} bytes"),
-        )
+        ParseError {
+            kind: ParseErrorKind::LineTooLong,
+            ..error(
+                self.line_no + 1,
+                max + 1,
+                format_args!("line longer than the limit of {max} bytes (--max-line-length)"),
+            )
+        }
     }
 
     /// Parses one line (without its `\n`).

@@ -221,7 +221,10 @@ async fn subset(
         .as_ref()
         .and_then(|s| s.by_name.get(&name).cloned());
     match snap {
-        Some(snap) => metrics_body(&headers, &snap.rendered).await,
+        Some(snap) => match &snap.rendered {
+            Ok(rendered) => metrics_body(&headers, rendered).await,
+            Err(msg) => plain(StatusCode::BAD_GATEWAY, msg.clone()),
+        },
         None => plain(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -353,6 +356,7 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
         deadline,
         timeout,
         max_body: state.config().max_body,
+        max_line: state.config().max_line,
     };
     let client = state.client();
     for target in &targets {

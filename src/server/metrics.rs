@@ -35,8 +35,9 @@ pub struct TargetLabels {
 pub struct ErrorLabels {
     /// As in [`TargetLabels`].
     pub target: String,
-    /// `connect`, `tls`, `auth`, `timeout`, `status`, `body`, `decode`, `too_large`, `parse` or
-    /// `resolve`.
+    /// `connect`, `tls`, `auth`, `timeout`, `status`, `redirect`, `content_type`, `body`,
+    /// `decode`, `too_large`, `line_too_long`, `parse`, `label_limit`, `label_name_length_limit`,
+    /// `label_value_length_limit` or `resolve`.
     pub cause: &'static str,
 }
 
@@ -100,6 +101,8 @@ pub struct SelfMetrics {
     pub config_last_reload_successful: Gauge,
     /// When the configuration was last loaded successfully (start or reload), Unix seconds.
     pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    /// Scrapes whose output of a list had more series than `--sample-limit`, by subset.
+    pub sample_limit_exceeded: Family<SubsetLabels, Counter>,
 }
 
 impl SelfMetrics {
@@ -128,6 +131,7 @@ impl SelfMetrics {
             aggregate_bytes: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
+            sample_limit_exceeded: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -235,6 +239,11 @@ impl SelfMetrics {
             "config_last_reload_success_timestamp_seconds",
             "Time of the last successful configuration load (start or reload), Unix seconds",
             m.config_last_reload_success_timestamp.clone(),
+        );
+        r.register(
+            "sample_limit_exceeded",
+            "Scrapes whose output of a list had more series than --sample-limit (answered with a 502), by subset",
+            m.sample_limit_exceeded.clone(),
         );
         Self { registry, ..m }
     }

@@ -37,6 +37,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::net::TcpListener;
 
 use crate::cli::Args;
+use crate::limits::LabelLimits;
 use crate::relabel::Config;
 use crate::upstream::{
     Client, ClientOptions, DnsResolver, ResolveError, Target, TlsFiles, UpstreamSpec,
@@ -54,6 +55,12 @@ pub struct ServerConfig {
     pub scrape_timeout: Duration,
     /// `--max-body-size`: largest decoded upstream body.
     pub max_body: u64,
+    /// `--max-line-length`: longest upstream line.
+    pub max_line: usize,
+    /// `--label-limit`, `--label-name-length-limit`, `--label-value-length-limit`.
+    pub label_limits: LabelLimits,
+    /// `--sample-limit`: most series one list may write (0: unlimited).
+    pub sample_limit: usize,
     /// Append per-target health series in fan-out mode (`--no-target-health` turns it off).
     pub target_health: bool,
     /// `--dns-server`.
@@ -76,6 +83,9 @@ impl ServerConfig {
             spec,
             scrape_timeout: args.scrape_timeout,
             max_body: args.max_body_size,
+            max_line: args.max_line_length,
+            label_limits: args.label_limits(),
+            sample_limit: args.sample_limit,
             target_health: !args.no_target_health,
             dns_server: args.dns_server,
             warm_up: true,
@@ -155,6 +165,7 @@ impl AppState {
             engine: Arc::new(tokio::sync::Mutex::new(Engine::new(
                 config,
                 cfg.spec.is_fan_out(),
+                cfg.label_limits,
             ))),
             subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
             client,

@@ -94,6 +94,7 @@ impl AppState {
                     Arc::new(tokio::sync::Mutex::new(Engine::new(
                         &config,
                         self.cfg.spec.is_fan_out(),
+                        self.cfg.label_limits,
                     ))),
                     config.subsets.iter().map(|(n, _)| n.clone()).collect(),
                     Some(text),

@@ -20,6 +20,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::aggregate::{Aggregator, RenderOptions};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
+use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::Pipeline;
 use crate::relabel::Config;
 use crate::series_cache::DEFAULT_MAX_ENTRIES;
@@ -45,8 +46,9 @@ pub struct Engine {
 impl Engine {
     /// An engine for the default list and every subset of `config`; `fan_out` compares `le`
     /// and `quantile` labels by value (targets may spell a bound differently).
-    pub fn new(config: &Config, fan_out: bool) -> Self {
+    pub fn new(config: &Config, fan_out: bool, label_limits: LabelLimits) -> Self {
         let template = Pipeline::new(config)
+            .with_label_limits(label_limits)
             .normalize_float_labels(fan_out)
             .with_series_cache(DEFAULT_MAX_ENTRIES);
         let merged = template
@@ -76,8 +78,9 @@ impl Engine {
 /// A named subset's last result.
 #[derive(Debug)]
 pub struct SubsetSnapshot {
-    /// Rendered with the fetch time on samples that have no timestamp.
-    pub rendered: Rendered,
+    /// Rendered with the fetch time on samples that have no timestamp; or, when the output
+    /// broke `--sample-limit`, the 502 message.
+    pub rendered: Result<Rendered, String>,
     /// Output series.
     pub series: usize,
 }
@@ -155,6 +158,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         deadline: tokio::time::Instant::from_std(started + timeout),
         timeout,
         max_body: state.cfg.max_body,
+        max_line: state.cfg.max_line,
     };
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
@@ -220,9 +224,17 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         .map(|s| s.name.clone())
         .collect();
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
+    let sample_limit = state.cfg.sample_limit;
     let (rendered, cached_targets, cache_entries, series_cache) =
         tokio::task::spawn_blocking(move || {
-            let outputs = render_all(&mut engine, runs, fan_out, fetched_at_ms, health);
+            let outputs = render_all(
+                &mut engine,
+                runs,
+                fan_out,
+                fetched_at_ms,
+                health,
+                sample_limit,
+            );
             let cache_entries: usize = engine
                 .targets
                 .values()
@@ -267,13 +279,30 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         m.aggregate_bytes
             .get_or_create(&label)
             .set(out.arena_bytes as i64);
+        let body = match out.body {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                m.sample_limit_exceeded.get_or_create(&label).inc();
+                tracing::warn!(
+                    upstream = %state.cfg.spec,
+                    subset = %label.subset,
+                    series = e.series,
+                    limit = e.limit,
+                    "sample limit exceeded"
+                );
+                Err(match &name {
+                    None => format!("upstream {}: {e}", state.cfg.spec),
+                    Some(n) => format!("upstream {}: subset {n:?}: {e}", state.cfg.spec),
+                })
+            }
+        };
         match name {
-            None => default = Some(out),
+            None => default = Some(body),
             Some(n) => {
                 by_name.insert(
                     n,
                     Arc::new(SubsetSnapshot {
-                        rendered: Rendered::new(out.body),
+                        rendered: body.map(Rendered::new),
                         series: out.series,
                     }),
                 );
@@ -285,17 +314,17 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         by_name,
     })));
     state.mark_ready();
-    let default = default.map(|d| d.body).unwrap_or_default();
+    let default = default.unwrap_or_else(|| Ok(Bytes::new()));
     tracing::info!(
         upstream = %state.cfg.spec,
         targets_ok = ok,
         targets_failed = errors.len(),
-        bytes_out = default.len(),
+        bytes_out = default.as_ref().map_or(0, Bytes::len),
         duration_ms = started.elapsed().as_millis() as u64,
         "scrape done"
     );
     ScrapeOutcome {
-        result: Ok(Rendered::new(default)),
+        result: default.map(Rendered::new),
     }
 }
 
@@ -345,7 +374,8 @@ fn record_target(state: &AppState, run: &TargetRun) {
 
 /// One subset's rendered output and counters.
 struct Output {
-    body: Bytes,
+    /// The text, or the sample limit it broke (then nothing was rendered).
+    body: Result<Bytes, SampleLimitError>,
     series: usize,
     arena_bytes: usize,
     dropped_by_relabel: u64,
@@ -359,6 +389,7 @@ fn render_all(
     fan_out: bool,
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
+    sample_limit: usize,
 ) -> Vec<Output> {
     let engine = &mut **engine;
     let n = engine.template.subsets().len();
@@ -395,15 +426,19 @@ fn render_all(
             // Subsets are served later, from storage: stamp them with the fetch time.
             default_timestamp_ms: (!is_default).then_some(fetched_at_ms),
         };
-        let mut body = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24 + 1024);
-        agg.render(&mut body, &opts);
-        if is_default {
-            if let Some(h) = &health {
-                body.extend_from_slice(h);
+        // The health series are metric-gate's own and do not count against the limit.
+        let body = check_sample_limit(agg.series_count(), sample_limit).map(|()| {
+            let mut body = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24 + 1024);
+            agg.render(&mut body, &opts);
+            if is_default {
+                if let Some(h) = &health {
+                    body.extend_from_slice(h);
+                }
             }
-        }
+            Bytes::from(body)
+        });
         outputs.push(Output {
-            body: Bytes::from(body),
+            body,
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
             dropped_by_relabel,

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
 use http::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
+    LOCATION,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -35,7 +36,8 @@ use tokio::time::Instant;
 
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
-use crate::exposition::{Format, ParseError, ParseOptions, Parser, Sink};
+use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser, Sink};
+use crate::limits::LimitHit;
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
 /// `Accept` is never forwarded (it varies by version and may ask for protobuf).
@@ -99,6 +101,8 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Largest accepted decoded body, in bytes.
     pub max_body: u64,
+    /// Longest accepted line, in bytes (`--max-line-length`).
+    pub max_line: usize,
 }
 
 /// What a complete body read amounted to.
@@ -130,6 +134,12 @@ pub enum FetchError {
     /// The upstream answered with a non-2xx status.
     #[error("upstream answered {0}")]
     Status(StatusCode),
+    /// The upstream answered with a redirect, which is not followed.
+    #[error("upstream answered {0} redirecting to {1:?}; redirects are not followed: set --upstream to the final URL")]
+    Redirect(StatusCode, String),
+    /// The upstream answered in a format that cannot be read (protobuf).
+    #[error("{0}")]
+    ContentType(String),
     /// Reading the body failed midway (connection reset, truncated chunked encoding...).
     #[error("reading the body: {0}")]
     Body(String),
@@ -139,9 +149,12 @@ pub enum FetchError {
     /// The decoded body is larger than `--max-body-size`.
     #[error("body larger than the limit of {0} bytes (--max-body-size)")]
     TooLarge(u64),
-    /// The body is not valid exposition text.
+    /// The body is not valid exposition text, or a line is longer than `--max-line-length`.
     #[error("invalid metrics text at {0}")]
     Parse(ParseError),
+    /// A series broke a label limit (`--label-limit` and the length limits).
+    #[error("{0}")]
+    Limit(LimitHit),
 }
 
 impl FetchError {
@@ -153,10 +166,14 @@ impl FetchError {
             Self::Auth(_) => "auth",
             Self::Timeout(_) => "timeout",
             Self::Status(_) => "status",
+            Self::Redirect(..) => "redirect",
+            Self::ContentType(_) => "content_type",
             Self::Body(_) => "body",
             Self::Decode(_) => "decode",
             Self::TooLarge(_) => "too_large",
+            Self::Parse(e) if e.kind == ParseErrorKind::LineTooLong => "line_too_long",
             Self::Parse(_) => "parse",
+            Self::Limit(hit) => hit.error.kind(),
         }
     }
 }
@@ -251,14 +268,17 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
         Ok(r) => r,
         Err(e) => return (sink, Err(e)),
     };
-    if !resp.status().is_success() {
-        return (sink, Err(FetchError::Status(resp.status())));
+    if let Err(e) = check_response(&resp) {
+        return (sink, Err(e));
     }
     let gzipped = match content_encoding(&resp) {
         Ok(g) => g,
         Err(e) => return (sink, Err(e)),
     };
-    let parse = parse_options_for(&resp);
+    let parse = ParseOptions {
+        max_line_len: opts.max_line,
+        ..parse_options_for(&resp)
+    };
     stream_body(
         resp.into_body(),
         gzipped,
@@ -269,6 +289,43 @@ pub async fn scrape_into<S: Sink + Send + 'static>(
         sink,
     )
     .await
+}
+
+/// Media types of Prometheus' protobuf exposition format.
+const PROTOBUF_MEDIA_TYPES: [&str; 2] =
+    ["application/vnd.google.protobuf", "application/x-protobuf"];
+
+/// Refuses a response that cannot be read: a non-2xx status (redirects are not followed: the
+/// upstream is one fixed URL per target, and a redirect, typically `/metrics` to `/metrics/`
+/// or to a login page, is a configuration error better fixed than chased), or a protobuf body.
+fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
+    let status = resp.status();
+    if status.is_redirection() {
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        return Err(FetchError::Redirect(status, location));
+    }
+    if !status.is_success() {
+        return Err(FetchError::Status(status));
+    }
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if PROTOBUF_MEDIA_TYPES
+        .iter()
+        .any(|p| media.eq_ignore_ascii_case(p))
+    {
+        return Err(FetchError::ContentType(format!(
+            "upstream answered in the protobuf exposition format (Content-Type: {content_type}), which metric-gate does not read; it asks for text (Accept: text/plain;version=0.0.4): configure the exporter to serve text"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the body is gzip (`Ok(true)`), plain (`Ok(false)`) or something we cannot decode.
@@ -397,7 +454,8 @@ impl BodyConsumer {
     fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
         let Some(dec) = self.gzip.as_mut() else {
             self.count(chunk.len())?;
-            return self.parser.feed(chunk, sink).map_err(FetchError::Parse);
+            self.parser.feed(chunk, sink).map_err(FetchError::Parse)?;
+            return limit_hit(sink);
         };
         for piece in chunk.chunks(GZIP_PIECE) {
             dec.write_all(piece)
@@ -411,6 +469,7 @@ impl BodyConsumer {
             let r = self.parser.feed(out, sink);
             out.clear();
             r.map_err(FetchError::Parse)?;
+            limit_hit(sink)?;
         }
         Ok(())
     }
@@ -426,7 +485,16 @@ impl BodyConsumer {
             self.parser.feed(&out, sink).map_err(FetchError::Parse)?;
         }
         self.parser.finish(sink).map_err(FetchError::Parse)?;
+        limit_hit(sink)?;
         Ok(self.decoded)
+    }
+}
+
+/// The limit `sink` hit, as an error.
+fn limit_hit<S: Sink>(sink: &S) -> Result<(), FetchError> {
+    match sink.limit_hit() {
+        Some(hit) => Err(FetchError::Limit(hit.clone())),
+        None => Ok(()),
     }
 }
 

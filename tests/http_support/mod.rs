@@ -237,6 +237,9 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         spec: UpstreamSpec::parse(upstream).expect("upstream spec"),
         scrape_timeout: Duration::from_secs(5),
         max_body: 512 << 20,
+        max_line: 1 << 20,
+        label_limits: metric_gate::limits::LabelLimits::DEFAULT,
+        sample_limit: 0,
         target_health: true,
         dns_server: None,
         warm_up: false,
@@ -557,4 +560,136 @@ pub fn spawn_gate_binary_logged(
         }
     };
     (child, rx, addr, startup)
+}
+
+/// One connection to a [`RawUpstream`]: the request head has been read; the handler writes
+/// whatever bytes it wants.
+pub struct RawConn {
+    pub stream: tokio::net::TcpStream,
+    /// The request head (request line and headers).
+    pub request: String,
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RawConn {
+    /// Writes `bytes` and counts them; an error means the client went away.
+    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.write_all(bytes).await?;
+        self.written.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        self.request.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// Ends the connection with a TCP reset instead of a clean close.
+    pub fn reset(self) {
+        // Deprecated because a non-zero linger blocks on drop; a zero linger never does.
+        #[allow(deprecated)]
+        let _ = self.stream.set_linger(Some(Duration::ZERO));
+        drop(self.stream);
+    }
+}
+
+/// A fake upstream that speaks raw bytes, for misbehaving servers: every connection's request
+/// head is read, then the handler answers (or not) byte by byte. Counts bytes written.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    /// Body and header bytes written to all connections.
+    pub written: Arc<std::sync::atomic::AtomicU64>,
+    /// Requests received, by path.
+    pub paths: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl RawUpstream {
+    /// Listens on 127.0.0.1 at a random port.
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(RawConn) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve_on(listener, handler)
+    }
+
+    /// Serves on `listener`.
+    pub fn serve_on<F, Fut>(listener: TcpListener, handler: F) -> Self
+    where
+        F: Fn(RawConn) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use tokio::io::AsyncReadExt as _;
+        let addr = listener.local_addr().unwrap();
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
+        let handler = Arc::new(handler);
+        let (w, p) = (written.clone(), paths.clone());
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, w, p) = (handler.clone(), w.clone(), p.clone());
+                conns.spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|x| x == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let request = String::from_utf8_lossy(&head).into_owned();
+                    let conn = RawConn {
+                        stream,
+                        request,
+                        written: w,
+                    };
+                    p.lock().unwrap().push(conn.path().to_owned());
+                    handler(conn).await;
+                });
+            }
+        });
+        Self {
+            addr,
+            written,
+            paths,
+            task,
+        }
+    }
+
+    /// `http://addr/metrics`
+    pub fn url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every connection.
+        self.task.abort();
+    }
+}
+
+/// The value of the first sample of `name` (with its labels, e.g. `x_total{a="b"}`) in a text
+/// body.
+pub fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
