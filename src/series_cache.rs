@@ -11,8 +11,6 @@
 //! cleared. Entries unseen for [`crate::aggregate::IDLE_SCRAPES`] scrapes are evicted; the
 //! number of entries is capped.
 
-use std::hash::{BuildHasherDefault, Hasher};
-
 use crate::aggregate::IDLE_SCRAPES;
 
 /// Outcome: the subset's rules dropped the series.
@@ -27,23 +25,10 @@ pub const MAX_SLOT: u32 = u32::MAX - 3;
 /// Default cap on entries: about 1 GB of upstream text per scrape, at ~50 bytes per entry.
 pub const DEFAULT_MAX_ENTRIES: usize = 4_000_000;
 
-/// The keys are hashes already: use their low bits as the table hash.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u128 keys are hashed; keep a correct fallback anyway.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
+/// The table hash of a key: keys are hashes already, so their low bits.
+#[inline]
+fn low_bits(key: u128) -> u64 {
+    key as u64
 }
 
 /// Counters of the current scrape.
@@ -60,7 +45,9 @@ pub struct CacheStats {
 /// Raw series hash -> outcome per subset.
 #[derive(Debug, Clone)]
 pub struct SeriesCache {
-    map: hashbrown::HashMap<u128, u32, BuildHasherDefault<PreHashed>>,
+    /// Entry indices, found by their keys in `keys` (4 bytes per slot where a map of keys would
+    /// hold 32: the keys are stored once).
+    table: hashbrown::HashTable<u32>,
     /// Per entry: its key. Entries are stored in the order the upstream first sent them, and
     /// upstreams send series in the same order every scrape, so the entry after the last hit
     /// is nearly always the next one asked for: checking it first turns random probes of a
@@ -82,7 +69,7 @@ impl SeriesCache {
     /// A cache for `subsets` outcomes per series, holding at most `max_entries` series.
     pub fn new(subsets: usize, max_entries: usize) -> Self {
         Self {
-            map: Default::default(),
+            table: hashbrown::HashTable::new(),
             keys: Vec::new(),
             cursor: 0,
             last_seen: Vec::new(),
@@ -108,7 +95,11 @@ impl SeriesCache {
         let i = if self.keys.get(self.cursor) == Some(&key) {
             self.cursor
         } else {
-            match self.map.get(&key) {
+            let keys = &self.keys;
+            match self
+                .table
+                .find(low_bits(key), |&i| keys[i as usize] == key)
+            {
                 Some(&i) => i as usize,
                 None => {
                     self.stats.misses += 1;
@@ -125,13 +116,18 @@ impl SeriesCache {
     /// Remembers `outcomes` (one per subset) for `key`, unless the cache is full.
     pub fn insert(&mut self, key: u128, outcomes: &[u32]) {
         debug_assert_eq!(outcomes.len(), self.stride);
-        if self.map.len() >= self.max_entries || outcomes.len() != self.stride {
+        if self.keys.len() >= self.max_entries || outcomes.len() != self.stride {
             self.stats.full += 1;
             return;
         }
-        let i = self.last_seen.len() as u32;
-        if let hashbrown::hash_map::Entry::Vacant(v) = self.map.entry(key) {
-            v.insert(i);
+        let keys = &self.keys;
+        let entry = self.table.entry(
+            low_bits(key),
+            |&i| keys[i as usize] == key,
+            |&i| low_bits(keys[i as usize]),
+        );
+        if let hashbrown::hash_table::Entry::Vacant(v) = entry {
+            v.insert(self.keys.len() as u32);
             self.keys.push(key);
             self.last_seen.push(self.epoch);
             self.outcomes.extend_from_slice(outcomes);
@@ -156,12 +152,16 @@ impl SeriesCache {
         let old_seen = std::mem::take(&mut self.last_seen);
         let old_outcomes = std::mem::take(&mut self.outcomes);
         let stride = self.stride;
-        self.map.clear();
+        self.table.clear();
         for (old, (&key, &seen)) in old_keys.iter().zip(&old_seen).enumerate() {
             if idle(seen) {
                 continue;
             }
-            self.map.insert(key, self.keys.len() as u32);
+            let keys = &self.keys;
+            self.table
+                .insert_unique(low_bits(key), keys.len() as u32, |&i| {
+                    low_bits(keys[i as usize])
+                });
             self.keys.push(key);
             self.last_seen.push(seen);
             self.outcomes
@@ -171,7 +171,7 @@ impl SeriesCache {
 
     /// Forgets everything (slots were renumbered, or the configuration changed).
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.table.clear();
         self.keys.clear();
         self.cursor = 0;
         self.last_seen.clear();
@@ -180,12 +180,12 @@ impl SeriesCache {
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.keys.len()
     }
 
     /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.keys.is_empty()
     }
 
     /// Counters of the current scrape.
