@@ -191,9 +191,14 @@ async fn tls_get(
 }
 
 async fn gate_with_web_config(up: &Upstream, web: &Path) -> Gate {
+    gate_with_timeout(up, web, ListenerConfig::default().header_read_timeout).await
+}
+
+async fn gate_with_timeout(up: &Upstream, web: &Path, header_read_timeout: Duration) -> Gate {
     let watcher = WebConfigWatcher::load(web).unwrap_or_else(|e| panic!("{e}"));
     let listener = ListenerConfig {
         web: Some(Arc::new(watcher)),
+        header_read_timeout,
         ..ListenerConfig::default()
     };
     Gate::start_with(config_for(&up.url()), &Config::passthrough(), listener).await
@@ -233,6 +238,43 @@ async fn tls_serves_metrics_and_plain_http_gets_400() {
         m.contains("metric_gate_http_connections_dropped_total{reason=\"plain_http_on_tls\"} 1"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn stalled_tls_handshakes_are_closed_after_the_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let pki = Pki::new();
+    let up = Upstream::start(Behave::Plain(BODY.into())).await;
+    let web =
+        pki.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let gate = gate_with_timeout(&up, &web, Duration::from_secs(1)).await;
+
+    // A port check: connect and close without a byte. Not a refusal, not counted.
+    drop(TcpStream::connect(gate.addr).await.unwrap());
+    // Connected and silent, and one that sends the first bytes of a TLS record and stalls.
+    let mut silent = TcpStream::connect(gate.addr).await.unwrap();
+    let mut partial = TcpStream::connect(gate.addr).await.unwrap();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02]).await.unwrap();
+    // Meanwhile a real client is served.
+    let r = tls_get(gate.addr, "/metrics", &pki.path("ca.crt"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let mut buf = [0u8; 64];
+    for s in [&mut silent, &mut partial] {
+        let got = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("closed after the 1 s handshake timeout");
+        assert!(matches!(got, Ok(0) | Err(_)), "{got:?}");
+    }
+    let m = gate.state.metrics.encode();
+    assert!(
+        m.contains(
+            "metric_gate_http_connections_dropped_total{reason=\"tls_handshake_timeout\"} 2"
+        ),
+        "{m}"
+    );
+    assert!(!m.contains("tls_handshake_error"), "{m}");
 }
 
 #[tokio::test]

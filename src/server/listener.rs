@@ -201,7 +201,10 @@ impl Connection {
                 let mut first = [0u8; 1];
                 match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
                     Err(_) => return dropped("tls_handshake_timeout"),
-                    Ok(Ok(0) | Err(_)) => return dropped("tls_handshake_error"),
+                    // Closed by the client before a byte (a port check, a load tool's
+                    // pre-flight connect): nothing was refused, nothing to count.
+                    Ok(Ok(0)) => return,
+                    Ok(Err(_)) => return dropped("tls_handshake_error"),
                     Ok(Ok(_)) => {}
                 }
                 if first[0].is_ascii_alphabetic() {
