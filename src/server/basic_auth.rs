@@ -10,7 +10,8 @@
 //! stalls the threads that serve requests.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use axum::http::HeaderValue;
 use base64::Engine as _;
@@ -26,11 +27,16 @@ pub struct BasicAuth {
     verified: Mutex<HashMap<String, [u8; 32]>>,
     /// Serializes bcrypt runs.
     bcrypt_turn: tokio::sync::Mutex<()>,
-    /// A hash of a password nobody knows, at the highest configured cost, checked for unknown
-    /// users so that the answer takes as long as for a known user with a wrong password.
-    decoy: OnceLock<String>,
-    decoy_cost: u32,
+    /// A bcrypt hash at the highest configured cost that no password matches, checked for
+    /// unknown users so that the answer takes as long as for a known user with a wrong password.
+    decoy: String,
+    /// bcrypt checks run so far.
+    bcrypt_runs: AtomicU64,
 }
+
+/// Salt and digest of the decoy hash (bcrypt's base64 alphabet; the last characters carry no
+/// unused bits). Built, not computed: computing a hash would cost a bcrypt run per reload.
+const DECOY_SALT_AND_DIGEST: &str = "metricgatenosuchuser..metricgatedecoyhashnotapasswor.";
 
 impl BasicAuth {
     /// Users from `basic_auth_users`; every hash must be a valid bcrypt hash.
@@ -51,8 +57,8 @@ impl BasicAuth {
             users: users.iter().map(|(u, h)| (u.clone(), h.clone())).collect(),
             verified: Mutex::new(HashMap::new()),
             bcrypt_turn: tokio::sync::Mutex::new(()),
-            decoy: OnceLock::new(),
-            decoy_cost: decoy_cost.min(31),
+            bcrypt_runs: AtomicU64::new(0),
+            decoy: format!("$2b${:02}${DECOY_SALT_AND_DIGEST}", decoy_cost.min(31)),
         })
     }
 
@@ -64,19 +70,27 @@ impl BasicAuth {
         let known = self.users.get(&user);
         let hash = match known {
             Some(h) => h.clone(),
-            None => self.decoy().to_owned(),
+            None => self.decoy.clone(),
         };
         let digest = password_digest(&hash, &password);
-        if known.is_some() {
-            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(d) = verified.get(&user) {
-                if bool::from(d.ct_eq(&digest)) {
-                    return true;
-                }
+        let remembered = || {
+            known.is_some() && {
+                let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                verified
+                    .get(&user)
+                    .is_some_and(|d| bool::from(d.ct_eq(&digest)))
             }
+        };
+        if remembered() {
+            return true;
         }
         let ok = {
             let _turn = self.bcrypt_turn.lock().await;
+            // A request with the same credentials may have passed while this one waited.
+            if remembered() {
+                return true;
+            }
+            self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
             tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
                 .await
                 .unwrap_or(false)
@@ -89,12 +103,6 @@ impl BasicAuth {
             return true;
         }
         false
-    }
-
-    fn decoy(&self) -> &str {
-        self.decoy.get_or_init(|| {
-            bcrypt::hash("metric-gate: no such user", self.decoy_cost).unwrap_or_default()
-        })
     }
 }
 
@@ -160,6 +168,32 @@ mod tests {
         )
         .unwrap();
         assert!(auth.check(Some(&lower)).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_first_requests_costs_one_bcrypt_run() {
+        let users = BTreeMap::from([("p".to_owned(), bcrypt::hash("pw", 6).unwrap())]);
+        let auth = std::sync::Arc::new(BasicAuth::new(&users).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let a = std::sync::Arc::clone(&auth);
+                tokio::spawn(async move { a.check(Some(&header("p", "pw"))).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(auth.bcrypt_runs.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn decoy_is_a_valid_hash_that_costs_a_full_check() {
+        let users = BTreeMap::from([("a".to_owned(), bcrypt::hash("x", 5).unwrap())]);
+        let auth = BasicAuth::new(&users).unwrap();
+        assert!(auth.decoy.starts_with("$2b$05$"), "{}", auth.decoy);
+        // Ok(false), not an error: the whole bcrypt computation runs.
+        assert!(!bcrypt::verify("x", &auth.decoy).unwrap());
+        assert!(!bcrypt::verify("", &auth.decoy).unwrap());
     }
 
     #[test]
