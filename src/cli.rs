@@ -166,6 +166,39 @@ pub struct Args {
         requires = "upstream_basic_auth_user"
     )]
     pub upstream_basic_auth_password_file: Option<PathBuf>,
+    /// TLS, client certificates and basic auth for the listener, in the Prometheus
+    /// exporter-toolkit web config format (see docs/security.md).
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Connections open at once; more are closed as soon as they are accepted.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = crate::server::listener::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    pub web_max_connections: usize,
+
+    /// Time a client has to complete the TLS handshake, and to send a request's headers
+    /// (counted from when the server waits for them, so it also closes idle keep-alive
+    /// connections). Go duration syntax.
+    #[arg(long = "web.header-read-timeout", value_name = "D", default_value = "10s", value_parser = parse_positive_duration)]
+    pub web_header_read_timeout: Duration,
+}
+
+/// A connection count of at least 1.
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "invalid connection count {s:?}: expected a number of at least 1"
+        )),
+    }
+}
+
+/// A Go duration above zero.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_go_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("invalid duration {s:?}: must be above zero"));
+    }
+    Ok(d)
 }
 
 impl Args {

@@ -40,8 +40,17 @@ fn main() -> ExitCode {
 /// Logs go to stderr, one line per event with key=value fields; colors only on a terminal (log
 /// collectors and tests read plain `key=value`).
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("metric_gate={level},{level}"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // rustls warns at every connection whose client sends an IP address as SNI (OpenSSL-based
+    // clients do); harmless, so below debug only its errors are logged.
+    let rustls = if matches!(level, "debug" | "trace") {
+        level
+    } else {
+        "error"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "metric_gate={level},rustls={rustls},{level}"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -96,10 +96,7 @@ impl SeriesCache {
             self.cursor
         } else {
             let keys = &self.keys;
-            match self
-                .table
-                .find(low_bits(key), |&i| keys[i as usize] == key)
-            {
+            match self.table.find(low_bits(key), |&i| keys[i as usize] == key) {
                 Some(&i) => i as usize,
                 None => {
                     self.stats.misses += 1;

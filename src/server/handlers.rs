@@ -49,7 +49,7 @@ pub fn router(state: AppStateRef) -> Router {
 }
 
 /// The route a path belongs to, for the `endpoint` label (bounded: never the raw path).
-fn endpoint_of(path: &str) -> &'static str {
+pub(crate) fn endpoint_of(path: &str) -> &'static str {
     match path {
         "/" => "/",
         "/metrics" => "/metrics",

@@ -41,6 +41,21 @@ pub struct ErrorLabels {
     pub cause: &'static str,
 }
 
+/// Labels of connections the listener closed without serving them to the end.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedLabels {
+    /// `max_connections`, `tls_handshake_timeout`, `tls_handshake_error`, `plain_http_on_tls`
+    /// or `header_read_timeout`.
+    pub reason: &'static str,
+}
+
+/// Labels of web config reloads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
 /// Labels of per-subset metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SubsetLabels {
@@ -103,6 +118,16 @@ pub struct SelfMetrics {
     pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
     /// Scrapes whose output of a list had more series than `--sample-limit`, by subset.
     pub sample_limit_exceeded: Family<SubsetLabels, Counter>,
+    /// TCP connections accepted (and given a connection slot).
+    pub connections_accepted: Counter,
+    /// Connections open now (TLS handshake or HTTP).
+    pub connections_open: Gauge,
+    /// Connections closed early, by reason.
+    pub connections_dropped: Family<DroppedLabels, Counter>,
+    /// Web config reloads after a file changed, by result.
+    pub web_config_reloads: Family<ReloadLabels, Counter>,
+    /// 1 if the last web config reload succeeded (or none was needed), 0 if it failed.
+    pub web_config_last_reload_successful: Gauge,
 }
 
 impl SelfMetrics {
@@ -132,6 +157,11 @@ impl SelfMetrics {
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
             sample_limit_exceeded: Family::default(),
+            connections_accepted: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_dropped: Family::default(),
+            web_config_reloads: Family::default(),
+            web_config_last_reload_successful: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -245,6 +275,32 @@ impl SelfMetrics {
             "Scrapes whose output of a list had more series than --sample-limit (answered with a 502), by subset",
             m.sample_limit_exceeded.clone(),
         );
+        r.register(
+            "http_connections_accepted",
+            "TCP connections accepted by the listener",
+            m.connections_accepted.clone(),
+        );
+        r.register(
+            "http_connections_open",
+            "Connections open now, in TLS handshake or HTTP",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "http_connections_dropped",
+            "Connections closed by the listener before or between requests, by reason",
+            m.connections_dropped.clone(),
+        );
+        r.register(
+            "web_config_reloads",
+            "Loads of the web config file after it or a file it names changed, by result",
+            m.web_config_reloads.clone(),
+        );
+        r.register(
+            "web_config_last_reload_successful",
+            "1 if the last web config reload succeeded or none was needed, 0 if it failed",
+            m.web_config_last_reload_successful.clone(),
+        );
+        m.web_config_last_reload_successful.set(1);
         Self { registry, ..m }
     }
 
@@ -288,6 +344,24 @@ impl SelfMetrics {
                 code: code.to_string(),
             })
             .inc();
+    }
+}
+
+impl SelfMetrics {
+    /// Counts a connection the listener closed early.
+    pub fn count_dropped(&self, reason: &'static str) {
+        self.connections_dropped
+            .get_or_create(&DroppedLabels { reason })
+            .inc();
+    }
+
+    /// Counts a web config reload.
+    pub fn web_config_reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.web_config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+        self.web_config_last_reload_successful.set(i64::from(ok));
     }
 }
 

@@ -19,11 +19,14 @@
 //! one when it starts and keeps it to its end, so a reload never changes a scrape midway. See
 //! [`reload`].
 
+mod basic_auth;
 pub mod encoding;
 mod handlers;
+pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod scrape;
+pub mod web_config;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,8 +46,10 @@ use crate::upstream::{
     Client, ClientOptions, DnsResolver, ResolveError, Target, TlsFiles, UpstreamSpec,
 };
 
+use listener::ListenerConfig;
 use metrics::SelfMetrics;
 use scrape::{Engine, ScrapeOutcome, SubsetSnapshots};
+use web_config::WebConfigWatcher;
 
 /// Everything the server needs to know, taken from the command line.
 #[derive(Debug, Clone)]
@@ -305,10 +310,22 @@ impl Drop for ClearFlight {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `state` on `listener` with the default listener settings (plain HTTP, no auth)
+/// until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, state, ListenerConfig::default(), shutdown).await
+}
+
+/// Serves `state` on `listener` with `listener_cfg` (web config, connection cap, timeouts)
+/// until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    listener_cfg: ListenerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let warm_up = state
@@ -316,9 +333,9 @@ pub async fn serve(
         .warm_up
         .then(|| tokio::spawn(warm_up(Arc::clone(&state))));
     let app = handlers::router(Arc::clone(&state));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result =
+        listener::serve_connections(listener, app, Arc::clone(&state), listener_cfg, shutdown)
+            .await;
     if let Some(w) = warm_up {
         w.abort();
     }
@@ -364,6 +381,21 @@ pub async fn shutdown_signal() {
 /// Server mode of the binary: listens on `--listen-address`:`--port` until SIGTERM or Ctrl-C.
 pub fn run(args: &Args, config: &Config) -> Result<(), String> {
     let cfg = ServerConfig::from_args(args)?;
+    let web = match &args.web_config_file {
+        Some(path) => Some(Arc::new(
+            WebConfigWatcher::load(path).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let (tls, basic_auth) = web.as_ref().map_or((false, false), |w| {
+        let c = w.get();
+        (c.tls.is_some(), c.auth.is_some())
+    });
+    let listener_cfg = ListenerConfig {
+        web,
+        max_connections: args.web_max_connections,
+        header_read_timeout: args.web_header_read_timeout,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -392,9 +424,12 @@ pub fn run(args: &Args, config: &Config) -> Result<(), String> {
             addr = %local,
             upstream = %state.cfg.spec,
             subsets = state.live.load().subset_names.len(),
+            tls,
+            basic_auth,
+            max_connections = listener_cfg.max_connections,
             "listening"
         );
-        serve(listener, state, shutdown_signal())
+        serve_with(listener, state, listener_cfg, shutdown_signal())
             .await
             .map_err(|e| format!("serving: {e}"))?;
         tracing::info!("stopped");

@@ -19,7 +19,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use metric_gate::relabel::Config;
-use metric_gate::server::{serve, AppState, ServerConfig};
+use metric_gate::server::listener::ListenerConfig;
+use metric_gate::server::{serve_with, AppState, ServerConfig};
 use metric_gate::upstream::UpstreamSpec;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
@@ -250,11 +251,20 @@ pub fn config_for(upstream: &str) -> ServerConfig {
 
 impl Gate {
     pub async fn start(cfg: ServerConfig, relabel: &Config) -> Self {
+        Self::start_with(cfg, relabel, ListenerConfig::default()).await
+    }
+
+    /// As `start`, with listener settings (web config, connection cap, timeouts).
+    pub async fn start_with(
+        cfg: ServerConfig,
+        relabel: &Config,
+        listener_cfg: ListenerConfig,
+    ) -> Self {
         let state = AppState::new(cfg, relabel).expect("state");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state.clone(), async {
+        let task = tokio::spawn(serve_with(listener, state.clone(), listener_cfg, async {
             let _ = stopped.await;
         }));
         Self {
