@@ -1,0 +1,7 @@
+//! Fuzz target: the exposition parser (chunking must not matter; what parses renders and parses
+//! back to the same series).
+#![no_main]
+
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::check_parse(data));

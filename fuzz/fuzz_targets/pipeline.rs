@@ -1,0 +1,7 @@
+//! Fuzz target: parse -> relabel -> aggregate -> render with the series cache, for each bundled
+//! configuration (the first input byte picks one).
+#![no_main]
+
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::check_pipeline(data));

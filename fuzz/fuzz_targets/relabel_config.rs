@@ -1,0 +1,7 @@
+//! Fuzz target: the relabel configuration loader (YAML, validation, regex compilation) and the
+//! loaded programs applied to a fixed exposition.
+#![no_main]
+
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::check_relabel_config(data));
