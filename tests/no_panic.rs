@@ -8,32 +8,7 @@ use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
 
-const CONFIG: &str = r#"
-metric_relabel_configs:
-- action: labeldrop
-  regex: path
-- action: replace
-  source_labels: [__name__, code]
-  regex: '(.+);(\d)..'
-  target_label: class
-  replacement: '${2}xx'
-- action: hashmod
-  source_labels: [instance]
-  modulus: 4
-  target_label: shard
-- action: labelmap
-  regex: 'x_(.*)'
-  replacement: '$1'
-- action: lowercase
-  source_labels: [method]
-  target_label: method
-all:
-- action: labelkeep
-  regex: 'code|le'
-- action: keepequal
-  source_labels: [a]
-  target_label: b
-"#;
+const CONFIG: &str = include_str!("../testdata/relabel/rule_mix.yaml");
 
 const VALID: &str = "# HELP req_total Requests \\\\ \\n done.\n# TYPE req_total counter\nreq_total{code=\"200\",path=\"/a\",method=\"GET\",x_team=\"t\"} 1 1700000000000\nreq_total{code=\"500\",path=\"/b\",method=\"Post\"} 2\n# TYPE lat histogram\nlat_bucket{le=\"0.5\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 1.5e-3\nlat_count 2\n{\"my.metric\",\"a.b\"=\"c\\\"d\"} NaN\nx{a=\"1\",b=\"1\"} -Inf\n";
 

@@ -227,34 +227,7 @@ pub const CONFIGS: [&str; 4] = [
     include_str!("../../../testdata/relabel/labeldrop_path.yaml"),
     include_str!("../../../testdata/relabel/subsets.yaml"),
     "",
-    "
-metric_relabel_configs:
-- action: replace
-  source_labels: [__name__, code]
-  regex: '(.+);(\\d)..'
-  target_label: class
-  replacement: '${2}xx'
-- action: hashmod
-  source_labels: [instance]
-  modulus: 4
-  target_label: shard
-- action: labelmap
-  regex: 'x_(.*)'
-- action: lowercase
-  source_labels: [method]
-  target_label: method
-- action: drop
-  source_labels: [__name__]
-  regex: 'go_.*'
-names:
-- action: replace
-  source_labels: [__name__]
-  regex: '(.*)_total'
-  target_label: __name__
-  replacement: '${1}'
-- action: labelkeep
-  regex: '__name__|le|code'
-",
+    include_str!("../../../testdata/relabel/rule_mix.yaml"),
 ];
 
 /// Pipeline oracle: the first byte picks a configuration, the rest is the exposition.
