@@ -4,6 +4,9 @@
 //!   per line).
 //! - `pipeline/*`: parse -> relabel (`labeldrop: path`) -> aggregate -> render; `_repeat` is a
 //!   later scrape of the same payload, served by the cross-scrape series cache.
+//! - `stages/*`: each stage of the general relabel path on its own, on samples parsed beforehand:
+//!   `relabel` (copy the label set, apply `labeldrop: path`, sort), `aggregate` (sum the relabeled
+//!   label sets into a fresh aggregate), `render` (write the filled aggregate out).
 //! - `analyze/*`: the cardinality report.
 //!
 //! Sizes: `METRIC_GATE_BENCH_SIZE=INGRESSESxPATHS` (default `1000x10`, about 276 MB, 851k
@@ -13,9 +16,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use metric_gate::aggregate::Aggregator;
 use metric_gate::aggregate::RenderOptions;
 use metric_gate::analyze::Analyzer;
 use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
+use metric_gate::labels::{LabelBuf, METRIC_NAME};
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 
@@ -38,6 +43,38 @@ impl Sink for Touch {
         for (n, v) in s.labels() {
             self.acc += (n.len() + v.len()) as u64;
         }
+    }
+}
+
+/// One parsed sample, owned, with its label set built as the pipeline's general path builds it.
+struct Owned {
+    family: String,
+    labels: LabelBuf,
+    value: f64,
+    raw: String,
+    timestamp_ms: Option<i64>,
+}
+
+/// Collects every sample as [`Owned`], for the stage benches.
+#[derive(Default)]
+struct Collect(Vec<Owned>);
+
+impl Sink for Collect {
+    fn metadata(&mut self, _: &Metadata<'_>) {}
+    fn sample(&mut self, s: &Sample<'_>) {
+        let mut labels = LabelBuf::new();
+        labels.push(METRIC_NAME, s.name);
+        for (n, v) in s.labels().filter(|(_, v)| !v.is_empty()) {
+            labels.push(n, v);
+        }
+        labels.sort();
+        self.0.push(Owned {
+            family: s.family.to_owned(),
+            labels,
+            value: s.value,
+            raw: s.value_text.to_owned(),
+            timestamp_ms: s.timestamp_ms,
+        });
     }
 }
 
@@ -124,6 +161,59 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The stages on their own, on samples parsed beforehand.
+    let mut parsed = Collect::default();
+    feed_in_chunks(&data, &mut parsed);
+    let samples = parsed.0;
+    let mut program = config.default.clone();
+    let mut g = c.benchmark_group("stages");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    let mut work = LabelBuf::new();
+    g.bench_function(format!("relabel/{size}"), |b| {
+        b.iter(|| {
+            let mut kept = 0usize;
+            for s in &samples {
+                work.copy_from(&s.labels);
+                if program.apply(&mut work) {
+                    work.sort();
+                    kept += work.len();
+                }
+            }
+            black_box(kept)
+        })
+    });
+    let relabeled: Vec<LabelBuf> = samples
+        .iter()
+        .map(|s| {
+            let mut l = s.labels.clone();
+            assert!(program.apply(&mut l), "labeldrop keeps every series");
+            l.sort();
+            l
+        })
+        .collect();
+    let fill = || {
+        let mut agg = Aggregator::new();
+        for (s, labels) in samples.iter().zip(&relabeled) {
+            agg.add(&s.family, labels, s.value, &s.raw, s.timestamp_ms);
+        }
+        agg
+    };
+    g.bench_function(format!("aggregate/{size}"), |b| {
+        b.iter(|| black_box(fill().series_count()))
+    });
+    let filled = fill();
+    let mut out = Vec::new();
+    g.bench_function(format!("render/{size}"), |b| {
+        b.iter(|| {
+            out.clear();
+            filled.render(&mut out, &RenderOptions::default());
+            black_box(out.len())
+        })
+    });
+    g.finish();
+    drop((samples, relabeled, filled));
 
     let mut g = c.benchmark_group("analyze");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
