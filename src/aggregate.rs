@@ -425,16 +425,43 @@ impl Aggregator {
         let mut key = std::mem::take(&mut self.key);
         key.clear();
         write_series_checked(&mut key, name, legacy_name, labels.clone());
+        let slot = self.add_written(family, &key, name, labels, value, raw, timestamp_ms);
+        self.key = key;
+        slot
+    }
+
+    /// [`Aggregator::add_checked`] with the series key already written: `key` must be exactly
+    /// what [`write_series_checked`] writes for `name` and `labels` (the pipeline
+    /// copies runs of labels from the input line when they stand there as they would render).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_written<'a>(
+        &mut self,
+        family: &str,
+        key: &[u8],
+        name: &str,
+        labels: impl Iterator<Item = (&'a str, &'a str, bool)> + Clone,
+        value: f64,
+        raw: &str,
+        timestamp_ms: Option<i64>,
+    ) -> Result<u32, Rejected> {
+        debug_assert!(
+            {
+                let mut want = Vec::new();
+                let legacy = crate::exposition::render::is_legacy_metric_name(name);
+                write_series_checked(&mut want, name, legacy, labels.clone());
+                want == key
+            },
+            "key {:?} is not the rendered series",
+            String::from_utf8_lossy(key)
+        );
         let limits = self.label_limits;
-        let slot = self.add_key_checked(family, &key, value, raw, timestamp_ms, 1, || {
+        self.add_key_checked(family, key, value, raw, timestamp_ms, 1, || {
             if limits.is_unlimited() {
                 return Ok(());
             }
             let present = labels.filter(|l| !l.1.is_empty()).map(|(n, v, _)| (n, v));
             limits.check_labels(name, present.clone().count(), present)
-        });
-        self.key = key;
-        slot
+        })
     }
 
     /// Counts a sample rejected for `why` (the pipeline's series cache knows the outcome without

@@ -73,6 +73,8 @@ pub struct Pipeline {
     label_filter: bool,
     /// The label filter's decisions per label layout.
     plans: LayoutPlans,
+    /// Series key buffer of the label-filter fast path.
+    key: Vec<u8>,
     /// The label filter's `keep`/`drop` decision for the last metric name (the samples of a
     /// family come in a row).
     last_name: String,
@@ -93,6 +95,34 @@ struct LayoutPlan {
     len: u8,
     /// Indices (input order) of the kept labels, sorted by name.
     order: [u8; Pipeline::FILTER_MAX_LABELS],
+    /// `order` cut into runs of consecutive input indices, as `(from, to)` ranges: when the
+    /// input has its labels sorted, dropping one label leaves two runs, each of which can be
+    /// copied from the line into the series key at once (see [`Sample::raw_labels`]).
+    runs: [(u8, u8); Pipeline::FILTER_MAX_LABELS],
+    nruns: u8,
+}
+
+impl LayoutPlan {
+    /// Writes the series key of `sample` from the runs of kept labels as they stand in the
+    /// input; false (with `key` undefined) when some run does not stand there as it renders.
+    #[inline]
+    fn write_raw_key(&self, key: &mut Vec<u8>, sample: &Sample<'_>) -> bool {
+        key.clear();
+        key.extend_from_slice(sample.name.as_bytes());
+        let mut sep = b'{';
+        for &(from, to) in &self.runs[..usize::from(self.nruns)] {
+            let Some(raw) = sample.raw_labels(usize::from(from), usize::from(to)) else {
+                return false;
+            };
+            key.push(sep);
+            sep = b',';
+            key.extend_from_slice(raw);
+        }
+        if sep == b',' {
+            key.push(b'}');
+        }
+        true
+    }
 }
 
 /// The most recent [`LayoutPlan`]s (a family alternates between a few layouts).
@@ -110,6 +140,8 @@ impl Default for LayoutPlans {
                 keeps_name: false,
                 len: 0,
                 order: [0; Pipeline::FILTER_MAX_LABELS],
+                runs: [(0, 0); Pipeline::FILTER_MAX_LABELS],
+                nruns: 0,
             }; 8],
             next: 0,
         }
@@ -141,6 +173,8 @@ impl LayoutPlans {
             keeps_name: program.keeps_label(METRIC_NAME),
             len: 0,
             order: [0; Pipeline::FILTER_MAX_LABELS],
+            runs: [(0, 0); Pipeline::FILTER_MAX_LABELS],
+            nruns: 0,
         };
         let name = |i: u8| sample.label_at(usize::from(i)).map_or("", |l| l.0);
         for i in 0..n as u8 {
@@ -150,6 +184,17 @@ impl LayoutPlans {
             }
         }
         plan.order[..usize::from(plan.len)].sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
+        for &i in &plan.order[..usize::from(plan.len)] {
+            match plan.nruns.checked_sub(1) {
+                Some(last) if plan.runs[usize::from(last)].1 == i => {
+                    plan.runs[usize::from(last)].1 = i + 1
+                }
+                _ => {
+                    plan.runs[usize::from(plan.nruns)] = (i, i + 1);
+                    plan.nruns += 1;
+                }
+            }
+        }
         let at = self.next;
         self.next = (at + 1) % self.plans.len();
         *self.plans.get_mut(at)? = plan;
@@ -186,6 +231,7 @@ impl Pipeline {
             cache: None,
             outcomes: Vec::new(),
             plans: LayoutPlans::default(),
+            key: Vec::new(),
             last_name: String::new(),
             last_name_kept: false,
             limit_hit: None,
@@ -303,6 +349,7 @@ impl Pipeline {
     fn filter_labels(
         sub: &mut Subset,
         plans: &mut LayoutPlans,
+        key: &mut Vec<u8>,
         sample: &Sample<'_>,
     ) -> Option<u32> {
         if sample.layout() != 0 {
@@ -311,17 +358,30 @@ impl Pipeline {
                     sub.aggregator.count_rejected(Rejected::Nameless);
                     return Some(NAMELESS);
                 }
-                let slot = sub.aggregator.add_checked(
-                    sample.family,
-                    sample.name,
-                    sample.plain_name(),
-                    plan.order[..usize::from(plan.len)]
-                        .iter()
-                        .filter_map(|&i| sample.label_at(usize::from(i))),
-                    sample.value,
-                    sample.value_text,
-                    sample.timestamp_ms,
-                );
+                let labels = plan.order[..usize::from(plan.len)]
+                    .iter()
+                    .filter_map(|&i| sample.label_at(usize::from(i)));
+                let slot = if sample.plain_name() && plan.write_raw_key(key, sample) {
+                    sub.aggregator.add_written(
+                        sample.family,
+                        key,
+                        sample.name,
+                        labels,
+                        sample.value,
+                        sample.value_text,
+                        sample.timestamp_ms,
+                    )
+                } else {
+                    sub.aggregator.add_checked(
+                        sample.family,
+                        sample.name,
+                        sample.plain_name(),
+                        labels,
+                        sample.value,
+                        sample.value_text,
+                        sample.timestamp_ms,
+                    )
+                };
                 return Some(match slot {
                     Ok(slot) if slot < MAX_SLOT => slot,
                     Ok(_) => DROPPED,
@@ -458,7 +518,8 @@ impl Sink for Pipeline {
                     return;
                 }
             }
-            if let Some(outcome) = Self::filter_labels(sub, &mut self.plans, sample) {
+            if let Some(outcome) = Self::filter_labels(sub, &mut self.plans, &mut self.key, sample)
+            {
                 if outcome == LIMIT_HIT {
                     self.record_limit_hit(sample.line);
                     return;

@@ -177,6 +177,33 @@ impl<'a> Sample<'a> {
         ))
     }
 
+    /// The input text of labels `from..to` (input order), from the first name through the last
+    /// value's closing quote, when it is exactly what rendering those labels writes: names and
+    /// values as written (no escape sequence, no quoted name), no empty value, `="` between each
+    /// name and its value and a bare `,` between labels. `None` otherwise (and for an empty or
+    /// out-of-range span). Lets a sink copy a run of kept labels into a series key at once.
+    /// Meant for samples with a nonzero [`Sample::layout`], whose names are all plain.
+    #[inline]
+    pub fn raw_labels(&self, from: usize, to: usize) -> Option<&'a [u8]> {
+        let spans = self.spans.get(from..to)?;
+        let (first, last) = (spans.first()?, spans.last()?);
+        let mut name_at = first.name.start();
+        for l in spans {
+            if l.name.in_scratch()
+                || l.value.in_scratch()
+                || l.name.start() != name_at
+                || l.value.start() != l.name.end() + 2
+                || l.value.is_empty()
+            {
+                return None;
+            }
+            name_at = l.value.end() + 2;
+        }
+        self.text
+            .as_bytes()
+            .get(first.name.start()..last.value.end() + 1)
+    }
+
     /// The unescaped value of label `name`, if the line has it (`__name__` is not a label here:
     /// use [`Sample::name`]).
     pub fn label_value(&self, name: &str) -> Option<&'a str> {
@@ -2988,7 +3015,8 @@ tail_without_newline{a=\"b\"} 7";
         assert!(checked > 1000, "too few valid lines: {checked}");
     }
 
-    /// What [`Sample::layout`], [`Sample::plain_name`] and [`Sample::label_at`] promise, over
+    /// What [`Sample::layout`], [`Sample::plain_name`], [`Sample::label_at`] and
+    /// [`Sample::raw_labels`] promise, over
     /// random lines that share, reorder, quote and space out label names, fed in random chunks.
     #[test]
     fn layouts_identify_plain_label_name_sequences() {
@@ -2997,6 +3025,7 @@ tail_without_newline{a=\"b\"} 7";
             by_layout: std::collections::HashMap<u64, Vec<String>>,
             with_layout: usize,
             lines: usize,
+            raw_runs: usize,
         }
         impl Sink for Shapes {
             fn metadata(&mut self, _: &Metadata<'_>) {}
@@ -3021,6 +3050,29 @@ tail_without_newline{a=\"b\"} 7";
                     return;
                 }
                 self.with_layout += 1;
+                // raw_labels: a run is either None or exactly the rendered labels.
+                for from in 0..s.label_count() {
+                    for to in from + 1..=s.label_count() {
+                        let Some(raw) = s.raw_labels(from, to) else {
+                            continue;
+                        };
+                        let mut want = Vec::new();
+                        render::write_series_checked(
+                            &mut want,
+                            "m",
+                            true,
+                            (from..to).map(|i| s.label_at(i).unwrap()),
+                        );
+                        assert_eq!(
+                            format!("m{{{}}}", std::str::from_utf8(raw).unwrap()).as_bytes(),
+                            &want[..],
+                            "{text} [{from}..{to}]"
+                        );
+                        assert!((from..to).all(|i| s.label_at(i).unwrap().2), "{text}");
+                        self.raw_runs += (to - from > 1) as usize;
+                    }
+                }
+                assert!(s.raw_labels(0, 0).is_none() && s.raw_labels(0, 99).is_none());
                 assert!(
                     names.iter().all(|n| render::is_legacy_label_name(n)),
                     "{text}"
@@ -3091,6 +3143,7 @@ tail_without_newline{a=\"b\"} 7";
         assert_eq!(shapes.lines, 4000);
         assert!(shapes.with_layout > 1000, "{}", shapes.with_layout);
         assert!(shapes.by_layout.len() > 20, "{}", shapes.by_layout.len());
+        assert!(shapes.raw_runs > 100, "{}", shapes.raw_runs);
     }
 
     #[test]
