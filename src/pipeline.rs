@@ -485,9 +485,23 @@ impl Sink for Pipeline {
             return;
         }
         self.samples += 1;
+        // The label whose value is normalized, when the sample's family is the one the last
+        // `# TYPE` made a histogram or summary. The same series text is treated differently
+        // outside that family's TYPE block, so the series cache keys on it too.
+        let normalized = match self.typed_label {
+            Some(label) if self.normalize.is_some() && sample.family == self.typed_family => {
+                Some(label)
+            }
+            _ => None,
+        };
         let cache_key = match &mut self.cache {
             Some(cache) => {
-                let key = SeriesCache::key(sample.series_text, sample.family.len());
+                let context = match normalized {
+                    None => 0,
+                    Some("le") => 1,
+                    Some(_) => 2,
+                };
+                let key = SeriesCache::key(sample.series_text, sample.family.len(), context);
                 if let Some(outcomes) = cache.lookup(key) {
                     Self::replay(&mut self.subsets, outcomes, sample);
                     return;
@@ -496,10 +510,7 @@ impl Sink for Pipeline {
             }
             None => None,
         };
-        let float_label = match (&mut self.normalize, self.typed_label) {
-            (Some(norm), Some(label)) if sample.family == self.typed_family => Some((norm, label)),
-            _ => None,
-        };
+        let float_label = normalized.and_then(|label| Some((self.normalize.as_mut()?, label)));
         // The fast path keeps label values as written; samples whose `le`/`quantile` must be
         // rewritten take the general path.
         if self.label_filter && float_label.is_none() {

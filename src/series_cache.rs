@@ -83,10 +83,13 @@ impl SeriesCache {
 
     /// The key of a sample: a 128-bit hash of its raw series text, seeded with the length of the
     /// family it belongs to (the same text can belong to another family when `# TYPE` lines
-    /// differ, and a family name is always a prefix of the sample's name).
+    /// differ, and a family name is always a prefix of the sample's name) and with `context`,
+    /// whatever else the caller's outcome depends on (the pipeline: which label value, if any,
+    /// it normalizes under the current `# TYPE`).
     #[inline]
-    pub fn key(series_text: &[u8], family_len: usize) -> u128 {
-        xxhash_rust::xxh3::xxh3_128_with_seed(series_text, family_len as u64)
+    pub fn key(series_text: &[u8], family_len: usize, context: u32) -> u128 {
+        let seed = family_len as u64 | u64::from(context) << 32;
+        xxhash_rust::xxh3::xxh3_128_with_seed(series_text, seed)
     }
 
     /// The outcomes remembered for `key`, marking it used in this scrape.
@@ -198,11 +201,11 @@ mod tests {
     #[test]
     fn remembers_outcomes_and_evicts_idle_entries() {
         let mut c = SeriesCache::new(2, 100);
-        let a = SeriesCache::key(b"x{a=\"1\"}", 1);
-        let b = SeriesCache::key(b"x{a=\"2\"}", 1);
+        let a = SeriesCache::key(b"x{a=\"1\"}", 1, 0);
+        let b = SeriesCache::key(b"x{a=\"2\"}", 1, 0);
         assert_ne!(
             a,
-            SeriesCache::key(b"x{a=\"1\"}", 2),
+            SeriesCache::key(b"x{a=\"1\"}", 2, 0),
             "family is part of the key"
         );
         assert_eq!(c.lookup(a), None);
@@ -230,7 +233,7 @@ mod tests {
     fn is_bounded() {
         let mut c = SeriesCache::new(1, 2);
         for i in 0..5u8 {
-            c.insert(SeriesCache::key(&[i], 1), &[u32::from(i)]);
+            c.insert(SeriesCache::key(&[i], 1, 0), &[u32::from(i)]);
         }
         assert_eq!(c.len(), 2);
         assert_eq!(c.stats().full, 3);

@@ -140,8 +140,9 @@ up 1\n\
 {\"my.metric\",\"a.b\"=\"x\"} 5\n";
 
 /// Runs `input` through `config` for two scrapes (the second from the series cache) and checks
-/// that every subset's output parses, has no more series than samples went in, and that the
-/// cached scrape renders exactly what a fresh pipeline renders.
+/// that every subset's output parses and has no more series than samples went in, that both
+/// cached scrapes render exactly what a pipeline without the cache renders, and that feeding the
+/// input whole renders the same as feeding it in chunks.
 pub fn check_config_on(config: &Config, input: &[u8]) {
     let plan = chunk_plan(input);
     let limits = LabelLimits {
@@ -166,11 +167,15 @@ pub fn check_config_on(config: &Config, input: &[u8]) {
     feed(input, &plan, &mut cached).expect("the same input parsed the first time");
     let second = render_all(&cached, samples);
     assert_eq!(first, second, "the cached scrape differs from the first");
-    let mut new = fresh();
-    feed(input, &[input.len().max(1)], &mut new).expect("parsed in chunks, so whole too");
+    let mut uncached = fresh();
+    feed(input, &plan, &mut uncached).expect("parsed with the cache, so without too");
+    let uncached = render_all(&uncached, samples);
+    assert_eq!(uncached, first, "the series cache changed the output");
+    let mut whole = fresh();
+    feed(input, &[input.len().max(1)], &mut whole).expect("parsed in chunks, so whole too");
     assert_eq!(
-        render_all(&new, samples),
-        first,
+        render_all(&whole, samples),
+        uncached,
         "chunking changed the output"
     );
 }
