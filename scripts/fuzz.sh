@@ -3,7 +3,7 @@
 # with cargo-fuzz (libFuzzer). Not run by the test command; CI runs `scripts/fuzz.sh --smoke`.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   # each target for SECONDS (default 300), AddressSanitizer
-#   scripts/fuzz.sh --smoke                 # each target for 20 s, no sanitizer (CI)
+#   scripts/fuzz.sh --smoke                 # each target for 20 s, no sanitizer, fixed seed (CI)
 #   options: --jobs N (parallel fuzzing processes per target, default 1)
 #            --sanitizer address|none
 #   targets: parse relabel_config pipeline (default: all)
@@ -19,10 +19,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/fuzz"
 
-SECONDS_PER=300; SANITIZER=address; JOBS=1; TARGETS=()
+SECONDS_PER=300; SANITIZER=address; JOBS=1; TARGETS=(); SEED=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) SECONDS_PER=20; SANITIZER=none ;;
+    --smoke) SECONDS_PER=20; SANITIZER=none; SEED=(-seed=1) ;;
     --jobs) JOBS=$2; shift ;;
     --sanitizer) SANITIZER=$2; shift ;;
     -h|--help) sed -n 2,16p "$0"; exit 0 ;;
@@ -83,7 +83,7 @@ for t in "${TARGETS[@]}"; do
   [ "$JOBS" -gt 1 ] && parallel=(-jobs="$JOBS" -workers="$JOBS")
   cargo fuzz run -s "$SANITIZER" "$t" "corpus/$t" -- \
     -max_total_time="$SECONDS_PER" -dict="dict/$dict" -max_len=4096 -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 "${parallel[@]}" \
+    -rss_limit_mb=2048 -print_final_stats=1 "${parallel[@]}" "${SEED[@]}" \
     >"$LOGDIR/$t.log" 2>&1 || rc=$?
   # With -jobs the per-job logs are fuzz-<n>.log in the current directory.
   if [ "$JOBS" -gt 1 ]; then cat fuzz-*.log >>"$LOGDIR/$t.log" 2>/dev/null || true; rm -f fuzz-*.log; fi
