@@ -180,18 +180,22 @@ impl<'a> Sample<'a> {
     /// The input text of labels `from..to` (input order), from the first name through the last
     /// value's closing quote, when it is exactly what rendering those labels writes: names and
     /// values as written (no escape sequence, no quoted name), no empty value, `="` between each
-    /// name and its value and a bare `,` between labels. `None` otherwise (and for an empty or
+    /// name and its value and a bare `,` between labels (not blanks). `None` otherwise (and for an empty or
     /// out-of-range span). Lets a sink copy a run of kept labels into a series key at once.
     /// Meant for samples with a nonzero [`Sample::layout`], whose names are all plain.
     #[inline]
     pub fn raw_labels(&self, from: usize, to: usize) -> Option<&'a [u8]> {
         let spans = self.spans.get(from..to)?;
         let (first, last) = (spans.first()?, spans.last()?);
+        let b = self.text.as_bytes();
         let mut name_at = first.name.start();
         for l in spans {
+            // The gap before a name is one byte: a `,` (a blank alone also separates labels,
+            // as promparse tolerates, but does not render so). Before a value it is `="`.
             if l.name.in_scratch()
                 || l.value.in_scratch()
                 || l.name.start() != name_at
+                || (name_at != first.name.start() && b.get(name_at - 1) != Some(&b','))
                 || l.value.start() != l.name.end() + 2
                 || l.value.is_empty()
             {
@@ -199,9 +203,7 @@ impl<'a> Sample<'a> {
             }
             name_at = l.value.end() + 2;
         }
-        self.text
-            .as_bytes()
-            .get(first.name.start()..last.value.end() + 1)
+        b.get(first.name.start()..last.value.end() + 1)
     }
 
     /// The unescaped value of label `name`, if the line has it (`__name__` is not a label here:
@@ -3114,7 +3116,13 @@ tail_without_newline{a=\"b\"} 7";
                 if !first {
                     first = true;
                 } else {
-                    input.push_str(if next(10) == 0 { " , " } else { "," });
+                    input.push_str(match next(20) {
+                        0 | 1 => " , ",
+                        // Blanks alone separate labels (as promparse tolerates), but not a
+                        // quoted metric name from the first label.
+                        2 if used.len() > 1 => " ",
+                        _ => ",",
+                    });
                 }
                 input.push_str(names[n]);
                 input.push_str(if next(10) == 0 { " = " } else { "=" });
