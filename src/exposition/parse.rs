@@ -180,9 +180,9 @@ impl<'a> Sample<'a> {
     /// The input text of labels `from..to` (input order), from the first name through the last
     /// value's closing quote, when it is exactly what rendering those labels writes: names and
     /// values as written (no escape sequence, no quoted name), no empty value, `="` between each
-    /// name and its value and a bare `,` between labels (not blanks). `None` otherwise (and for an empty or
-    /// out-of-range span). Lets a sink copy a run of kept labels into a series key at once.
-    /// Meant for samples with a nonzero [`Sample::layout`], whose names are all plain.
+    /// name and its value and a bare `,` (not blanks) between labels. `None` otherwise, and for
+    /// an empty or out-of-range span. Lets a sink copy a run of kept labels into a series key
+    /// at once. Meant for samples with a nonzero [`Sample::layout`], whose names are all plain.
     #[inline]
     pub fn raw_labels(&self, from: usize, to: usize) -> Option<&'a [u8]> {
         let spans = self.spans.get(from..to)?;
