@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use metric_gate::aggregate::{Aggregator, RenderOptions};
-use metric_gate::exposition::{ParseOptions, Parser, Sample, Sink};
+use metric_gate::exposition::Sink;
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
@@ -21,35 +21,15 @@ use proptest::prelude::*;
 /// Output series, comparable: name, sorted labels, value.
 type Key = (String, Vec<(String, String)>);
 
-#[derive(Default)]
-struct Collect(Vec<(Key, f64)>);
-
-impl Sink for Collect {
-    fn metadata(&mut self, _: &metric_gate::exposition::Metadata<'_>) {}
-
-    fn sample(&mut self, s: &Sample<'_>) {
-        let mut labels: Vec<(String, String)> = s
-            .labels()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect();
-        labels.sort();
-        self.0.push(((s.name.to_owned(), labels), s.value));
-    }
-}
-
 fn feed<S: Sink>(text: &[u8], chunk: usize, sink: &mut S) -> Result<(), String> {
-    let mut p = Parser::new(ParseOptions::default());
-    for part in text.chunks(chunk.max(1)) {
-        p.feed(part, sink).map_err(|e| e.to_string())?;
-    }
-    p.finish(sink).map_err(|e| e.to_string())
+    common::feed(text, &[chunk], sink).map_err(|e| e.to_string())
 }
 
 /// Renders an aggregate and parses it back into a map; a duplicate output series is a failure.
 fn output(agg: &Aggregator) -> Result<BTreeMap<Key, f64>, String> {
     let mut out = Vec::new();
     agg.render(&mut out, &RenderOptions::default());
-    let mut c = Collect::default();
+    let mut c = common::Record::default();
     feed(&out, out.len(), &mut c).map_err(|e| {
         format!(
             "output does not parse: {e}\n{}",
@@ -57,8 +37,10 @@ fn output(agg: &Aggregator) -> Result<BTreeMap<Key, f64>, String> {
         )
     })?;
     let mut map = BTreeMap::new();
-    for (key, value) in c.0 {
-        if map.insert(key.clone(), value).is_some() {
+    for mut s in c.samples {
+        s.labels.sort();
+        let key = (s.name, s.labels);
+        if map.insert(key.clone(), s.value).is_some() {
             return Err(format!(
                 "duplicate output series {key:?}\n{}",
                 String::from_utf8_lossy(&out)

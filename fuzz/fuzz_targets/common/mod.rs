@@ -82,6 +82,18 @@ pub fn feed<S: Sink>(data: &[u8], chunks: &[usize], sink: &mut S) -> Result<(), 
     parser.finish(sink)
 }
 
+/// Parses text metric-gate wrote, in one piece; panics, naming `what`, if it does not parse.
+pub fn reparse(text: &[u8], what: &str) -> Record {
+    let mut parsed = Record::default();
+    if let Err(e) = feed(text, &[text.len().max(1)], &mut parsed) {
+        panic!(
+            "{what} does not parse: {e}\n{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    parsed
+}
+
 /// Chunk sizes derived from the input, so the fuzzer explores buffer boundaries too.
 fn chunk_plan(data: &[u8]) -> Vec<usize> {
     let seed = data
@@ -113,13 +125,7 @@ pub fn check_parse(data: &[u8]) {
         );
         write_value_line_end(&mut text, s.value, s.timestamp_ms);
     }
-    let mut again = Record::default();
-    if let Err(e) = feed(&text, &[text.len().max(1)], &mut again) {
-        panic!(
-            "rendered samples do not parse: {e}\n{}",
-            String::from_utf8_lossy(&text)
-        );
-    }
+    let again = reparse(&text, "rendered samples");
     assert_eq!(
         again.samples, whole.samples,
         "render -> parse changed samples"
@@ -189,13 +195,7 @@ fn render_all(pipeline: &Pipeline, max_series: usize) -> Vec<Vec<String>> {
         .map(|s| {
             let mut out = Vec::new();
             s.aggregator.render(&mut out, &RenderOptions::default());
-            let mut parsed = Record::default();
-            if let Err(e) = feed(&out, &[out.len().max(1)], &mut parsed) {
-                panic!(
-                    "output does not parse: {e}\n{}",
-                    String::from_utf8_lossy(&out)
-                );
-            }
+            let parsed = reparse(&out, "output");
             assert!(
                 parsed.samples.len() <= max_series,
                 "{} series out of {max_series} samples",
