@@ -13,4 +13,5 @@ pub mod pipeline;
 pub mod relabel;
 pub mod series_cache;
 pub mod server;
+pub mod units;
 pub mod upstream;

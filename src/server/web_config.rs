@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::basic_auth::BasicAuth;
 use super::metrics::SelfMetrics;
-use crate::cli::parse_go_duration;
+use crate::units::parse_go_duration;
 
 /// A web config file that could not be loaded: the file and what is wrong, naming the field.
 #[derive(Debug, thiserror::Error)]
