@@ -594,7 +594,7 @@ mod tests {
         assert_eq!(escape_metric_name("9lives"), "_lives");
         assert_eq!(escape_metric_name("größe"), "gr__e");
         assert_eq!(escape_label_name("a:b"), "a_b");
-        let series = vec![Series {
+        let mut s = Series {
             labels: labels(&[
                 ("__name__", "my.metric"),
                 ("a_b", "first"),
@@ -602,8 +602,7 @@ mod tests {
                 ("zone", "x.y"),
             ]),
             ..Default::default()
-        }];
-        let mut s = series[0].clone();
+        };
         assert!(canonicalize_labels(&mut s.labels));
         let req = series_to_v1(&[s.clone()], NameEscaping::Underscores);
         let got: Vec<(&str, &str)> = req.timeseries[0]
@@ -611,7 +610,8 @@ mod tests {
             .iter()
             .map(|l| (l.name.as_str(), l.value.as_str()))
             .collect();
-        // Sorted again after escaping; the collision keeps the first in sorted input order.
+        // Sorted again after escaping; of two names that escape alike, the first in sorted input
+        // order (`a.b` < `a_b`) wins.
         assert_eq!(
             got,
             [
