@@ -825,6 +825,61 @@ async fn forwarded_writes_are_refused_when_a_queue_is_full() {
     gate.add_permits(100);
 }
 
+/// A minimal HTTP `CONNECT` proxy on 127.0.0.1 counting the tunnels it opened.
+async fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let target = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+                log.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or("").to_owned());
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn proxy_url_tunnels_with_connect() {
+    let mock = Mock::start(vec![], None).await;
+    let (proxy, seen) = connect_proxy().await;
+    let s = Setup::new(&format!(
+        "remote_write:\n- url: {}\n  proxy_url: http://{proxy}\n  metadata_config: {{send: false}}\n  {FAST}\n",
+        mock.url()
+    ));
+    s.push("a 1\n", 1000);
+    let got = mock.wait_for(1).await;
+    assert_eq!(got[0].samples()[0].value, 1.0);
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(lines, [format!("CONNECT {} HTTP/1.1", mock.addr)]);
+}
+
 /// Bytes on the wire per sample for the 100x10 ingress payload after `labeldrop: path`, in
 /// 1.0 and 2.0 requests of 2000 samples. Run with `--ignored --nocapture`.
 #[test]
