@@ -11,6 +11,7 @@ pub mod labels;
 pub mod limits;
 pub mod pipeline;
 pub mod relabel;
+pub mod remote_write;
 pub mod series_cache;
 pub mod server;
 pub mod units;
