@@ -384,7 +384,7 @@ fn deploy_relabel_configs_load() {
         ),
         (
             "deploy/aggregator/metric-gate-aggregator.yaml",
-            vec!["process"],
+            vec!["controller"],
         ),
     ] {
         let text = std::fs::read_to_string(file).unwrap();

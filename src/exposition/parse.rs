@@ -1492,7 +1492,9 @@ impl LineState {
             // `*_labels` series), remembering each is wasted work: then only every 8th is.
             self.layout_misses = self.layout_misses.saturating_add(1);
             self.line_layout = 0;
-            if (self.layout_misses <= 4 || self.layout_misses % 8 == 0) && self.remember_layout(b) {
+            if (self.layout_misses <= 4 || self.layout_misses.is_multiple_of(8))
+                && self.remember_layout(b)
+            {
                 self.line_layout = self.layouts.get(self.last_layout).map_or(0, |l| l.id);
             }
         }
