@@ -239,6 +239,15 @@ impl Args {
         }
     }
 
+    /// The limits of `--file --apply`.
+    pub fn apply_limits(&self) -> ApplyLimits {
+        ApplyLimits {
+            parse: self.parse_options(),
+            labels: self.label_limits(),
+            sample_limit: self.sample_limit,
+        }
+    }
+
     /// Loads the relabel configuration from `--relabel` or `--relabel-file`; pass-through
     /// when neither is given.
     pub fn load_config(&self) -> Result<Config, String> {
@@ -315,17 +324,6 @@ impl Default for ApplyLimits {
             parse: ParseOptions::default(),
             labels: LabelLimits::UNLIMITED,
             sample_limit: 0,
-        }
-    }
-}
-
-impl Args {
-    /// The limits of `--file --apply`.
-    pub fn apply_limits(&self) -> ApplyLimits {
-        ApplyLimits {
-            parse: self.parse_options(),
-            labels: self.label_limits(),
-            sample_limit: self.sample_limit,
         }
     }
 }

@@ -310,16 +310,6 @@ impl Drop for ClearFlight {
     }
 }
 
-/// Serves `state` on `listener` with the default listener settings (plain HTTP, no auth)
-/// until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, state, ListenerConfig::default(), shutdown).await
-}
-
 /// Serves `state` on `listener` with `listener_cfg` (web config, connection cap, timeouts)
 /// until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve_with(
