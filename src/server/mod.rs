@@ -159,13 +159,16 @@ impl AppState {
         relabel_text: Option<String>,
     ) -> Result<Arc<Self>, String> {
         let resolver = if cfg.spec.is_fan_out() {
-            Some(DnsResolver::new(cfg.dns_server, Duration::from_secs(2))?)
+            Some(
+                DnsResolver::new(cfg.dns_server, Duration::from_secs(2))
+                    .map_err(|e| e.to_string())?,
+            )
         } else {
             None
         };
         warn_about_client_settings(&cfg);
         let tls_files = TlsFiles::read(&cfg.client)?;
-        let client = Client::new(&cfg.client, &tls_files, &cfg.spec)?;
+        let client = Client::new(&cfg.client, &tls_files, &cfg.spec).map_err(|e| e.to_string())?;
         let live = Live {
             engine: Arc::new(tokio::sync::Mutex::new(Engine::new(
                 config,

@@ -70,7 +70,10 @@ impl AppState {
         let client = if tls_files == current.tls_files {
             None
         } else {
-            Some(Client::new(&self.cfg.client, &tls_files, &self.cfg.spec)?)
+            Some(
+                Client::new(&self.cfg.client, &tls_files, &self.cfg.spec)
+                    .map_err(|e| e.to_string())?,
+            )
         };
 
         if relabel.is_none() && client.is_none() {

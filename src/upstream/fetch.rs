@@ -71,16 +71,16 @@ impl Client {
         opts: &ClientOptions,
         files: &TlsFiles,
         spec: &UpstreamSpec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         // hyper-rustls refuses `https` URIs unless told otherwise; TLS is per URI scheme.
         http.enforce_http(false);
-        let connector = https_connector(opts, files, spec, http)?;
-        let auth = opts.authorization()?;
+        let connector = https_connector(opts, files, spec, http).map_err(ClientError::Tls)?;
+        let auth = opts.authorization().map_err(ClientError::Credentials)?;
         if let Some(a) = &auth {
-            a.header_value()?;
+            a.header_value().map_err(ClientError::Credentials)?;
         }
         Ok(Self {
             http: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -90,6 +90,19 @@ impl Client {
             auth: auth.map(Arc::new),
         })
     }
+}
+
+/// The upstream client could not be built from the `--upstream.*` settings. The message names
+/// the flag and the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS material is unusable or unreadable (CA bundle, client certificate or key, server
+    /// name).
+    #[error("{0}")]
+    Tls(String),
+    /// The credential flags do not go together, or a credential file cannot be read.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// Limits of one upstream request.

@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
-pub use fetch::{BodyStats, Client, FetchError, FetchOptions};
-pub use resolve::{DnsResolver, ResolveError};
+pub use fetch::{BodyStats, Client, ClientError, FetchError, FetchOptions};
+pub use resolve::{DnsResolver, ResolveError, ResolverConfigError};
 pub use tls::{ClientOptions, TlsFiles};
 
 /// How targets are found, parsed once from `--upstream`.
