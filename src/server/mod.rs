@@ -131,8 +131,8 @@ pub struct AppState {
     /// The named subsets' last results.
     subsets: ArcSwapOption<SubsetSnapshots>,
     ready: AtomicBool,
-    /// Self-metrics.
-    pub metrics: SelfMetrics,
+    /// Self-metrics, shared with the listener.
+    pub metrics: Arc<SelfMetrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -180,7 +180,7 @@ impl AppState {
             relabel_text,
             tls_files,
         };
-        let metrics = SelfMetrics::new();
+        let metrics = Arc::new(SelfMetrics::new());
         metrics.record_reload(true);
         Ok(Arc::new(Self {
             resolver,
@@ -326,9 +326,14 @@ pub async fn serve_with(
         .warm_up
         .then(|| tokio::spawn(warm_up(Arc::clone(&state))));
     let app = handlers::router(Arc::clone(&state));
-    let result =
-        listener::serve_connections(listener, app, Arc::clone(&state), listener_cfg, shutdown)
-            .await;
+    let result = listener::serve_connections(
+        listener,
+        app,
+        Arc::clone(&state.metrics),
+        listener_cfg,
+        shutdown,
+    )
+    .await;
     if let Some(w) = warm_up {
         w.abort();
     }
