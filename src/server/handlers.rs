@@ -11,14 +11,13 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
-use http_body_util::BodyExt;
+use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::analyze::Analyzer;
 use crate::exposition::render::CONTENT_TYPE_TEXT_004;
-use crate::upstream::fetch::{self, error_chain, scrape_into, FetchOptions};
+use crate::upstream::fetch::{self, scrape_into, FetchOptions};
 use crate::upstream::{FetchError, Target};
 
 use super::encoding::{accepts_gzip, Rendered};
@@ -298,37 +297,10 @@ async fn source(
         state.mark_ready();
     }
     let (parts, body) = upstream.into_parts();
-    let name = target.name.clone();
+    let name = target.name;
     // The body streams through as it arrives, still bounded by the deadline.
-    let stream = futures_util::stream::unfold(Some(body), move |body| {
-        let name = name.clone();
-        async move {
-            let mut body = body?;
-            loop {
-                match tokio::time::timeout_at(deadline, body.frame()).await {
-                    Ok(Some(Ok(f))) => match f.into_data() {
-                        Ok(d) => return Some((Ok::<Bytes, std::io::Error>(d), Some(body))),
-                        Err(_) => continue,
-                    },
-                    Ok(None) => return None,
-                    Ok(Some(Err(e))) => {
-                        let msg = format!("/source {name}: {}", error_chain(&e));
-                        tracing::warn!(target_addr = %name, error = %msg, "source body failed");
-                        return Some((Err(std::io::Error::other(msg)), None));
-                    }
-                    Err(_) => {
-                        tracing::warn!(target_addr = %name, "source body timed out");
-                        return Some((
-                            Err(std::io::Error::other(format!(
-                                "/source {name}: timeout after {timeout:?}"
-                            ))),
-                            None,
-                        ));
-                    }
-                }
-            }
-        }
-    });
+    let stream =
+        fetch::body_stream(body, deadline, timeout).map_err(move |e| source_body_error(&name, e));
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = parts.status;
     // Content-Length stays valid: the body is passed through byte for byte.
@@ -338,6 +310,21 @@ async fn source(
         }
     }
     resp
+}
+
+/// Logs a `/source` body that failed midway and words the error that ends the response.
+fn source_body_error(name: &str, e: FetchError) -> std::io::Error {
+    let cause = match e {
+        FetchError::Timeout(timeout) => {
+            tracing::warn!(target_addr = %name, "source body timed out");
+            return std::io::Error::other(format!("/source {name}: timeout after {timeout:?}"));
+        }
+        FetchError::Body(cause) => cause,
+        other => other.to_string(),
+    };
+    let msg = format!("/source {name}: {cause}");
+    tracing::warn!(target_addr = %name, error = %msg, "source body failed");
+    std::io::Error::other(msg)
 }
 
 async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Response {

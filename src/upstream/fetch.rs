@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
+use futures_util::Stream;
 use http::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
     LOCATION,
@@ -246,6 +247,31 @@ pub async fn send(
         }),
         Err(_) => Err(FetchError::Timeout(timeout)),
     }
+}
+
+/// The body of a response as it arrives, frame by frame and without copying, for passing it
+/// through unchanged (`/source`). The whole body stays bounded by `deadline`, like a scrape's.
+/// A failure ends the stream with [`FetchError::Timeout`] (with `timeout`, the timeout the
+/// deadline came from) or [`FetchError::Body`]; nothing follows an error.
+pub fn body_stream(
+    body: Incoming,
+    deadline: Instant,
+    timeout: Duration,
+) -> impl Stream<Item = Result<Bytes, FetchError>> + Send + 'static {
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        loop {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(f))) => match f.into_data() {
+                    Ok(d) => return Some((Ok(d), Some(body))),
+                    Err(_) => continue, // trailers
+                },
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some((Err(FetchError::Body(error_chain(&e))), None)),
+                Err(_) => return Some((Err(FetchError::Timeout(timeout)), None)),
+            }
+        }
+    })
 }
 
 /// Parse options for a response, from its `Content-Type`: declared OpenMetrics text gets its
