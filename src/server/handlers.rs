@@ -133,7 +133,7 @@ async fn index(State(state): State<AppStateRef>) -> Html<String> {
     let _ = writeln!(
         s,
         "<p>Upstream: <code>{}</code></p>\n<ul>",
-        html_escape(&state.config().spec.to_string())
+        html_escape(&state.config().upstream.spec.to_string())
     );
     let links = [
         (
@@ -192,7 +192,7 @@ fn percent_encode_path(s: &str) -> String {
 }
 
 async fn metrics(State(state): State<AppStateRef>, headers: HeaderMap) -> Response {
-    let timeout = effective_timeout(state.config().scrape_timeout, &headers);
+    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
     let outcome = state.scrape(timeout).await;
     match &outcome.result {
         Ok(rendered) => metrics_body(&headers, rendered).await,
@@ -286,7 +286,7 @@ async fn source(
         Ok(t) => t,
         Err(e) => return plain(StatusCode::BAD_REQUEST, e),
     };
-    let timeout = effective_timeout(state.config().scrape_timeout, &headers);
+    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
     let deadline = Instant::now() + timeout;
     let ae = headers.get(header::ACCEPT_ENCODING);
     let upstream = match fetch::send(&state.client(), &target, ae, deadline, timeout).await {
@@ -332,7 +332,7 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
         Ok(t) => t,
         Err(e) => return plain(StatusCode::BAD_GATEWAY, e.to_string()),
     };
-    let timeout = effective_timeout(state.config().scrape_timeout, &headers);
+    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
     let deadline = Instant::now() + timeout;
     let mut analyzer = Analyzer::new();
     let mut failed: Vec<(String, FetchError)> = Vec::new();
@@ -342,8 +342,8 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
     let opts = FetchOptions {
         deadline,
         timeout,
-        max_body: state.config().max_body,
-        max_line: state.config().max_line,
+        max_body: state.config().limits.max_body,
+        max_line: state.config().limits.max_line,
     };
     let client = state.client();
     for target in &targets {
@@ -364,7 +364,11 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
         let causes: Vec<String> = failed.iter().map(|(t, e)| format!("{t}: {e}")).collect();
         return plain(
             StatusCode::BAD_GATEWAY,
-            format!("upstream {}: {}", state.config().spec, causes.join("; ")),
+            format!(
+                "upstream {}: {}",
+                state.config().upstream.spec,
+                causes.join("; ")
+            ),
         );
     }
     let mut report = analyzer.report();

@@ -20,6 +20,7 @@
 //! [`reload`].
 
 mod basic_auth;
+pub mod config;
 pub mod encoding;
 mod handlers;
 pub mod listener;
@@ -29,8 +30,6 @@ pub mod scrape;
 pub mod web_config;
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,66 +38,13 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::net::TcpListener;
 
-use crate::cli::Args;
-use crate::limits::LabelLimits;
-use crate::relabel::Config;
-use crate::upstream::{
-    Client, ClientOptions, DnsResolver, ResolveError, Target, TlsFiles, UpstreamSpec,
-};
+use crate::upstream::{Client, DnsResolver, ResolveError, Target, TlsFiles, UpstreamSpec};
 
-use listener::ListenerConfig;
+pub use config::{
+    RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig, UpstreamConfig,
+};
 use metrics::SelfMetrics;
 use scrape::{Engine, ScrapeOutcome, SubsetSnapshots};
-use web_config::WebConfigWatcher;
-
-/// Everything the server needs to know, taken from the command line.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Where metrics come from.
-    pub spec: UpstreamSpec,
-    /// `-t/--scrape-timeout`: bound on each upstream request.
-    pub scrape_timeout: Duration,
-    /// `--max-body-size`: largest decoded upstream body.
-    pub max_body: u64,
-    /// `--max-line-length`: longest upstream line.
-    pub max_line: usize,
-    /// `--label-limit`, `--label-name-length-limit`, `--label-value-length-limit`.
-    pub label_limits: LabelLimits,
-    /// `--sample-limit`: most series one list may write (0: unlimited).
-    pub sample_limit: usize,
-    /// Append per-target health series in fan-out mode (`--no-target-health` turns it off).
-    pub target_health: bool,
-    /// `--dns-server`.
-    pub dns_server: Option<SocketAddr>,
-    /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
-    /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
-    pub warm_up: bool,
-    /// The `--upstream.*` TLS and authorization settings.
-    pub client: ClientOptions,
-    /// `--relabel-file`: re-read on reload (SIGHUP, `POST /-/reload`). `None` when the
-    /// config came from `--relabel` or is pass-through: a reload then keeps it.
-    pub relabel_file: Option<PathBuf>,
-}
-
-impl ServerConfig {
-    /// The server settings of the command line.
-    pub fn from_args(args: &Args) -> Result<Self, String> {
-        let spec = UpstreamSpec::parse(&args.upstream_url()).map_err(|e| e.to_string())?;
-        Ok(Self {
-            spec,
-            scrape_timeout: args.scrape_timeout,
-            max_body: args.max_body_size,
-            max_line: args.max_line_length,
-            label_limits: args.label_limits(),
-            sample_limit: args.sample_limit,
-            target_health: !args.no_target_health,
-            dns_server: args.dns_server,
-            warm_up: true,
-            client: args.client_options(),
-            relabel_file: args.relabel_file.clone(),
-        })
-    }
-}
 
 type Flight = Shared<BoxFuture<'static, Arc<ScrapeOutcome>>>;
 
@@ -110,9 +56,8 @@ pub(crate) struct Live {
     pub(crate) subset_names: Vec<String>,
     /// The upstream client (TLS settings and connection pool).
     pub(crate) client: Client,
-    /// The `--relabel-file` text the engine was built from; `None` without a file, or when the
-    /// config was handed over already parsed ([`AppState::new`]).
-    relabel_text: Option<String>,
+    /// Where the relabel configuration of the engine came from (with the file's text).
+    relabel: RelabelSource,
     /// The TLS files the client was built from.
     tls_files: TlsFiles,
 }
@@ -145,39 +90,35 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State for `cfg` and the loaded relabel `config`. The first reload rebuilds the engine
-    /// even if `--relabel-file` did not change (see [`AppState::with_relabel_text`]).
-    pub fn new(cfg: ServerConfig, config: &Config) -> Result<Arc<Self>, String> {
-        Self::with_relabel_text(cfg, config, None)
-    }
-
-    /// As [`AppState::new`], for a `config` parsed from `relabel_text`, the contents of
-    /// `--relabel-file`: a reload that finds the same text keeps engine and caches.
-    pub fn with_relabel_text(
-        cfg: ServerConfig,
-        config: &Config,
-        relabel_text: Option<String>,
-    ) -> Result<Arc<Self>, String> {
-        let resolver = if cfg.spec.is_fan_out() {
+    /// State for `cfg` and the loaded `relabel` configuration. With a relabel file, a reload
+    /// that finds the same text as `relabel.source` keeps the engine and its caches.
+    pub fn new(cfg: ServerConfig, relabel: RelabelConfig) -> Result<Arc<Self>, String> {
+        let up = &cfg.upstream;
+        let resolver = if up.spec.is_fan_out() {
             Some(
-                DnsResolver::new(cfg.dns_server, Duration::from_secs(2))
+                DnsResolver::new(up.dns_server, Duration::from_secs(2))
                     .map_err(|e| e.to_string())?,
             )
         } else {
             None
         };
-        warn_about_client_settings(&cfg);
-        let tls_files = TlsFiles::read(&cfg.client)?;
-        let client = Client::new(&cfg.client, &tls_files, &cfg.spec).map_err(|e| e.to_string())?;
+        warn_about_client_settings(up);
+        let tls_files = TlsFiles::read(&up.client)?;
+        let client = Client::new(&up.client, &tls_files, &up.spec).map_err(|e| e.to_string())?;
         let live = Live {
             engine: Arc::new(tokio::sync::Mutex::new(Engine::new(
-                config,
-                cfg.spec.is_fan_out(),
-                cfg.label_limits,
+                &relabel.config,
+                up.spec.is_fan_out(),
+                cfg.limits.labels,
             ))),
-            subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
+            subset_names: relabel
+                .config
+                .subsets
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
             client,
-            relabel_text,
+            relabel: relabel.source,
             tls_files,
         };
         let metrics = Arc::new(SelfMetrics::new());
@@ -221,12 +162,12 @@ impl AppState {
 
     /// The targets of the upstream right now (fan-out upstreams are resolved again each call).
     pub async fn targets(&self) -> Result<Vec<Target>, ResolveError> {
-        match (&self.cfg.spec, &self.resolver) {
+        match (&self.cfg.upstream.spec, &self.resolver) {
             (UpstreamSpec::Static { uri }, _) => Ok(vec![Target::fixed(uri)]),
             (spec, Some(r)) => r.targets(spec).await,
             // `new` builds a resolver for every fan-out spec.
             (_, None) => Err(ResolveError::Empty {
-                name: self.cfg.spec.to_string(),
+                name: self.cfg.upstream.spec.to_string(),
             }),
         }
     }
@@ -271,7 +212,7 @@ impl AppState {
 }
 
 /// Start-up warnings about upstream settings that weaken or do nothing.
-fn warn_about_client_settings(cfg: &ServerConfig) {
+fn warn_about_client_settings(cfg: &UpstreamConfig) {
     let c = &cfg.client;
     if cfg.spec.is_https() {
         if c.insecure_skip_verify {
@@ -313,14 +254,14 @@ impl Drop for ClearFlight {
     }
 }
 
-/// Serves `state` on `listener` with `listener_cfg` (web config, connection cap, timeouts)
-/// until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve_with(
+/// Serves `state` on `listener`, with the listener settings of its configuration (web config,
+/// connection cap, timeouts), until `shutdown` completes; then finishes in-flight requests.
+pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    listener_cfg: ListenerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener_cfg = state.cfg.listener.clone();
     let warm_up = state
         .cfg
         .warm_up
@@ -344,7 +285,7 @@ pub async fn serve_with(
 async fn warm_up(state: Arc<AppState>) {
     let mut wait = Duration::from_secs(1);
     while !state.is_ready() {
-        let outcome = state.scrape(state.cfg.scrape_timeout).await;
+        let outcome = state.scrape(state.cfg.upstream.scrape_timeout).await;
         if outcome.result.is_ok() {
             return;
         }
@@ -376,41 +317,19 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
-/// Server mode of the binary: listens on `--listen-address`:`--port` until SIGTERM or Ctrl-C.
-pub fn run(args: &Args, config: &Config) -> Result<(), String> {
-    let cfg = ServerConfig::from_args(args)?;
-    let web = match &args.web_config_file {
-        Some(path) => Some(Arc::new(
-            WebConfigWatcher::load(path).map_err(|e| e.to_string())?,
-        )),
-        None => None,
-    };
-    let (tls, basic_auth) = web.as_ref().map_or((false, false), |w| {
+/// Server mode of the binary: listens on `config.listen` until SIGTERM or Ctrl-C.
+pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), String> {
+    let (tls, basic_auth) = config.listener.web.as_ref().map_or((false, false), |w| {
         let c = w.get();
         (c.tls.is_some(), c.auth.is_some())
     });
-    let listener_cfg = ListenerConfig {
-        web,
-        max_connections: args.web_max_connections,
-        header_read_timeout: args.web_header_read_timeout,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
-    // `main` parsed the file to fail early; read it again here to keep the text that the
-    // engine is built from, so that a reload can tell whether the file changed.
-    let from_file = match &cfg.relabel_file {
-        Some(path) => Some(reload::read_relabel_file(path)?),
-        None => None,
-    };
-    let (config, relabel_text) = match &from_file {
-        Some((text, config)) => (config, Some(text.clone())),
-        None => (config, None),
-    };
     runtime.block_on(async {
-        let state = AppState::with_relabel_text(cfg, config, relabel_text)?;
-        let addr = SocketAddr::new(args.listen_address, args.port);
+        let addr = config.listen;
+        let state = AppState::new(config, relabel)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("listening on {addr}: {e}"))?;
@@ -420,14 +339,14 @@ pub fn run(args: &Args, config: &Config) -> Result<(), String> {
             .map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
         tracing::info!(
             addr = %local,
-            upstream = %state.cfg.spec,
+            upstream = %state.cfg.upstream.spec,
             subsets = state.live.load().subset_names.len(),
             tls,
             basic_auth,
-            max_connections = listener_cfg.max_connections,
+            max_connections = state.cfg.listener.max_connections,
             "listening"
         );
-        serve_with(listener, state, listener_cfg, shutdown_signal())
+        serve(listener, state, shutdown_signal())
             .await
             .map_err(|e| format!("serving: {e}"))?;
         tracing::info!("stopped");

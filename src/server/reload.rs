@@ -23,12 +23,11 @@
 //! during a scrape never mixes rules; the next scrape uses the new configuration. Requests that
 //! join a scrape in flight (single-flight) get that scrape's result.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::relabel::Config;
 use crate::upstream::{Client, TlsFiles};
 
+use super::config::{RelabelConfig, RelabelSource};
 use super::scrape::Engine;
 use super::{AppState, Live};
 
@@ -52,34 +51,23 @@ impl AppState {
 
     fn try_reload(&self) -> Result<String, String> {
         let current = self.live.load_full();
+        let up = &self.cfg.upstream;
 
-        let relabel = match &self.cfg.relabel_file {
-            Some(path) => {
-                let text = read_text(path)?;
-                if current.relabel_text.as_deref() == Some(text.as_str()) {
-                    None
-                } else {
-                    let config = parse(&text, path)?;
-                    Some((text, config))
-                }
-            }
-            None => None,
-        };
+        let relabel = current.relabel.reread().map_err(|e| e.to_string())?;
 
-        let tls_files = TlsFiles::read(&self.cfg.client)?;
+        let tls_files = TlsFiles::read(&up.client)?;
         let client = if tls_files == current.tls_files {
             None
         } else {
-            Some(
-                Client::new(&self.cfg.client, &tls_files, &self.cfg.spec)
-                    .map_err(|e| e.to_string())?,
-            )
+            Some(Client::new(&up.client, &tls_files, &up.spec).map_err(|e| e.to_string())?)
         };
 
         if relabel.is_none() && client.is_none() {
-            return Ok(match &self.cfg.relabel_file {
-                Some(p) => format!("configuration unchanged ({} and TLS files)", p.display()),
-                None => {
+            return Ok(match &current.relabel {
+                RelabelSource::File { path, .. } => {
+                    format!("configuration unchanged ({} and TLS files)", path.display())
+                }
+                RelabelSource::Fixed => {
                     "configuration unchanged (no --relabel-file to re-read; TLS files unchanged)"
                         .to_owned()
                 }
@@ -87,8 +75,8 @@ impl AppState {
         }
 
         let mut changed = Vec::new();
-        let (engine, subset_names, relabel_text) = match relabel {
-            Some((text, config)) => {
+        let (engine, subset_names, relabel) = match relabel {
+            Some(RelabelConfig { config, source }) => {
                 changed.push(format!(
                     "relabel config with {} subsets (caches cleared)",
                     config.subsets.len()
@@ -96,17 +84,17 @@ impl AppState {
                 (
                     Arc::new(tokio::sync::Mutex::new(Engine::new(
                         &config,
-                        self.cfg.spec.is_fan_out(),
-                        self.cfg.label_limits,
+                        up.spec.is_fan_out(),
+                        self.cfg.limits.labels,
                     ))),
                     config.subsets.iter().map(|(n, _)| n.clone()).collect(),
-                    Some(text),
+                    source,
                 )
             }
             None => (
                 Arc::clone(&current.engine),
                 current.subset_names.clone(),
-                current.relabel_text.clone(),
+                current.relabel.clone(),
             ),
         };
         if client.is_some() {
@@ -123,26 +111,11 @@ impl AppState {
             engine,
             subset_names,
             client: client.unwrap_or_else(|| current.client.clone()),
-            relabel_text,
+            relabel,
             tls_files,
         }));
         Ok(format!("reloaded: {}", changed.join(", ")))
     }
-}
-
-fn read_text(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("--relabel-file {}: {e}", path.display()))
-}
-
-fn parse(text: &str, path: &Path) -> Result<Config, String> {
-    Config::from_yaml(text, &path.display().to_string()).map_err(|e| e.to_string())
-}
-
-/// Reads and parses `--relabel-file`: its text (to compare on the next reload) and config.
-pub(crate) fn read_relabel_file(path: &Path) -> Result<(String, Config), String> {
-    let text = read_text(path)?;
-    let config = parse(&text, path)?;
-    Ok((text, config))
 }
 
 /// Reloads on every SIGHUP, for the life of the runtime. Installing the handler replaces the

@@ -130,24 +130,24 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         .await
         .unwrap_or_else(|_| {
             Err(ResolveError::Lookup {
-                name: state.cfg.spec.to_string(),
+                name: state.cfg.upstream.spec.to_string(),
                 cause: format!("timeout after {timeout:?}"),
             })
         });
     let targets = match resolved {
         Ok(t) => t,
         Err(e) => {
-            tracing::warn!(upstream = %state.cfg.spec, error = %e, "scrape failed");
+            tracing::warn!(upstream = %state.cfg.upstream.spec, error = %e, "scrape failed");
             state
                 .metrics
                 .upstream_errors
                 .get_or_create(&ErrorLabels {
-                    target: state.cfg.spec.to_string(),
+                    target: state.cfg.upstream.spec.to_string(),
                     cause: "resolve",
                 })
                 .inc();
             return ScrapeOutcome {
-                result: Err(format!("upstream {}: {e}", state.cfg.spec)),
+                result: Err(format!("upstream {}: {e}", state.cfg.upstream.spec)),
             };
         }
     };
@@ -157,8 +157,8 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     let opts = FetchOptions {
         deadline: tokio::time::Instant::from_std(started + timeout),
         timeout,
-        max_body: state.cfg.max_body,
-        max_line: state.cfg.max_line,
+        max_body: state.cfg.limits.max_body,
+        max_line: state.cfg.limits.max_line,
     };
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
@@ -177,7 +177,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     }))
     .await;
 
-    let fan_out = state.cfg.spec.is_fan_out();
+    let fan_out = state.cfg.upstream.spec.is_fan_out();
     let mut errors = Vec::new();
     for run in &runs {
         record_target(&state, run);
@@ -193,7 +193,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         let msg = if fan_out {
             format!(
                 "upstream {}: all {} targets failed: {}",
-                state.cfg.spec,
+                state.cfg.upstream.spec,
                 runs.len(),
                 errors.join("; ")
             )
@@ -203,7 +203,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
                 .find_map(|r| r.result.as_ref().err())
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            format!("upstream {}: {cause}", state.cfg.spec)
+            format!("upstream {}: {cause}", state.cfg.upstream.spec)
         };
         engine.targets = runs
             .into_iter()
@@ -224,7 +224,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         .map(|s| s.name.clone())
         .collect();
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
-    let sample_limit = state.cfg.sample_limit;
+    let sample_limit = state.cfg.limits.sample_limit;
     let (rendered, cached_targets, cache_entries, series_cache) =
         tokio::task::spawn_blocking(move || {
             let outputs = render_all(
@@ -284,15 +284,15 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
             Err(e) => {
                 m.sample_limit_exceeded.get_or_create(&label).inc();
                 tracing::warn!(
-                    upstream = %state.cfg.spec,
+                    upstream = %state.cfg.upstream.spec,
                     subset = %label.subset,
                     series = e.series,
                     limit = e.limit,
                     "sample limit exceeded"
                 );
                 Err(match &name {
-                    None => format!("upstream {}: {e}", state.cfg.spec),
-                    Some(n) => format!("upstream {}: subset {n:?}: {e}", state.cfg.spec),
+                    None => format!("upstream {}: {e}", state.cfg.upstream.spec),
+                    Some(n) => format!("upstream {}: subset {n:?}: {e}", state.cfg.upstream.spec),
                 })
             }
         };
@@ -316,7 +316,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
     state.mark_ready();
     let default = default.unwrap_or_else(|| Ok(Bytes::new()));
     tracing::info!(
-        upstream = %state.cfg.spec,
+        upstream = %state.cfg.upstream.spec,
         targets_ok = ok,
         targets_failed = errors.len(),
         bytes_out = default.as_ref().map_or(0, Bytes::len),
