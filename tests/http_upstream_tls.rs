@@ -532,6 +532,7 @@ async fn unusable_tls_or_credential_files_fail_at_start() {
             RelabelConfig::passthrough(),
         )
         .unwrap_err();
+        let e = e.to_string();
         assert!(e.contains(needle), "{needle}: {e}");
     }
 }

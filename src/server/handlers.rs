@@ -21,7 +21,7 @@ use crate::upstream::fetch::{self, scrape_into, FetchOptions};
 use crate::upstream::{FetchError, Target};
 
 use super::encoding::{accepts_gzip, Rendered};
-use super::AppState;
+use super::state::AppState;
 
 type AppStateRef = Arc<AppState>;
 

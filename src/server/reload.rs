@@ -22,48 +22,86 @@
 //! A scrape holds the [`Live`] it started with (its engine and client) to its end, so a reload
 //! during a scrape never mixes rules; the next scrape uses the new configuration. Requests that
 //! join a scrape in flight (single-flight) get that scrape's result.
+//!
+//! This module builds the values; the server's state swaps them in (`AppState::reload`), one
+//! reload at a time, and records the result.
 
 use std::sync::Arc;
 
-use crate::upstream::{Client, TlsFiles};
+use crate::relabel::Config;
+use crate::upstream::{Client, ClientError, TlsFiles};
 
-use super::config::{RelabelConfig, RelabelSource};
+use super::config::{RelabelConfig, RelabelError, RelabelSource, ServerConfig};
 use super::scrape::Engine;
-use super::{AppState, Live};
 
-impl AppState {
-    /// Re-reads the configuration files and swaps in what changed; returns a one-line summary,
-    /// or the error while the previous configuration keeps serving. Logs and records the result
-    /// in the self-metrics either way.
-    pub async fn reload(&self) -> Result<String, String> {
-        let _one_at_a_time = self.reload_lock.lock().await;
-        let result = self.try_reload();
-        self.metrics.record_reload(result.is_ok());
-        match &result {
-            Ok(summary) => tracing::info!(result = %summary, "configuration reloaded"),
-            Err(e) => tracing::error!(
-                error = %e,
-                "configuration reload failed; still serving the previous configuration"
-            ),
-        }
-        result
+/// What a reload may replace, swapped as one value: a scrape keeps the one it started with.
+pub(crate) struct Live {
+    /// Programs and buffers; locked only by the scrape in flight.
+    pub(crate) engine: Arc<tokio::sync::Mutex<Engine>>,
+    /// Subset names in configuration order.
+    pub(crate) subset_names: Vec<String>,
+    /// The upstream client (TLS settings and connection pool).
+    pub(crate) client: Client,
+    /// Where the relabel configuration of the engine came from (with the file's text).
+    relabel: RelabelSource,
+    /// The TLS files the client was built from.
+    tls_files: TlsFiles,
+}
+
+/// A reload failed; the previous configuration keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// `--relabel-file` could not be read or is invalid.
+    #[error(transparent)]
+    Relabel(#[from] RelabelError),
+    /// The TLS files could not be read, or the client could not be built from them.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// What a reload found.
+pub(crate) enum Reloaded {
+    /// Nothing changed: the current value stays, caches included. The summary says what was
+    /// read.
+    Unchanged(String),
+    /// The new value, and a summary of what changed.
+    Changed {
+        /// Replaces the current value.
+        live: Live,
+        /// `reloaded: ...`.
+        summary: String,
+    },
+}
+
+impl Live {
+    /// The engine, subset names and upstream client of `relabel` and `cfg`. Fails when the TLS
+    /// files cannot be read or the client cannot be built from them.
+    pub(crate) fn new(cfg: &ServerConfig, relabel: RelabelConfig) -> Result<Self, ClientError> {
+        let up = &cfg.upstream;
+        let tls_files = read_tls_files(cfg)?;
+        let client = Client::new(&up.client, &tls_files, &up.spec)?;
+        Ok(Self {
+            engine: engine(cfg, &relabel.config),
+            subset_names: subset_names(&relabel.config),
+            client,
+            relabel: relabel.source,
+            tls_files,
+        })
     }
 
-    fn try_reload(&self) -> Result<String, String> {
-        let current = self.live.load_full();
-        let up = &self.cfg.upstream;
-
-        let relabel = current.relabel.reread().map_err(|e| e.to_string())?;
-
-        let tls_files = TlsFiles::read(&up.client)?;
-        let client = if tls_files == current.tls_files {
+    /// Reads the configuration files again and builds what changed (see the module docs).
+    pub(crate) fn reload(&self, cfg: &ServerConfig) -> Result<Reloaded, ReloadError> {
+        let up = &cfg.upstream;
+        let relabel = self.relabel.reread()?;
+        let tls_files = read_tls_files(cfg)?;
+        let client = if tls_files == self.tls_files {
             None
         } else {
-            Some(Client::new(&up.client, &tls_files, &up.spec).map_err(|e| e.to_string())?)
+            Some(Client::new(&up.client, &tls_files, &up.spec)?)
         };
 
         if relabel.is_none() && client.is_none() {
-            return Ok(match &current.relabel {
+            return Ok(Reloaded::Unchanged(match &self.relabel {
                 RelabelSource::File { path, .. } => {
                     format!("configuration unchanged ({} and TLS files)", path.display())
                 }
@@ -71,7 +109,7 @@ impl AppState {
                     "configuration unchanged (no --relabel-file to re-read; TLS files unchanged)"
                         .to_owned()
                 }
-            });
+            }));
         }
 
         let mut changed = Vec::new();
@@ -81,61 +119,42 @@ impl AppState {
                     "relabel config with {} subsets (caches cleared)",
                     config.subsets.len()
                 ));
-                (
-                    Arc::new(tokio::sync::Mutex::new(Engine::new(
-                        &config,
-                        up.spec.is_fan_out(),
-                        self.cfg.limits.labels,
-                    ))),
-                    config.subsets.iter().map(|(n, _)| n.clone()).collect(),
-                    source,
-                )
+                (engine(cfg, &config), subset_names(&config), source)
             }
             None => (
-                Arc::clone(&current.engine),
-                current.subset_names.clone(),
-                current.relabel.clone(),
+                Arc::clone(&self.engine),
+                self.subset_names.clone(),
+                self.relabel.clone(),
             ),
         };
         if client.is_some() {
             changed.push("upstream TLS files".to_owned());
         }
-        for gone in current
-            .subset_names
-            .iter()
-            .filter(|n| !subset_names.contains(n))
-        {
-            self.metrics.forget_subset(gone);
-        }
-        self.live.store(Arc::new(Live {
-            engine,
-            subset_names,
-            client: client.unwrap_or_else(|| current.client.clone()),
-            relabel,
-            tls_files,
-        }));
-        Ok(format!("reloaded: {}", changed.join(", ")))
+        Ok(Reloaded::Changed {
+            live: Self {
+                engine,
+                subset_names,
+                client: client.unwrap_or_else(|| self.client.clone()),
+                relabel,
+                tls_files,
+            },
+            summary: format!("reloaded: {}", changed.join(", ")),
+        })
     }
 }
 
-/// Reloads on every SIGHUP, for the life of the runtime. Installing the handler replaces the
-/// default action (terminate), so call this before announcing that the server is up.
-#[cfg(unix)]
-pub fn reload_on_sighup(state: Arc<AppState>) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
-            // The result is logged and counted by `reload`.
-            let _ = state.reload().await;
-        }
-    });
-    Ok(())
+fn engine(cfg: &ServerConfig, config: &Config) -> Arc<tokio::sync::Mutex<Engine>> {
+    Arc::new(tokio::sync::Mutex::new(Engine::new(
+        config,
+        cfg.upstream.spec.is_fan_out(),
+        cfg.limits.labels,
+    )))
 }
 
-/// Without Unix signals, reloads come only from `POST /-/reload`.
-#[cfg(not(unix))]
-pub fn reload_on_sighup(_state: Arc<AppState>) -> std::io::Result<()> {
-    Ok(())
+fn subset_names(config: &Config) -> Vec<String> {
+    config.subsets.iter().map(|(n, _)| n.clone()).collect()
+}
+
+fn read_tls_files(cfg: &ServerConfig) -> Result<TlsFiles, ClientError> {
+    TlsFiles::read(&cfg.upstream.client).map_err(ClientError::Tls)
 }

@@ -29,7 +29,7 @@ use crate::upstream::{FetchError, ResolveError, Target};
 
 use super::encoding::Rendered;
 use super::metrics::{ErrorLabels, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
-use super::AppState;
+use super::state::AppState;
 
 /// Mutable scrape state; used only by the one scrape in flight (see [`AppState`]).
 #[derive(Debug)]
