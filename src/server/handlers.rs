@@ -196,7 +196,7 @@ async fn metrics(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
     let outcome = state.scrape(timeout).await;
     match &outcome.result {
         Ok(rendered) => metrics_body(&headers, rendered).await,
-        Err(msg) => plain(StatusCode::BAD_GATEWAY, msg.clone()),
+        Err(e) => plain(StatusCode::BAD_GATEWAY, e.to_string()),
     }
 }
 
@@ -215,14 +215,10 @@ async fn subset(
             ),
         );
     }
-    let snapshots = state.subsets.load_full();
-    let snap = snapshots
-        .as_ref()
-        .and_then(|s| s.by_name.get(&name).cloned());
-    match snap {
+    match state.subset_snapshot(&name) {
         Some(snap) => match &snap.rendered {
             Ok(rendered) => metrics_body(&headers, rendered).await,
-            Err(msg) => plain(StatusCode::BAD_GATEWAY, msg.clone()),
+            Err(e) => plain(StatusCode::BAD_GATEWAY, e.to_string()),
         },
         None => plain(
             StatusCode::SERVICE_UNAVAILABLE,

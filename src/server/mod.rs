@@ -10,7 +10,7 @@
 //!
 //! # Subsets
 //! Every scrape also computes each named subset. Their rendered results are swapped in together
-//! (one `ArcSwap` store of [`scrape::SubsetSnapshots`]), so `/metrics/{subset}` never sees half
+//! (one `ArcSwap` store of [`SubsetSnapshots`]), so `/metrics/{subset}` never sees half
 //! of one scrape and half of another.
 //!
 //! # Reloading
@@ -40,7 +40,7 @@ pub use config::{
     RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig, UpstreamConfig,
 };
 pub use reload::ReloadError;
-pub use state::{AppState, StartError};
+pub use state::{AppState, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};
 
 /// Serves `state` on `listener`, with the listener settings of its configuration (web config,
 /// connection cap, timeouts), until `shutdown` completes; then finishes in-flight requests.
