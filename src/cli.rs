@@ -14,7 +14,7 @@ use clap::{ArgAction, Parser as ClapParser};
 use crate::aggregate::RenderOptions;
 use crate::analyze::Analyzer;
 use crate::exposition::ParseOptions;
-use crate::limits::{check_sample_limit, LabelLimits};
+use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
 use crate::server::listener::{
@@ -348,27 +348,77 @@ fn parse_line_size(s: &str) -> Result<usize, String> {
 }
 
 /// Opens `--file`: a path, or `-` for stdin.
-fn open_input(path: &str) -> io::Result<Box<dyn Read>> {
+fn open_input(path: &str) -> Result<Box<dyn Read>, RunError> {
     if path == "-" {
         Ok(Box::new(io::stdin().lock()))
     } else {
-        Ok(Box::new(File::open(path)?))
+        let file = File::open(path).map_err(|source| RunError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Box::new(file))
     }
 }
 
-fn input_error(path: &str, e: InputError) -> String {
-    let name = if path == "-" { "<stdin>" } else { path };
-    format!("{name}: {e}")
+/// How `--file` is named in messages.
+fn input_name(path: &str) -> String {
+    if path == "-" { "<stdin>" } else { path }.to_owned()
+}
+
+/// An offline mode (`--file`, `--file --apply`) failed. Messages name the input.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--file` could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The path as given.
+        path: String,
+        /// Why it could not be opened.
+        source: io::Error,
+    },
+    /// The input could not be read, is not valid exposition text, or broke a label limit.
+    #[error("{input}: {source}")]
+    Input {
+        /// The file, or `<stdin>`.
+        input: String,
+        /// What went wrong, where.
+        source: InputError,
+    },
+    /// `--subset` names no subset of the relabel configuration.
+    #[error("unknown subset {name:?}; known subsets: [{}]", .known.join(", "))]
+    UnknownSubset {
+        /// The name given.
+        name: String,
+        /// The configured subsets.
+        known: Vec<String>,
+    },
+    /// The output had more series than `--sample-limit`.
+    #[error("{input}: {source}")]
+    SampleLimit {
+        /// The file, or `<stdin>`.
+        input: String,
+        /// Series and limit.
+        source: SampleLimitError,
+    },
+    /// Writing the report of `--file` failed.
+    #[error("writing report: {0}")]
+    WriteReport(#[source] io::Error),
+    /// Writing the output of `--file --apply` failed.
+    #[error("writing output: {0}")]
+    WriteOutput(#[source] io::Error),
 }
 
 /// `--file PATH`: prints the cardinality report to `out`.
-pub fn run_analyze(path: &str, opts: ParseOptions, out: &mut dyn Write) -> Result<(), String> {
-    let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
+pub fn run_analyze(path: &str, opts: ParseOptions, out: &mut dyn Write) -> Result<(), RunError> {
+    let input = open_input(path)?;
     let mut analyzer = Analyzer::new();
-    let bytes = read_all(input, opts, &mut analyzer).map_err(|e| input_error(path, e))?;
+    let bytes = read_all(input, opts, &mut analyzer).map_err(|source| RunError::Input {
+        input: input_name(path),
+        source,
+    })?;
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
-        .map_err(|e| format!("writing report: {e}"))
+        .map_err(RunError::WriteReport)
 }
 
 /// Limits of `--file --apply`.
@@ -402,7 +452,7 @@ pub fn run_apply(
     limits: &ApplyLimits,
     out: &mut dyn Write,
     summary: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let index = match subset {
         None => 0,
         Some(name) => {
@@ -410,28 +460,32 @@ pub fn run_apply(
                 .subsets
                 .iter()
                 .position(|(n, _)| n == name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = config.subsets.iter().map(|(n, _)| n.as_str()).collect();
-                    format!(
-                        "unknown subset {name:?}; known subsets: [{}]",
-                        known.join(", ")
-                    )
+                .ok_or_else(|| RunError::UnknownSubset {
+                    name: name.to_owned(),
+                    known: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
                 })?
         }
     };
-    let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
+    let input = open_input(path)?;
     let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
-    read_all(input, limits.parse.clone(), &mut pipeline).map_err(|e| input_error(path, e))?;
+    read_all(input, limits.parse.clone(), &mut pipeline).map_err(|source| RunError::Input {
+        input: input_name(path),
+        source,
+    })?;
     let samples = pipeline.samples();
     let sub = &pipeline.subsets()[index];
-    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit)
-        .map_err(|e| format!("{}: {e}", if path == "-" { "<stdin>" } else { path }))?;
+    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit).map_err(|source| {
+        RunError::SampleLimit {
+            input: input_name(path),
+            source,
+        }
+    })?;
     let mut text = Vec::with_capacity(sub.aggregator.arena_bytes() + (1 << 16));
     sub.aggregator.render(&mut text, &RenderOptions::default());
     let mut w = BufWriter::new(out);
     w.write_all(&text)
         .and_then(|_| w.flush())
-        .map_err(|e| format!("writing output: {e}"))?;
+        .map_err(RunError::WriteOutput)?;
     let st = sub.stats();
     let series_out = sub.aggregator.series_count() as u64;
     let ratio = if series_out == 0 {

@@ -31,6 +31,7 @@ mod state;
 pub mod web_config;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,8 +128,33 @@ pub fn reload_on_sighup(_state: Arc<AppState>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The server could not start, or stopped serving with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The state could not be built (the upstream's resolver or client).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The async runtime could not be started.
+    #[error("starting the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The listen address could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// `--listen-address` and `--port`.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// The SIGHUP handler could not be installed.
+    #[error("installing the SIGHUP handler: {0}")]
+    Signal(#[source] std::io::Error),
+    /// Accepting connections failed.
+    #[error("serving: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
 /// Server mode of the binary: listens on `config.listen` until SIGTERM or Ctrl-C.
-pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), String> {
+pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), ServerError> {
     let (tls, basic_auth) = config.listener.web.as_ref().map_or((false, false), |w| {
         let c = w.get();
         (c.tls.is_some(), c.auth.is_some())
@@ -136,17 +162,15 @@ pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
+        .map_err(ServerError::Runtime)?;
     runtime.block_on(async {
         let addr = config.listen;
-        let state = AppState::new(config, relabel).map_err(|e| e.to_string())?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("listening on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = AppState::new(config, relabel)?;
+        let listen_error = |source| ServerError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let local = listener.local_addr().map_err(listen_error)?;
         // Before the "listening" line: from then on a SIGHUP reloads instead of killing us.
-        reload_on_sighup(Arc::clone(&state))
-            .map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
+        reload_on_sighup(Arc::clone(&state)).map_err(ServerError::Signal)?;
         tracing::info!(
             addr = %local,
             upstream = %state.config().upstream.spec,
@@ -158,7 +182,7 @@ pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), String> {
         );
         serve(listener, state, shutdown_signal())
             .await
-            .map_err(|e| format!("serving: {e}"))?;
+            .map_err(ServerError::Serve)?;
         tracing::info!("stopped");
         Ok(())
     })
