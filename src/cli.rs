@@ -17,9 +17,7 @@ use crate::exposition::ParseOptions;
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
-use crate::server::listener::{
-    ListenerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-};
+use crate::server::config::{ListenerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use crate::server::web_config::{WebConfigError, WebConfigWatcher};
 use crate::server::{RelabelConfig, RelabelError, ScrapeLimits, ServerConfig, UpstreamConfig};
 use crate::units::{parse_byte_size, parse_go_duration};

@@ -8,13 +8,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::limits::LabelLimits;
 use crate::relabel::{Config, ConfigError};
 use crate::upstream::{ClientOptions, FetchOptions, UpstreamSpec};
 
-use super::listener::ListenerConfig;
+use super::web_config::WebConfigWatcher;
 
 /// Everything the server needs, checked and loaded.
 #[derive(Debug, Clone)]
@@ -32,6 +33,34 @@ pub struct ServerConfig {
     /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
     /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
     pub warm_up: bool,
+}
+
+/// Default `--web.max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default `--web.header-read-timeout`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the listener treats connections (`server::listener`).
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// `--web.config.file`, loaded.
+    pub web: Option<Arc<WebConfigWatcher>>,
+    /// `--web.max-connections`: connections open at once.
+    pub max_connections: usize,
+    /// `--web.header-read-timeout`: bound on reading a request's headers and on the TLS
+    /// handshake.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    /// Plain HTTP without auth, and the default cap and timeout.
+    fn default() -> Self {
+        Self {
+            web: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
 }
 
 /// The upstream and how to reach it.

@@ -33,36 +33,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
+use super::config::ListenerConfig;
 use super::handlers::endpoint_of;
 use super::metrics::SelfMetrics;
-use super::web_config::{WebConfig, WebConfigWatcher};
-
-/// Default `--web.max-connections`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-/// Default `--web.header-read-timeout`.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How the listener treats connections.
-#[derive(Debug, Clone)]
-pub struct ListenerConfig {
-    /// `--web.config.file`, loaded.
-    pub web: Option<Arc<WebConfigWatcher>>,
-    /// `--web.max-connections`: connections open at once.
-    pub max_connections: usize,
-    /// `--web.header-read-timeout`: bound on reading a request's headers and on the TLS
-    /// handshake.
-    pub header_read_timeout: Duration,
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        Self {
-            web: None,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-        }
-    }
-}
+use super::web_config::WebConfig;
 
 /// Logs "connections refused at the cap" at most once per this interval, with a count.
 const CAP_WARN_INTERVAL: Duration = Duration::from_secs(10);

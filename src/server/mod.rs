@@ -38,7 +38,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{
-    RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig, UpstreamConfig,
+    ListenerConfig, RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig,
+    UpstreamConfig,
 };
 pub use reload::ReloadError;
 pub use state::{AppState, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};

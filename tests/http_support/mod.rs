@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use metric_gate::relabel::Config;
-use metric_gate::server::listener::ListenerConfig;
+use metric_gate::server::ListenerConfig;
 use metric_gate::server::{
     serve, AppState, RelabelConfig, ScrapeLimits, ServerConfig, UpstreamConfig,
 };
