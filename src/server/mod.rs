@@ -18,6 +18,15 @@
 //! upstream client) lives in one `reload::Live` value behind an `ArcSwap`: a scrape takes the
 //! current one when it starts and keeps it to its end, so a reload never changes a scrape
 //! midway. See [`reload`].
+//!
+//! # Where things are
+//! - [`config`]: the plain configuration the CLI builds (nothing in the server reads flags).
+//! - `state`: [`AppState`], the single-flight slot, and `AppState::publish`, the one place
+//!   where a scrape's report becomes self-metrics, logs, the answer and the subsets' snapshots.
+//! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
+//! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
+//! - `handlers`: the endpoints, and the one error type that turns failures into responses.
+//! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router.
 
 mod basic_auth;
 pub mod config;

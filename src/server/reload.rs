@@ -67,7 +67,7 @@ pub(crate) enum Reloaded {
     /// The new value, and a summary of what changed.
     Changed {
         /// Replaces the current value.
-        live: Live,
+        live: Arc<Live>,
         /// `reloaded: ...`.
         summary: String,
     },
@@ -131,13 +131,13 @@ impl Live {
             changed.push("upstream TLS files".to_owned());
         }
         Ok(Reloaded::Changed {
-            live: Self {
+            live: Arc::new(Self {
                 engine,
                 subset_names,
                 client: client.unwrap_or_else(|| self.client.clone()),
                 relabel,
                 tls_files,
-            },
+            }),
             summary: format!("reloaded: {}", changed.join(", ")),
         })
     }

@@ -20,7 +20,7 @@ use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
 use super::encoding::Rendered;
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
 use super::reload::{Live, ReloadError, Reloaded};
-use super::scrape::{self, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
+use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
 
 /// The server could not start: the upstream's resolver or client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -264,7 +264,7 @@ impl AppState {
         m.targets.set(report.targets.len() as i64);
         m.targets_up.set(ok as i64);
         m.cached_targets.set(report.cached_targets as i64);
-        let Some(output) = report.output.as_ref() else {
+        let Some(output) = report.output else {
             return ScrapeOutcome {
                 result: Err(report.failure(&upstream)),
             };
@@ -277,25 +277,14 @@ impl AppState {
 
         let mut by_name = HashMap::new();
         let mut default = None;
-        for list in report.output.into_iter().flat_map(|o| o.lists) {
+        for list in output.lists {
             let label = SubsetLabels {
                 subset: list
                     .name
                     .clone()
                     .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned()),
             };
-            m.series_written
-                .get_or_create(&label)
-                .set(list.series as i64);
-            m.dropped_by_relabel
-                .get_or_create(&label)
-                .inc_by(list.dropped_by_relabel);
-            m.dropped_nameless
-                .get_or_create(&label)
-                .inc_by(list.dropped_nameless);
-            m.aggregate_bytes
-                .get_or_create(&label)
-                .set(list.arena_bytes as i64);
+            record_list(m, &label, &list);
             let body = list.body.map_err(|e| {
                 m.sample_limit_exceeded.get_or_create(&label).inc();
                 tracing::warn!(
@@ -357,7 +346,7 @@ impl AppState {
                 {
                     self.metrics.forget_subset(gone);
                 }
-                self.live.store(Arc::new(live));
+                self.live.store(live);
                 summary
             }
         });
@@ -414,6 +403,22 @@ impl Drop for ClearFlight {
             *slot = None;
         }
     }
+}
+
+/// Counts one list's output.
+fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
+    m.series_written
+        .get_or_create(label)
+        .set(list.series as i64);
+    m.dropped_by_relabel
+        .get_or_create(label)
+        .inc_by(list.dropped_by_relabel);
+    m.dropped_nameless
+        .get_or_create(label)
+        .inc_by(list.dropped_nameless);
+    m.aggregate_bytes
+        .get_or_create(label)
+        .set(list.arena_bytes as i64);
 }
 
 /// Logs and counts one target's result.
