@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
+use futures_util::Stream;
 use http::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
     LOCATION,
@@ -71,16 +72,16 @@ impl Client {
         opts: &ClientOptions,
         files: &TlsFiles,
         spec: &UpstreamSpec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         // hyper-rustls refuses `https` URIs unless told otherwise; TLS is per URI scheme.
         http.enforce_http(false);
-        let connector = https_connector(opts, files, spec, http)?;
-        let auth = opts.authorization()?;
+        let connector = https_connector(opts, files, spec, http).map_err(ClientError::Tls)?;
+        let auth = opts.authorization().map_err(ClientError::Credentials)?;
         if let Some(a) = &auth {
-            a.header_value()?;
+            a.header_value().map_err(ClientError::Credentials)?;
         }
         Ok(Self {
             http: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -90,6 +91,19 @@ impl Client {
             auth: auth.map(Arc::new),
         })
     }
+}
+
+/// The upstream client could not be built from the `--upstream.*` settings. The message names
+/// the flag and the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS material is unusable or unreadable (CA bundle, client certificate or key, server
+    /// name).
+    #[error("{0}")]
+    Tls(String),
+    /// The credential flags do not go together, or a credential file cannot be read.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// Limits of one upstream request.
@@ -233,6 +247,31 @@ pub async fn send(
         }),
         Err(_) => Err(FetchError::Timeout(timeout)),
     }
+}
+
+/// The body of a response as it arrives, frame by frame and without copying, for passing it
+/// through unchanged (`/source`). The whole body stays bounded by `deadline`, like a scrape's.
+/// A failure ends the stream with [`FetchError::Timeout`] (with `timeout`, the timeout the
+/// deadline came from) or [`FetchError::Body`]; nothing follows an error.
+pub fn body_stream(
+    body: Incoming,
+    deadline: Instant,
+    timeout: Duration,
+) -> impl Stream<Item = Result<Bytes, FetchError>> + Send + 'static {
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        loop {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(f))) => match f.into_data() {
+                    Ok(d) => return Some((Ok(d), Some(body))),
+                    Err(_) => continue, // trailers
+                },
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some((Err(FetchError::Body(error_chain(&e))), None)),
+                Err(_) => return Some((Err(FetchError::Timeout(timeout)), None)),
+            }
+        }
+    })
 }
 
 /// Parse options for a response, from its `Content-Type`: declared OpenMetrics text gets its
