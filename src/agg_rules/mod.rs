@@ -512,6 +512,10 @@ fn parse_rule(i: usize, item: &Value) -> Result<Rule, String> {
     })
 }
 
+/// No timestamp, in the compact fields of [`Stamp`] and [`Combine`]. Parsed timestamps are
+/// milliseconds; this one is 292 million years before 1970.
+const NO_TS: i64 = i64::MIN;
+
 /// The timestamp of a combined sample.
 ///
 /// A sample without a timestamp means "now" (the scrape's time). The combination carries:
@@ -521,12 +525,21 @@ fn parse_rule(i: usize, item: &Value) -> Result<Rule, String> {
 ///
 /// So the result is never older than any input it combines (`m{a="1"} 1 1000` plus
 /// `m{a="2"} 2` is `m 3` at the scrape's time, not in 1970).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
-    /// The latest explicit timestamp.
-    latest: Option<i64>,
+    /// The latest explicit timestamp, [`NO_TS`] for none.
+    latest: i64,
     /// Some input had no timestamp.
     any_now: bool,
+}
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Stamp {
+            latest: NO_TS,
+            any_now: false,
+        }
+    }
 }
 
 impl Stamp {
@@ -534,7 +547,7 @@ impl Stamp {
     #[inline]
     pub fn add(&mut self, timestamp_ms: Option<i64>) {
         match timestamp_ms {
-            Some(t) => self.latest = Some(self.latest.map_or(t, |l| l.max(t))),
+            Some(t) => self.latest = self.latest.max(t),
             None => self.any_now = true,
         }
     }
@@ -542,19 +555,17 @@ impl Stamp {
     /// Adds every input of `other`.
     #[inline]
     pub fn merge(&mut self, other: &Stamp) {
-        if let Some(t) = other.latest {
-            self.add(Some(t));
-        }
+        self.latest = self.latest.max(other.latest);
         self.any_now |= other.any_now;
     }
 
     /// The timestamp to write, with the scrape's time `now_ms`: `None` for "none" (the sample
     /// is served as of now).
     pub fn resolve(&self, now_ms: i64) -> Option<i64> {
-        match (self.latest, self.any_now) {
-            (Some(t), false) => Some(t),
-            (Some(t), true) if t > now_ms => Some(t),
-            _ => None,
+        if self.latest == NO_TS || (self.any_now && self.latest <= now_ms) {
+            None
+        } else {
+            Some(self.latest)
         }
     }
 }
@@ -572,34 +583,42 @@ pub fn combined_timestamp(
 
 /// The running combination of one output series' inputs under an [`Op`], mergeable across
 /// targets (each target folds its own, then the partial results are merged in target order).
+/// 56 bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Combine {
-    op: Op,
-    /// Number of inputs.
-    count: u32,
     /// The sum (`sum`, `avg`, `drop`).
     sum: Sum,
     /// `max`/`min`: the extreme so far (NaN until a number is seen); `last`: the value of the
     /// newest input that has a timestamp.
     value: f64,
-    /// `last`: that input's timestamp.
-    value_ts: Option<i64>,
     /// `last`: the value of the last input read without a timestamp ("now").
-    now_value: Option<f64>,
-    stamp: Stamp,
+    now_value: f64,
+    /// `last`: the timestamp of `value`'s input, [`NO_TS`] for none.
+    value_ts: i64,
+    /// The [`Stamp`] of all inputs, flattened to save its padding: latest timestamp.
+    latest: i64,
+    /// Number of inputs.
+    count: u32,
+    op: Op,
+    /// The [`Stamp`]: some input had no timestamp.
+    any_now: bool,
+    /// `last`: `now_value` is set.
+    has_now_value: bool,
 }
 
 impl Combine {
     /// No input yet.
     pub fn new(op: Op) -> Combine {
         Combine {
-            op,
-            count: 0,
             sum: Sum::new(),
             value: f64::NAN,
-            value_ts: None,
-            now_value: None,
-            stamp: Stamp::default(),
+            now_value: f64::NAN,
+            value_ts: NO_TS,
+            latest: NO_TS,
+            count: 0,
+            op,
+            any_now: false,
+            has_now_value: false,
         }
     }
 
@@ -613,11 +632,25 @@ impl Combine {
         self.count
     }
 
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            latest: self.latest,
+            any_now: self.any_now,
+        }
+    }
+
+    fn set_stamp(&mut self, s: Stamp) {
+        self.latest = s.latest;
+        self.any_now = s.any_now;
+    }
+
     /// Folds in one input sample.
     #[inline]
     pub fn add(&mut self, value: f64, timestamp_ms: Option<i64>) {
         self.count = self.count.saturating_add(1);
-        self.stamp.add(timestamp_ms);
+        let mut stamp = self.stamp();
+        stamp.add(timestamp_ms);
+        self.set_stamp(stamp);
         match self.op {
             Op::Sum | Op::Avg | Op::Drop => self.sum.add(value),
             Op::Max => {
@@ -631,11 +664,14 @@ impl Combine {
                 }
             }
             Op::Last => match timestamp_ms {
-                None => self.now_value = Some(value),
+                None => {
+                    self.now_value = value;
+                    self.has_now_value = true;
+                }
                 Some(t) => {
-                    if self.value_ts.is_none_or(|v| t >= v) {
+                    if t >= self.value_ts {
                         self.value = value;
-                        self.value_ts = Some(t);
+                        self.value_ts = t;
                     }
                 }
             },
@@ -654,7 +690,9 @@ impl Combine {
             return;
         }
         self.count = self.count.saturating_add(other.count);
-        self.stamp.merge(&other.stamp);
+        let mut stamp = self.stamp();
+        stamp.merge(&other.stamp());
+        self.set_stamp(stamp);
         match self.op {
             Op::Sum | Op::Avg | Op::Drop => self.sum.merge(&other.sum),
             Op::Max => {
@@ -668,14 +706,13 @@ impl Combine {
                 }
             }
             Op::Last => {
-                if let Some(t) = other.value_ts {
-                    if self.value_ts.is_none_or(|v| t >= v) {
-                        self.value = other.value;
-                        self.value_ts = Some(t);
-                    }
+                if other.value_ts != NO_TS && other.value_ts >= self.value_ts {
+                    self.value = other.value;
+                    self.value_ts = other.value_ts;
                 }
-                if other.now_value.is_some() {
+                if other.has_now_value {
                     self.now_value = other.now_value;
+                    self.has_now_value = true;
                 }
             }
             Op::Count => {}
@@ -691,10 +728,10 @@ impl Combine {
         if self.op == Op::Last {
             // The newest input's own sample, with its own time: a sample without a timestamp
             // is "now", newer than any timestamp up to now.
-            return Some(match (self.now_value, self.value_ts) {
-                (Some(v), None) => (v, None),
-                (Some(v), Some(t)) if t <= now_ms => (v, None),
-                _ => (self.value, self.value_ts),
+            let explicit = (self.value_ts != NO_TS).then_some(self.value_ts);
+            return Some(match explicit {
+                Some(t) if !self.has_now_value || t > now_ms => (self.value, Some(t)),
+                _ => (self.now_value, None),
             });
         }
         let value = match self.op {
@@ -704,7 +741,7 @@ impl Combine {
             Op::Count => f64::from(self.count),
             Op::Max | Op::Min | Op::Last => self.value,
         };
-        Some((value, self.stamp.resolve(now_ms)))
+        Some((value, self.stamp().resolve(now_ms)))
     }
 }
 

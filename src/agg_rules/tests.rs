@@ -45,6 +45,12 @@ fn kinds_follow_the_type_and_the_suffix() {
 }
 
 #[test]
+fn combine_is_compact() {
+    assert_eq!(std::mem::size_of::<Combine>(), 56);
+    assert_eq!(std::mem::size_of::<Stamp>(), 16);
+}
+
+#[test]
 fn ops_have_names() {
     for op in Op::ALL {
         assert_eq!(Op::from_name(op.as_str()), Some(op));

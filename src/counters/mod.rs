@@ -37,6 +37,7 @@
 //! bytes in all; see `memory_per_input` in the tests); output key text is stored only for
 //! outputs that are carried and so may have to be served while none of their inputs is seen.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 
 use hashbrown::{HashMap, HashTable};
@@ -525,11 +526,11 @@ impl CounterState {
     ///
     /// Then inputs unseen for the window are forgotten and outputs left without inputs for
     /// the window expire.
-    pub fn apply(
+    pub fn apply<T: Borrow<TargetScrape>>(
         &mut self,
         seq: u64,
         now_ms: i64,
-        scrapes: &[TargetScrape],
+        scrapes: &[T],
     ) -> Result<ApplyReport, Refused> {
         if let Some(last) = self.last_seq {
             if seq <= last {
@@ -548,7 +549,7 @@ impl CounterState {
 
         // Targets: restarts, and whether a new input of theirs counts in full.
         let mut target_info = Vec::with_capacity(scrapes.len());
-        for ts in scrapes {
+        for ts in scrapes.iter().map(Borrow::borrow) {
             let started_since = match (ts.process_start, prev_now_ms) {
                 (Some(s), Some(prev)) => s * 1000.0 > prev as f64,
                 _ => false,
@@ -590,7 +591,7 @@ impl CounterState {
 
         // Groups: a histogram or summary resets as a whole, decided by its `_count`.
         self.groups.clear();
-        for (t, ts) in scrapes.iter().enumerate() {
+        for (t, ts) in scrapes.iter().map(Borrow::borrow).enumerate() {
             let info = target_info[t];
             for o in &ts.observations {
                 if o.kind() != Kind::Count || !o.value.is_finite() {
@@ -608,7 +609,7 @@ impl CounterState {
 
         // Observations.
         self.touched.clear();
-        for (t, ts) in scrapes.iter().enumerate() {
+        for (t, ts) in scrapes.iter().map(Borrow::borrow).enumerate() {
             let info = target_info[t];
             for o in &ts.observations {
                 self.observe(t as u32, ts.target, info, o, &mut report);

@@ -68,6 +68,7 @@ fn counter<'a>(input: &'a str, output: &'a str, v: f64) -> (&'a str, &'a str, Ki
 fn record_sizes() {
     assert_eq!(std::mem::size_of::<InputRecord>(), 32);
     assert_eq!(std::mem::size_of::<Observation>(), 48);
+    assert_eq!(std::mem::size_of::<OutputRecord>(), 96);
 }
 
 #[test]
@@ -483,8 +484,9 @@ fn late_and_repeated_scrapes_are_refused() {
     assert_eq!(state.stats().scrapes_refused, 2);
     state.apply(3, MIN, &later).unwrap();
     assert_eq!(state.served(output_hash(b"x")), Some(Served::Carried(6.0)));
-    // A clock that went back counts as the last time.
-    state.apply(4, -MIN, &later).unwrap();
+    // A clock that went back counts as the last time. (Targets may be passed by reference.)
+    let refs: Vec<&TargetScrape> = later.iter().collect();
+    state.apply(4, -MIN, &refs).unwrap();
     assert_eq!(state.served(output_hash(b"x")), Some(Served::Carried(6.0)));
 }
 
@@ -736,4 +738,15 @@ fn worked_example() {
     }
     assert_eq!(plain, [30.0, 40.0, 32.0, 41.0, 9.0, 56.0, 63.0]);
     assert_eq!(served, [30.0, 40.0, 47.0, 56.0, 59.0, 71.0, 78.0]);
+    // What Prometheus' increase() makes of each series, step by step (a fall is a reset).
+    let increases = |v: &[f64]| -> Vec<f64> {
+        v.windows(2)
+            .map(|w| if w[1] < w[0] { w[1] } else { w[1] - w[0] })
+            .collect()
+    };
+    assert_eq!(increases(&plain), [10.0, 32.0, 9.0, 9.0, 47.0, 7.0]);
+    assert_eq!(increases(&served), [10.0, 7.0, 9.0, 3.0, 12.0, 7.0]);
+    assert_eq!(increases(&plain).iter().sum::<f64>(), 114.0);
+    // The pods' true increase: a 5+2+4+3+3+2, b 5+5+5+9+2, c 3 (it started at t6).
+    assert_eq!(increases(&served).iter().sum::<f64>(), 48.0);
 }
