@@ -78,6 +78,8 @@ use std::fmt;
 
 use memchr::{memchr, memrchr};
 
+use super::float::parse_go_float;
+
 /// Which metadata comment a [`Metadata`] event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetaKind {
@@ -712,67 +714,6 @@ fn scan_class(b: &[u8], mut i: usize, class: u8) -> usize {
         i += 1;
     }
     i
-}
-
-/// Parses a float as Prometheus does: Go's `strconv.ParseFloat(s, 64)` after rejecting `p`, `P`
-/// and `_`. Decimal syntax, `Inf`/`Infinity` with optional sign and `NaN` without sign, all
-/// case-insensitive. A finite literal that overflows is an error (Go's range error).
-pub fn parse_go_float(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    // Fast path: short plain integers are exact in an f64 (15 digits < 2^53).
-    if !b.is_empty() && b.len() <= 15 {
-        let mut v: u64 = 0;
-        let mut plain = true;
-        for &c in b {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                plain = false;
-                break;
-            }
-            v = v * 10 + u64::from(d);
-        }
-        if plain {
-            return Some(v as f64);
-        }
-    }
-    let (neg, rest) = match b.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let signed = rest.len() != s.len();
-    match rest.as_bytes().first() {
-        None => None,
-        Some(c) if c.is_ascii_alphabetic() => {
-            if rest.eq_ignore_ascii_case("inf") || rest.eq_ignore_ascii_case("infinity") {
-                Some(if neg {
-                    f64::NEG_INFINITY
-                } else {
-                    f64::INFINITY
-                })
-            } else if !signed && rest.eq_ignore_ascii_case("nan") {
-                Some(f64::NAN)
-            } else {
-                None
-            }
-        }
-        Some(_) => {
-            // Rust's grammar equals Go's decimal grammar on these characters; anything else
-            // (hex, `_`, words Rust knows but Go does not, like `+nan`) is refused up front.
-            let decimal = rest
-                .bytes()
-                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'));
-            if !decimal {
-                return None;
-            }
-            let v: f64 = s.parse().ok()?;
-            if v.is_infinite() {
-                None
-            } else {
-                Some(v)
-            }
-        }
-    }
 }
 
 /// Index of the first `"` or `\\` in `b[i..]`. Label values are short (a dozen bytes), where a
