@@ -177,8 +177,6 @@ pub struct Parser {
     st: LineState,
     /// The first error; the input is abandoned from there.
     failed: Option<ParseError>,
-    /// `finish` ran: the next `feed` starts a new input (and forgets `saw_eof`).
-    finished: bool,
 }
 
 impl Parser {
@@ -191,7 +189,6 @@ impl Parser {
             carry: Vec::new(),
             st,
             failed: None,
-            finished: false,
         }
     }
 
@@ -201,10 +198,6 @@ impl Parser {
     /// Events for the lines before an erroneous line have been delivered when this returns an
     /// error. After `# EOF` the rest of the input is ignored.
     pub fn feed<S: Sink + ?Sized>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), ParseError> {
-        if self.finished {
-            self.finished = false;
-            self.st.eof = false;
-        }
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -217,7 +210,7 @@ impl Parser {
     }
 
     /// Parses the carried-over last line (input without a final newline) and resets for the next
-    /// input; [`Parser::saw_eof`] still reports on this input until the next `feed`.
+    /// input.
     pub fn finish<S: Sink + ?Sized>(&mut self, sink: &mut S) -> Result<(), ParseError> {
         let res = match self.failed.take() {
             Some(e) => Err(e),
@@ -229,16 +222,8 @@ impl Parser {
                 res
             }
         };
-        let eof = self.st.eof;
         self.reset();
-        self.st.eof = eof;
-        self.finished = true;
         res
-    }
-
-    /// True once an OpenMetrics `# EOF` was seen (later input is ignored).
-    pub fn saw_eof(&self) -> bool {
-        self.st.eof
     }
 
     /// Forgets the current input (partial line, line count, families, errors, `# EOF`) but keeps
@@ -246,7 +231,6 @@ impl Parser {
     pub fn reset(&mut self) {
         self.carry.clear();
         self.failed = None;
-        self.finished = false;
         self.st.reset();
     }
 
