@@ -42,7 +42,7 @@ impl LineState {
                 && skip_ws(rest, 3) == rest.len()
                 && self.format != Format::Text
             {
-                self.eof = true;
+                self.ended = true;
                 self.om_seen = true;
             }
             return Ok(());

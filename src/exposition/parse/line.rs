@@ -35,8 +35,9 @@ pub(super) struct LineState {
     /// An OpenMetrics-only feature (`# UNIT`, `# EOF`, exemplar) was seen: [`Format::Auto`] reads
     /// small integer timestamps as seconds.
     pub(super) om_seen: bool,
-    /// `# EOF` seen.
-    pub(super) eof: bool,
+    /// The input ended before its last byte: `# EOF` was seen, or the sink asked to stop
+    /// ([`Sink::should_stop`]). The rest of the input is ignored.
+    pub(super) ended: bool,
     /// Label layouts of recent lines whose label names took the full check. Series of a family
     /// repeat their label names, so most lines match one of these word by word, which proves
     /// their names valid and distinct without scanning or comparing them.
@@ -73,7 +74,7 @@ impl LineState {
         self.line_no = 0;
         self.families.reset();
         self.om_seen = false;
-        self.eof = false;
+        self.ended = false;
     }
 
     /// Error at 1-based `column` of the current line.

@@ -196,10 +196,15 @@ impl Parser {
     /// and keeps the trailing partial line for the next call.
     ///
     /// Events for the lines before an erroneous line have been delivered when this returns an
-    /// error. After `# EOF` the rest of the input is ignored.
+    /// error. After `# EOF` the rest of the input is ignored, and so it is once the sink says it
+    /// [should stop](Sink::should_stop) (asked here, once per call) until `finish` or
+    /// [`Parser::reset`] starts a new input.
     pub fn feed<S: Sink + ?Sized>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), ParseError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
+        }
+        if sink.should_stop() {
+            self.st.ended = true;
         }
         let res = self.feed_lines(chunk, sink);
         if let Err(e) = &res {
@@ -214,7 +219,7 @@ impl Parser {
     pub fn finish<S: Sink + ?Sized>(&mut self, sink: &mut S) -> Result<(), ParseError> {
         let res = match self.failed.take() {
             Some(e) => Err(e),
-            None if self.st.eof || self.carry.is_empty() => Ok(()),
+            None if self.st.ended || self.carry.is_empty() || sink.should_stop() => Ok(()),
             None => {
                 let carry = std::mem::take(&mut self.carry);
                 let res = self.st.line(&carry, None, sink);
@@ -242,7 +247,7 @@ impl Parser {
         sink: &mut S,
     ) -> Result<(), ParseError> {
         let mut rest = chunk;
-        if self.st.eof {
+        if self.st.ended {
             return Ok(());
         }
         if !self.carry.is_empty() {
@@ -259,7 +264,7 @@ impl Parser {
         }
         // Complete lines are taken in blocks of about `BLOCK` bytes, checked for UTF-8 in one
         // pass while they are in cache, then parsed.
-        while !self.st.eof {
+        while !self.st.ended {
             let window = rest.len().min(BLOCK);
             let last_nl = match memrchr(b'\n', &rest[..window]) {
                 Some(nl) => nl,
@@ -282,7 +287,7 @@ impl Parser {
         let max = self.opts.max_line_len;
         let text = simdutf8::basic::from_utf8(lines).ok();
         let mut at = 0;
-        while !self.st.eof {
+        while !self.st.ended {
             let Some(nl) = memchr(b'\n', &lines[at..]) else {
                 break;
             };

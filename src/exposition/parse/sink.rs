@@ -175,9 +175,11 @@ pub trait Sink {
     /// A sample line.
     fn sample(&mut self, sample: &Sample<'_>);
 
-    /// A limit the sink hit: it ignores further input, and whoever feeds the parser should stop
-    /// and report this. Asked between chunks, never per line.
-    fn limit_hit(&self) -> Option<&crate::limits::LimitHit> {
-        None
+    /// Whether the sink wants no more of this input: it hit a limit of its own, say, and ignores
+    /// what follows. The sink keeps the reason; the parser only stops: [`super::Parser::feed`]
+    /// asks once per call, never per line, and then ignores the rest of the input, as after
+    /// `# EOF`. Whoever feeds the parser should stop too, and ask the sink why.
+    fn should_stop(&self) -> bool {
+        false
     }
 }

@@ -727,6 +727,41 @@ fn events_before_an_error_are_delivered_and_error_sticks() {
 }
 
 #[test]
+fn a_sink_that_should_stop_ends_the_input() {
+    /// Wants no more input once it has `stop_after` samples.
+    struct Stop {
+        seen: Vec<String>,
+        stop_after: usize,
+    }
+    impl Sink for Stop {
+        fn metadata(&mut self, _: &Metadata<'_>) {}
+        fn sample(&mut self, s: &Sample<'_>) {
+            self.seen.push(s.name.to_owned());
+        }
+        fn should_stop(&self) -> bool {
+            self.seen.len() >= self.stop_after
+        }
+    }
+    let mut p = Parser::new(ParseOptions::default());
+    let mut sink = Stop {
+        seen: Vec::new(),
+        stop_after: 1,
+    };
+    // Asked once per call: the chunk that crosses the limit is parsed whole.
+    p.feed(b"a 1\nb 2\nc", &mut sink).unwrap();
+    assert_eq!(sink.seen, ["a", "b"]);
+    // Then the rest of the input is ignored, errors and the carried line included.
+    p.feed(b" 3\nd 4\n{{{\n", &mut sink).unwrap();
+    p.finish(&mut sink).unwrap();
+    assert_eq!(sink.seen, ["a", "b"]);
+    // The next input is parsed again once the sink takes input.
+    sink.stop_after = 10;
+    p.feed(b"e 5\n", &mut sink).unwrap();
+    p.finish(&mut sink).unwrap();
+    assert_eq!(sink.seen, ["a", "b", "e"]);
+}
+
+#[test]
 fn finish_parses_last_line_and_resets() {
     let mut p = Parser::new(ParseOptions::default());
     let mut rec = Rec::default();
