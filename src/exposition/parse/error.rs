@@ -27,7 +27,7 @@ pub enum ParseErrorKind {
     /// The text is not valid exposition text (syntax, UTF-8, values, duplicates...).
     #[default]
     Syntax,
-    /// A line is longer than [`ParseOptions::max_line_len`].
+    /// A line is longer than [`ParseOptions::max_line_len`](super::ParseOptions::max_line_len).
     LineTooLong,
 }
 
