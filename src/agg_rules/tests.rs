@@ -118,7 +118,8 @@ fn errors_name_the_rule_and_the_field() {
         ("[{match: x, regex: y, op: max}]", "aggregation[0].regex: only with \"source_labels\" (\"match\" is the metric name regex)"),
         ("[{match: x, separator: ',', op: max}]", "aggregation[0].separator: only with \"source_labels\" (\"match\" is the metric name regex)"),
         ("[{match: '(', op: max}]", "aggregation[0].match: invalid regex \"(\": unclosed group"),
-        ("[{source_labels: [1x], op: max}]", "aggregation[0].source_labels: \"1x\" is not a valid label name"),
+        // Any non-empty UTF-8 name is valid (Prometheus 3's default scheme).
+        ("[{source_labels: [''], op: max}]", "aggregation[0].source_labels: \"\" is not a valid label name"),
         ("[{source_labels: [a], regex: '[', op: max}]", "aggregation[0].regex: invalid regex \"[\": missing closing ]: `[`"),
         ("[{source_labels: a, op: max}]", "aggregation[0].source_labels: expected a list of label names, got a string"),
         ("[{source_labels: [], op: max}]", "aggregation[0].source_labels: must name at least one label"),
