@@ -11,7 +11,6 @@ pub mod labels;
 pub mod limits;
 pub mod pipeline;
 pub mod relabel;
-pub mod series_cache;
 pub mod server;
 pub mod units;
 pub mod upstream;

@@ -21,9 +21,9 @@ use tokio::sync::OwnedMutexGuard;
 use crate::aggregate::{Aggregator, RenderOptions};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
+use crate::pipeline::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::pipeline::Pipeline;
 use crate::relabel::Config;
-use crate::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::upstream::fetch::{scrape_into, FetchOptions};
 use crate::upstream::{FetchError, ResolveError, Target};
 
@@ -221,7 +221,7 @@ pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
         .template
         .subsets()
         .iter()
-        .map(|s| s.name.clone())
+        .map(|s| s.name.as_named().map(str::to_owned))
         .collect();
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
     let sample_limit = state.cfg.sample_limit;
