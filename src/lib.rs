@@ -14,7 +14,6 @@ pub mod limits;
 pub mod pipeline;
 pub mod relabel;
 pub mod remote_write;
-pub mod series_cache;
 pub mod server;
 pub mod sum;
 pub mod units;
