@@ -95,7 +95,11 @@ impl AppState {
     pub fn new(cfg: ServerConfig, relabel: RelabelConfig) -> Result<Arc<Self>, StartError> {
         let up = &cfg.upstream;
         let resolver = if up.spec.is_fan_out() {
-            Some(DnsResolver::new(up.dns_server, Duration::from_secs(2))?)
+            Some(DnsResolver::new(
+                up.dns_server,
+                Duration::from_secs(2),
+                up.ip_family,
+            )?)
         } else {
             None
         };
@@ -216,6 +220,7 @@ impl AppState {
                     fetched_at_ms,
                     sample_limit: self.cfg.limits.sample_limit,
                     target_health: self.cfg.target_health,
+                    require_all: self.cfg.upstream.require_all,
                 })
                 .await)
             }
