@@ -641,7 +641,10 @@ pub fn run_analyze_relabeled(
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
         .map_err(RunError::WriteReport)?;
-    let list = subset.map_or_else(|| "the default list".to_owned(), |s| format!("subset {s:?}"));
+    let list = subset.map_or_else(
+        || "the default list".to_owned(),
+        |s| format!("subset {s:?}"),
+    );
     let _ = writeln!(
         summary,
         "report of the relabeled output of {list}; {}",
@@ -857,7 +860,11 @@ mod tests {
             }
             // Every flag is filed under a mode (the built-in help and version flags aside).
             if !matches!(arg.get_id().as_str(), "help" | "version" | "log_level") {
-                assert!(arg.get_help_heading().is_some(), "{} has no heading", arg.get_id());
+                assert!(
+                    arg.get_help_heading().is_some(),
+                    "{} has no heading",
+                    arg.get_id()
+                );
             }
         }
     }

@@ -224,7 +224,8 @@ async fn a_hanging_dns_server_counts_against_the_timeout() {
 /// One dual-stack "pod": the same exporter on 127.0.0.2 and on ::1, one port.
 async fn dual_stack_pod(text: &str) -> (u16, Upstream, Upstream) {
     for _ in 0..20 {
-        let v4 = Upstream::start_at("127.0.0.2:0".parse().unwrap(), Behave::Plain(text.into())).await;
+        let v4 =
+            Upstream::start_at("127.0.0.2:0".parse().unwrap(), Behave::Plain(text.into())).await;
         let port = v4.addr.port();
         let v6_addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
         // Probe first: `start_at` panics when the port is taken on ::1.
@@ -260,7 +261,9 @@ async fn a_dual_stack_pod_is_scraped_once() {
     assert!(t.contains("reqs{code=\"200\"} 10\n"), "{t}");
     assert_eq!(t.matches("metric_gate_upstream_up{").count(), 1, "{t}");
     assert!(
-        t.contains(&format!("metric_gate_upstream_up{{target=\"127.0.0.2:{port}\"}} 1")),
+        t.contains(&format!(
+            "metric_gate_upstream_up{{target=\"127.0.0.2:{port}\"}} 1"
+        )),
         "{t}"
     );
     assert_eq!((v4.request_count(), v6.request_count()), (1, 0));
@@ -270,7 +273,9 @@ async fn a_dual_stack_pod_is_scraped_once() {
     let t = gate.get("/metrics").await.text();
     assert!(t.contains("reqs{code=\"200\"} 20\n"), "{t}");
     assert!(
-        t.contains(&format!("metric_gate_upstream_up{{target=\"[::1]:{port}\"}} 1")),
+        t.contains(&format!(
+            "metric_gate_upstream_up{{target=\"[::1]:{port}\"}} 1"
+        )),
         "{t}"
     );
     assert_eq!((v4.request_count(), v6.request_count()), (2, 1));
@@ -344,5 +349,9 @@ async fn require_all_answers_502_when_a_target_failed() {
     let r = gate.get("/metrics").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("reqs{code=\"200\"} 3\n"), "{}", r.text());
-    assert!(gate.get("/metrics/all").await.text().contains("reqs{code=\"200\"} 3 "));
+    assert!(gate
+        .get("/metrics/all")
+        .await
+        .text()
+        .contains("reqs{code=\"200\"} 3 "));
 }

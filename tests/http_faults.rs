@@ -726,3 +726,27 @@ async fn unknown_content_encoding_is_502() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_html_page_says_the_path_is_wrong() {
+    // `-H host:port` without `/metrics`: many exporters answer their landing page.
+    let up = RawUpstream::start(|mut c| async move {
+        let page = b"<html><body><a href=\"/metrics\">Metrics</a></body></html>\n";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            page.len()
+        );
+        let _ = c.write(head.as_bytes()).await;
+        let _ = c.write(page).await;
+    })
+    .await;
+    let gate = Gate::start(cfg(&up.url()), &Config::passthrough()).await;
+    let text = expect_502(
+        &gate,
+        &up.url(),
+        &["upstream answered text/html: is the path /metrics?"],
+        "content_type",
+    )
+    .await;
+    assert!(!text.contains("expected"), "{text}");
+}

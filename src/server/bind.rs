@@ -68,9 +68,6 @@ mod tests {
         assert_eq!(l6.local_addr().unwrap().ip().to_string(), "::1");
         // The port is taken: an error, not a fallback to another address.
         let taken = l.local_addr().unwrap();
-        assert_eq!(
-            bind(taken).unwrap_err().kind(),
-            io::ErrorKind::AddrInUse
-        );
+        assert_eq!(bind(taken).unwrap_err().kind(), io::ErrorKind::AddrInUse);
     }
 }

@@ -36,6 +36,7 @@ pub mod encoding;
 mod handlers;
 pub mod listener;
 pub mod metrics;
+pub mod metrics_format;
 pub mod reload;
 pub mod scrape;
 mod state;

@@ -542,7 +542,10 @@ mod tests {
         );
         let mut some = report(
             true,
-            vec![failed("10.0.0.1:80", FetchError::Status(StatusCode::SERVICE_UNAVAILABLE))],
+            vec![failed(
+                "10.0.0.1:80",
+                FetchError::Status(StatusCode::SERVICE_UNAVAILABLE),
+            )],
         );
         some.targets.push(TargetReport {
             result: Ok(BodyStats::default()),
