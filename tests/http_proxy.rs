@@ -203,7 +203,7 @@ async fn upstream_errors_are_502() {
     assert!(r.text().contains("line 2"), "{}", r.text());
     let m = gate.get("/-/metrics").await.text();
     assert_eq!(metric_value(&m, "metric_gate_parse_errors_total"), 1.0);
-    assert!(m.contains("cause=\"parse\""), "{m}");
+    assert!(m.contains("cause=\"parse\"} 1\n"), "{m}");
 }
 
 #[tokio::test]
