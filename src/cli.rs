@@ -72,6 +72,19 @@ pub struct Args {
     #[arg(long = "relabel-file", value_name = "PATH", help_heading = HELP_RELABEL)]
     pub relabel_file: Option<PathBuf>,
 
+    /// Label names relabel rules may use and write: utf8 or legacy.
+    ///
+    /// utf8: any UTF-8 name, Prometheus 3's default; legacy: [a-zA-Z_][a-zA-Z0-9_]*, as
+    /// Prometheus 2.
+    #[arg(
+        long = "metric-name-validation-scheme",
+        default_value = "utf8",
+        value_name = "utf8|legacy",
+        help_heading = HELP_RELABEL,
+        hide_short_help = true
+    )]
+    pub metric_name_validation_scheme: crate::relabel::NameValidation,
+
     /// Upstream scrape timeout (Go duration: `15s`, `1m30s`, `500ms`).
     ///
     /// Bounds each upstream request (connect, headers, the whole body); Prometheus' own
@@ -383,11 +396,15 @@ impl Args {
     /// The relabel configuration of `--relabel` or `--relabel-file` (the file is read here, once,
     /// and handed to the server with its text), or pass-through when neither is given.
     pub fn relabel_config(&self) -> Result<RelabelConfig, RelabelError> {
+        let options = crate::relabel::LoadOptions {
+            names: self.metric_name_validation_scheme,
+            ..Default::default()
+        };
         if let Some(text) = &self.relabel {
-            return RelabelConfig::from_text(text, "--relabel");
+            return RelabelConfig::from_text(text, "--relabel", &options);
         }
         if let Some(path) = &self.relabel_file {
-            return RelabelConfig::from_file(path);
+            return RelabelConfig::from_file(path, &options);
         }
         Ok(RelabelConfig::passthrough())
     }
