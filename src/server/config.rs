@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use crate::limits::LabelLimits;
 use crate::relabel::{Config, ConfigError, LoadOptions};
-use crate::upstream::{ClientOptions, FetchOptions, UpstreamSpec};
+use crate::upstream::{ClientOptions, FetchOptions, IpFamily, UpstreamSpec};
 
 use super::web_config::WebConfigWatcher;
 
 /// Everything the server needs, checked and loaded.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The address to listen on (`--listen-address`, `--port`).
+    /// The address to listen on (`--listen-address`, `--port`). `[::]` listens on both
+    /// families (IPv4 too, through IPv4-mapped addresses), or on `0.0.0.0` where the host has
+    /// no IPv6: see `listener::bind`.
     pub listen: SocketAddr,
     /// How connections are accepted and served.
     pub listener: ListenerConfig,
@@ -72,6 +74,11 @@ pub struct UpstreamConfig {
     pub client: ClientOptions,
     /// `--dns-server`: the DNS server of fan-out upstreams, instead of the system's.
     pub dns_server: Option<SocketAddr>,
+    /// `--dns.ip-family`: which addresses of a `dns+` name are targets.
+    pub ip_family: IpFamily,
+    /// `--fan-out.require-all`: in fan-out mode, answer 502 unless every target answered in
+    /// full, instead of the sum of those that did.
+    pub require_all: bool,
     /// `-t/--scrape-timeout`: bound on each upstream request (Prometheus' own timeout may
     /// shorten it per request).
     pub scrape_timeout: Duration,

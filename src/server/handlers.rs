@@ -23,13 +23,13 @@ use crate::upstream::fetch::{self, scrape_into};
 use crate::upstream::{FetchError, ResolveError, Target};
 
 use super::encoding::{accepts_gzip, Rendered};
+use super::metrics_format::SelfMetricsFormat;
 use super::reload::ReloadError;
 use super::scrape::{ScrapeError, TargetFailures};
 use super::state::AppState;
 
 type AppStateRef = Arc<AppState>;
 
-const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const CONTENT_TYPE_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// The router with every endpoint and the request counter.
@@ -108,7 +108,7 @@ pub(crate) enum ApiError {
         known: Vec<String>,
     },
     /// A subset asked for before any scrape computed it: 503.
-    #[error("subset {0:?} has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start")]
+    #[error("subset {0:?} has no result yet: subsets are computed by scrapes (of /metrics, at start and at reload), and none has succeeded since it was configured")]
     NoResultYet(String),
     /// Resolving the upstream failed (`/source`, `/analyze`): 502.
     #[error(transparent)]
@@ -290,9 +290,17 @@ async fn subset(
     if !known.contains(&name) {
         return Err(ApiError::UnknownSubset { name, known });
     }
-    let snap = state
-        .subset_snapshot(&name)
-        .ok_or(ApiError::NoResultYet(name))?;
+    let snap = match state.subset_snapshot(&name) {
+        Some(snap) => snap,
+        None => {
+            // Not computed yet (just after start, or added by a reload): the scrape in flight,
+            // if any, brings it.
+            state.wait_for_scrape().await;
+            state
+                .subset_snapshot(&name)
+                .ok_or(ApiError::NoResultYet(name))?
+        }
+    };
     match &snap.rendered {
         Ok(rendered) => Ok(metrics_body(&headers, rendered).await),
         Err(e) => Err(e.clone().into()),
@@ -456,13 +464,19 @@ async fn reload(State(state): State<AppStateRef>) -> Result<Response, ApiError> 
     Ok(plain(StatusCode::OK, summary))
 }
 
-async fn self_metrics(State(state): State<AppStateRef>) -> Response {
+/// `GET /-/metrics`: OpenMetrics when the client asks for it, text 0.0.4 otherwise.
+async fn self_metrics(State(state): State<AppStateRef>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = SelfMetricsFormat::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE_OPENMETRICS),
-        )],
-        state.metrics.encode(),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static("Accept")),
+        ],
+        state.metrics.encode_as(format),
     )
         .into_response()
 }
@@ -518,7 +532,7 @@ mod tests {
             (
                 ApiError::NoResultYet("a".into()),
                 503,
-                "subset \"a\" has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start",
+                "subset \"a\" has no result yet: subsets are computed by scrapes (of /metrics, at start and at reload), and none has succeeded since it was configured",
             ),
             (ApiError::NoTargets, 400, "no targets"),
             (

@@ -26,14 +26,17 @@
 //! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
 //! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
 //! - `handlers`: the endpoints, and the one error type that turns failures into responses.
-//! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router.
+//! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router;
+//!   [`bind`]: the listen socket (dual-stack by default).
 
 mod basic_auth;
+pub mod bind;
 pub mod config;
 pub mod encoding;
 mod handlers;
 pub mod listener;
 pub mod metrics;
+pub mod metrics_format;
 pub mod reload;
 pub mod scrape;
 mod state;
@@ -177,7 +180,7 @@ pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), ServerErr
         let addr = config.listen;
         let state = AppState::new(config, relabel)?;
         let listen_error = |source| ServerError::Listen { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let listener = bind::bind(addr).map_err(listen_error)?;
         let local = listener.local_addr().map_err(listen_error)?;
         // Before the "listening" line: from then on a SIGHUP reloads instead of killing us.
         reload_on_sighup(Arc::clone(&state)).map_err(ServerError::Signal)?;

@@ -12,7 +12,8 @@
 //! # All or nothing per target
 //! Each target gets its own [`Pipeline`]. A target that fails at any point (connection, status,
 //! timeout, a bad line, the body limit) is left out whole: its half-filled aggregates are never
-//! merged. In static mode there is one target and its aggregates are rendered directly.
+//! merged. In static mode there is one target and its aggregates are rendered directly. With
+//! `--fan-out.require-all` one failed target fails the whole scrape (no list is rendered).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -127,6 +128,9 @@ pub struct ScrapeInput {
     pub sample_limit: usize,
     /// In fan-out mode, append the per-target health series to the default list.
     pub target_health: bool,
+    /// In fan-out mode, produce no output unless every target answered in full
+    /// (`--fan-out.require-all`); otherwise the targets that answered are summed.
+    pub require_all: bool,
 }
 
 /// What one scrape did: every target's outcome and, when at least one target answered in
@@ -139,7 +143,8 @@ pub struct ScrapeReport {
     pub targets: Vec<TargetReport>,
     /// Targets whose pipelines the engine keeps for the next scrape.
     pub cached_targets: usize,
-    /// The lists' outputs; `None` when every target failed.
+    /// The lists' outputs; `None` when every target failed, or when one did and every target
+    /// was required (`--fan-out.require-all`).
     pub output: Option<ScrapeOutput>,
 }
 
@@ -222,6 +227,16 @@ pub enum ScrapeError {
         /// Each target and why it failed.
         failures: TargetFailures,
     },
+    /// Some targets of a fan-out upstream failed, and `--fan-out.require-all` asks for all.
+    #[error("upstream {upstream}: {} of {total} targets failed (--fan-out.require-all): {failures}", .failures.0.len())]
+    NotAllTargets {
+        /// The upstream as configured.
+        upstream: String,
+        /// Targets resolved for the scrape.
+        total: usize,
+        /// Each failed target and why it failed.
+        failures: TargetFailures,
+    },
     /// A list's output had more series than `--sample-limit`.
     #[error("upstream {upstream}: {}{source}", subset_prefix(.subset))]
     SampleLimit {
@@ -265,9 +280,20 @@ impl ScrapeReport {
         self.targets.iter().filter(|t| t.result.is_ok()).count()
     }
 
-    /// Why there is no output, for a report whose targets all failed: the one target's error
-    /// in static mode, every target's in fan-out mode.
+    /// Why there is no output: the one target's error in static mode, every failed target's in
+    /// fan-out mode (all of them, or some when every target was required).
     pub fn failure(&self, upstream: &str) -> ScrapeError {
+        if self.fan_out && self.targets_ok() > 0 {
+            let failures = self.targets.iter().filter_map(|t| {
+                let e = t.result.as_ref().err()?;
+                Some((t.target.name.clone(), e.clone()))
+            });
+            return ScrapeError::NotAllTargets {
+                upstream: upstream.to_owned(),
+                total: self.targets.len(),
+                failures: TargetFailures(failures.collect()),
+            };
+        }
         let mut failures = self.targets.iter().filter_map(|t| {
             let e = t.result.as_ref().err()?;
             Some((t.target.name.clone(), e.clone()))
@@ -302,6 +328,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
         fetched_at_ms,
         sample_limit,
         target_health,
+        require_all,
     } = input;
     let fan_out = engine.fan_out;
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
@@ -323,7 +350,8 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
     }))
     .await;
 
-    if runs.iter().all(|r| r.report.result.is_err()) {
+    let failed = runs.iter().filter(|r| r.report.result.is_err()).count();
+    if failed == runs.len() || (fan_out && require_all && failed > 0) {
         // Pipelines go back for the next scrape; the half-filled aggregates are cleared then.
         let targets = engine.put_back(runs);
         return ScrapeReport {
@@ -458,6 +486,7 @@ fn health_series(runs: &[TargetRun]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     fn failed(name: &str, e: FetchError) -> TargetReport {
         TargetReport {
@@ -510,6 +539,21 @@ mod tests {
         assert_eq!(
             subset.to_string(),
             format!("upstream u: subset \"s\": {limit}")
+        );
+        let mut some = report(
+            true,
+            vec![failed(
+                "10.0.0.1:80",
+                FetchError::Status(StatusCode::SERVICE_UNAVAILABLE),
+            )],
+        );
+        some.targets.push(TargetReport {
+            result: Ok(BodyStats::default()),
+            ..failed("10.0.0.2:80", FetchError::TooLarge(1))
+        });
+        assert_eq!(
+            some.failure("dns+http://svc:80/m").to_string(),
+            "upstream dns+http://svc:80/m: 1 of 2 targets failed (--fan-out.require-all): 10.0.0.1:80: upstream answered 503 Service Unavailable"
         );
         let default = ScrapeError::SampleLimit {
             upstream: "u".into(),

@@ -95,7 +95,11 @@ impl AppState {
     pub fn new(cfg: ServerConfig, relabel: RelabelConfig) -> Result<Arc<Self>, StartError> {
         let up = &cfg.upstream;
         let resolver = if up.spec.is_fan_out() {
-            Some(DnsResolver::new(up.dns_server, Duration::from_secs(2))?)
+            Some(DnsResolver::new(
+                up.dns_server,
+                Duration::from_secs(2),
+                up.ip_family,
+            )?)
         } else {
             None
         };
@@ -103,6 +107,11 @@ impl AppState {
         let live = Live::new(&cfg, relabel)?;
         let metrics = Arc::new(SelfMetrics::new());
         metrics.record_reload(true);
+        metrics.init_subsets(live.subset_names.iter().map(String::as_str));
+        match &up.spec {
+            UpstreamSpec::Static { uri } => metrics.init_target(&Target::fixed(uri).name),
+            spec => metrics.init_upstream(&spec.to_string()),
+        }
         Ok(Arc::new(Self {
             resolver,
             live: ArcSwap::from_pointee(live),
@@ -159,7 +168,26 @@ impl AppState {
 
     /// The result of the scrape in flight, or of a new one started now with `timeout`.
     pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<ScrapeOutcome> {
-        let flight = {
+        self.flight(timeout).await
+    }
+
+    /// Waits for the scrape in flight, if any.
+    pub async fn wait_for_scrape(&self) {
+        let flight = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, f)| f.clone());
+        if let Some(f) = flight {
+            f.await;
+        }
+    }
+
+    /// The scrape in flight, or a new one started now with `timeout` (it runs in its own task
+    /// whether or not the returned future is awaited).
+    fn flight(self: &Arc<Self>, timeout: Duration) -> Flight {
+        {
             let mut slot = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             match &*slot {
                 Some((_, f)) => {
@@ -191,8 +219,7 @@ impl AppState {
                     f
                 }
             }
-        };
-        flight.await
+        }
     }
 
     /// One scrape from resolution to publishing; runs in the flight's task.
@@ -216,6 +243,7 @@ impl AppState {
                     fetched_at_ms,
                     sample_limit: self.cfg.limits.sample_limit,
                     target_health: self.cfg.target_health,
+                    require_all: self.cfg.upstream.require_all,
                 })
                 .await)
             }
@@ -285,6 +313,9 @@ impl AppState {
                     .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned()),
             };
             record_list(m, &label, &list);
+            if list.body.is_ok() {
+                m.record_list_success(&label, fetched_at_ms);
+            }
             let body = list.body.map_err(|e| {
                 m.sample_limit_exceeded.get_or_create(&label).inc();
                 tracing::warn!(
@@ -332,8 +363,9 @@ impl AppState {
 
     /// Re-reads the configuration files and swaps in what changed; returns a one-line summary,
     /// or the error while the previous configuration keeps serving. Logs and records the result
-    /// in the self-metrics either way.
-    pub async fn reload(&self) -> Result<String, ReloadError> {
+    /// in the self-metrics either way. Subsets the reload adds are filled by a scrape started
+    /// now ([`AppState::fill_new_subsets`]), not at the next `/metrics` request.
+    pub async fn reload(self: &Arc<Self>) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let current = self.live.load_full();
         let result = current.reload(&self.cfg).map(|found| match found {
@@ -346,7 +378,17 @@ impl AppState {
                 {
                     self.metrics.forget_subset(gone);
                 }
+                let added: Vec<String> = live
+                    .subset_names
+                    .iter()
+                    .filter(|n| !current.subset_names.contains(n))
+                    .cloned()
+                    .collect();
                 self.live.store(live);
+                if !added.is_empty() {
+                    self.metrics.init_subsets(added.iter().map(String::as_str));
+                    self.fill_new_subsets();
+                }
                 summary
             }
         });
@@ -359,6 +401,35 @@ impl AppState {
             ),
         }
         result
+    }
+}
+
+impl AppState {
+    /// Starts a scrape with the configuration just swapped in, so that subsets a reload added
+    /// are served at once (a scrape computes every subset). It shares the single-flight: when
+    /// no scrape is in flight, the new one is registered before this returns, so a request for
+    /// a new subset waits for it (see the `/metrics/{subset}` handler). A scrape in flight
+    /// started with the old configuration and does not compute the new subsets: the new
+    /// scrape starts when it ends.
+    fn fill_new_subsets(self: &Arc<Self>) {
+        let timeout = self.cfg.upstream.scrape_timeout;
+        let old = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, f)| f.clone());
+        match old {
+            // The flight runs in its own task; its result is published like any other.
+            None => drop(self.flight(timeout)),
+            Some(old) => {
+                let state = Arc::clone(self);
+                tokio::spawn(async move {
+                    old.await;
+                    state.scrape(timeout).await;
+                });
+            }
+        }
     }
 }
 
@@ -424,6 +495,7 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
 /// Logs and counts one target's result.
 fn record_target(m: &SelfMetrics, run: &TargetReport) {
     let target = run.target.name.clone();
+    m.init_target(&target);
     m.upstream_duration
         .get_or_create(&TargetLabels {
             target: target.clone(),

@@ -151,7 +151,7 @@ pub enum FetchError {
     /// The upstream answered with a redirect, which is not followed.
     #[error("upstream answered {0} redirecting to {1:?}; redirects are not followed: set --upstream to the final URL")]
     Redirect(StatusCode, String),
-    /// The upstream answered in a format that cannot be read (protobuf).
+    /// The upstream answered in a format that cannot be read (protobuf, or an HTML page).
     #[error("{0}")]
     ContentType(String),
     /// Reading the body failed midway (connection reset, truncated chunked encoding...).
@@ -172,7 +172,27 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// A short, fixed cause for the `cause` label of the error counter.
+    /// Every value [`FetchError::kind`] returns, so that counters by cause can start at 0.
+    pub const KINDS: [&'static str; 15] = [
+        "connect",
+        "tls",
+        "auth",
+        "timeout",
+        "status",
+        "redirect",
+        "content_type",
+        "body",
+        "decode",
+        "too_large",
+        "line_too_long",
+        "parse",
+        "label_limit",
+        "label_name_length_limit",
+        "label_value_length_limit",
+    ];
+
+    /// A short, fixed cause for the `cause` label of the error counter (one of
+    /// [`FetchError::KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Connect(_) => "connect",
@@ -336,7 +356,8 @@ const PROTOBUF_MEDIA_TYPES: [&str; 2] =
 
 /// Refuses a response that cannot be read: a non-2xx status (redirects are not followed: the
 /// upstream is one fixed URL per target, and a redirect, typically `/metrics` to `/metrics/`
-/// or to a login page, is a configuration error better fixed than chased), or a protobuf body.
+/// or to a login page, is a configuration error better fixed than chased), a protobuf body, or
+/// an HTML page (a wrong path).
 fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
     let status = resp.status();
     if status.is_redirection() {
@@ -363,6 +384,13 @@ fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
         return Err(FetchError::ContentType(format!(
             "upstream answered in the protobuf exposition format (Content-Type: {content_type}), which metric-gate does not read; it asks for text (Accept: text/plain;version=0.0.4): configure the exporter to serve text"
         )));
+    }
+    if media.eq_ignore_ascii_case("text/html") {
+        // A web page: usually `-H host:port` without the path, which fetches the exporter's
+        // landing page; parsing it would fail at line 1 with a message that hides the cause.
+        return Err(FetchError::ContentType(
+            "upstream answered text/html: is the path /metrics?".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -570,6 +598,53 @@ mod tests {
             .err()
             .or_else(|| c.finish(&mut sink).err());
         assert!(matches!(err, Some(FetchError::TooLarge(50_000))), "{err:?}");
+    }
+
+    #[test]
+    fn every_kind_is_listed() {
+        use crate::limits::{LimitError, LimitHit};
+        let parse = |kind| {
+            FetchError::Parse(ParseError {
+                line: 1,
+                column: 1,
+                message: String::new(),
+                kind,
+            })
+        };
+        let limit = |error| FetchError::Limit(LimitHit { line: 1, error });
+        let all = [
+            FetchError::Connect(String::new()),
+            FetchError::Tls(String::new()),
+            FetchError::Auth(String::new()),
+            FetchError::Timeout(Duration::ZERO),
+            FetchError::Status(StatusCode::BAD_GATEWAY),
+            FetchError::Redirect(StatusCode::FOUND, String::new()),
+            FetchError::ContentType(String::new()),
+            FetchError::Body(String::new()),
+            FetchError::Decode(String::new()),
+            FetchError::TooLarge(1),
+            parse(ParseErrorKind::LineTooLong),
+            parse(ParseErrorKind::Syntax),
+            limit(LimitError::Labels {
+                metric: String::new(),
+                count: 2,
+                limit: 1,
+            }),
+            limit(LimitError::NameLength {
+                metric: String::new(),
+                name: String::new(),
+                length: 2,
+                limit: 1,
+            }),
+            limit(LimitError::ValueLength {
+                metric: String::new(),
+                name: String::new(),
+                length: 2,
+                limit: 1,
+            }),
+        ];
+        let kinds: Vec<&str> = all.iter().map(FetchError::kind).collect();
+        assert_eq!(kinds, FetchError::KINDS);
     }
 
     #[test]
