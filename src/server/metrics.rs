@@ -328,6 +328,12 @@ impl SelfMetrics {
         self.aggregate_bytes.remove(&label);
     }
 
+    /// The registry, to register more metrics into (remote write's
+    /// `RemoteWriteMetrics::new`) before the metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
