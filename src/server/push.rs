@@ -276,11 +276,11 @@ pub(crate) async fn push_loop(state: Arc<AppState>) {
     loop {
         tokio::time::sleep_until(next).await;
         let interval = rw.schedule().interval;
-        let started = Instant::now();
         push_once(&state, rw, interval).await;
         next += interval;
-        if next < started {
-            next = Instant::now();
+        let now = Instant::now();
+        if next < now {
+            next = now;
         }
     }
 }
