@@ -19,7 +19,9 @@ use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
 use crate::server::config::{ListenerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use crate::server::web_config::{WebConfigError, WebConfigWatcher};
-use crate::server::{RelabelConfig, RelabelError, ScrapeLimits, ServerConfig, UpstreamConfig};
+use crate::server::{
+    RelabelConfig, RelabelError, RemoteWriteSettings, ScrapeLimits, ServerConfig, UpstreamConfig,
+};
 use crate::units::{parse_byte_size, parse_go_duration};
 use crate::upstream::{ClientOptions, IpFamily, SpecError, UpstreamSpec};
 
@@ -260,6 +262,32 @@ pub struct Args {
     /// connections). Go duration syntax.
     #[arg(long = "web.header-read-timeout", value_name = "D", default_value = HEADER_READ_TIMEOUT_TEXT.as_str(), value_parser = parse_positive_duration, help_heading = HELP_SERVER, hide_short_help = true)]
     pub web_header_read_timeout: Duration,
+
+    /// Push the lists to Prometheus remote-write endpoints: a YAML file with Prometheus'
+    /// `remote_write` section (plus `interval`, `external_labels` and per endpoint `subset`).
+    /// metric-gate then scrapes its upstream every `interval` by itself.
+    #[arg(long = "remote-write.config-file", value_name = "PATH")]
+    pub remote_write_config_file: Option<PathBuf>,
+
+    /// Serve `POST /api/v1/write` (remote write 1.0 and 2.0) and forward what it receives to
+    /// the endpoints of --remote-write.config-file.
+    #[arg(long = "remote-write.receiver", requires = "remote_write_config_file")]
+    pub remote_write_receiver: bool,
+
+    /// Largest remote-write request body accepted by the receiver, compressed or not.
+    #[arg(long = "remote-write.receiver.max-body-size", value_name = "SIZE", default_value = "32MiB", value_parser = parse_receiver_body_size)]
+    pub remote_write_receiver_max_body_size: usize,
+
+    /// At shutdown, how long delivering the remote-write queues (and the stale markers that
+    /// end every pushed series) may take. Go duration syntax.
+    #[arg(long = "remote-write.flush-deadline", value_name = "D", default_value = "10s", value_parser = parse_go_duration)]
+    pub remote_write_flush_deadline: Duration,
+}
+
+/// Parses `--remote-write.receiver.max-body-size`: a byte size that fits in memory.
+fn parse_receiver_body_size(s: &str) -> Result<usize, String> {
+    let n = parse_byte_size(s)?;
+    usize::try_from(n).map_err(|_| format!("size {s:?} too large"))
 }
 
 // Help headings: `-h` shows the common flags of each mode under these; `--help` shows every
@@ -440,7 +468,22 @@ impl Args {
             },
             target_health: !self.no_target_health,
             warm_up: true,
+            remote_write: self.remote_write_settings()?,
         })
+    }
+
+    /// `--remote-write.*`: the file loaded and checked (its `subset`s are checked against the
+    /// relabel configuration when the server starts).
+    pub fn remote_write_settings(&self) -> Result<Option<RemoteWriteSettings>, ConfigError> {
+        let Some(path) = &self.remote_write_config_file else {
+            return Ok(None);
+        };
+        Ok(Some(RemoteWriteSettings {
+            receiver: self.remote_write_receiver,
+            receiver_max_body: self.remote_write_receiver_max_body_size,
+            flush_deadline: self.remote_write_flush_deadline,
+            ..RemoteWriteSettings::load(path)?
+        }))
     }
 }
 
@@ -453,6 +496,9 @@ pub enum ConfigError {
     /// `--web.config.file` could not be loaded.
     #[error(transparent)]
     WebConfig(#[from] WebConfigError),
+    /// `--remote-write.config-file` could not be read or is invalid.
+    #[error(transparent)]
+    RemoteWrite(#[from] crate::remote_write::config::ConfigError),
 }
 
 /// Adds `http://` to an upstream given without a scheme (`localhost:10254/metrics`). A `dns+` or

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use crate::limits::LabelLimits;
 use crate::relabel::{Config, ConfigError, LoadOptions};
+use crate::remote_write::config::ConfigError as RemoteWriteConfigError;
+use crate::remote_write::RemoteWriteConfig;
 use crate::upstream::{ClientOptions, FetchOptions, IpFamily, UpstreamSpec};
 
 use super::web_config::WebConfigWatcher;
@@ -35,6 +37,58 @@ pub struct ServerConfig {
     /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
     /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
     pub warm_up: bool,
+    /// `--remote-write.*`: push to remote-write endpoints, and receive writes to forward.
+    pub remote_write: Option<RemoteWriteSettings>,
+}
+
+/// Default `--remote-write.receiver.max-body-size`: VictoriaMetrics' default request limit,
+/// far above what a Prometheus sends in one request (2000 samples, some hundred KiB).
+pub const DEFAULT_RECEIVER_MAX_BODY: usize = 32 << 20;
+/// Default `--remote-write.flush-deadline`.
+pub const DEFAULT_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Remote write (`server::push`): the `--remote-write.config-file` loaded and checked, and the
+/// receiver's settings.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteSettings {
+    /// The file, read again on every reload.
+    pub path: PathBuf,
+    /// Its text when it was loaded: a reload that finds the same text keeps the endpoints,
+    /// their queues and their series.
+    pub text: String,
+    /// The configuration parsed from `text`.
+    pub config: RemoteWriteConfig,
+    /// `--remote-write.receiver`: serve `POST /api/v1/write` and forward what it receives.
+    pub receiver: bool,
+    /// `--remote-write.receiver.max-body-size`: largest accepted request body, compressed and
+    /// decompressed alike.
+    pub receiver_max_body: usize,
+    /// `--remote-write.flush-deadline`: how long delivering the queues may take at shutdown.
+    pub flush_deadline: Duration,
+}
+
+impl RemoteWriteSettings {
+    /// Reads and checks `path` (every field; the lists the endpoints push are checked against
+    /// the relabel configuration when the server starts). The receiver is off and the limits
+    /// are the defaults.
+    pub fn load(path: &Path) -> Result<Self, RemoteWriteConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            RemoteWriteConfigError(format!(
+                "--remote-write.config-file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let config =
+            RemoteWriteConfig::from_yaml(&text, &path.display().to_string(), path.parent())?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+            config,
+            receiver: false,
+            receiver_max_body: DEFAULT_RECEIVER_MAX_BODY,
+            flush_deadline: DEFAULT_FLUSH_DEADLINE,
+        })
+    }
 }
 
 /// Default `--web.max-connections`.

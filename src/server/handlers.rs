@@ -44,6 +44,7 @@ pub fn router(state: AppStateRef) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/metrics", get(self_metrics))
         .route("/-/reload", post(reload))
+        .merge(super::push::routes(&state))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_requests,
@@ -62,6 +63,7 @@ pub(crate) fn endpoint_of(path: &str) -> &'static str {
         "/-/ready" => "/-/ready",
         "/-/metrics" => "/-/metrics",
         "/-/reload" => "/-/reload",
+        super::push::RECEIVER_PATH => super::push::RECEIVER_PATH,
         p if p.starts_with("/metrics/") => "/metrics/{subset}",
         _ => "other",
     }

@@ -446,6 +446,12 @@ impl SelfMetrics {
         self.last_successful_scrape.remove(&label);
     }
 
+    /// The registry, to register more metrics into (remote write's
+    /// `RemoteWriteMetrics::new`) before the metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         use prometheus_client::encoding::text::{encode_eof, encode_registry};

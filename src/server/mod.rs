@@ -28,6 +28,7 @@
 //! - `handlers`: the endpoints, and the one error type that turns failures into responses.
 //! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router;
 //!   [`bind`]: the listen socket (dual-stack by default).
+//! - [`push`]: remote write: the push loop, `POST /api/v1/write`, its reload and shutdown.
 
 mod basic_auth;
 pub mod bind;
@@ -37,6 +38,7 @@ mod handlers;
 pub mod listener;
 pub mod metrics;
 pub mod metrics_format;
+pub mod push;
 pub mod reload;
 pub mod scrape;
 mod state;
@@ -50,14 +52,16 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{
-    ListenerConfig, RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig,
-    UpstreamConfig,
+    ListenerConfig, RelabelConfig, RelabelError, RelabelSource, RemoteWriteSettings, ScrapeLimits,
+    ServerConfig, UpstreamConfig,
 };
 pub use reload::ReloadError;
 pub use state::{AppState, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};
 
 /// Serves `state` on `listener`, with the listener settings of its configuration (web config,
 /// connection cap, timeouts), until `shutdown` completes; then finishes in-flight requests.
+/// With remote write, the push loop runs meanwhile, and at the end the endpoints are flushed
+/// (stale markers for every series, then the queues) within `--remote-write.flush-deadline`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -68,6 +72,10 @@ pub async fn serve(
         .config()
         .warm_up
         .then(|| tokio::spawn(warm_up(Arc::clone(&state))));
+    let push = state
+        .remote_write
+        .is_some()
+        .then(|| tokio::spawn(push::push_loop(Arc::clone(&state))));
     let app = handlers::router(Arc::clone(&state));
     let result = listener::serve_connections(
         listener,
@@ -79,6 +87,12 @@ pub async fn serve(
     .await;
     if let Some(w) = warm_up {
         w.abort();
+    }
+    if let Some(p) = push {
+        p.abort();
+    }
+    if let Some(rw) = &state.remote_write {
+        rw.shutdown().await;
     }
     result
 }

@@ -131,6 +131,10 @@ pub struct ScrapeInput {
     /// In fan-out mode, produce no output unless every target answered in full
     /// (`--fan-out.require-all`); otherwise the targets that answered are summed.
     pub require_all: bool,
+    /// Subsets to render a second time without the fetch time on their samples: the lists
+    /// remote write pushes (it stamps the samples itself, and only samples without a
+    /// timestamp of their own get stale markers).
+    pub untimed: Vec<String>,
 }
 
 /// What one scrape did: every target's outcome and, when at least one target answered in
@@ -177,6 +181,9 @@ pub struct ListOutput {
     pub name: Option<String>,
     /// The text, or the sample limit it broke (then nothing was rendered).
     pub body: Result<Bytes, SampleLimitError>,
+    /// For a subset in [`ScrapeInput::untimed`] whose body rendered: the text without the
+    /// fetch time on samples that have no timestamp of their own.
+    pub untimed: Option<Bytes>,
     /// Output series.
     pub series: usize,
     /// Bytes of series keys and values held by the output.
@@ -329,6 +336,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
         sample_limit,
         target_health,
         require_all,
+        untimed,
     } = input;
     let fan_out = engine.fan_out;
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
@@ -364,7 +372,14 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
     let health = (fan_out && target_health).then(|| health_series(&runs));
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
     tokio::task::spawn_blocking(move || {
-        let lists = render_all(&mut engine, &runs, fetched_at_ms, health, sample_limit);
+        let lists = render_all(
+            &mut engine,
+            &runs,
+            fetched_at_ms,
+            health,
+            sample_limit,
+            &untimed,
+        );
         let targets = engine.put_back(runs);
         ScrapeReport {
             fan_out,
@@ -387,6 +402,7 @@ fn render_all(
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
     sample_limit: usize,
+    untimed: &[String],
 ) -> Vec<ListOutput> {
     let ok: Vec<&Pipeline> = runs
         .iter()
@@ -431,9 +447,19 @@ fn render_all(
             }
             Bytes::from(body)
         });
+        let wants_untimed = list
+            .name
+            .as_named()
+            .is_some_and(|n| untimed.iter().any(|u| u == n));
+        let untimed = (wants_untimed && body.is_ok()).then(|| {
+            let mut text = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24);
+            agg.render(&mut text, &RenderOptions::default());
+            Bytes::from(text)
+        });
         outputs.push(ListOutput {
             name: list.name.as_named().map(str::to_owned),
             body,
+            untimed,
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
             dropped_by_relabel,

@@ -19,6 +19,7 @@ use crate::upstream::{
 use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
 use super::encoding::Rendered;
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
+use super::push::{RemoteWriteError, RemoteWriteState, UntimedLists};
 use super::reload::{Live, ReloadError, Reloaded};
 use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
 
@@ -31,6 +32,10 @@ pub enum StartError {
     /// The TLS files or credentials of the upstream client are unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The remote-write configuration does not fit the relabel configuration, or an
+    /// endpoint's files are unusable.
+    #[error(transparent)]
+    RemoteWrite(#[from] RemoteWriteError),
 }
 
 /// What a `/metrics` request answers: the default list's output, or why there is none.
@@ -38,6 +43,12 @@ pub enum StartError {
 pub struct ScrapeOutcome {
     /// The body, or why there is none (answered with a 502).
     pub result: Result<Rendered, ScrapeError>,
+    /// When the upstream fetch started, ms since the epoch (also for a failed scrape: remote
+    /// write stamps its stale markers with it).
+    pub fetched_at_ms: i64,
+    /// The subsets remote write pushes, rendered without the fetch time (empty without remote
+    /// write; a subset over `--sample-limit` is missing).
+    pub untimed: UntimedLists,
 }
 
 /// A named subset's last result.
@@ -78,6 +89,8 @@ pub struct AppState {
     ready: AtomicBool,
     /// Self-metrics, shared with the listener.
     pub metrics: Arc<SelfMetrics>,
+    /// Remote write (`--remote-write.config-file`): endpoints, push schedule, receiver.
+    pub(crate) remote_write: Option<RemoteWriteState>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -104,8 +117,17 @@ impl AppState {
             None
         };
         warn_about_client_settings(up);
+        let mut metrics = SelfMetrics::new();
+        let remote_write = match &cfg.remote_write {
+            Some(settings) => Some(RemoteWriteState::start(
+                settings,
+                |s| relabel.config.subsets.iter().any(|(name, _)| name == s),
+                metrics.registry_mut(),
+            )?),
+            None => None,
+        };
         let live = Live::new(&cfg, relabel)?;
-        let metrics = Arc::new(SelfMetrics::new());
+        let metrics = Arc::new(metrics);
         metrics.record_reload(true);
         metrics.init_subsets(live.subset_names.iter().map(String::as_str));
         match &up.spec {
@@ -121,6 +143,7 @@ impl AppState {
             subsets: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
             metrics,
+            remote_write,
             cfg,
         }))
     }
@@ -211,6 +234,8 @@ impl AppState {
                             Ok(o) => o,
                             Err(e) => Arc::new(ScrapeOutcome {
                                 result: Err(ScrapeError::Task(e.to_string())),
+                                fetched_at_ms: now_ms(),
+                                untimed: UntimedLists::new(),
                             }),
                         })
                         .boxed()
@@ -244,6 +269,11 @@ impl AppState {
                     sample_limit: self.cfg.limits.sample_limit,
                     target_health: self.cfg.target_health,
                     require_all: self.cfg.upstream.require_all,
+                    untimed: self
+                        .remote_write
+                        .as_ref()
+                        .map(RemoteWriteState::pushed_subsets)
+                        .unwrap_or_default(),
                 })
                 .await)
             }
@@ -282,6 +312,8 @@ impl AppState {
                         upstream,
                         source: e,
                     }),
+                    fetched_at_ms,
+                    untimed: UntimedLists::new(),
                 };
             }
         };
@@ -295,6 +327,8 @@ impl AppState {
         let Some(output) = report.output else {
             return ScrapeOutcome {
                 result: Err(report.failure(&upstream)),
+                fetched_at_ms,
+                untimed: UntimedLists::new(),
             };
         };
         let caches = &output.caches;
@@ -305,7 +339,11 @@ impl AppState {
 
         let mut by_name = HashMap::new();
         let mut default = None;
+        let mut untimed = UntimedLists::new();
         for list in output.lists {
+            if let (Some(name), Some(text)) = (&list.name, &list.untimed) {
+                untimed.insert(name.clone(), text.clone());
+            }
             let label = SubsetLabels {
                 subset: list
                     .name
@@ -358,6 +396,8 @@ impl AppState {
         );
         ScrapeOutcome {
             result: default.map(Rendered::new),
+            fetched_at_ms,
+            untimed,
         }
     }
 
@@ -367,8 +407,32 @@ impl AppState {
     /// now ([`AppState::fill_new_subsets`]), not at the next `/metrics` request.
     pub async fn reload(self: &Arc<Self>) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock().await;
+        let result = self.reload_locked().await;
+        self.metrics.record_reload(result.is_ok());
+        match &result {
+            Ok(summary) => tracing::info!(result = %summary, "configuration reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "configuration reload failed; still serving the previous configuration"
+            ),
+        }
+        result
+    }
+
+    /// Everything is read and checked before anything is swapped in: a bad relabel file or a
+    /// bad remote-write file (or one whose `subset` the new relabel file lacks) keeps both.
+    async fn reload_locked(self: &Arc<Self>) -> Result<String, ReloadError> {
         let current = self.live.load_full();
-        let result = current.reload(&self.cfg).map(|found| match found {
+        let found = current.reload(&self.cfg)?;
+        let subset_names = match &found {
+            Reloaded::Unchanged(_) => &current.subset_names,
+            Reloaded::Changed { live, .. } => &live.subset_names,
+        };
+        let remote_write = match &self.remote_write {
+            Some(rw) => rw.prepare_reload(subset_names).await?,
+            None => None,
+        };
+        let mut summary = match found {
             Reloaded::Unchanged(summary) => summary,
             Reloaded::Changed { live, summary } => {
                 for gone in current
@@ -391,16 +455,15 @@ impl AppState {
                 }
                 summary
             }
-        });
-        self.metrics.record_reload(result.is_ok());
-        match &result {
-            Ok(summary) => tracing::info!(result = %summary, "configuration reloaded"),
-            Err(e) => tracing::error!(
-                error = %e,
-                "configuration reload failed; still serving the previous configuration"
-            ),
+        };
+        match (&self.remote_write, remote_write) {
+            (Some(rw), Some(prepared)) => {
+                summary = format!("{summary}; {}", rw.apply_reload(prepared).await);
+            }
+            (Some(_), None) => summary.push_str("; remote write config unchanged"),
+            (None, _) => {}
         }
-        result
+        Ok(summary)
     }
 }
 

@@ -255,6 +255,7 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         },
         target_health: true,
         warm_up: false,
+        remote_write: None,
     }
 }
 
