@@ -6,7 +6,10 @@
 //! therefore costs one upstream request when their scrapes overlap, and both get the same,
 //! consistent answer. The scrape runs in its own task, so a client that disconnects does not
 //! cancel it (the relabel programs it holds always come back to the [`scrape::Engine`]).
-//! The first request's `X-Prometheus-Scrape-Timeout-Seconds` sets the flight's timeout.
+//! Each request's `X-Prometheus-Scrape-Timeout-Seconds` is its own: the scrape runs until the
+//! latest deadline among the requests waiting for it (at most `--scrape-timeout`), and each
+//! request stops waiting at its own deadline (`504`), so a client with a short timeout never
+//! cuts the scrape short for the others (see [`flight`]).
 //!
 //! # Subsets
 //! Every scrape also computes each named subset. Their rendered results are swapped in together
@@ -31,10 +34,12 @@
 mod basic_auth;
 pub mod config;
 pub mod encoding;
+pub mod flight;
 mod handlers;
 pub mod listener;
 pub mod metrics;
 pub mod reload;
+pub mod responses;
 pub mod scrape;
 mod state;
 pub mod web_config;
@@ -84,8 +89,12 @@ pub async fn serve(
 async fn warm_up(state: Arc<AppState>) {
     let mut wait = Duration::from_secs(1);
     while !state.is_ready() {
-        let outcome = state.scrape(state.config().upstream.scrape_timeout).await;
-        if outcome.result.is_ok() {
+        let patience = flight::Patience::from_now(state.config().upstream.scrape_timeout);
+        if state
+            .scrape(patience)
+            .await
+            .is_ok_and(|o| o.result.is_ok())
+        {
             return;
         }
         tokio::time::sleep(wait).await;

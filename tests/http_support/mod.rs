@@ -253,6 +253,7 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         },
         target_health: true,
         warm_up: false,
+        staleness_window: metric_gate::server::config::DEFAULT_STALENESS_WINDOW,
     }
 }
 
