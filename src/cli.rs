@@ -223,7 +223,7 @@ static HEADER_READ_TIMEOUT_TEXT: LazyLock<String> =
 fn go_duration_text(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.subsec_nanos() % 1_000_000 == 0 {
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}ns", d.as_nanos())
@@ -421,7 +421,9 @@ impl<R: Read> Read for Capped<R> {
                 _ => Err(io::Error::other(InputTooLarge(self.limit))),
             };
         }
-        let max = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let n = self.inner.read(&mut buf[..max])?;
         self.left -= n as u64;
         Ok(n)

@@ -447,7 +447,9 @@ fn sample_limit_flag_in_file_mode() {
 fn max_body_size_bounds_files_and_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.txt");
-    let text: String = (0..100_000).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+    let text: String = (0..100_000)
+        .map(|i| format!("m{{i=\"{i}\"}} 1\n"))
+        .collect();
     std::fs::write(&big, &text).unwrap();
     let path = big.to_str().unwrap();
     for apply in [false, true] {
@@ -500,5 +502,8 @@ fn max_body_size_bounds_files_and_stdin() {
         "{}",
         stderr(&o)
     );
-    assert!(written < 100 << 20, "{written} bytes written before metric-gate stopped reading");
+    assert!(
+        written < 100 << 20,
+        "{written} bytes written before metric-gate stopped reading"
+    );
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use metric_gate::relabel::Config;
-use metric_gate::server::web_config::WebConfigWatcher;
 use metric_gate::server::responses::MAX_HELD_RESULTS;
+use metric_gate::server::web_config::WebConfigWatcher;
 use metric_gate::server::ListenerConfig;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -171,7 +171,10 @@ async fn hostile_headers_and_parameters_never_panic() {
     let others: Vec<(&str, Vec<u8>)> = vec![
         ("Accept", b"*/*;q=2".to_vec()),
         ("Accept", b";;;,,,q=".to_vec()),
-        ("Accept", b"application/openmetrics-text;version=999;escaping=\xff".to_vec()),
+        (
+            "Accept",
+            b"application/openmetrics-text;version=999;escaping=\xff".to_vec(),
+        ),
         ("Accept", long_accept.clone().into_bytes()),
         ("Accept-Encoding", b"gzip;q=NaN".to_vec()),
         ("Accept-Encoding", b"gzip;q=1e400, *;q=-1".to_vec()),
@@ -180,7 +183,10 @@ async fn hostile_headers_and_parameters_never_panic() {
         ("Authorization", b"Basic !!!!".to_vec()),
         ("Authorization", b"Basic bm9jb2xvbg==".to_vec()),
         ("Authorization", b"Basic".to_vec()),
-        ("Authorization", format!("Basic {}", "A".repeat(20_000)).into_bytes()),
+        (
+            "Authorization",
+            format!("Basic {}", "A".repeat(20_000)).into_bytes(),
+        ),
         ("Authorization", b"\xff\xff".to_vec()),
     ];
     let long_name = "a".repeat(8000);
@@ -234,7 +240,10 @@ async fn hostile_headers_and_parameters_never_panic() {
                 .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(&v[..v.len().min(40)])))
                 .collect();
             let status = status.unwrap_or_else(|| {
-                panic!("no answer to GET {} with {shown:?}", &path[..path.len().min(60)])
+                panic!(
+                    "no answer to GET {} with {shown:?}",
+                    &path[..path.len().min(60)]
+                )
             });
             assert!(
                 status < 500 || status == 502 || status == 503 || status == 504,
@@ -259,7 +268,9 @@ async fn hostile_headers_and_parameters_never_panic() {
     assert!(
         !logs.iter().any(|l| l.contains("panicked")),
         "{:#?}",
-        logs.iter().filter(|l| l.contains("panic")).collect::<Vec<_>>()
+        logs.iter()
+            .filter(|l| l.contains("panic"))
+            .collect::<Vec<_>>()
     );
     assert!(
         logs.iter()
@@ -289,7 +300,11 @@ async fn analyze_and_source_share_and_bound_upstream_fetches() {
         assert_eq!(r.status, 200, "{}", r.text());
         reports.push(r.text());
     }
-    assert_eq!(up.request_count(), 1, "20 concurrent /analyze, one upstream fetch");
+    assert_eq!(
+        up.request_count(),
+        1,
+        "20 concurrent /analyze, one upstream fetch"
+    );
     assert!(reports.iter().all(|r| r == &reports[0]));
     assert!(reports[0].contains("up"), "{}", reports[0]);
 
@@ -303,7 +318,11 @@ async fn analyze_and_source_share_and_bound_upstream_fetches() {
             }
             503 => {
                 assert_eq!(r.header("retry-after"), Some("1"));
-                assert!(r.text().contains("/source requests are in progress"), "{}", r.text());
+                assert!(
+                    r.text().contains("/source requests are in progress"),
+                    "{}",
+                    r.text()
+                );
                 busy += 1;
             }
             s => panic!("{s}: {}", r.text()),
@@ -311,7 +330,11 @@ async fn analyze_and_source_share_and_bound_upstream_fetches() {
     }
     assert!((1..=2).contains(&ok), "{ok} served");
     assert_eq!(ok + busy, 20);
-    assert_eq!(up.request_count(), 1 + ok, "one upstream fetch per /source served");
+    assert_eq!(
+        up.request_count(),
+        1 + ok,
+        "one upstream fetch per /source served"
+    );
 }
 
 /// Item 13: `/source` passes the content headers only, and never an upstream status other
@@ -375,7 +398,9 @@ async fn vanished_targets_leave_the_self_metrics_after_the_staleness_window() {
     let gate = Gate::start(cfg, &Config::passthrough()).await;
     let churn = |scrape: u8| -> Vec<Ipv4Addr> {
         // Three new pod IPs per scrape, where nothing listens (connection refused).
-        (0..3).map(|k| Ipv4Addr::new(127, 0, 1, 10 + 3 * scrape + k)).collect()
+        (0..3)
+            .map(|k| Ipv4Addr::new(127, 0, 1, 10 + 3 * scrape + k))
+            .collect()
     };
     for scrape in 0..10u8 {
         let mut ips = vec![Ipv4Addr::new(127, 0, 0, 2)];
@@ -392,8 +417,15 @@ async fn vanished_targets_leave_the_self_metrics_after_the_staleness_window() {
         .filter_map(|l| l.split("target=\"").nth(1)?.split('"').next())
         .collect();
     // The stable target, and the churned ones of roughly the last 1.2 s (4-5 scrapes).
-    assert!(targets.contains(format!("127.0.0.2:{port}").as_str()), "{m}");
-    assert!(targets.len() <= 1 + 3 * 6, "{} targets: {targets:?}", targets.len());
+    assert!(
+        targets.contains(format!("127.0.0.2:{port}").as_str()),
+        "{m}"
+    );
+    assert!(
+        targets.len() <= 1 + 3 * 6,
+        "{} targets: {targets:?}",
+        targets.len()
+    );
     for gone in churn(0).iter().chain(&churn(3)) {
         let t = format!("{gone}:{port}");
         assert!(!targets.contains(t.as_str()), "{t} still in\n{m}");
@@ -401,7 +433,9 @@ async fn vanished_targets_leave_the_self_metrics_after_the_staleness_window() {
     let last = format!("{}:{port}", churn(9)[0]);
     assert!(targets.contains(last.as_str()), "{m}");
     assert!(
-        m.contains(&format!("metric_gate_upstream_errors_total{{target=\"{last}\",cause=\"connect\"}} 1")),
+        m.contains(&format!(
+            "metric_gate_upstream_errors_total{{target=\"{last}\",cause=\"connect\"}} 1"
+        )),
         "{m}"
     );
 }
@@ -469,16 +503,24 @@ async fn a_wrong_password_flood_neither_queues_nor_blocks_a_first_login() {
     // Every guess different: each let in costs a bcrypt run, the excess is refused at once.
     let statuses = flood("", 60).await;
     let refused = statuses.iter().filter(|&&s| s == 503).count();
-    assert!(statuses.iter().all(|&s| s == 401 || s == 503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 503),
+        "{statuses:?}"
+    );
     assert!(refused > 0, "{statuses:?}");
     let m = gate.state.metrics.encode();
     assert!(
-        m.contains(&format!("metric_gate_basic_auth_checks_refused_total {refused}")),
+        m.contains(&format!(
+            "metric_gate_basic_auth_checks_refused_total {refused}"
+        )),
         "{refused} refused; {m}"
     );
     // The same wrong password again and again: checked once, then answered from memory.
     let statuses = flood("wrong", 5).await;
-    assert!(statuses.iter().all(|&s| s == 401 || s == 503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 503),
+        "{statuses:?}"
+    );
     let statuses = flood("wrong", 60).await;
     assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
     // While that flood goes on, a first login is checked at once.
@@ -601,12 +643,19 @@ async fn unread_responses_hold_at_most_a_few_scrape_results() {
         }
         let r = get(&format!("{base}/metrics"), &[]).await;
         assert_eq!(r.status, 200);
-        assert_eq!(r.body.len(), body.len(), "a normal scrape reads the whole body");
+        assert_eq!(
+            r.body.len(),
+            body.len(),
+            "a normal scrape reads the whole body"
+        );
     }
     let peak = proc_kib(pid, "VmHWM");
     let m = get(&format!("{base}/-/metrics"), &[]).await.text();
     let held = metric_value(&m, "metric_gate_http_response_held_bytes");
-    assert!(held <= (MAX_HELD_RESULTS * body.len()) as f64, "{held}\n{m}");
+    assert!(
+        held <= (MAX_HELD_RESULTS * body.len()) as f64,
+        "{held}\n{m}"
+    );
     assert!(
         metric_value(
             &m,
@@ -643,10 +692,17 @@ async fn the_write_timeout_closes_unread_responses() {
     // The responses are ready once the scrape is done; a normal scrape waits for that.
     assert_eq!(get(&format!("{base}/metrics"), &[]).await.status, 200);
     let m = get(&format!("{base}/-/metrics"), &[]).await.text();
-    assert!(metric_value(&m, "metric_gate_http_response_held_bytes") > 0.0, "{m}");
+    assert!(
+        metric_value(&m, "metric_gate_http_response_held_bytes") > 0.0,
+        "{m}"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let m = get(&format!("{base}/-/metrics"), &[]).await.text();
-    assert_eq!(metric_value(&m, "metric_gate_http_response_held_bytes"), 0.0, "{m}");
+    assert_eq!(
+        metric_value(&m, "metric_gate_http_response_held_bytes"),
+        0.0,
+        "{m}"
+    );
     assert_eq!(
         metric_value(
             &m,

@@ -305,7 +305,10 @@ mod tests {
         // without one.
         let runs = auth.bcrypt_runs.load(Ordering::Relaxed) as usize;
         assert_eq!(runs, denied);
-        assert!(busy >= 40 - 2 * MAX_BCRYPT_CHECKS, "{busy} refused, {denied} checked");
+        assert!(
+            busy >= 40 - 2 * MAX_BCRYPT_CHECKS,
+            "{busy} refused, {denied} checked"
+        );
         assert_eq!(auth.bcrypt_pending.load(Ordering::Relaxed), 0);
         // The queue is free again: the right password passes.
         assert_eq!(

@@ -160,7 +160,10 @@ struct ClearSlot<T> {
 impl<T> Drop for ClearSlot<T> {
     fn drop(&mut self) {
         let mut slot = self.this.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|f| f.generation == self.generation) {
+        if slot
+            .as_ref()
+            .is_some_and(|f| f.generation == self.generation)
+        {
             *slot = None;
         }
     }
@@ -209,7 +212,11 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         let long = flight
-            .run(patience(9500), cap, pass(&started, Duration::from_millis(800)))
+            .run(
+                patience(9500),
+                cap,
+                pass(&started, Duration::from_millis(800)),
+            )
             .await
             .unwrap();
         assert!(long.shared);
@@ -227,7 +234,11 @@ mod tests {
         let started = Arc::new(AtomicUsize::new(0));
         let cap = Duration::from_millis(500);
         let r = flight
-            .run(patience(30_000), cap, pass(&started, Duration::from_secs(5)))
+            .run(
+                patience(30_000),
+                cap,
+                pass(&started, Duration::from_secs(5)),
+            )
             .await
             .unwrap();
         assert_eq!(*r.value, Err(cap), "cut to the cap");
@@ -241,15 +252,16 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         let second = flight
-            .run(patience(1000), cap, pass(&started, Duration::from_millis(50)))
+            .run(
+                patience(1000),
+                cap,
+                pass(&started, Duration::from_millis(50)),
+            )
             .await
             .unwrap();
         assert!(!second.shared);
         assert_eq!(*second.value, Ok(2));
-        assert!(matches!(
-            first.await.unwrap(),
-            Err(FlightError::GaveUp(_))
-        ));
+        assert!(matches!(first.await.unwrap(), Err(FlightError::GaveUp(_))));
         assert_eq!(started.load(Ordering::SeqCst), 3);
     }
 }

@@ -260,7 +260,8 @@ pub(crate) fn effective_timeout(flag: Duration, headers: &HeaderMap) -> Duration
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0);
-    let Some(t) = secs.and_then(|s| Duration::try_from_secs_f64(s.min(MAX_HEADER_TIMEOUT_SECS)).ok())
+    let Some(t) =
+        secs.and_then(|s| Duration::try_from_secs_f64(s.min(MAX_HEADER_TIMEOUT_SECS)).ok())
     else {
         tracing::debug!(
             value = %clip(&String::from_utf8_lossy(raw.as_bytes())),

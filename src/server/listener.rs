@@ -312,7 +312,12 @@ async fn handle(
     };
     let mut resp = match user {
         Err(refused) => refused,
-        Ok(user) if web.rate_limit.as_ref().is_some_and(|r| !r.allow(user.as_deref())) => {
+        Ok(user)
+            if web
+                .rate_limit
+                .as_ref()
+                .is_some_and(|r| !r.allow(user.as_deref())) =>
+        {
             metrics.count_request(endpoint, 429);
             status_response(StatusCode::TOO_MANY_REQUESTS)
         }

@@ -77,17 +77,25 @@ impl ConnControl {
 
     /// A request is being served: nothing is being written until its response is ready.
     pub fn request_started(&self) {
-        *self.write_deadline.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self
+            .write_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The response is ready: it must be written within the write timeout from now.
     pub fn response_ready(&self) {
-        *self.write_deadline.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + self.write_timeout);
+        *self
+            .write_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + self.write_timeout);
     }
 
     fn write_deadline(&self) -> Option<Instant> {
-        *self.write_deadline.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .write_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// True once a response missed its write deadline.
@@ -177,7 +185,11 @@ impl HeldResults {
                 break;
             };
             let gone = held.swap_remove(oldest);
-            for conn in gone.holders.iter().filter_map(|(_, c)| c.as_ref()?.upgrade()) {
+            for conn in gone
+                .holders
+                .iter()
+                .filter_map(|(_, c)| c.as_ref()?.upgrade())
+            {
                 conn.evict();
             }
             tracing::debug!(
@@ -361,8 +373,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadlineIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .guarded(cx, |s, cx| s.poll_write(cx, buf))
+        self.get_mut().guarded(cx, |s, cx| s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -434,7 +445,10 @@ mod tests {
         assert!(conns.iter().all(|c| !c.evicted.load(Ordering::Relaxed)));
         holds.push(results.hold(4, &bodies[4], Some(&conns[4])));
         assert_eq!(results.results(), MAX_HELD_RESULTS);
-        assert!(conns[0].evicted.load(Ordering::Relaxed), "oldest result's reader closed");
+        assert!(
+            conns[0].evicted.load(Ordering::Relaxed),
+            "oldest result's reader closed"
+        );
         assert!(!conns[1].evicted.load(Ordering::Relaxed));
         tokio::time::timeout(Duration::from_secs(1), conns[0].evicted())
             .await

@@ -19,9 +19,9 @@ use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
 use super::encoding::Rendered;
 use super::flight::{FlightError, Patience, SingleFlight};
 use super::handlers::{Analysis, MAX_SOURCE_REQUESTS};
-use super::responses::HeldResults;
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
 use super::reload::{Live, ReloadError, Reloaded};
+use super::responses::HeldResults;
 use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
 
 /// The server could not start: the upstream's resolver or client could not be built.
@@ -185,16 +185,16 @@ impl AppState {
         patience: Patience,
     ) -> Result<Arc<ScrapeOutcome>, FlightError> {
         let state = Arc::clone(self);
-        let joined = self
-            .scrapes
-            .run(
-                patience,
-                self.cfg.upstream.scrape_timeout,
-                move |generation, deadline| async move {
-                    state.scrape_now(generation, deadline).await
-                },
-            )
-            .await?;
+        let joined =
+            self.scrapes
+                .run(
+                    patience,
+                    self.cfg.upstream.scrape_timeout,
+                    move |generation, deadline| async move {
+                        state.scrape_now(generation, deadline).await
+                    },
+                )
+                .await?;
         if joined.shared {
             self.metrics.scrapes_shared.inc();
         }
@@ -346,10 +346,7 @@ impl AppState {
     fn note_targets(&self, targets: &[TargetReport]) {
         let now = Instant::now();
         let window = self.cfg.staleness_window;
-        let mut seen = self
-            .target_series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.target_series.lock().unwrap_or_else(|e| e.into_inner());
         for t in targets {
             let entry = seen
                 .entry(t.target.name.clone())

@@ -686,7 +686,10 @@ mod tests {
         assert_eq!(c.headers.len(), 2);
         let r = c.rate_limit.unwrap();
         assert!(r.allow(None) && r.allow(None));
-        assert!(!r.allow(None), "third request within the interval is refused");
+        assert!(
+            !r.allow(None),
+            "third request within the interval is refused"
+        );
         // Each user has a bucket of its own.
         assert!(r.allow(Some("a")) && r.allow(Some("a")) && !r.allow(Some("a")));
         assert!(r.allow(Some("b")));

@@ -41,7 +41,9 @@ struct Inner {
 pub struct Elapsed;
 
 fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(EXPIRED - 1).min(EXPIRED - 1)
+    u64::try_from(d.as_nanos())
+        .unwrap_or(EXPIRED - 1)
+        .min(EXPIRED - 1)
 }
 
 impl Deadline {
@@ -159,7 +161,10 @@ mod tests {
         tokio::time::sleep(50 * MS).await;
         assert!(d.extend_to(start + Duration::from_secs(60)));
         assert_eq!(d.timeout(), 1500 * MS);
-        assert!(waiter.await.unwrap(), "the extension let the 600 ms wait finish");
+        assert!(
+            waiter.await.unwrap(),
+            "the extension let the 600 ms wait finish"
+        );
 
         // Past the cap, the wait fails and the deadline can no longer move.
         let r = d.run(tokio::time::sleep(Duration::from_secs(5))).await;

@@ -259,18 +259,20 @@ pub fn body_stream(
     futures_util::stream::unfold(Some(body), move |body| {
         let deadline = deadline.clone();
         async move {
-        let mut body = body?;
-        loop {
-            match deadline.run(body.frame()).await {
-                Ok(Some(Ok(f))) => match f.into_data() {
-                    Ok(d) => return Some((Ok(d), Some(body))),
-                    Err(_) => continue, // trailers
-                },
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => return Some((Err(FetchError::Body(error_chain(&e))), None)),
-                Err(_) => return Some((Err(FetchError::Timeout(deadline.timeout())), None)),
+            let mut body = body?;
+            loop {
+                match deadline.run(body.frame()).await {
+                    Ok(Some(Ok(f))) => match f.into_data() {
+                        Ok(d) => return Some((Ok(d), Some(body))),
+                        Err(_) => continue, // trailers
+                    },
+                    Ok(None) => return None,
+                    Ok(Some(Err(e))) => {
+                        return Some((Err(FetchError::Body(error_chain(&e))), None))
+                    }
+                    Err(_) => return Some((Err(FetchError::Timeout(deadline.timeout())), None)),
+                }
             }
-        }
         }
     })
 }
