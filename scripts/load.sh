@@ -7,10 +7,13 @@
 #            --secure: serve TLS (self-signed, openssl) with basic auth (bcrypt cost 10 from
 #                      htpasswd) through --web.config.file; the scrapers send credentials
 #            --slow-readers N: N more connections that ask for /metrics and never read the
-#                      answer (4 KiB receive buffer), each reopened when the server closes it
+#                      answer (4 KiB receive buffer), each replaced by a new one after 5-15 s
+#            --passthrough: no rules on /metrics (it answers the whole payload, 27 MB with
+#                      the default size); the subsets stay
 #            --hostile: one more client looping over hostile requests (a 0.15 s scrape
 #                      timeout, absurd and invalid timeout headers, junk Accept headers, odd
 #                      subset names and /source targets), counting the statuses it gets
+#            (--slow-readers and --hostile speak plain HTTP: not with --secure)
 #
 # Builds the release binary, generates an ingress-nginx-shaped payload with gen_ingress, serves
 # it from a local static upstream (python3 http.server), starts metric-gate with
@@ -28,7 +31,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-DURATION=60; CONNS=4; INGRESSES=100; KEEP=""; SECURE=0; SLOW=0; HOSTILE=0
+DURATION=60; CONNS=4; INGRESSES=100; KEEP=""; SECURE=0; SLOW=0; HOSTILE=0; PASS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift ;;
@@ -38,11 +41,16 @@ while [ $# -gt 0 ]; do
     --secure) SECURE=1 ;;
     --slow-readers) SLOW=$2; shift ;;
     --hostile) HOSTILE=1 ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    --passthrough) PASS=1 ;;
+    -h|--help) sed -n 2,28p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+if [ "$SECURE" = 1 ] && { [ "$SLOW" -gt 0 ] || [ "$HOSTILE" = 1 ]; }; then
+  echo "--slow-readers and --hostile speak plain HTTP: not with --secure" >&2; exit 2
+fi
 
 log() { printf '[load %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -83,6 +91,13 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+RELABEL="$ROOT/testdata/relabel/subsets.yaml"
+if [ "$PASS" = 1 ]; then
+  # The subsets of subsets.yaml without its default list.
+  { echo 'metric_relabel_configs: []'; sed -n '/^process:/,$p' "$RELABEL"; } >"$WORK/relabel.yaml"
+  RELABEL="$WORK/relabel.yaml"
+fi
+
 GATE_PORT=$(free_port)
 WEB_ARGS=(); CURL=(curl -sf); AUTH_HEADER=(); SCHEME=http
 if [ "$SECURE" = 1 ]; then
@@ -98,7 +113,7 @@ if [ "$SECURE" = 1 ]; then
   SCHEME=https
 fi
 "$BIN" --listen-address 127.0.0.1 -p "$GATE_PORT" -H "http://127.0.0.1:$UP_PORT/metrics" \
-  --relabel-file "$ROOT/testdata/relabel/subsets.yaml" --log-level warn "${WEB_ARGS[@]}" >"$WORK/gate.log" 2>&1 &
+  --relabel-file "$RELABEL" --log-level warn "${WEB_ARGS[@]}" >"$WORK/gate.log" 2>&1 &
 GATE_PID=$!
 PIDS+=("$GATE_PID")
 BASE="$SCHEME://127.0.0.1:$GATE_PORT"
@@ -119,7 +134,7 @@ PIDS+=("$SAMPLER")
 
 # Clients that misbehave beside the scrapers (--slow-readers, --hostile): plain HTTP only.
 cat >"$WORK/bad_clients.py" <<'PY'
-import socket, struct, sys, time, collections
+import socket, sys, time, random, collections
 mode, host, port, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 end = time.time() + duration
 
@@ -130,16 +145,16 @@ def slow(n):
         s.connect((host, port))
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: load\r\n\r\n")
         return s
-    conns, reopened = [conn() for _ in range(n)], 0
+    life = lambda: time.time() + random.uniform(5, 15)
+    conns, replaced = [(conn(), life()) for _ in range(n)], 0
     while time.time() < end:
-        time.sleep(1)
-        for i, s in enumerate(conns):
-            state = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
-            if state != 1:  # not ESTABLISHED: the server closed it
+        time.sleep(0.5)
+        for i, (s, until) in enumerate(conns):
+            if time.time() > until:
                 s.close()
-                conns[i] = conn()
-                reopened += 1
-    print(f"slow readers: {n} connections kept open, {reopened} reopened after the server closed them")
+                conns[i] = (conn(), life())
+                replaced += 1
+    print(f"slow readers: {n} connections open at any time, never read; {replaced} replaced after 5-15 s")
 
 def hostile():
     long = "a" * 4000

@@ -22,7 +22,7 @@ use crate::exposition::render::CONTENT_TYPE_TEXT_004;
 use crate::upstream::fetch::{self, scrape_into};
 use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
-use super::encoding::{negotiate_encoding, Rendered};
+use super::encoding::{negotiate_encoding, Encoding, Rendered};
 use super::flight::{FlightError, Patience};
 use super::reload::ReloadError;
 use super::responses::{ConnControl, SharedBody};
@@ -206,9 +206,8 @@ fn clip(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-/// `/analyze` passes and `/source` requests served at once; more are answered 503 at once.
-/// `/analyze` is single-flight (one pass, shared by every request that waits for it), so this
-/// bounds `/source` only.
+/// `/source` requests served at once; more are answered 503 at once. Each is an upstream fetch
+/// of its own, streamed to its client, so it cannot be shared as `/analyze` passes are.
 pub(crate) const MAX_SOURCE_REQUESTS: usize = 2;
 
 /// A metrics body in text 0.0.4, gzip-compressed when the client accepts it. The bytes are
@@ -224,7 +223,7 @@ async fn metrics_body(
     let bytes = rendered.encoded(encoding).await;
     let hold = state.held.hold(rendered.generation, &bytes, conn);
     let mut resp = Response::new(Body::new(SharedBody::new(bytes, Some(hold))));
-    if encoding == super::encoding::Encoding::Gzip {
+    if encoding == Encoding::Gzip {
         resp.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -661,6 +660,35 @@ mod tests {
             HeaderValue::from_static("junk"),
         );
         assert_eq!(effective_timeout(flag, &h), flag);
+        // Absurd values are clamped, invalid ones ignored: never a panic.
+        for v in [
+            "1e20",
+            "1e300",
+            "18446744073709551616",
+            "-1",
+            "0",
+            "NaN",
+            "inf",
+            "-inf",
+            "",
+            "1e",
+        ] {
+            h.insert(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                HeaderValue::from_static(v),
+            );
+            assert_eq!(effective_timeout(flag, &h), flag, "{v}");
+        }
+        h.insert(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        assert_eq!(effective_timeout(flag, &h), flag);
+        h.insert(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            HeaderValue::from_static("1e-300"),
+        );
+        assert_eq!(effective_timeout(flag, &h), Duration::ZERO);
     }
 
     #[test]

@@ -28,7 +28,10 @@
 //!   where a scrape's report becomes self-metrics, logs, the answer and the subsets' snapshots.
 //! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
 //! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
+//! - [`flight`]: single-flight passes (`/metrics`, `/analyze`) with a deadline per request.
 //! - `handlers`: the endpoints, and the one error type that turns failures into responses.
+//! - [`responses`]: shared response bodies, the bound on what unread responses hold, the
+//!   response write timeout.
 //! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router.
 
 mod basic_auth;
