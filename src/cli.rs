@@ -750,6 +750,55 @@ mod tests {
     }
 
     #[test]
+    fn write_timeout_and_staleness_window_flags() {
+        assert_eq!(RESPONSE_WRITE_TIMEOUT_TEXT.as_str(), "60s");
+        assert_eq!(STALENESS_WINDOW_TEXT.as_str(), "300s");
+        let d = Args::try_parse_from(["metric-gate"]).unwrap();
+        let c = d.server_config().unwrap();
+        assert_eq!(
+            c.listener.response_write_timeout,
+            DEFAULT_RESPONSE_WRITE_TIMEOUT
+        );
+        assert_eq!(c.staleness_window, DEFAULT_STALENESS_WINDOW);
+        let a = Args::try_parse_from([
+            "metric-gate",
+            "--web.response-write-timeout",
+            "5s",
+            "--staleness-window",
+            "1m30s",
+        ])
+        .unwrap();
+        let c = a.server_config().unwrap();
+        assert_eq!(c.listener.response_write_timeout, Duration::from_secs(5));
+        assert_eq!(c.staleness_window, Duration::from_secs(90));
+        for bad in ["0s", "soon"] {
+            assert!(Args::try_parse_from(["metric-gate", "--staleness-window", bad]).is_err());
+        }
+    }
+
+    #[test]
+    fn capped_input_stops_at_the_limit() {
+        let read = |input: &[u8], limit: u64| {
+            let mut out = Vec::new();
+            Capped::new(input, limit)
+                .read_to_end(&mut out)
+                .map(|_| out)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(b"abc", 3), Ok(b"abc".to_vec()));
+        assert_eq!(read(b"abc", 10), Ok(b"abc".to_vec()));
+        assert_eq!(
+            read(b"abcd", 3),
+            Err("input larger than the limit of 3 bytes (--max-body-size)".into())
+        );
+        let e = input_error("-", InputError::Io(io::Error::other(InputTooLarge(3))));
+        assert_eq!(
+            e.to_string(),
+            "<stdin>: input larger than the limit of 3 bytes (--max-body-size); reading stopped there"
+        );
+    }
+
+    #[test]
     fn relabel_config_sources() {
         let none = Args::try_parse_from(["metric-gate"]).unwrap();
         let r = none.relabel_config().unwrap();
