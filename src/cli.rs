@@ -54,6 +54,15 @@ pub struct Args {
     #[arg(long = "relabel-file", value_name = "PATH")]
     pub relabel_file: Option<PathBuf>,
 
+    /// Label names relabel rules may use and write: utf8 (any UTF-8 name, Prometheus 3's
+    /// default) or legacy ([a-zA-Z_][a-zA-Z0-9_]*, Prometheus 2).
+    #[arg(
+        long = "metric-name-validation-scheme",
+        default_value = "utf8",
+        value_name = "utf8|legacy"
+    )]
+    pub metric_name_validation_scheme: crate::relabel::NameValidation,
+
     /// Upstream scrape timeout, Go duration syntax (`15s`, `1m30s`, `500ms`).
     #[arg(short = 't', long = "scrape-timeout", default_value = "15s", value_parser = parse_go_duration)]
     pub scrape_timeout: Duration,
@@ -299,11 +308,15 @@ impl Args {
     /// The relabel configuration of `--relabel` or `--relabel-file` (the file is read here, once,
     /// and handed to the server with its text), or pass-through when neither is given.
     pub fn relabel_config(&self) -> Result<RelabelConfig, RelabelError> {
+        let options = crate::relabel::LoadOptions {
+            names: self.metric_name_validation_scheme,
+            ..Default::default()
+        };
         if let Some(text) = &self.relabel {
-            return RelabelConfig::from_text(text, "--relabel");
+            return RelabelConfig::from_text(text, "--relabel", &options);
         }
         if let Some(path) = &self.relabel_file {
-            return RelabelConfig::from_file(path);
+            return RelabelConfig::from_file(path, &options);
         }
         Ok(RelabelConfig::passthrough())
     }

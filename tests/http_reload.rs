@@ -22,7 +22,7 @@ fn write(path: &Path, text: &str) {
 }
 
 async fn gate_with_file(upstream: &str, file: &Path) -> Gate {
-    let relabel = RelabelConfig::from_file(file).unwrap();
+    let relabel = RelabelConfig::from_file(file, &Default::default()).unwrap();
     Gate::start_relabel(config_for(upstream), relabel).await
 }
 

@@ -456,7 +456,7 @@ impl RemoteWriteConfig {
     pub fn check_subsets(&self, relabel: &crate::relabel::Config) -> Result<(), ConfigError> {
         for ep in &self.endpoints {
             if let Some(s) = &ep.subset {
-                if relabel.subset(s).is_none() {
+                if !relabel.subsets.iter().any(|(name, _)| name == s) {
                     return Err(ConfigError(format!(
                         "{}: subset: no relabel list named {s:?}",
                         endpoint_name(ep.index, &ep.name, &ep.url.to_string())

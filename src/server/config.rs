@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::limits::LabelLimits;
-use crate::relabel::{Config, ConfigError};
+use crate::relabel::{Config, ConfigError, LoadOptions};
 use crate::upstream::{ClientOptions, Deadline, FetchOptions, UpstreamSpec};
 
 use super::web_config::WebConfigWatcher;
@@ -135,6 +135,8 @@ pub enum RelabelSource {
         path: PathBuf,
         /// Its contents when it was read.
         text: String,
+        /// How it is read (`--metric-name-validation-scheme`, limits), again on reload.
+        options: LoadOptions,
     },
     /// Given inline (`--relabel`) or not at all (pass-through): a reload keeps it.
     Fixed,
@@ -158,25 +160,32 @@ pub enum RelabelError {
 }
 
 impl RelabelConfig {
-    /// Reads and checks a relabel file (`--relabel-file`), keeping its text for reloads.
-    pub fn from_file(path: &Path) -> Result<Self, RelabelError> {
-        Self::parse_file(path, read_file(path)?)
+    /// Reads and checks a relabel file (`--relabel-file`) under `options`, keeping its text
+    /// (and the options) for reloads.
+    pub fn from_file(path: &Path, options: &LoadOptions) -> Result<Self, RelabelError> {
+        Self::parse_file(path, read_file(path, options)?, options)
     }
 
-    fn parse_file(path: &Path, text: String) -> Result<Self, RelabelError> {
-        let config = Config::from_yaml(&text, &path.display().to_string())?;
+    fn parse_file(path: &Path, text: String, options: &LoadOptions) -> Result<Self, RelabelError> {
+        let config = Config::load(&text, &path.display().to_string(), options)?;
         Ok(Self {
             config,
             source: RelabelSource::File {
                 path: path.to_path_buf(),
                 text,
+                options: *options,
             },
         })
     }
 
-    /// Parses and checks relabel YAML given inline; `origin` names it in errors (the flag).
-    pub fn from_text(text: &str, origin: &str) -> Result<Self, RelabelError> {
-        Ok(Self::fixed(Config::from_yaml(text, origin)?))
+    /// Parses and checks relabel YAML given inline under `options`; `origin` names it in
+    /// errors (the flag).
+    pub fn from_text(
+        text: &str,
+        origin: &str,
+        options: &LoadOptions,
+    ) -> Result<Self, RelabelError> {
+        Ok(Self::fixed(Config::load(text, origin, options)?))
     }
 
     /// A configuration that a reload keeps as it is.
@@ -197,19 +206,25 @@ impl RelabelSource {
     /// What a reload finds: the configuration parsed anew when the file's text changed;
     /// `None` when it is unchanged (nothing is parsed then) or when the source is fixed.
     pub fn reread(&self) -> Result<Option<RelabelConfig>, RelabelError> {
-        let Self::File { path, text } = self else {
+        let Self::File {
+            path,
+            text,
+            options,
+        } = self
+        else {
             return Ok(None);
         };
-        let new = read_file(path)?;
+        let new = read_file(path, options)?;
         if new == *text {
             return Ok(None);
         }
-        RelabelConfig::parse_file(path, new).map(Some)
+        RelabelConfig::parse_file(path, new, options).map(Some)
     }
 }
 
-fn read_file(path: &Path) -> Result<String, RelabelError> {
-    std::fs::read_to_string(path).map_err(|source| RelabelError::Read {
+/// Reads the file, no further than the configuration size limit.
+fn read_file(path: &Path, options: &LoadOptions) -> Result<String, RelabelError> {
+    crate::relabel::read_file(path, &options.limits).map_err(|source| RelabelError::Read {
         path: path.to_path_buf(),
         source,
     })

@@ -24,9 +24,9 @@ use tokio::sync::OwnedMutexGuard;
 use crate::aggregate::{Aggregator, RenderOptions};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
+use crate::pipeline::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::pipeline::Pipeline;
 use crate::relabel::Config;
-use crate::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::upstream::fetch::scrape_into;
 use crate::upstream::{BodyStats, Client, FetchError, FetchOptions, ResolveError, Target};
 
@@ -405,7 +405,7 @@ fn render_all(
             Bytes::from(body)
         });
         outputs.push(ListOutput {
-            name: list.name.clone(),
+            name: list.name.as_named().map(str::to_owned),
             body,
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),

@@ -37,8 +37,8 @@ use tokio::sync::mpsc;
 use super::deadline::Deadline;
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
-use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser, Sink};
-use crate::limits::LimitHit;
+use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
+use crate::limits::{LimitHit, LimitSink};
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
 /// `Accept` is never forwarded (it varies by version and may ask for protobuf).
@@ -299,7 +299,7 @@ pub fn parse_options_for(resp: &Response<Incoming>) -> ParseOptions {
 /// Scrapes `target`: GET with gzip, then the body streams through the parser into `sink`.
 /// The sink comes back in every case; on error it holds part of the body's samples, and the
 /// caller must discard them (a target contributes all of its series or none).
-pub async fn scrape_into<S: Sink + Send + 'static>(
+pub async fn scrape_into<S: LimitSink + Send + 'static>(
     client: &Client,
     target: &Target,
     opts: FetchOptions,
@@ -391,7 +391,7 @@ enum Msg {
 
 /// Streams `body` into `sink` through a parser running on a blocking thread (see the module
 /// docs). Returns the sink and either the byte counts or the first error.
-pub async fn stream_body<S: Sink + Send + 'static>(
+pub async fn stream_body<S: LimitSink + Send + 'static>(
     mut body: Incoming,
     gzipped: bool,
     parse: ParseOptions,
@@ -491,7 +491,7 @@ impl BodyConsumer {
         Ok(())
     }
 
-    fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
+    fn feed<S: LimitSink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
         let Some(dec) = self.gzip.as_mut() else {
             self.count(chunk.len())?;
             self.parser.feed(chunk, sink).map_err(FetchError::Parse)?;
@@ -516,7 +516,7 @@ impl BodyConsumer {
 
     /// Ends the body: flushes the decoder (checking the gzip trailer, so a truncated stream is
     /// an error) and the parser's last line. Returns the decoded size.
-    fn finish<S: Sink>(&mut self, sink: &mut S) -> Result<u64, FetchError> {
+    fn finish<S: LimitSink>(&mut self, sink: &mut S) -> Result<u64, FetchError> {
         if let Some(dec) = self.gzip.as_mut() {
             dec.try_finish()
                 .map_err(|e| FetchError::Decode(format!("gzip: {e}")))?;
@@ -531,7 +531,7 @@ impl BodyConsumer {
 }
 
 /// The limit `sink` hit, as an error.
-fn limit_hit<S: Sink>(sink: &S) -> Result<(), FetchError> {
+fn limit_hit<S: LimitSink>(sink: &S) -> Result<(), FetchError> {
     match sink.limit_hit() {
         Some(hit) => Err(FetchError::Limit(hit.clone())),
         None => Ok(()),
@@ -541,10 +541,11 @@ fn limit_hit<S: Sink>(sink: &S) -> Result<(), FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{Metadata, Sample};
+    use crate::exposition::{Metadata, Sample, Sink};
 
     #[derive(Default)]
     struct Count(u64);
+    impl LimitSink for Count {}
     impl Sink for Count {
         fn metadata(&mut self, _: &Metadata<'_>) {}
         fn sample(&mut self, _: &Sample<'_>) {
