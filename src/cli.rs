@@ -17,7 +17,10 @@ use crate::exposition::ParseOptions;
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
-use crate::server::config::{ListenerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+use crate::server::config::{
+    ListenerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RESPONSE_WRITE_TIMEOUT, DEFAULT_STALENESS_WINDOW,
+};
 use crate::server::web_config::{WebConfigError, WebConfigWatcher};
 use crate::server::{
     RelabelConfig, RelabelError, RemoteWriteSettings, ScrapeLimits, ServerConfig, UpstreamConfig,
@@ -146,7 +149,8 @@ pub struct Args {
     pub fan_out_require_all: bool,
 
     /// Largest accepted upstream body after decoding (`512MiB`, `64MB`, `1000000`); a larger
-    /// body fails the scrape of that target instead of exhausting memory.
+    /// body fails the scrape of that target instead of exhausting memory. Also bounds the input
+    /// of --file (a file, or stdin: reading stops at the limit).
     #[arg(long = "max-body-size", default_value = "512MiB", value_parser = parse_byte_size, value_name = "SIZE", help_heading = HELP_LIMITS, hide_short_help = true)]
     pub max_body_size: u64,
 
@@ -282,6 +286,18 @@ pub struct Args {
     /// end every pushed series) may take. Go duration syntax.
     #[arg(long = "remote-write.flush-deadline", value_name = "D", default_value = "10s", value_parser = parse_go_duration)]
     pub remote_write_flush_deadline: Duration,
+
+    /// Time to write a response, from when it is ready (the scrape does not count): a client
+    /// that does not read its response within it is disconnected, freeing what the response
+    /// holds. Go duration syntax.
+    #[arg(long = "web.response-write-timeout", value_name = "D", default_value = RESPONSE_WRITE_TIMEOUT_TEXT.as_str(), value_parser = parse_positive_duration, help_heading = HELP_SERVER, hide_short_help = true)]
+    pub web_response_write_timeout: Duration,
+
+    /// The program's staleness window: per-target series of the self-metrics (and, as the
+    /// aggregation grows, families and counter state) are forgotten once their target has been
+    /// gone this long. Go duration syntax.
+    #[arg(long = "staleness-window", value_name = "D", default_value = STALENESS_WINDOW_TEXT.as_str(), value_parser = parse_positive_duration, help_heading = HELP_SERVER, hide_short_help = true)]
+    pub staleness_window: Duration,
 }
 
 /// Parses `--remote-write.receiver.max-body-size`: a byte size that fits in memory.
@@ -332,6 +348,14 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
 fn parse_ip_family(s: &str) -> Result<IpFamily, String> {
     s.parse()
 }
+
+/// The default response write timeout as the flag spells it.
+static RESPONSE_WRITE_TIMEOUT_TEXT: LazyLock<String> =
+    LazyLock::new(|| go_duration_text(DEFAULT_RESPONSE_WRITE_TIMEOUT));
+
+/// The default staleness window as the flag spells it.
+static STALENESS_WINDOW_TEXT: LazyLock<String> =
+    LazyLock::new(|| go_duration_text(DEFAULT_STALENESS_WINDOW));
 
 /// The listener's default header-read timeout as the flag spells it (for `--help`), so the
 /// default is defined once, by the listener.
@@ -418,6 +442,7 @@ impl Args {
             parse: self.parse_options(),
             labels: self.label_limits(),
             sample_limit: self.sample_limit,
+            max_body: self.max_body_size,
         }
     }
 
@@ -451,6 +476,7 @@ impl Args {
                 web,
                 max_connections: self.web_max_connections,
                 header_read_timeout: self.web_header_read_timeout,
+                response_write_timeout: self.web_response_write_timeout,
             },
             upstream: UpstreamConfig {
                 spec,
@@ -469,6 +495,7 @@ impl Args {
             target_health: !self.no_target_health,
             warm_up: true,
             remote_write: self.remote_write_settings()?,
+            staleness_window: self.staleness_window,
         })
     }
 
@@ -576,6 +603,67 @@ impl<R: Read> Read for GzipErrors<R> {
     }
 }
 
+/// The input of `--file` was larger than `--max-body-size`.
+#[derive(Debug, thiserror::Error)]
+#[error("input larger than the limit of {0} bytes (--max-body-size)")]
+struct InputTooLarge(u64);
+
+/// A reader that yields at most `limit` bytes and then fails with [`InputTooLarge`] if the
+/// input has more: memory and time stay bounded even on endless stdin.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Capped<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        Self {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // One byte more tells an input of exactly the limit from a bigger one.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(InputTooLarge(self.limit))),
+            };
+        }
+        let max = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The error of reading `--file` input: [`RunError::TooLarge`] when the limit stopped it.
+fn input_error(path: &str, source: InputError) -> RunError {
+    if let InputError::Io(e) = &source {
+        if let Some(InputTooLarge(limit)) = e.get_ref().and_then(|e| e.downcast_ref()) {
+            return RunError::TooLarge {
+                input: input_name(path),
+                limit: *limit,
+            };
+        }
+    }
+    RunError::Input {
+        input: input_name(path),
+        source,
+    }
+}
+
 /// How `--file` is named in messages.
 fn input_name(path: &str) -> String {
     if path == "-" { "<stdin>" } else { path }.to_owned()
@@ -599,6 +687,14 @@ pub enum RunError {
         input: String,
         /// What went wrong, where.
         source: InputError,
+    },
+    /// The input is larger than `--max-body-size`; reading stopped at the limit.
+    #[error("{input}: input larger than the limit of {limit} bytes (--max-body-size); reading stopped there")]
+    TooLarge {
+        /// The file, or `<stdin>`.
+        input: String,
+        /// `--max-body-size`.
+        limit: u64,
     },
     /// `--subset` names no subset of the relabel configuration.
     #[error("unknown subset {name:?}; known subsets: [{}]", .known.join(", "))]
@@ -624,14 +720,17 @@ pub enum RunError {
     WriteOutput(#[source] io::Error),
 }
 
-/// `--file PATH`: prints the cardinality report to `out`.
-pub fn run_analyze(path: &str, opts: ParseOptions, out: &mut dyn Write) -> Result<(), RunError> {
-    let input = open_input(path)?;
+/// `--file PATH`: prints the cardinality report to `out`; reads at most `max_body` bytes
+/// (`--max-body-size`).
+pub fn run_analyze(
+    path: &str,
+    opts: ParseOptions,
+    max_body: u64,
+    out: &mut dyn Write,
+) -> Result<(), RunError> {
+    let input = Capped::new(open_input(path)?, max_body);
     let mut analyzer = Analyzer::new();
-    let bytes = read_all(input, opts, &mut analyzer).map_err(|source| RunError::Input {
-        input: input_name(path),
-        source,
-    })?;
+    let bytes = read_all(input, opts, &mut analyzer).map_err(|source| input_error(path, source))?;
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
         .map_err(RunError::WriteReport)
@@ -646,15 +745,18 @@ pub struct ApplyLimits {
     pub labels: LabelLimits,
     /// Most output series (0: unlimited).
     pub sample_limit: usize,
+    /// Most input bytes (`--max-body-size`).
+    pub max_body: u64,
 }
 
 impl Default for ApplyLimits {
-    /// No label or sample limit; the parser's default line limit.
+    /// No label, sample or size limit; the parser's default line limit.
     fn default() -> Self {
         Self {
             parse: ParseOptions::default(),
             labels: LabelLimits::UNLIMITED,
             sample_limit: 0,
+            max_body: u64::MAX,
         }
     }
 }
@@ -742,12 +844,10 @@ fn apply_file(
                 })?
         }
     };
-    let input = open_input(path)?;
+    let input = Capped::new(open_input(path)?, limits.max_body);
     let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
-    read_all(input, limits.parse.clone(), &mut pipeline).map_err(|source| RunError::Input {
-        input: input_name(path),
-        source,
-    })?;
+    read_all(input, limits.parse.clone(), &mut pipeline)
+        .map_err(|source| input_error(path, source))?;
     let samples = pipeline.samples();
     let sub = &pipeline.subsets()[index];
     check_sample_limit(sub.aggregator.series_count(), limits.sample_limit).map_err(|source| {
@@ -1024,6 +1124,55 @@ mod tests {
         ] {
             assert_eq!(parse_go_duration(&go_duration_text(d)), Ok(d));
         }
+    }
+
+    #[test]
+    fn write_timeout_and_staleness_window_flags() {
+        assert_eq!(RESPONSE_WRITE_TIMEOUT_TEXT.as_str(), "60s");
+        assert_eq!(STALENESS_WINDOW_TEXT.as_str(), "300s");
+        let d = Args::try_parse_from(["metric-gate"]).unwrap();
+        let c = d.server_config().unwrap();
+        assert_eq!(
+            c.listener.response_write_timeout,
+            DEFAULT_RESPONSE_WRITE_TIMEOUT
+        );
+        assert_eq!(c.staleness_window, DEFAULT_STALENESS_WINDOW);
+        let a = Args::try_parse_from([
+            "metric-gate",
+            "--web.response-write-timeout",
+            "5s",
+            "--staleness-window",
+            "1m30s",
+        ])
+        .unwrap();
+        let c = a.server_config().unwrap();
+        assert_eq!(c.listener.response_write_timeout, Duration::from_secs(5));
+        assert_eq!(c.staleness_window, Duration::from_secs(90));
+        for bad in ["0s", "soon"] {
+            assert!(Args::try_parse_from(["metric-gate", "--staleness-window", bad]).is_err());
+        }
+    }
+
+    #[test]
+    fn capped_input_stops_at_the_limit() {
+        let read = |input: &[u8], limit: u64| {
+            let mut out = Vec::new();
+            Capped::new(input, limit)
+                .read_to_end(&mut out)
+                .map(|_| out)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(b"abc", 3), Ok(b"abc".to_vec()));
+        assert_eq!(read(b"abc", 10), Ok(b"abc".to_vec()));
+        assert_eq!(
+            read(b"abcd", 3),
+            Err("input larger than the limit of 3 bytes (--max-body-size)".into())
+        );
+        let e = input_error("-", InputError::Io(io::Error::other(InputTooLarge(3))));
+        assert_eq!(
+            e.to_string(),
+            "<stdin>: input larger than the limit of 3 bytes (--max-body-size); reading stopped there"
+        );
     }
 
     #[test]

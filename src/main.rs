@@ -47,7 +47,12 @@ fn run(args: &Args, relabel: RelabelConfig) -> Result<(), Box<dyn Error>> {
             &mut io::stdout().lock(),
             &mut io::stderr().lock(),
         )?,
-        Some(path) => run_analyze(path, args.parse_options(), &mut io::stdout().lock())?,
+        Some(path) => run_analyze(
+            path,
+            args.parse_options(),
+            args.max_body_size,
+            &mut io::stdout().lock(),
+        )?,
         None => server::run(args.server_config()?, relabel)?,
     }
     Ok(())

@@ -601,3 +601,68 @@ fn zero_scrape_timeout_is_refused_at_start() {
     let err = stderr(&o);
     assert!(err.contains("must be above zero"), "{err}");
 }
+
+#[test]
+fn max_body_size_bounds_files_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.txt");
+    let text: String = (0..100_000)
+        .map(|i| format!("m{{i=\"{i}\"}} 1\n"))
+        .collect();
+    std::fs::write(&big, &text).unwrap();
+    let path = big.to_str().unwrap();
+    for apply in [false, true] {
+        let mode: &[&str] = if apply { &["--apply"] } else { &[] };
+        let o = run(&[&["-f", path, "--max-body-size", "1MB"][..], mode].concat());
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(&format!(
+                "{path}: input larger than the limit of 1000000 bytes (--max-body-size)"
+            )),
+            "{}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty());
+        // Within the limit, and exactly at it, the input is read whole.
+        let o = run(&[&["-f", path, "--max-body-size", "2MB"][..], mode].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let exact = text.len().to_string();
+        let o = run(&[&["-f", path, "--max-body-size", exact.as_str()][..], mode].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    // Endless stdin: reading stops at the limit and the process exits.
+    let mut child = bin()
+        .args(["-f", "-", "--apply", "--max-body-size", "1MB"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let line = b"endless{a=\"b\"} 1\n".repeat(1000);
+        let mut written = 0usize;
+        // Stops at the broken pipe, when metric-gate has exited.
+        while stdin.write_all(&line).is_ok() {
+            written += line.len();
+            if written > 500 << 20 {
+                break;
+            }
+        }
+        written
+    });
+    let o = child.wait_with_output().expect("binary runs");
+    let written = writer.join().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("<stdin>: input larger than the limit of 1000000 bytes (--max-body-size); reading stopped there"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        written < 100 << 20,
+        "{written} bytes written before metric-gate stopped reading"
+    );
+}

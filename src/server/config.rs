@@ -15,7 +15,7 @@ use crate::limits::LabelLimits;
 use crate::relabel::{Config, ConfigError, LoadOptions};
 use crate::remote_write::config::ConfigError as RemoteWriteConfigError;
 use crate::remote_write::RemoteWriteConfig;
-use crate::upstream::{ClientOptions, FetchOptions, IpFamily, UpstreamSpec};
+use crate::upstream::{ClientOptions, Deadline, FetchOptions, IpFamily, UpstreamSpec};
 
 use super::web_config::WebConfigWatcher;
 
@@ -39,6 +39,10 @@ pub struct ServerConfig {
     pub warm_up: bool,
     /// `--remote-write.*`: push to remote-write endpoints, and receive writes to forward.
     pub remote_write: Option<RemoteWriteSettings>,
+    /// `--staleness-window`: the program's one staleness window. What is kept per input (a
+    /// target's self-metric series now; families and counter state as the aggregation grows) is
+    /// forgotten once its input has not been seen for this long.
+    pub staleness_window: Duration,
 }
 
 /// Default `--remote-write.receiver.max-body-size`: VictoriaMetrics' default request limit,
@@ -91,10 +95,17 @@ impl RemoteWriteSettings {
     }
 }
 
+/// Default `--staleness-window`: Prometheus' own lookback (a series unseen for 5 minutes is
+/// gone from queries).
+pub const DEFAULT_STALENESS_WINDOW: Duration = Duration::from_secs(5 * 60);
+
 /// Default `--web.max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Default `--web.header-read-timeout`.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `--web.response-write-timeout`: generous for a slow link (a 30 MB body at 1 MB/s),
+/// short enough that a client that never reads frees its response within a minute.
+pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How the listener treats connections (`server::listener`).
 #[derive(Debug, Clone)]
@@ -106,6 +117,9 @@ pub struct ListenerConfig {
     /// `--web.header-read-timeout`: bound on reading a request's headers and on the TLS
     /// handshake.
     pub header_read_timeout: Duration,
+    /// `--web.response-write-timeout`: bound on writing a response, from when it is ready
+    /// (`server::responses`).
+    pub response_write_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
@@ -115,6 +129,7 @@ impl Default for ListenerConfig {
             web: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            response_write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
         }
     }
 }
@@ -152,12 +167,10 @@ pub struct ScrapeLimits {
 }
 
 impl ScrapeLimits {
-    /// The options of one upstream request that must be done by `deadline`; `timeout` is the
-    /// timeout the deadline came from, for error messages.
-    pub fn fetch_options(&self, deadline: tokio::time::Instant, timeout: Duration) -> FetchOptions {
+    /// The options of one upstream request that must be done by `deadline`.
+    pub fn fetch_options(&self, deadline: Deadline) -> FetchOptions {
         FetchOptions {
             deadline,
-            timeout,
             max_body: self.max_body,
             max_line: self.max_line,
         }

@@ -59,8 +59,9 @@ pub struct ErrorLabels {
 /// Labels of connections the listener closed without serving them to the end.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DroppedLabels {
-    /// `max_connections`, `tls_handshake_timeout`, `tls_handshake_error`, `plain_http_on_tls`
-    /// or `header_read_timeout`.
+    /// `max_connections`, `tls_handshake_timeout`, `tls_handshake_error`, `plain_http_on_tls`,
+    /// `header_read_timeout`, `response_write_timeout` or `slow_reader` (closed because it
+    /// still held an old scrape result, see `server::responses`).
     pub reason: &'static str,
 }
 
@@ -176,6 +177,10 @@ pub struct SelfMetrics {
     pub build_info: Family<BuildLabels, Gauge>,
     /// `process_*` metrics, without the `metric_gate_` prefix.
     process: Registry,
+    /// Bytes of scrape results held by responses not yet written (see `server::responses`).
+    pub response_held_bytes: Gauge,
+    /// Basic-auth checks refused at once because the bcrypt queue was full (answered 503).
+    pub basic_auth_checks_refused: Counter,
 }
 
 impl SelfMetrics {
@@ -213,6 +218,8 @@ impl SelfMetrics {
             last_successful_scrape: Family::default(),
             build_info: Family::default(),
             process: Registry::default(),
+            response_held_bytes: Gauge::default(),
+            basic_auth_checks_refused: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -351,6 +358,16 @@ impl SelfMetrics {
             "1 if the last web config reload succeeded or none was needed, 0 if it failed",
             m.web_config_last_reload_successful.clone(),
         );
+        r.register(
+            "http_response_held_bytes",
+            "Bytes of scrape results held by responses that are not fully written yet",
+            m.response_held_bytes.clone(),
+        );
+        r.register(
+            "basic_auth_checks_refused",
+            "Basic-auth checks refused at once (503) because the bcrypt queue was full",
+            m.basic_auth_checks_refused.clone(),
+        );
         m.web_config_last_reload_successful.set(1);
         r.register(
             "last_successful_scrape_timestamp_seconds",
@@ -450,6 +467,20 @@ impl SelfMetrics {
     /// `RemoteWriteMetrics::new`) before the metrics are shared.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Forgets the per-target series of `target` (its request durations and its errors of the
+    /// `causes` it had), so a target gone for the staleness window leaves `/-/metrics`.
+    pub fn forget_target(&self, target: &str, causes: &[&'static str]) {
+        self.upstream_duration.remove(&TargetLabels {
+            target: target.to_owned(),
+        });
+        for &cause in causes {
+            self.upstream_errors.remove(&ErrorLabels {
+                target: target.to_owned(),
+                cause,
+            });
+        }
     }
 
     /// The OpenMetrics text of every metric.

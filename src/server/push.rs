@@ -61,6 +61,7 @@ use crate::remote_write::{
 };
 
 use super::config::RemoteWriteSettings;
+use super::flight::Patience;
 use super::state::{AppState, ScrapeOutcome};
 
 /// The receiver's route.
@@ -288,7 +289,15 @@ pub(crate) async fn push_loop(state: Arc<AppState>) {
 /// One tick: the shared scrape, then every pushed list queued for its endpoints.
 async fn push_once(state: &Arc<AppState>, rw: &RemoteWriteState, interval: Duration) {
     let timeout = state.config().upstream.scrape_timeout.min(interval);
-    let outcome = state.scrape(timeout).await;
+    let outcome = match state.scrape(Patience::from_now(timeout)).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // No result at all (the scrape task failed, or outlived its deadline): nothing is
+            // queued this tick; the next tick scrapes again.
+            tracing::error!(error = %e, "remote write: no scrape result to push");
+            return;
+        }
+    };
     let current = Arc::clone(&rw.current).read_owned().await;
     let pushed = tokio::task::spawn_blocking(move || push_lists(&current.rw, &outcome)).await;
     if let Err(e) = pushed {

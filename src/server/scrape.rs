@@ -342,6 +342,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
         let client = client.clone();
+        let fetch = fetch.clone();
         async move {
             let t0 = Instant::now();
             let (pipeline, result) = scrape_into(&client, &target, fetch, pipeline).await;

@@ -3,24 +3,26 @@
 //! self-metrics.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use crate::upstream::{
-    Client, ClientError, DnsResolver, FetchError, ResolveError, ResolverConfigError, Target,
-    UpstreamSpec,
+    Client, ClientError, Deadline, DnsResolver, FetchError, ResolveError, ResolverConfigError,
+    Target, UpstreamSpec,
 };
 
 use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
 use super::encoding::Rendered;
+use super::flight::{FlightError, Patience, SingleFlight};
+use super::handlers::{Analysis, MAX_SOURCE_REQUESTS};
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
 use super::push::{RemoteWriteError, RemoteWriteState, UntimedLists};
 use super::reload::{Live, ReloadError, Reloaded};
+use super::responses::HeldResults;
 use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
 
 /// The server could not start: the upstream's resolver or client could not be built.
@@ -71,8 +73,6 @@ pub struct SubsetSnapshots {
     pub by_name: HashMap<String, Arc<SubsetSnapshot>>,
 }
 
-type Flight = Shared<BoxFuture<'static, Arc<ScrapeOutcome>>>;
-
 /// State shared by all handlers.
 pub struct AppState {
     cfg: ServerConfig,
@@ -81,9 +81,8 @@ pub struct AppState {
     live: ArcSwap<Live>,
     /// One reload at a time.
     reload_lock: tokio::sync::Mutex<()>,
-    /// The scrape in flight, if any, with its generation number.
-    inflight: Mutex<Option<(u64, Flight)>>,
-    generation: AtomicU64,
+    /// The `/metrics` scrape in flight; its generation numbers the scrape's results.
+    scrapes: Arc<SingleFlight<ScrapeOutcome>>,
     /// The named subsets' last results.
     subsets: ArcSwapOption<SubsetSnapshots>,
     ready: AtomicBool,
@@ -91,6 +90,24 @@ pub struct AppState {
     pub metrics: Arc<SelfMetrics>,
     /// Remote write (`--remote-write.config-file`): endpoints, push schedule, receiver.
     pub(crate) remote_write: Option<RemoteWriteState>,
+    /// The scrape results that responses not yet written hold.
+    pub(crate) held: Arc<HeldResults>,
+    /// The `/analyze` pass in flight.
+    pub(crate) analyses: Arc<SingleFlight<Analysis>>,
+    /// `/source` requests being served.
+    pub(crate) source_slots: Arc<tokio::sync::Semaphore>,
+    /// The targets that have per-target self-metric series, for forgetting them after the
+    /// staleness window.
+    target_series: std::sync::Mutex<HashMap<String, TargetSeries>>,
+}
+
+/// What the self-metrics hold for one target.
+#[derive(Debug)]
+struct TargetSeries {
+    /// The last scrape that had the target.
+    last_seen: Instant,
+    /// The `cause` labels of its error series.
+    causes: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -138,10 +155,13 @@ impl AppState {
             resolver,
             live: ArcSwap::from_pointee(live),
             reload_lock: tokio::sync::Mutex::new(()),
-            inflight: Mutex::new(None),
-            generation: AtomicU64::new(0),
+            scrapes: SingleFlight::new(),
             subsets: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
+            held: HeldResults::new(Arc::clone(&metrics)),
+            analyses: SingleFlight::new(),
+            source_slots: Arc::new(tokio::sync::Semaphore::new(MAX_SOURCE_REQUESTS)),
+            target_series: std::sync::Mutex::new(HashMap::new()),
             metrics,
             remote_write,
             cfg,
@@ -189,72 +209,44 @@ impl AppState {
         }
     }
 
-    /// The result of the scrape in flight, or of a new one started now with `timeout`.
-    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<ScrapeOutcome> {
-        self.flight(timeout).await
+    /// The result of the scrape in flight, or of a new one (see [`super::flight`]): the scrape
+    /// runs until the latest deadline of the requests waiting for it (at most
+    /// `--scrape-timeout` from its start); this request waits as `patience` says.
+    pub async fn scrape(
+        self: &Arc<Self>,
+        patience: Patience,
+    ) -> Result<Arc<ScrapeOutcome>, FlightError> {
+        let state = Arc::clone(self);
+        let joined =
+            self.scrapes
+                .run(
+                    patience,
+                    self.cfg.upstream.scrape_timeout,
+                    move |generation, deadline| async move {
+                        state.scrape_now(generation, deadline).await
+                    },
+                )
+                .await?;
+        if joined.shared {
+            self.metrics.scrapes_shared.inc();
+        }
+        Ok(joined.value)
     }
 
     /// Waits for the scrape in flight, if any.
     pub async fn wait_for_scrape(&self) {
-        let flight = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|(_, f)| f.clone());
-        if let Some(f) = flight {
-            f.await;
-        }
-    }
-
-    /// The scrape in flight, or a new one started now with `timeout` (it runs in its own task
-    /// whether or not the returned future is awaited).
-    fn flight(self: &Arc<Self>, timeout: Duration) -> Flight {
-        {
-            let mut slot = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
-                Some((_, f)) => {
-                    self.metrics.scrapes_shared.inc();
-                    f.clone()
-                }
-                None => {
-                    let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-                    let state = Arc::clone(self);
-                    let task = tokio::spawn(async move {
-                        // Later requests start a new scrape rather than reuse this result; the
-                        // guard also frees the slot if the scrape panics.
-                        let _clear = ClearFlight {
-                            state: Arc::clone(&state),
-                            generation,
-                        };
-                        Arc::new(state.scrape_now(timeout).await)
-                    });
-                    let f = task
-                        .map(|r| match r {
-                            Ok(o) => o,
-                            Err(e) => Arc::new(ScrapeOutcome {
-                                result: Err(ScrapeError::Task(e.to_string())),
-                                fetched_at_ms: now_ms(),
-                                untimed: UntimedLists::new(),
-                            }),
-                        })
-                        .boxed()
-                        .shared();
-                    *slot = Some((generation, f.clone()));
-                    f
-                }
-            }
+        if let Some(pass) = self.scrapes.current() {
+            let _ = pass.await;
         }
     }
 
     /// One scrape from resolution to publishing; runs in the flight's task.
-    async fn scrape_now(&self, timeout: Duration) -> ScrapeOutcome {
+    async fn scrape_now(&self, generation: u64, deadline: Deadline) -> ScrapeOutcome {
         let started = Instant::now();
         let fetched_at_ms = now_ms();
-        let deadline = tokio::time::Instant::from_std(started + timeout);
         // Resolution counts against the scrape's timeout too: a slow DNS server must not make the
         // answer miss Prometheus' deadline.
-        let report = match tokio::time::timeout_at(deadline, self.targets()).await {
+        let report = match deadline.run(self.targets()).await {
             Ok(Ok(targets)) => {
                 // The configuration of this scrape, kept to its end even if a reload swaps in
                 // another.
@@ -264,7 +256,7 @@ impl AppState {
                     engine,
                     client: live.client.clone(),
                     targets,
-                    fetch: self.cfg.limits.fetch_options(deadline, timeout),
+                    fetch: self.cfg.limits.fetch_options(deadline.clone()),
                     fetched_at_ms,
                     sample_limit: self.cfg.limits.sample_limit,
                     target_health: self.cfg.target_health,
@@ -280,10 +272,10 @@ impl AppState {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ResolveError::Lookup {
                 name: self.cfg.upstream.spec.to_string(),
-                cause: format!("timeout after {timeout:?}"),
+                cause: format!("timeout after {:?}", deadline.timeout()),
             }),
         };
-        self.publish(report, started, fetched_at_ms)
+        self.publish(report, generation, started, fetched_at_ms)
     }
 
     /// The one place a scrape's results become visible: self-metrics and logs from `report`,
@@ -292,11 +284,15 @@ impl AppState {
     fn publish(
         &self,
         report: Result<ScrapeReport, ResolveError>,
+        generation: u64,
         started: Instant,
         fetched_at_ms: i64,
     ) -> ScrapeOutcome {
         let m = &self.metrics;
         let upstream = self.cfg.upstream.spec.to_string();
+        if let Ok(r) = &report {
+            self.note_targets(&r.targets);
+        }
         let report = match report {
             Ok(r) => r,
             Err(e) => {
@@ -373,7 +369,7 @@ impl AppState {
                 None => default = Some(body),
                 Some(n) => {
                     let snapshot = SubsetSnapshot {
-                        rendered: body.map(Rendered::new),
+                        rendered: body.map(|b| Rendered::new(b, generation)),
                         series: list.series,
                     };
                     by_name.insert(n, Arc::new(snapshot));
@@ -395,10 +391,42 @@ impl AppState {
             "scrape done"
         );
         ScrapeOutcome {
-            result: default.map(Rendered::new),
+            result: default.map(|b| Rendered::new(b, generation)),
             fetched_at_ms,
             untimed,
         }
+    }
+
+    /// Remembers that `targets` were just scraped (with the causes of their errors), and
+    /// removes the self-metric series of targets unseen for the staleness window: with a
+    /// `dns+` upstream whose pods come and go, `/-/metrics` would otherwise grow by a few
+    /// series per pod ever seen.
+    fn note_targets(&self, targets: &[TargetReport]) {
+        let now = Instant::now();
+        let window = self.cfg.staleness_window;
+        let mut seen = self.target_series.lock().unwrap_or_else(|e| e.into_inner());
+        for t in targets {
+            let entry = seen
+                .entry(t.target.name.clone())
+                .or_insert_with(|| TargetSeries {
+                    last_seen: now,
+                    causes: Vec::new(),
+                });
+            entry.last_seen = now;
+            if let Err(e) = &t.result {
+                if !entry.causes.contains(&e.kind()) {
+                    entry.causes.push(e.kind());
+                }
+            }
+        }
+        seen.retain(|name, s| {
+            let keep = now.duration_since(s.last_seen) < window;
+            if !keep {
+                self.metrics.forget_target(name, &s.causes);
+                tracing::debug!(target_addr = %name, "target gone for the staleness window: its self-metric series are removed");
+            }
+            keep
+        });
     }
 
     /// Re-reads the configuration files and swaps in what changed; returns a one-line summary,
@@ -476,20 +504,24 @@ impl AppState {
     /// scrape starts when it ends.
     fn fill_new_subsets(self: &Arc<Self>) {
         let timeout = self.cfg.upstream.scrape_timeout;
-        let old = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|(_, f)| f.clone());
-        match old {
-            // The flight runs in its own task; its result is published like any other.
-            None => drop(self.flight(timeout)),
+        match self.scrapes.current() {
+            // The pass runs in its own task; its result is published like any other. It is in
+            // the slot when this returns, so a request for a new subset waits for it.
+            None => {
+                let state = Arc::clone(self);
+                drop(self.scrapes.join_or_start(
+                    Patience::from_now(timeout),
+                    timeout,
+                    move |generation, deadline| async move {
+                        state.scrape_now(generation, deadline).await
+                    },
+                ));
+            }
             Some(old) => {
                 let state = Arc::clone(self);
                 tokio::spawn(async move {
-                    old.await;
-                    state.scrape(timeout).await;
+                    let _ = old.await;
+                    let _ = state.scrape(Patience::from_now(timeout)).await;
                 });
             }
         }
@@ -517,25 +549,6 @@ fn warn_about_client_settings(cfg: &UpstreamConfig) {
             upstream = %cfg.spec,
             "upstream credentials are sent over plain http, unencrypted"
         );
-    }
-}
-
-/// Empties the in-flight slot when a scrape task ends, however it ends.
-struct ClearFlight {
-    state: Arc<AppState>,
-    generation: u64,
-}
-
-impl Drop for ClearFlight {
-    fn drop(&mut self) {
-        let mut slot = self
-            .state
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if matches!(&*slot, Some((g, _)) if *g == self.generation) {
-            *slot = None;
-        }
     }
 }
 

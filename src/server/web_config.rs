@@ -89,7 +89,8 @@ pub struct WebConfig {
     pub auth: Option<Arc<BasicAuth>>,
     /// Headers added to every response (`http_server_config.headers`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Requests per interval over all clients (`rate_limit`); `None` is unlimited.
+    /// `rate_limit`: per authenticated user with basic auth, else over all requests (see
+    /// [`RateLimiter`]); `None` is unlimited.
     pub rate_limit: Option<Arc<RateLimiter>>,
     /// Files whose change makes the watcher load the config again (the file itself first).
     files: Vec<PathBuf>,
@@ -206,13 +207,18 @@ fn rate_limiter(r: &RateLimitFile) -> Result<Option<RateLimiter>, String> {
     Ok(Some(RateLimiter::new(interval, burst)))
 }
 
-/// A token bucket over all requests: one token every `interval`, at most `burst` saved up.
+/// Token buckets: one token every `interval`, at most `burst` saved up. With basic auth, each
+/// authenticated user has a bucket of its own and requests that fail authentication take no
+/// token (so a flood without credentials cannot use up Prometheus' requests); without basic
+/// auth, one bucket counts every request, as in the exporter toolkit. The buckets are at most
+/// one per configured user, plus the shared one.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
     burst: f64,
-    /// Tokens available and when they were counted.
-    state: Mutex<(f64, std::time::Instant)>,
+    /// Per user (`None`: every request, without basic auth): tokens available and when they
+    /// were counted.
+    buckets: Mutex<std::collections::HashMap<Option<String>, (f64, std::time::Instant)>>,
 }
 
 impl RateLimiter {
@@ -220,14 +226,17 @@ impl RateLimiter {
         Self {
             interval,
             burst: f64::from(burst),
-            state: Mutex::new((f64::from(burst), std::time::Instant::now())),
+            buckets: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// Takes a token if one is available.
-    pub fn allow(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Takes a token from `user`'s bucket (`None`: the shared one) if one is available.
+    pub fn allow(&self, user: Option<&str>) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
+        let s = buckets
+            .entry(user.map(str::to_owned))
+            .or_insert((self.burst, now));
         let refill = now.duration_since(s.1).as_secs_f64() / self.interval.as_secs_f64();
         s.0 = (s.0 + refill).min(self.burst);
         s.1 = now;
@@ -676,8 +685,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.headers.len(), 2);
         let r = c.rate_limit.unwrap();
-        assert!(r.allow() && r.allow());
-        assert!(!r.allow(), "third request within the interval is refused");
+        assert!(r.allow(None) && r.allow(None));
+        assert!(
+            !r.allow(None),
+            "third request within the interval is refused"
+        );
+        // Each user has a bucket of its own.
+        assert!(r.allow(Some("a")) && r.allow(Some("a")) && !r.allow(Some("a")));
+        assert!(r.allow(Some("b")));
         let e = load("http_server_config:\n  headers:\n    X-Frame-Options: allow\n").unwrap_err();
         assert!(e.contains("X-Frame-Options"), "{e}");
         let c = load("rate_limit:\n  interval: 0s\n  burst: 0\n").unwrap();

@@ -33,8 +33,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
+use super::deadline::Deadline;
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
 use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
@@ -107,12 +107,11 @@ pub enum ClientError {
 }
 
 /// Limits of one upstream request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// When the whole request (connect, response headers, the whole body) must be done.
-    pub deadline: Instant,
-    /// The timeout the deadline came from, for error messages.
-    pub timeout: Duration,
+    /// When the whole request (connect, response headers, the whole body) must be done; shared
+    /// by every target of a scrape, and extended by requests that join it (see [`Deadline`]).
+    pub deadline: Deadline,
     /// Largest accepted decoded body, in bytes.
     pub max_body: u64,
     /// Longest accepted line, in bytes (`--max-line-length`).
@@ -228,15 +227,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Sends a GET to `target` and waits for the response headers, until `deadline`.
+/// Sends a GET to `target` and waits for the response headers, until `deadline`. A timeout
+/// reports [`Deadline::timeout`].
 /// `accept_encoding` is the `Accept-Encoding` to send (`gzip` for scrapes; `/source` passes the
 /// client's own).
 pub async fn send(
     client: &Client,
     target: &Target,
     accept_encoding: Option<&HeaderValue>,
-    deadline: Instant,
-    timeout: Duration,
+    deadline: &Deadline,
 ) -> Result<Response<Incoming>, FetchError> {
     let mut req = Request::get(target.uri.clone())
         .header(ACCEPT, ACCEPT_UPSTREAM)
@@ -259,36 +258,40 @@ pub async fn send(
     let req = req
         .body(Empty::new())
         .map_err(|e| FetchError::Connect(e.to_string()))?;
-    match tokio::time::timeout_at(deadline, client.http.request(req)).await {
+    match deadline.run(client.http.request(req)).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(match find_tls_error(&e) {
             Some(tls) => FetchError::Tls(describe_tls_error(tls)),
             None => FetchError::Connect(error_chain(&e)),
         }),
-        Err(_) => Err(FetchError::Timeout(timeout)),
+        Err(_) => Err(FetchError::Timeout(deadline.timeout())),
     }
 }
 
 /// The body of a response as it arrives, frame by frame and without copying, for passing it
 /// through unchanged (`/source`). The whole body stays bounded by `deadline`, like a scrape's.
-/// A failure ends the stream with [`FetchError::Timeout`] (with `timeout`, the timeout the
-/// deadline came from) or [`FetchError::Body`]; nothing follows an error.
+/// A failure ends the stream with [`FetchError::Timeout`] (with the deadline's timeout) or
+/// [`FetchError::Body`]; nothing follows an error.
 pub fn body_stream(
     body: Incoming,
-    deadline: Instant,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> impl Stream<Item = Result<Bytes, FetchError>> + Send + 'static {
-    futures_util::stream::unfold(Some(body), move |body| async move {
-        let mut body = body?;
-        loop {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(Some(Ok(f))) => match f.into_data() {
-                    Ok(d) => return Some((Ok(d), Some(body))),
-                    Err(_) => continue, // trailers
-                },
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => return Some((Err(FetchError::Body(error_chain(&e))), None)),
-                Err(_) => return Some((Err(FetchError::Timeout(timeout)), None)),
+    futures_util::stream::unfold(Some(body), move |body| {
+        let deadline = deadline.clone();
+        async move {
+            let mut body = body?;
+            loop {
+                match deadline.run(body.frame()).await {
+                    Ok(Some(Ok(f))) => match f.into_data() {
+                        Ok(d) => return Some((Ok(d), Some(body))),
+                        Err(_) => continue, // trailers
+                    },
+                    Ok(None) => return None,
+                    Ok(Some(Err(e))) => {
+                        return Some((Err(FetchError::Body(error_chain(&e))), None))
+                    }
+                    Err(_) => return Some((Err(FetchError::Timeout(deadline.timeout())), None)),
+                }
             }
         }
     })
@@ -323,7 +326,7 @@ pub async fn scrape_into<S: LimitSink + Send + 'static>(
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
     let gzip = HeaderValue::from_static("gzip");
-    let resp = match send(client, target, Some(&gzip), opts.deadline, opts.timeout).await {
+    let resp = match send(client, target, Some(&gzip), &opts.deadline).await {
         Ok(r) => r,
         Err(e) => return (sink, Err(e)),
     };
@@ -344,7 +347,6 @@ pub async fn scrape_into<S: LimitSink + Send + 'static>(
         parse,
         opts.max_body,
         opts.deadline,
-        opts.timeout,
         sink,
     )
     .await
@@ -422,8 +424,7 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
     gzipped: bool,
     parse: ParseOptions,
     max_body: u64,
-    deadline: Instant,
-    timeout: Duration,
+    deadline: Deadline,
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_FRAMES);
@@ -446,8 +447,8 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
     let mut wire_bytes = 0u64;
     let net_result: Result<(), FetchError> = async {
         loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => return Err(FetchError::Timeout(timeout)),
+            let frame = match deadline.run(body.frame()).await {
+                Err(_) => return Err(FetchError::Timeout(deadline.timeout())),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(FetchError::Body(error_chain(&e))),
                 Ok(Some(Ok(f))) => f,
@@ -456,9 +457,9 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
                 continue; // trailers
             };
             wire_bytes += data.len() as u64;
-            let sent = tokio::time::timeout_at(deadline, tx.send(Msg::Chunk(data))).await;
+            let sent = deadline.run(tx.send(Msg::Chunk(data))).await;
             match sent {
-                Err(_) => return Err(FetchError::Timeout(timeout)),
+                Err(_) => return Err(FetchError::Timeout(deadline.timeout())),
                 // The parser thread stopped (a parse error or the body limit): it has the error.
                 Ok(Err(_)) => return Ok(()),
                 Ok(Ok(())) => {}

@@ -256,6 +256,7 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         target_health: true,
         warm_up: false,
         remote_write: None,
+        staleness_window: metric_gate::server::config::DEFAULT_STALENESS_WINDOW,
     }
 }
 
