@@ -16,5 +16,6 @@ pub mod relabel;
 pub mod remote_write;
 pub mod server;
 pub mod sum;
+mod tls;
 pub mod units;
 pub mod upstream;
