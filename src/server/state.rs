@@ -20,7 +20,7 @@ use super::encoding::Rendered;
 use super::flight::{FlightError, Patience, SingleFlight};
 use super::handlers::{Analysis, MAX_SOURCE_REQUESTS};
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
-use super::push::{RemoteWriteError, RemoteWriteState, UntimedLists};
+use super::push::endpoints::{RemoteWriteError, RemoteWriteState, UntimedLists};
 use super::reload::{Live, ReloadError, Reloaded};
 use super::responses::HeldResults;
 use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
