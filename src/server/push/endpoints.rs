@@ -216,9 +216,5 @@ fn start_endpoints(
     })
 }
 
-/// Scrapes and pushes every `interval` until aborted (see the module documentation). Ticks
-/// keep their cadence; a push that took longer than the interval is followed by the next one
-/// at once.
-
 /// The untimed texts a scrape rendered, by subset (for `ScrapeOutcome::untimed`).
 pub(crate) type UntimedLists = HashMap<String, Bytes>;

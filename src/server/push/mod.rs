@@ -63,6 +63,10 @@ use endpoints::RemoteWriteState;
 
 /// The receiver's route.
 pub const RECEIVER_PATH: &str = "/api/v1/write";
+
+/// Scrapes and pushes every `interval` until aborted (see the module documentation). Ticks
+/// keep their cadence; a push that took longer than the interval is followed by the next one
+/// at once.
 pub(crate) async fn push_loop(state: Arc<AppState>) {
     let Some(rw) = state.remote_write.as_ref() else {
         return;
