@@ -22,10 +22,7 @@ use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
 use metric_gate::labels::{LabelBuf, METRIC_NAME};
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
-
-#[path = "../examples/gen_ingress.rs"]
-#[allow(dead_code)]
-mod gen_ingress;
+use testkit::ingress;
 
 /// Touches every field so the parser's work cannot be optimized away.
 #[derive(Default)]
@@ -84,7 +81,7 @@ fn payload() -> (String, Vec<u8>, u64) {
         .and_then(|(i, p)| Some((i.parse().ok()?, p.parse().ok()?)))
         .unwrap_or((1000, 10));
     let mut out = Vec::new();
-    let (series, _) = gen_ingress::generate(&gen_ingress::Args::sized(i, p), &mut out)
+    let (series, _) = ingress::generate(&ingress::Options::sized(i, p), &mut out)
         .expect("generating into memory cannot fail");
     (format!("{i}x{p}"), out, series)
 }

@@ -5,14 +5,13 @@
 //! prints a SKIPPED message and passes, unless `METRIC_GATE_E2E=require` (as `.ci/run` sets).
 //! Run with `cargo test --test e2e -- --nocapture` to see the observed figures.
 
-mod e2e_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use e2e_support::*;
+use testkit::dns::DnsServer;
+use testkit::e2e::*;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 

@@ -8,8 +8,6 @@
 //! `METRIC_GATE_E2E=require` (as `.ci/run` sets). Run with
 //! `cargo test --test e2e_remote_write -- --nocapture` to see the observed figures.
 
-mod e2e_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_support::*;
+use testkit::e2e::*;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -190,7 +188,7 @@ impl Gate {
         let addr = SocketAddr::from((LO, free_port(LO)));
         let log = dir.join("metric-gate.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(GATE)
+        let child = Command::new(testkit::gate::binary())
             .args([
                 "--listen-address",
                 "127.0.0.1",

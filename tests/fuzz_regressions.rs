@@ -1,12 +1,11 @@
 //! Every input saved under `testdata/fuzz/<target>/` (crashes the fuzzers found, minimized, and
 //! hand-picked edge cases) goes through the same checks as the fuzz target of that name
-//! (`fuzz/fuzz_targets/common`), so a fixed crash stays fixed without the fuzzing toolchain.
+//! (`testkit::checks`), so a fixed crash stays fixed without the fuzzing toolchain.
 //! The bundled test data is checked too: it is the fuzzers' seed corpus.
 
-#[path = "../fuzz/fuzz_targets/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
+
+use testkit::checks;
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -33,17 +32,17 @@ fn run_all(target: &str, check: fn(&[u8])) -> usize {
 
 #[test]
 fn saved_parse_inputs() {
-    assert!(run_all("parse", common::check_parse) > 0);
+    assert!(run_all("parse", checks::check_parse) > 0);
 }
 
 #[test]
 fn saved_relabel_config_inputs() {
-    assert!(run_all("relabel_config", common::check_relabel_config) > 0);
+    assert!(run_all("relabel_config", checks::check_relabel_config) > 0);
 }
 
 #[test]
 fn saved_pipeline_inputs() {
-    assert!(run_all("pipeline", common::check_pipeline) > 0);
+    assert!(run_all("pipeline", checks::check_pipeline) > 0);
 }
 
 #[test]
@@ -56,14 +55,14 @@ fn seed_corpus_passes_every_check() {
     assert!(expositions.len() >= 10, "seed expositions: {expositions:?}");
     for path in &expositions {
         let data = std::fs::read(path).expect("readable");
-        common::check_parse(&data);
-        for pick in 0..common::CONFIGS.len() as u8 {
+        checks::check_parse(&data);
+        for pick in 0..checks::CONFIGS.len() as u8 {
             let mut input = vec![pick];
             input.extend_from_slice(&data);
-            common::check_pipeline(&input);
+            checks::check_pipeline(&input);
         }
     }
     for path in files(&root.join("relabel")) {
-        common::check_relabel_config(&std::fs::read(&path).expect("readable"));
+        checks::check_relabel_config(&std::fs::read(&path).expect("readable"));
     }
 }

@@ -7,14 +7,15 @@
 //! ```
 //! Optional: `MG_BENCH_RELABEL=file.yaml` (passed as `--relabel-file`), `MG_BENCH_RUNS=N`.
 
-mod http_support;
-
 use std::net::Ipv4Addr;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_support::*;
+use testkit::client::*;
+use testkit::dns::DnsServer;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 struct Bin {
     child: Child,
@@ -176,7 +177,7 @@ async fn scrape_latency_memory_and_fan_out() {
             .collect(),
     )
     .await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a(
         "ingress.test",
         &(2..6)

@@ -1,11 +1,11 @@
 //! The binary in server mode: flags, startup log, SIGTERM finishes in-flight scrapes and exits 0.
 
-mod http_support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use http_support::*;
+use testkit::client::*;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 /// Kills the child if the test fails before it exits by itself.
 struct KillOnDrop(Option<std::process::Child>);

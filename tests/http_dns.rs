@@ -1,14 +1,15 @@
 //! dns+ and dnssrv+ fan-out against upstreams on 127.0.0.2, 127.0.0.3, ... (and ::1) resolved
 //! through a DNS server on loopback (`--dns-server`).
 
-mod http_support;
-
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use http_support::*;
 use metric_gate::relabel::{Config, Program};
 use metric_gate::upstream::IpFamily;
+use testkit::client::*;
+use testkit::dns::DnsServer;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 fn body(value: u32) -> String {
     format!(
@@ -42,7 +43,7 @@ async fn fans_out_and_leaves_failed_targets_out_whole() {
         Behave::Plain(format!("{}garbage {{{{\n", body(3000))),
     ])
     .await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a("pods.test", &[lo(2), lo(3), lo(4), lo(5)]);
     let gate = gate_for(
         &dns,
@@ -94,7 +95,7 @@ async fn fans_out_and_leaves_failed_targets_out_whole() {
 async fn all_targets_failed_is_502_and_health_can_be_turned_off() {
     let (port, _ups) =
         upstreams_on_loopbacks(vec![Behave::Status(503), Behave::Plain("{{{\n".into())]).await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a("bad.test", &[lo(2), lo(3)]);
     let gate = gate_for(
         &dns,
@@ -145,7 +146,7 @@ async fn resolves_again_on_every_scrape() {
         Behave::Plain(body(4)),
     ])
     .await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a("churn.test", &[lo(2), lo(3)]);
     let gate = gate_for(
         &dns,
@@ -171,7 +172,7 @@ async fn resolves_again_on_every_scrape() {
 async fn dnssrv_gives_hosts_and_ports() {
     let (port, _ups) =
         upstreams_on_loopbacks(vec![Behave::Plain(body(5)), Behave::Text(body(7))]).await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a("a.pods.test", &[lo(2)]);
     dns.set_a("b.pods.test", &[lo(3)]);
     dns.set_srv(
@@ -207,7 +208,7 @@ async fn dnssrv_gives_hosts_and_ports() {
 
 #[tokio::test]
 async fn a_hanging_dns_server_counts_against_the_timeout() {
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     let gate = gate_for(
         &dns,
         "dns+http://blackhole.test:80/metrics",
@@ -248,7 +249,7 @@ async fn gate_with_family(dns: &DnsServer, upstream: &str, family: IpFamily) -> 
 #[tokio::test]
 async fn a_dual_stack_pod_is_scraped_once() {
     let (port, v4, v6) = dual_stack_pod(&body(10)).await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a("pod.test", &[lo(2)]);
     dns.set_aaaa("pod.test", &[Ipv6Addr::LOCALHOST]);
     let url = format!("dns+http://pod.test:{port}/metrics");
@@ -308,7 +309,7 @@ async fn require_all_answers_502_when_a_target_failed() {
         Behave::Plain(body(2)),
     ])
     .await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a("some.test", &[lo(2), lo(3), lo(4)]);
     dns.set_a("good.test", &[lo(2), lo(4)]);
     let gate_for_name = |name: &str, require_all: bool| {

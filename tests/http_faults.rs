@@ -5,17 +5,18 @@
 //! bounded amount before metric-gate hung up, and the heap of this process (counted by the
 //! allocator below) never grew by anything near the size of the input.
 
-mod http_support;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http_support::*;
 use metric_gate::limits::LabelLimits;
 use metric_gate::relabel::Config;
 use metric_gate::server::ServerConfig;
+use testkit::client::*;
+use testkit::dns::DnsServer;
+use testkit::gate::*;
+use testkit::upstream::*;
 use tokio::net::TcpListener;
 
 /// Counts live heap bytes and their peak, process-wide.
@@ -523,7 +524,7 @@ async fn fan_out_leaves_the_bad_targets_out_and_reports_them() {
         let block = chunk(&[b'x'; 64 << 10]);
         while c.write(&block).await.is_ok() {}
     });
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     let ips: Vec<Ipv4Addr> = (2..6).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
     dns.set_a("pods.test", &ips);
     let mut c = cfg(&format!("dns+http://pods.test:{port}/metrics"));

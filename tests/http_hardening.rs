@@ -4,8 +4,6 @@
 //! responses, per-target self-metrics of vanished targets, the bcrypt queue and the rate limit
 //! per user. Everything listens on loopback.
 
-mod http_support;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +17,10 @@ use metric_gate::server::web_config::WebConfigWatcher;
 use metric_gate::server::ListenerConfig;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use http_support::*;
+use testkit::client::*;
+use testkit::dns::DnsServer;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 const BODY: &str = "# TYPE up gauge\nup 1\n";
 
@@ -390,7 +391,7 @@ async fn source_passes_content_headers_only_and_no_upstream_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_targets_leave_the_self_metrics_after_the_staleness_window() {
     let (port, _ups) = upstreams_on_loopbacks(vec![Behave::Text(BODY.into())]).await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     let mut cfg = config_for(&format!("dns+http://pods.test:{port}/metrics"));
     cfg.upstream.dns_server = Some(dns.addr);
     cfg.upstream.scrape_timeout = Duration::from_secs(2);

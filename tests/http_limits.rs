@@ -1,8 +1,6 @@
 //! Listener limits: slow clients (slowloris) are closed after the header-read timeout without
 //! holding up other clients, and connections over `--web.max-connections` are closed at once.
 
-mod http_support;
-
 use std::time::{Duration, Instant};
 
 use metric_gate::relabel::Config;
@@ -10,7 +8,8 @@ use metric_gate::server::ListenerConfig;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use http_support::*;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 const BODY: &str = "# TYPE up gauge\nup 1\n";
 

@@ -1,15 +1,15 @@
 //! HTTP behaviour of the proxy with a static upstream: pass-through, gzip, subsets, error paths,
 //! limits, timeouts, concurrency, and the auxiliary endpoints.
 
-mod http_support;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http_support::*;
 use metric_gate::relabel::{Config, Program};
+use testkit::client::*;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 const BODY: &str = "\
 # HELP http_requests_total Requests.

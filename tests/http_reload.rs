@@ -1,15 +1,15 @@
 //! Reloading `--relabel-file`: `POST /-/reload` in process and SIGHUP through the binary.
 //! A valid file changes the next scrape; an invalid one is refused and the old config serves.
 
-mod http_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use http_support::*;
 use metric_gate::relabel::Config;
 use metric_gate::server::RelabelConfig;
+use testkit::client::*;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 const BODY: &str = "# TYPE reqs counter\nreqs{code=\"200\",path=\"/a\"} 1\nreqs{code=\"200\",path=\"/b\"} 2\nreqs{code=\"500\",path=\"/a\"} 4\n";
 

@@ -4,8 +4,6 @@
 //!
 //! The receiving end is a mock remote-write receiver in this file.
 
-mod http_support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -25,9 +23,11 @@ use prost::Message;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use http_support::*;
 use metric_gate::remote_write::wire::{is_stale_nan, v1, v2};
 use metric_gate::server::{RelabelConfig, RemoteWriteSettings, ServerConfig};
+use testkit::client::*;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 // ---- the mock receiver -------------------------------------------------------------------
 

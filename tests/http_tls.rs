@@ -1,8 +1,6 @@
 //! `--web.config.file`: TLS, client certificates and basic auth, with certificates made by
 //! rcgen in a temporary directory, a rustls client, and curl when the machine has it.
 
-mod http_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,7 +21,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 
-use http_support::*;
+use testkit::client::*;
+use testkit::gate::*;
+use testkit::upstream::*;
 
 const BODY: &str = "# TYPE up gauge\nup 1\n";
 

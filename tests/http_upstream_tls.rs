@@ -2,13 +2,10 @@
 //! loopback. Verified, unknown CA, name mismatch, expired, insecure, client certificates,
 //! bearer token rotation, basic auth, and dns+https with --upstream.server-name.
 
-mod http_support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use http_support::*;
 use metric_gate::relabel::Config;
 use metric_gate::server::{AppState, RelabelConfig, ServerConfig};
 use metric_gate::upstream::ClientOptions;
@@ -17,6 +14,10 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use testkit::client::*;
+use testkit::dns::DnsServer;
+use testkit::gate::*;
+use testkit::upstream::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -568,7 +569,7 @@ async fn dns_https_verifies_the_service_name() {
     let ca = Ca::new("cluster CA");
     let cert = ca.issue("pod", &["metrics.ingress.svc"], false);
     let (port, pods) = tls_pods(server_config(&cert, None)).await;
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a(
         "pods.test",
         &[Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)],

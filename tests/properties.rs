@@ -7,9 +7,6 @@
 //!   configuration either loads or is refused with a message, and a loaded one turns valid input
 //!   into output that parses again, with no more series than went in.
 
-#[path = "../fuzz/fuzz_targets/common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 
 use metric_gate::aggregate::{Aggregator, RenderOptions};
@@ -17,19 +14,20 @@ use metric_gate::exposition::Sink;
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
+use testkit::checks;
 
 /// Output series, comparable: name, sorted labels, value.
 type Key = (String, Vec<(String, String)>);
 
 fn feed<S: Sink>(text: &[u8], chunk: usize, sink: &mut S) -> Result<(), String> {
-    common::feed(text, &[chunk], sink).map_err(|e| e.to_string())
+    checks::feed(text, &[chunk], sink).map_err(|e| e.to_string())
 }
 
 /// Renders an aggregate and parses it back into a map; a duplicate output series is a failure.
 fn output(agg: &Aggregator) -> Result<BTreeMap<Key, f64>, String> {
     let mut out = Vec::new();
     agg.render(&mut out, &RenderOptions::default());
-    let mut c = common::Record::default();
+    let mut c = checks::Record::default();
     feed(&out, out.len(), &mut c).map_err(|e| {
         format!(
             "output does not parse: {e}\n{}",
@@ -405,7 +403,7 @@ proptest! {
             if scrape > 0 {
                 pipeline.begin_scrape();
             }
-            feed(common::SAMPLE_INPUT.as_bytes(), chunk, &mut pipeline).map_err(TestCaseError::fail)?;
+            feed(checks::SAMPLE_INPUT.as_bytes(), chunk, &mut pipeline).map_err(TestCaseError::fail)?;
             for s in pipeline.subsets() {
                 let out = output(&s.aggregator)
                     .map_err(|e| TestCaseError::fail(format!("{e}\nconfig:\n{yaml}")))?;

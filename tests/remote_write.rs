@@ -880,10 +880,6 @@ async fn proxy_url_tunnels_with_connect() {
     assert_eq!(lines, [format!("CONNECT {} HTTP/1.1", mock.addr)]);
 }
 
-#[path = "../examples/gen_ingress.rs"]
-#[allow(dead_code)]
-mod gen_ingress;
-
 /// Bytes on the wire per sample for the 100x10 ingress payload after `labeldrop: path`, in
 /// 1.0 and 2.0 requests of 2000 samples. Run with `--ignored --nocapture`.
 #[test]
@@ -898,9 +894,10 @@ fn bytes_per_sample_100x10() {
     use metric_gate::remote_write::encode::{Batch, Encoder};
     use metric_gate::remote_write::sender::encode_body;
     use metric_gate::remote_write::Protocol;
+    use testkit::ingress;
 
     let mut payload = Vec::new();
-    gen_ingress::generate(&gen_ingress::Args::sized(100, 10), &mut payload).unwrap();
+    ingress::generate(&ingress::Options::sized(100, 10), &mut payload).unwrap();
     let config = Config::from_yaml(
         "metric_relabel_configs:\n- action: labeldrop\n  regex: path\n",
         "bench",
@@ -963,7 +960,7 @@ fn push_throughput_100x10() {
     use metric_gate::remote_write::{decode, Protocol};
 
     let mut payload = Vec::new();
-    gen_ingress::generate(&gen_ingress::Args::sized(100, 10), &mut payload).unwrap();
+    testkit::ingress::generate(&testkit::ingress::Options::sized(100, 10), &mut payload).unwrap();
     let config = Config::from_yaml(
         "metric_relabel_configs:\n- action: labeldrop\n  regex: path\n",
         "bench",

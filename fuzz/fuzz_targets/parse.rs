@@ -2,6 +2,6 @@
 //! back to the same series).
 #![no_main]
 
-mod common;
+use testkit::checks;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::check_parse(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check_parse(data));

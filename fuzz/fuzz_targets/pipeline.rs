@@ -2,6 +2,6 @@
 //! configuration (the first input byte picks one).
 #![no_main]
 
-mod common;
+use testkit::checks;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::check_pipeline(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check_pipeline(data));

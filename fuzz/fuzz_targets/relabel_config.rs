@@ -2,6 +2,6 @@
 //! loaded programs applied to a fixed exposition.
 #![no_main]
 
-mod common;
+use testkit::checks;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::check_relabel_config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check_relabel_config(data));

@@ -1,23 +1,21 @@
 //! End-to-end helpers: real processes (Debian's `prometheus`, `promtool`,
 //! `prometheus-node-exporter` and the metric-gate binary) on 127.0.0.x loopback with random free
-//! ports and temporary directories, a blocking HTTP client for Prometheus' API, and a tiny UDP DNS
-//! server on loopback. Every process is killed when its guard is dropped, also when an assertion
-//! failed; then the tail of its log is printed to help the diagnosis.
-#![allow(dead_code)]
+//! ports and temporary directories, and a blocking HTTP client for Prometheus' API (the DNS
+//! server is [`crate::dns::DnsServer`]). Every process is killed when its guard is dropped, also
+//! when an assertion failed; then the tail of its log is printed to help the diagnosis.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::gate::binary;
+
+/// Debian's name of the node_exporter binary.
 pub const NODE_EXPORTER: &str = "prometheus-node-exporter";
-pub const GATE: &str = env!("CARGO_BIN_EXE_metric-gate");
 
 /// Default bound for every wait.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -104,7 +102,9 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(name: &str, program: &str, args: &[String], log: PathBuf) -> Self {
+    /// Starts `program` with `args`, stdout and stderr into `log`; `name` names it in messages.
+    pub fn spawn(name: &str, program: impl AsRef<Path>, args: &[String], log: PathBuf) -> Self {
+        let program = program.as_ref();
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().unwrap();
         let child = Command::new(program)
@@ -113,7 +113,7 @@ impl Proc {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
         Self {
             name: name.to_owned(),
             child: Some(child),
@@ -246,7 +246,7 @@ impl GateProc {
             port.to_string(),
         ];
         all.extend_from_slice(args);
-        let proc = Proc::spawn("metric-gate", GATE, &all, dir.join("metric-gate.log"));
+        let proc = Proc::spawn("metric-gate", binary(), &all, dir.join("metric-gate.log"));
         let g = Self { addr, proc };
         wait_http_ok("metric-gate to be healthy", &g.url("/-/healthy"));
         g
@@ -512,7 +512,7 @@ pub fn sample_count(text: &str) -> usize {
 
 /// `metric-gate --file FILE --apply --relabel-file CONFIG [--subset NAME]`: the output.
 pub fn apply_offline(capture: &Path, relabel_file: &Path, subset: Option<&str>) -> String {
-    let mut cmd = Command::new(GATE);
+    let mut cmd = Command::new(binary());
     cmd.arg("--file")
         .arg(capture)
         .arg("--apply")
@@ -557,93 +557,4 @@ pub fn promtool_check_metrics(what: &str, text: &str) {
         matches!(code, Some(0) | Some(3)) && !msg.contains("error while linting"),
         "promtool check metrics rejected {what} (exit {code:?}):\n{msg}"
     );
-}
-
-/// A UDP DNS server on 127.0.0.1 (random port) answering A queries from a table; AAAA and other
-/// types for a known name get an empty NOERROR answer, unknown names NXDOMAIN.
-pub struct DnsServer {
-    pub addr: SocketAddr,
-    pub a: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl DnsServer {
-    pub fn start() -> Self {
-        use hickory_proto::op::{Message, MessageType, ResponseCode};
-        use hickory_proto::rr::rdata::A;
-        use hickory_proto::rr::{RData, Record, RecordType};
-
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let a: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ta, ts) = (a.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 4096];
-            while !ts.load(Ordering::SeqCst) {
-                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(q) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                let mut resp = Message::new();
-                resp.set_id(q.id())
-                    .set_message_type(MessageType::Response)
-                    .set_op_code(q.op_code())
-                    .set_recursion_desired(q.recursion_desired())
-                    .set_recursion_available(true)
-                    .set_authoritative(true);
-                resp.add_queries(q.queries().to_vec());
-                let mut known = false;
-                for query in q.queries() {
-                    let key = query
-                        .name()
-                        .to_utf8()
-                        .trim_end_matches('.')
-                        .to_ascii_lowercase();
-                    if let Some(ips) = ta.lock().unwrap().get(&key) {
-                        known = true;
-                        if query.query_type() == RecordType::A {
-                            for ip in ips {
-                                resp.add_answer(Record::from_rdata(
-                                    query.name().clone(),
-                                    1,
-                                    RData::A(A(*ip)),
-                                ));
-                            }
-                        }
-                    }
-                }
-                if !known {
-                    resp.set_response_code(ResponseCode::NXDomain);
-                }
-                if let Ok(bytes) = resp.to_vec() {
-                    let _ = sock.send_to(&bytes, peer);
-                }
-            }
-        });
-        Self {
-            addr,
-            a,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn set_a(&self, name: &str, ips: &[Ipv4Addr]) {
-        self.a.lock().unwrap().insert(name.to_owned(), ips.to_vec());
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -1,9 +1,9 @@
-//! The checks behind the fuzz targets, shared with `tests/fuzz_regressions.rs` (which runs them
-//! over every saved input in `testdata/fuzz/`). Each check panics when an oracle fails, which is
-//! what libFuzzer and the test harness report: a panic in metric-gate itself, or an inconsistency
-//! (chunking changes the result, output does not parse back, the cache disagrees with a fresh
-//! pipeline).
-#![allow(dead_code)]
+//! The checks behind the fuzz targets (`fuzz/fuzz_targets/*.rs`), shared with
+//! `tests/fuzz_regressions.rs` (which runs them over every saved input in `testdata/fuzz/`) and
+//! `tests/properties.rs` (which feeds and collects through [`feed`] and [`Record`]). Each check
+//! panics when an oracle fails, which is what libFuzzer and the test harness report: a panic in
+//! metric-gate itself, or an inconsistency (chunking changes the result, output does not parse
+//! back, the cache disagrees with a fresh pipeline).
 
 use metric_gate::aggregate::RenderOptions;
 use metric_gate::analyze::Analyzer;
@@ -229,10 +229,10 @@ pub fn check_relabel_config(data: &[u8]) {
 
 /// The configurations the pipeline target picks from.
 pub const CONFIGS: [&str; 4] = [
-    include_str!("../../../testdata/relabel/labeldrop_path.yaml"),
-    include_str!("../../../testdata/relabel/subsets.yaml"),
+    include_str!("../../testdata/relabel/labeldrop_path.yaml"),
+    include_str!("../../testdata/relabel/subsets.yaml"),
     "",
-    include_str!("../../../testdata/relabel/rule_mix.yaml"),
+    include_str!("../../testdata/relabel/rule_mix.yaml"),
 ];
 
 /// Pipeline oracle: the first byte picks a configuration, the rest is the exposition.
