@@ -45,9 +45,10 @@ async fn passes_metrics_through() {
     let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
     let r = gate.get("/metrics").await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // No Accept: text 0.0.4, legacy names (escaped with underscores had there been others).
     assert_eq!(
         r.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
     );
     assert_eq!(samples(&r.text()), samples(BODY));
     assert!(r.text().contains("# TYPE http_requests_total counter\n"));

@@ -28,6 +28,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use crate::exposition::escape::series_has_quoted_name;
 use crate::exposition::render::{
     write_help, write_timestamp_line_end, write_type, write_value_line_end,
 };
@@ -141,6 +142,8 @@ pub struct Aggregator {
     label_limits: LabelLimits,
     /// The last limit a new series broke.
     limit_error: Option<LimitError>,
+    /// Some series held has a name written quoted (outside the legacy character set).
+    quoted_names: bool,
 }
 
 impl Default for Aggregator {
@@ -166,6 +169,7 @@ impl Aggregator {
             live: 0,
             label_limits: LabelLimits::UNLIMITED,
             limit_error: None,
+            quoted_names: false,
         }
     }
 
@@ -194,6 +198,7 @@ impl Aggregator {
         self.stats = AggregateStats::default();
         self.epoch = 1;
         self.live = 0;
+        self.quoted_names = false;
     }
 
     /// Starts a new scrape: no series is live until it receives a sample, but every series and
@@ -257,6 +262,14 @@ impl Aggregator {
     /// Work counters of the current scrape.
     pub fn stats(&self) -> AggregateStats {
         self.stats
+    }
+
+    /// True when some series held (live or idle) has its metric name or a label name written
+    /// quoted: a client that cannot read UTF-8 names needs the output escaped
+    /// ([`crate::exposition::escape`]). False means the rendered text is the same under every
+    /// escaping scheme. Tracked when series are created, so it costs nothing per scrape.
+    pub fn has_quoted_names(&self) -> bool {
+        self.quoted_names
     }
 
     /// Bytes held for series keys and value texts.
@@ -443,6 +456,7 @@ impl Aggregator {
         let family = self.family_id(family);
         let id = self.series.len() as u32;
         let start = self.arena.len();
+        self.quoted_names |= series_has_quoted_name(key);
         self.arena.extend_from_slice(key);
         self.series.push(Series {
             hash,

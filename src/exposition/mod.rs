@@ -1,5 +1,6 @@
 //! The Prometheus text exposition format: streaming parser and renderer.
 
+pub mod escape;
 pub mod float;
 pub mod parse;
 pub mod render;

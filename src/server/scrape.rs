@@ -184,6 +184,8 @@ pub struct ListOutput {
     /// For a subset in [`ScrapeInput::untimed`] whose body rendered: the text without the
     /// fetch time on samples that have no timestamp of their own.
     pub untimed: Option<Bytes>,
+    /// Some name in the output is written quoted (see [`Aggregator::has_quoted_names`]).
+    pub quoted_names: bool,
     /// Output series.
     pub series: usize,
     /// Bytes of series keys and values held by the output.
@@ -461,6 +463,7 @@ fn render_all(
             name: list.name.as_named().map(str::to_owned),
             body,
             untimed,
+            quoted_names: agg.has_quoted_names(),
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
             dropped_by_relabel,

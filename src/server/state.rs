@@ -365,11 +365,12 @@ impl AppState {
                     source: e,
                 }
             });
+            let quoted = list.quoted_names;
             match list.name {
-                None => default = Some(body),
+                None => default = Some((body, quoted)),
                 Some(n) => {
                     let snapshot = SubsetSnapshot {
-                        rendered: body.map(|b| Rendered::new(b, generation)),
+                        rendered: body.map(|b| Rendered::new(b, generation, quoted)),
                         series: list.series,
                     };
                     by_name.insert(n, Arc::new(snapshot));
@@ -381,7 +382,7 @@ impl AppState {
             by_name,
         })));
         self.mark_ready();
-        let default = default.unwrap_or_else(|| Ok(Bytes::new()));
+        let (default, quoted) = default.unwrap_or_else(|| (Ok(Bytes::new()), false));
         tracing::info!(
             upstream = %upstream,
             targets_ok = ok,
@@ -391,7 +392,7 @@ impl AppState {
             "scrape done"
         );
         ScrapeOutcome {
-            result: default.map(|b| Rendered::new(b, generation)),
+            result: default.map(|b| Rendered::new(b, generation, quoted)),
             fetched_at_ms,
             untimed,
         }
