@@ -252,11 +252,11 @@ rpc_calls{method=\"put\",utf_8_label=\"x\"} 1
 }
 
 #[tokio::test]
-async fn clients_without_a_text_range_get_text_0_0_4() {
+async fn clients_without_a_format_of_ours_get_text_0_0_4() {
     let up = Upstream::start(Behave::Text(UTF8.into())).await;
     let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
     for accept in [
-        "application/openmetrics-text;version=1.0.0",
+        "application/openmetrics-text;version=2.0.0",
         "application/json",
         "*/*;q=2",
         ";;;,",
@@ -273,5 +273,225 @@ async fn clients_without_a_text_range_get_text_0_0_4() {
             "{accept}"
         );
     }
+    gate.stop().await;
+}
+
+/// An OpenMetrics upstream: a counter with `# UNIT` and `_created`, an exemplar, `info`,
+/// `stateset`, and a UTF-8 name.
+const OPENMETRICS: &str = "\
+# HELP rpc_seconds Time \\\"spent\\\".
+# TYPE rpc_seconds counter
+# UNIT rpc_seconds seconds
+rpc_seconds_total{a=\"1\"} 2 1700000000.5 # {trace_id=\"x\"} 1
+rpc_seconds_created{a=\"1\"} 1700000000 1700000000.5
+# HELP build Build.
+# TYPE build info
+build_info{v=\"1\"} 1
+# TYPE s stateset
+s{s=\"a\"} 1
+s{s=\"b\"} 0
+# TYPE \"http.requests\" counter
+{\"http.requests_total\",code=\"200\"} 3
+# EOF
+";
+
+/// Python `prometheus_client`'s OpenMetrics parser (the reference implementation's) accepts
+/// `text`; returns the sample names it read. Skipped (None) without python3 or the module.
+fn python_openmetrics_samples(text: &str) -> Option<BTreeSet<String>> {
+    const SCRIPT: &str = "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(sys.stdin.read()):
+    for s in f.samples:
+        print(s.name)
+";
+    let child = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("python3 not installed: skipping the OpenMetrics parse");
+        return None;
+    };
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("No module named 'prometheus_client'") {
+        eprintln!("prometheus_client not installed: skipping the OpenMetrics parse");
+        return None;
+    }
+    assert!(out.status.success(), "OpenMetrics parser: {err}\n{text}");
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_openmetrics_upstream_reaches_openmetrics_clients_whole() {
+    let up = Upstream::start(Behave::OpenMetrics(OPENMETRICS.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subset_s()).await;
+
+    // Prometheus 2.42 asks OpenMetrics first: it gets the upstream's OpenMetrics, names
+    // escaped with underscores, `# UNIT`, `_created`, `info`, `stateset` and `# EOF` intact.
+    // The exemplar is not kept.
+    let r = get_with(&gate, "/metrics", Some(PROMETHEUS_2_42)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores")
+    );
+    let om = r.text();
+    assert_eq!(
+        om,
+        "\
+# HELP rpc_seconds Time \\\"spent\\\".
+# TYPE rpc_seconds counter
+# UNIT rpc_seconds seconds
+rpc_seconds_total{a=\"1\"} 2 1700000000.5
+rpc_seconds_created{a=\"1\"} 1700000000 1700000000.5
+# HELP build Build.
+# TYPE build info
+build_info{v=\"1\"} 1
+# TYPE s stateset
+s{s=\"a\"} 1
+s{s=\"b\"} 0
+# TYPE http_requests counter
+http_requests_total{code=\"200\"} 3
+# EOF
+"
+    );
+    if let Some(read) = python_openmetrics_samples(&om) {
+        assert_eq!(read, names(&om));
+    }
+
+    // Prometheus 3 reads UTF-8 names: the upstream's text, exemplar aside.
+    let r = get_with(&gate, "/metrics", Some(PROMETHEUS_3)).await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8")
+    );
+    assert_eq!(r.text(), OPENMETRICS.replace(" # {trace_id=\"x\"} 1", ""));
+
+    // A client that does not accept OpenMetrics gets text with the same series: `_created`
+    // stays a series, `info` and `stateset` are untyped, timestamps are milliseconds.
+    for accept in [None, Some(PROMETHEUS_3_TEXT_004)] {
+        let r = get_with(&gate, "/metrics", accept).await;
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
+        );
+        let text = r.text();
+        assert_eq!(names(&text), names(&om), "{text}");
+        assert!(
+            text.contains("rpc_seconds_total{a=\"1\"} 2 1700000000500\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE build untyped\n"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        promtool_parses(&text);
+    }
+
+    // Subsets keep their timestamps, in seconds.
+    let r = get_with(&gate, "/metrics/s", Some(PROMETHEUS_2_42)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let om = r.text();
+    assert!(
+        om.contains("rpc_seconds_total{a=\"1\"} 2 1700000000.5\n"),
+        "{om}"
+    );
+    let line = om.lines().find(|l| l.starts_with("build_info")).unwrap();
+    let ts: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ts > 1.6e9 && ts < 1e11, "{line}");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    if let Some(read) = python_openmetrics_samples(&om) {
+        assert_eq!(read, names(&om));
+    }
+    gate.stop().await;
+}
+
+/// A subset `s` that keeps everything.
+fn with_subset_s() -> Config {
+    Config::from_yaml("metric_relabel_configs: []\ns: []\n", "test.yaml").unwrap()
+}
+
+#[tokio::test]
+async fn a_text_upstream_is_converted_only_for_openmetrics_only_clients() {
+    let body = "\
+# HELP nginx_ingress_controller_requests Requests.
+# TYPE nginx_ingress_controller_requests counter
+nginx_ingress_controller_requests{status=\"200\"} 5
+# TYPE http_requests_total counter
+http_requests_total{code=\"200\"} 3
+# TYPE temperature gauge
+temperature 21.5
+# TYPE u untyped
+u 1
+";
+    let up = Upstream::start(Behave::Text(body.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subset_s()).await;
+    let r = get_with(
+        &gate,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0"),
+    )
+    .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores")
+    );
+    // The counter without `_total` is retyped, not renamed: the same series names.
+    assert_eq!(
+        r.text(),
+        "\
+# HELP nginx_ingress_controller_requests Requests.
+# TYPE nginx_ingress_controller_requests unknown
+nginx_ingress_controller_requests{status=\"200\"} 5
+# TYPE http_requests counter
+http_requests_total{code=\"200\"} 3
+# TYPE temperature gauge
+temperature 21.5
+# TYPE u unknown
+u 1
+# EOF
+"
+    );
+    assert_eq!(names(&r.text()), names(body));
+    if let Some(read) = python_openmetrics_samples(&r.text()) {
+        assert_eq!(read, names(body));
+    }
+    // The subset's timestamps become seconds.
+    let r = get_with(&gate, "/metrics/s", Some("application/openmetrics-text")).await;
+    let line = r
+        .text()
+        .lines()
+        .find(|l| l.starts_with("u "))
+        .unwrap()
+        .to_owned();
+    let ts: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ts > 1.6e9 && ts < 1e11, "{line}");
+    // Prometheus (either version) accepts text: it gets the text, unconverted.
+    let r = get_with(&gate, "/metrics", Some(PROMETHEUS_2_42)).await;
+    assert_eq!(series_set(&r.text()), series_set(body));
     gate.stop().await;
 }

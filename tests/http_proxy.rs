@@ -53,12 +53,16 @@ async fn passes_metrics_through() {
     assert_eq!(samples(&r.text()), samples(BODY));
     assert!(r.text().contains("# TYPE http_requests_total counter\n"));
     assert!(r.text().contains("# HELP http_requests_total Requests.\n"));
-    // The upstream was asked for text 0.0.4 and gzip, not for what the client asked.
+    // The upstream was asked for what metric-gate reads (OpenMetrics first, then text) and
+    // gzip, not for what the client asked.
     let seen = up.seen_headers.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     let accept = seen[0].get("accept").unwrap().to_str().unwrap();
-    assert!(accept.starts_with("text/plain;version=0.0.4"), "{accept}");
-    assert!(accept.contains("application/openmetrics-text"), "{accept}");
+    assert!(
+        accept.starts_with("application/openmetrics-text;version=1.0.0"),
+        "{accept}"
+    );
+    assert!(accept.contains("text/plain;version=0.0.4"), "{accept}");
     assert_eq!(seen[0].get("accept-encoding").unwrap(), "gzip");
     gate.stop().await;
 }

@@ -35,6 +35,7 @@ use crate::exposition::render::{
 use crate::limits::{LabelLimits, LimitError};
 
 pub mod key;
+mod openmetrics;
 
 pub use key::{KeyBuf, SeriesKey};
 
@@ -53,7 +54,12 @@ struct Family {
     help: String,
     has_help: bool,
     typ: Option<&'static str>,
-    /// The scrape whose metadata `help`/`typ` hold.
+    /// The TYPE as the input wrote it (OpenMetrics types included), for OpenMetrics output.
+    om_type: Option<&'static str>,
+    /// UNIT text (OpenMetrics input); meaningful when `has_unit`.
+    unit: String,
+    has_unit: bool,
+    /// The scrape whose metadata `help`/`typ`/`unit` hold.
     meta_epoch: u32,
     series: Vec<u32>,
 }
@@ -297,6 +303,9 @@ impl Aggregator {
                     help: String::new(),
                     has_help: false,
                     typ: None,
+                    om_type: None,
+                    unit: String::new(),
+                    has_unit: false,
                     meta_epoch: self.epoch,
                     series: Vec::new(),
                 });
@@ -322,6 +331,8 @@ impl Aggregator {
             f.meta_epoch = epoch;
             f.has_help = false;
             f.typ = None;
+            f.om_type = None;
+            f.has_unit = false;
         }
         f
     }
@@ -337,10 +348,23 @@ impl Aggregator {
     }
 
     /// Records a family's TYPE; the first one of a scrape wins. OpenMetrics-only types are
-    /// written as `untyped`, since the output is text 0.0.4.
+    /// written as `untyped` in text 0.0.4 ([`Aggregator::render`]) and as they are in
+    /// OpenMetrics ([`Aggregator::render_openmetrics`]).
     pub fn set_type(&mut self, family: &str, typ: &str) {
         let f = self.family_meta(family);
         if f.typ.is_none() {
+            f.om_type = match typ {
+                "counter" => Some("counter"),
+                "gauge" => Some("gauge"),
+                "histogram" => Some("histogram"),
+                "summary" => Some("summary"),
+                "untyped" => Some("untyped"),
+                "unknown" => Some("unknown"),
+                "info" => Some("info"),
+                "stateset" => Some("stateset"),
+                "gaugehistogram" => Some("gaugehistogram"),
+                _ => None,
+            };
             f.typ = Some(match typ {
                 "counter" => "counter",
                 "gauge" => "gauge",
@@ -348,6 +372,17 @@ impl Aggregator {
                 "summary" => "summary",
                 _ => "untyped",
             });
+        }
+    }
+
+    /// Records a family's UNIT (OpenMetrics input); the first one of a scrape wins. Written
+    /// only in OpenMetrics output.
+    pub fn set_unit(&mut self, family: &str, unit: &str) {
+        let f = self.family_meta(family);
+        if !f.has_unit {
+            f.has_unit = true;
+            f.unit.clear();
+            f.unit.push_str(unit);
         }
     }
 
@@ -501,8 +536,11 @@ impl Aggregator {
             if f.has_help && f.meta_epoch == other.epoch {
                 self.set_help(&f.name, &f.help);
             }
-            if let (Some(typ), true) = (f.typ, f.meta_epoch == other.epoch) {
+            if let (Some(typ), true) = (f.om_type.or(f.typ), f.meta_epoch == other.epoch) {
                 self.set_type(&f.name, typ);
+            }
+            if f.has_unit && f.meta_epoch == other.epoch {
+                self.set_unit(&f.name, &f.unit);
             }
             for &id in &f.series {
                 if !other.is_live(id) {

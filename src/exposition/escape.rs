@@ -18,6 +18,10 @@
 //! refuses. Here label names are tested against the label rule (`[a-zA-Z_][a-zA-Z0-9_]*`) and
 //! `:` counts as invalid in them, so the output always parses.
 //!
+//! The same pass converts between the two text formats ([`rewrite`]): a result rendered in
+//! one is served in the other to a client that does not accept it (see
+//! [`super::render_om`] for what OpenMetrics output changes, and keeps).
+//!
 //! Escaping can make two series one (`a.b` and `a_b` both become `a_b`). They are summed, as
 //! series that became identical after relabeling are, and counted ([`EscapeStats::merged`]).
 //! A series in which two label names become one (`a.b="x"` and `a_b="y"`) cannot be written
@@ -33,6 +37,7 @@ use super::render::{
     is_legacy_label_name, is_legacy_metric_name, write_help, write_series,
     write_timestamp_line_end, write_type,
 };
+use super::render_om::{write_eof, write_openmetrics_family, OmSample, OmValue};
 
 /// How names outside the legacy character set are written; the values of the `escaping`
 /// media-type parameter.
@@ -146,18 +151,26 @@ struct Family {
     name: String,
     help: Option<String>,
     typ: Option<String>,
+    unit: Option<String>,
     series: Vec<usize>,
 }
 
 /// An output series of the escaping pass: its rendered key and its (summed) value.
 #[derive(Debug)]
 struct Series {
+    /// The (escaped) metric name.
+    name: String,
     key: Vec<u8>,
     value: f64,
     /// The input's value text, while nothing was summed into the series.
     text: Option<String>,
     timestamp_ms: Option<i64>,
 }
+
+/// What a sample name may add to its family's name, in either format.
+const FAMILY_SUFFIXES: [&str; 9] = [
+    "", "_total", "_created", "_bucket", "_sum", "_count", "_info", "_gsum", "_gcount",
+];
 
 /// The sink that escapes names and sums the series that became one.
 struct EscapeSink {
@@ -168,6 +181,11 @@ struct EscapeSink {
     series_ids: HashMap<Vec<u8>, usize>,
     stats: EscapeStats,
     key: Vec<u8>,
+    /// The family of the last HELP/TYPE/UNIT line (input name): the renderers write a
+    /// family's metadata right before its samples, so a sample whose name starts with it is
+    /// that family's, even where the format read cannot tell (an `info` family `x`, written
+    /// `untyped` in text, has samples `x_info`).
+    meta_family: String,
 }
 
 impl EscapeSink {
@@ -188,6 +206,10 @@ impl EscapeSink {
 
 impl Sink for EscapeSink {
     fn metadata(&mut self, meta: &Metadata<'_>) {
+        if self.meta_family != meta.family {
+            self.meta_family.clear();
+            self.meta_family.push_str(meta.family);
+        }
         let id = self.family(meta.family);
         let f = &mut self.families[id];
         // A family has one HELP and one TYPE: when escaping joins two families, the first
@@ -195,6 +217,7 @@ impl Sink for EscapeSink {
         match meta.kind {
             MetaKind::Help if f.help.is_none() => f.help = Some(meta.text.to_owned()),
             MetaKind::Type if f.typ.is_none() => f.typ = Some(meta.text.to_owned()),
+            MetaKind::Unit if f.unit.is_none() => f.unit = Some(meta.text.to_owned()),
             _ => {}
         }
     }
@@ -229,9 +252,22 @@ impl Sink for EscapeSink {
             self.stats.merged += 1;
             return;
         }
-        let family = self.family(sample.family);
+        let in_meta_family = !self.meta_family.is_empty()
+            && sample
+                .name
+                .strip_prefix(&self.meta_family)
+                .is_some_and(|rest| FAMILY_SUFFIXES.contains(&rest));
+        let family = if in_meta_family {
+            let meta_family = std::mem::take(&mut self.meta_family);
+            let id = self.family(&meta_family);
+            self.meta_family = meta_family;
+            id
+        } else {
+            self.family(sample.family)
+        };
         let id = self.series.len();
         self.series.push(Series {
+            name: name.into_owned(),
             key: self.key.clone(),
             value: sample.value,
             text: Some(sample.value_text.to_owned()),
@@ -242,21 +278,50 @@ impl Sink for EscapeSink {
     }
 }
 
-/// Rewrites `text` (text format as metric-gate renders it: one HELP and TYPE per family
-/// before its samples, millisecond timestamps) with every name escaped under `scheme`.
-/// Families and series keep their first-seen order; series that escaping made identical are
-/// summed (the latest timestamp wins), and a series with two labels of one escaped name is
-/// left out. A value nothing was summed into keeps its spelling. `AllowUtf8` returns the text
-/// unchanged.
-///
-/// Fails only on text that does not parse, which metric-gate's renderer never writes.
+/// The format [`rewrite`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Prometheus text format (0.0.4, or 1.0.0 when names are quoted): millisecond
+    /// timestamps; OpenMetrics-only types are written `untyped` and `# UNIT` is left out, as
+    /// the aggregator's own text rendering does.
+    Text,
+    /// OpenMetrics text 1.0, as [`super::render_om`] writes it, ending with `# EOF`.
+    OpenMetrics,
+}
+
+/// Text 0.0.4's word for a TYPE word of either format.
+fn text_type(typ: &str) -> &str {
+    match typ {
+        "counter" | "gauge" | "histogram" | "summary" => typ,
+        _ => "untyped",
+    }
+}
+
+/// [`rewrite`] from text to text: `text` with every name escaped under `scheme`. With
+/// `AllowUtf8` the text is returned unchanged.
 pub fn escape_text(text: &[u8], scheme: Escaping) -> Result<(Vec<u8>, EscapeStats), ParseError> {
     if scheme == Escaping::AllowUtf8 {
         return Ok((text.to_vec(), EscapeStats::default()));
     }
+    rewrite(text, Format::Text, Written::Text, scheme)
+}
+
+/// Rewrites `text` (as metric-gate renders it, in format `from`: one HELP and TYPE per family
+/// before its samples) into format `to`, with every name escaped under `scheme`. Families and
+/// series keep their first-seen order; series that escaping made identical are summed (the
+/// latest timestamp wins), and a series with two labels of one escaped name is left out. A
+/// value nothing was summed into keeps its spelling; timestamps keep their millisecond value.
+///
+/// Fails only on text that does not parse, which metric-gate's renderers never write.
+pub fn rewrite(
+    text: &[u8],
+    from: Format,
+    to: Written,
+    scheme: Escaping,
+) -> Result<(Vec<u8>, EscapeStats), ParseError> {
     let mut parser = Parser::new(ParseOptions {
         max_line_len: usize::MAX,
-        format: Format::Text,
+        format: from,
     });
     let mut sink = EscapeSink {
         scheme,
@@ -266,19 +331,47 @@ pub fn escape_text(text: &[u8], scheme: Escaping) -> Result<(Vec<u8>, EscapeStat
         series_ids: HashMap::new(),
         stats: EscapeStats::default(),
         key: Vec::new(),
+        meta_family: String::new(),
     };
     parser.feed(text, &mut sink)?;
     parser.finish(&mut sink)?;
-    let mut out = Vec::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len() + 16);
     for f in &sink.families {
         if f.series.is_empty() {
+            continue;
+        }
+        if to == Written::OpenMetrics {
+            let samples: Vec<OmSample<'_>> = f
+                .series
+                .iter()
+                .map(|&id| {
+                    let s = &sink.series[id];
+                    OmSample {
+                        name: &s.name,
+                        key: &s.key,
+                        value: match &s.text {
+                            Some(t) => OmValue::Text(t.as_bytes()),
+                            None => OmValue::Float(s.value),
+                        },
+                        timestamp_ms: s.timestamp_ms,
+                    }
+                })
+                .collect();
+            write_openmetrics_family(
+                &mut out,
+                &f.name,
+                f.help.as_deref(),
+                f.typ.as_deref(),
+                f.unit.as_deref(),
+                &samples,
+            );
             continue;
         }
         if let Some(help) = &f.help {
             write_help(&mut out, &f.name, help);
         }
         if let Some(typ) = &f.typ {
-            write_type(&mut out, &f.name, typ);
+            write_type(&mut out, &f.name, text_type(typ));
         }
         for &id in &f.series {
             let s = &sink.series[id];
@@ -290,6 +383,9 @@ pub fn escape_text(text: &[u8], scheme: Escaping) -> Result<(Vec<u8>, EscapeStat
             }
             write_timestamp_line_end(&mut out, s.timestamp_ms);
         }
+    }
+    if to == Written::OpenMetrics {
+        write_eof(&mut out);
     }
     Ok((out, sink.stats))
 }
@@ -406,6 +502,77 @@ x{a=\"1\",z=\"\\\"q\\\"\"} 2
         );
         let (out, _) = esc(text, AllowUtf8);
         assert_eq!(out, text);
+    }
+
+    #[test]
+    fn converts_between_formats() {
+        let om = "\
+# HELP \"rpc.seconds\" Time \\\"spent\\\".
+# TYPE \"rpc.seconds\" counter
+# UNIT \"rpc.seconds\" seconds
+{\"rpc.seconds_total\",a=\"1\"} 2 1700000000.5
+{\"rpc.seconds_created\",a=\"1\"} 1700000000
+# TYPE build info
+build_info{v=\"1\"} 1
+# TYPE s stateset
+s{s=\"a\"} 1
+# EOF
+";
+        let (text, _) = rewrite(
+            om.as_bytes(),
+            Format::OpenMetrics,
+            Written::Text,
+            Underscores,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(text.clone()).unwrap(),
+            "\
+# HELP rpc_seconds Time \"spent\".
+# TYPE rpc_seconds counter
+rpc_seconds_total{a=\"1\"} 2 1700000000500
+rpc_seconds_created{a=\"1\"} 1700000000
+# TYPE build untyped
+build_info{v=\"1\"} 1
+# TYPE s untyped
+s{s=\"a\"} 1
+"
+        );
+        let (back, _) = rewrite(
+            om.as_bytes(),
+            Format::OpenMetrics,
+            Written::OpenMetrics,
+            Underscores,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(back).unwrap(),
+            "\
+# HELP rpc_seconds Time \\\"spent\\\".
+# TYPE rpc_seconds counter
+# UNIT rpc_seconds seconds
+rpc_seconds_total{a=\"1\"} 2 1700000000.5
+rpc_seconds_created{a=\"1\"} 1700000000
+# TYPE build info
+build_info{v=\"1\"} 1
+# TYPE s stateset
+s{s=\"a\"} 1
+# EOF
+"
+        );
+        // Text to OpenMetrics: a counter without `_total` is retyped, not renamed.
+        let text = "# TYPE nginx_requests counter\nnginx_requests 3\n# TYPE x_total counter\nx_total 1 5\n";
+        let (om, _) = rewrite(
+            text.as_bytes(),
+            Format::Text,
+            Written::OpenMetrics,
+            AllowUtf8,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(om).unwrap(),
+            "# TYPE nginx_requests unknown\nnginx_requests 3\n# TYPE x counter\nx_total 1 0.005\n# EOF\n"
+        );
     }
 
     #[test]

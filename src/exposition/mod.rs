@@ -4,6 +4,7 @@ pub mod escape;
 pub mod float;
 pub mod parse;
 pub mod render;
+pub mod render_om;
 
 pub use float::parse_go_float;
 pub use parse::{

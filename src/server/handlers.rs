@@ -18,6 +18,7 @@ use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 
 use crate::analyze::Analyzer;
+use crate::exposition::escape::Escaping;
 use crate::upstream::fetch::{self, scrape_into};
 use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
@@ -226,7 +227,8 @@ fn accept_header(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A metrics body in the format and escaping the client's `Accept` asks for
-/// ([`Negotiated::for_metrics`]), gzip-compressed when the client accepts it, with a
+/// ([`Negotiated::for_metrics`]: the upstream's own format when the client accepts it),
+/// gzip-compressed when the client accepts it, with a
 /// `Content-Type` that says exactly which. The bytes are the scrape's own, or their escaped
 /// form made once per scrape (shared with every client of that scrape); the response holds
 /// them through `conn`'s [`super::responses::HeldResults`] registration until they are written.
@@ -236,10 +238,14 @@ async fn metrics_body(
     headers: &HeaderMap,
     rendered: &Rendered,
 ) -> Result<Response, ApiError> {
-    let negotiated = Negotiated::for_metrics(accept_header(headers).as_deref());
+    let negotiated =
+        Negotiated::for_metrics(accept_header(headers).as_deref(), rendered.is_openmetrics());
     let escaping = negotiated.escaping;
     let rendered = rendered
-        .escaped(escaping, |stats| {
+        .variant(negotiated, |stats| {
+            if escaping == Escaping::AllowUtf8 {
+                return;
+            }
             if stats.merged + stats.dropped > 0 {
                 tracing::warn!(
                     escaping = escaping.as_str(),

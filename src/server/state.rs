@@ -366,11 +366,13 @@ impl AppState {
                 }
             });
             let quoted = list.quoted_names;
+            let om = list.openmetrics;
             match list.name {
-                None => default = Some((body, quoted)),
+                None => default = Some((body, quoted, om)),
                 Some(n) => {
                     let snapshot = SubsetSnapshot {
-                        rendered: body.map(|b| Rendered::new(b, generation, quoted)),
+                        rendered: body
+                            .map(|b| Rendered::new(b, generation, quoted).with_openmetrics(om)),
                         series: list.series,
                     };
                     by_name.insert(n, Arc::new(snapshot));
@@ -382,7 +384,7 @@ impl AppState {
             by_name,
         })));
         self.mark_ready();
-        let (default, quoted) = default.unwrap_or_else(|| (Ok(Bytes::new()), false));
+        let (default, quoted, om) = default.unwrap_or_else(|| (Ok(Bytes::new()), false, None));
         tracing::info!(
             upstream = %upstream,
             targets_ok = ok,
@@ -392,7 +394,7 @@ impl AppState {
             "scrape done"
         );
         ScrapeOutcome {
-            result: default.map(|b| Rendered::new(b, generation, quoted)),
+            result: default.map(|b| Rendered::new(b, generation, quoted).with_openmetrics(om)),
             fetched_at_ms,
             untimed,
         }
