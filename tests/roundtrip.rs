@@ -1,16 +1,17 @@
 //! Property tests: render -> parse is the identity, and so is parse -> aggregate -> render ->
-//! parse for input without duplicate series, and render -> escape -> parse under every
-//! escaping scheme.
+//! parse for input without duplicate series, render -> escape -> parse under every escaping
+//! scheme, and the same for OpenMetrics output (also read by Python `prometheus_client`'s
+//! parser).
 
 use metric_gate::aggregate::RenderOptions;
 use metric_gate::exposition::escape::{
-    escape_label_name, escape_metric_name, escape_text, Escaping,
+    escape_label_name, escape_metric_name, escape_text, rewrite, Escaping, Written,
 };
 use metric_gate::exposition::render::{
     is_legacy_label_name, is_legacy_metric_name, write_help, write_series, write_type,
     write_value_line_end,
 };
-use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
+use metric_gate::exposition::{Format, Metadata, ParseOptions, Parser, Sample, Sink};
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
@@ -332,5 +333,124 @@ up{\"host.name\"=\"a\\\\b\\\"c\\n\"} 1 1700000000000
             matches!(out.status.code(), Some(0) | Some(3)) && !msg.contains("error while linting"),
             "{scheme:?}: {msg}\n{text}"
         );
+    }
+}
+
+/// Parses OpenMetrics text (float-second timestamps).
+fn parse_openmetrics(text: &[u8]) -> Result<Vec<Series>, String> {
+    let mut c = Collect::default();
+    let mut p = Parser::new(ParseOptions {
+        format: Format::OpenMetrics,
+        ..ParseOptions::default()
+    });
+    p.feed(text, &mut c).map_err(|e| e.to_string())?;
+    p.finish(&mut c).map_err(|e| e.to_string())?;
+    Ok(c.series)
+}
+
+/// Distinct series with labels sorted, in a canonical order, for set comparison.
+fn canonical(mut series: Vec<Series>) -> Vec<Series> {
+    for s in series.iter_mut() {
+        s.labels.sort();
+    }
+    series.sort_by_key(|s| format!("{}{:?}", s.name, s.labels));
+    series
+}
+
+/// Python `prometheus_client`'s OpenMetrics parser reads `text`: its sample count, or `None`
+/// when python3 or the module is missing.
+fn python_reads(text: &[u8]) -> Result<Option<usize>, String> {
+    const SCRIPT: &str = "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+print(sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read())))
+";
+    let Ok(mut child) = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return Ok(None);
+    };
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if err.contains("No module named 'prometheus_client'") {
+        return Ok(None);
+    }
+    if !out.status.success() {
+        return Err(err);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// OpenMetrics output (the aggregate's own, and the conversion from text under every
+    /// scheme) parses back to the same series as the text output, timestamps exact.
+    #[test]
+    fn openmetrics_output_parses_to_the_same_series(
+        input in proptest::collection::vec(series(), 1..20),
+        scheme in scheme(),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let input: Vec<Series> = input
+            .into_iter()
+            .filter(|s| seen.insert((s.name.clone(), s.labels.clone())))
+            .collect();
+        let text = render(&input);
+        let mut pipeline = Pipeline::new(&Config::passthrough());
+        let mut p = Parser::new(ParseOptions::default());
+        p.feed(&text, &mut pipeline).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        p.finish(&mut pipeline).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let agg = &pipeline.subsets()[0].aggregator;
+        let mut om = Vec::new();
+        agg.render_openmetrics(&mut om, &RenderOptions::default());
+        prop_assert!(om.ends_with(b"# EOF\n"));
+        let got = parse_openmetrics(&om)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&om))))?;
+        prop_assert!(same(&canonical(got), &canonical(input.clone())), "\n{}", String::from_utf8_lossy(&om));
+
+        let mut rendered = Vec::new();
+        agg.render(&mut rendered, &RenderOptions::default());
+        let (converted, _) = rewrite(&rendered, Format::Text, Written::OpenMetrics, scheme)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let got = parse_openmetrics(&converted)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&converted))))?;
+        let want = escaped_expectation(&input, scheme);
+        prop_assert!(same(&canonical(got), &canonical(want)), "\n{}", String::from_utf8_lossy(&converted));
+    }
+}
+
+proptest! {
+    // Each case starts a Python process.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The reference OpenMetrics parser (Python `prometheus_client`) reads metric-gate's
+    /// OpenMetrics output, names escaped with underscores, and finds every series.
+    #[test]
+    fn python_reads_openmetrics_output(
+        input in proptest::collection::vec(series(), 1..12),
+    ) {
+        // Distinct series; Python also refuses label names that start with `__` (reserved).
+        let mut seen = std::collections::HashSet::new();
+        let input: Vec<Series> = input
+            .into_iter()
+            .filter(|s| s.labels.iter().all(|(n, _)| !n.starts_with("__")))
+            .filter(|s| seen.insert((s.name.clone(), s.labels.clone())))
+            .collect();
+        let rendered = render_through_pipeline(&input)?;
+        let (om, _) = rewrite(&rendered, Format::Text, Written::OpenMetrics, Escaping::Underscores)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let want = escaped_expectation(&input, Escaping::Underscores).len();
+        match python_reads(&om) {
+            Ok(Some(n)) => prop_assert_eq!(n, want, "\n{}", String::from_utf8_lossy(&om)),
+            Ok(None) => {}
+            Err(e) => prop_assert!(false, "{e}\n{}", String::from_utf8_lossy(&om)),
+        }
     }
 }
