@@ -182,9 +182,9 @@ struct EscapeSink {
     stats: EscapeStats,
     key: Vec<u8>,
     /// The family of the last HELP/TYPE/UNIT line (input name): the renderers write a
-    /// family's metadata right before its samples, so a sample whose name starts with it is
-    /// that family's, even where the format read cannot tell (an `info` family `x`, written
-    /// `untyped` in text, has samples `x_info`).
+    /// family's metadata right before its samples, so a sample named like it plus one of
+    /// [`FAMILY_SUFFIXES`] is that family's, even where the format read cannot tell (an `info`
+    /// family `x`, written `untyped` in text, has samples `x_info`).
     meta_family: String,
 }
 
