@@ -633,3 +633,67 @@ fn upstream_down_then_back() {
     );
     drop(ne);
 }
+
+/// A relabel rule that adds a label with a UTF-8 name (Prometheus 3 validates names as UTF-8)
+/// to `node_cpu_seconds_total`, in the default list and in subset `cpu`.
+const ADD_UTF8_LABEL: &str = "\
+metric_relabel_configs:
+- source_labels: [__name__]
+  regex: node_cpu_seconds_total
+  target_label: utf-8.label
+  replacement: x
+cpu:
+- action: keep
+  source_labels: [__name__]
+  regex: node_cpu_seconds_total
+- target_label: utf-8.label
+  replacement: x
+";
+
+/// Scenario 6: a UTF-8 label name reaches Prometheus 2.42, which cannot read one: metric-gate
+/// answers its Accept (OpenMetrics first, no `escaping=`) in text 0.0.4 with the name escaped
+/// with underscores, so every scrape succeeds and the series are stored as `utf_8_label`, as
+/// many as the direct scrape stores.
+#[test]
+fn utf8_label_reaches_prometheus_2_escaped() {
+    if !tools_present("utf8_label_reaches_prometheus_2_escaped") {
+        return;
+    }
+    let dir = tempdir();
+    let ne = NodeExporter::start(dir.path(), LO, free_port(LO));
+    let relabel = write(dir.path(), "relabel.yaml", ADD_UTF8_LABEL);
+    let gate = GateProc::start(dir.path(), &gate_args(&ne.url(), &relabel));
+    // A client that names no escaping scheme (curl here, Prometheus 2 below) gets the name
+    // escaped, and promtool (2.42's parser) reads it.
+    let raw = get_ok(&gate.url("/metrics"));
+    assert!(raw.contains("utf_8_label=\"x\""), "{raw}");
+    promtool_check_metrics("/metrics", &raw);
+    let prom = Prometheus::start(
+        dir.path(),
+        &prometheus_config(&[
+            job("direct", "/metrics", ne.addr),
+            job("gate", "/metrics", gate.addr),
+            job("gate_cpu", "/metrics/cpu", gate.addr),
+        ]),
+    );
+    prom.wait_scrapes(&["direct", "gate", "gate_cpu"], 4);
+    for (name, path, health, err) in prom.targets() {
+        assert_eq!((health.as_str(), err.as_str()), ("up", ""), "{name} {path}");
+    }
+    for job in ["gate", "gate_cpu"] {
+        let ups = prom.scalar(&format!("count_over_time(up{{job=\"{job}\"}}[1m])"));
+        let oks = prom.scalar(&format!("sum_over_time(up{{job=\"{job}\"}}[1m])"));
+        assert_eq!(ups, oks, "{job}: {oks} of {ups} scrapes succeeded");
+    }
+    let direct = prom.scalar(r#"count(node_cpu_seconds_total{job="direct"})"#);
+    for job in ["gate", "gate_cpu"] {
+        let escaped = prom.scalar(&format!(
+            "count(node_cpu_seconds_total{{job=\"{job}\", utf_8_label=\"x\"}})"
+        ));
+        assert_eq!(escaped, direct, "{job}");
+    }
+    // Only node_cpu_seconds_total got the label.
+    let labelled = prom.scalar(r#"count({job="gate", utf_8_label="x"})"#);
+    assert_eq!(labelled, direct);
+    eprintln!("scenario 6: {direct} node_cpu_seconds_total series stored with utf_8_label");
+}

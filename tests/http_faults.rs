@@ -447,7 +447,7 @@ async fn protobuf_is_refused_with_a_clear_message() {
         &up.url(),
         &[
             "protobuf exposition format",
-            "Accept: text/plain;version=0.0.4",
+            "Accept: OpenMetrics or text/plain;version=0.0.4",
         ],
         "content_type",
     )
@@ -463,7 +463,11 @@ async fn the_gate_asks_for_text() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     // The Accept header is checked in http_proxy.rs; here: no protobuf in it at all.
     let accept = metric_gate::upstream::fetch::ACCEPT_UPSTREAM;
-    assert!(accept.starts_with("text/plain;version=0.0.4"), "{accept}");
+    assert!(
+        accept.starts_with("application/openmetrics-text;version=1.0.0"),
+        "{accept}"
+    );
+    assert!(accept.contains("text/plain;version=0.0.4"), "{accept}");
     assert!(!accept.contains("protobuf"), "{accept}");
 }
 

@@ -45,19 +45,24 @@ async fn passes_metrics_through() {
     let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
     let r = gate.get("/metrics").await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // No Accept: text 0.0.4, legacy names (escaped with underscores had there been others).
     assert_eq!(
         r.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
     );
     assert_eq!(samples(&r.text()), samples(BODY));
     assert!(r.text().contains("# TYPE http_requests_total counter\n"));
     assert!(r.text().contains("# HELP http_requests_total Requests.\n"));
-    // The upstream was asked for text 0.0.4 and gzip, not for what the client asked.
+    // The upstream was asked for what metric-gate reads (OpenMetrics first, then text) and
+    // gzip, not for what the client asked.
     let seen = up.seen_headers.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     let accept = seen[0].get("accept").unwrap().to_str().unwrap();
-    assert!(accept.starts_with("text/plain;version=0.0.4"), "{accept}");
-    assert!(accept.contains("application/openmetrics-text"), "{accept}");
+    assert!(
+        accept.starts_with("application/openmetrics-text;version=1.0.0"),
+        "{accept}"
+    );
+    assert!(accept.contains("text/plain;version=0.0.4"), "{accept}");
     assert_eq!(seen[0].get("accept-encoding").unwrap(), "gzip");
     gate.stop().await;
 }

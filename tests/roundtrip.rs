@@ -1,9 +1,17 @@
 //! Property tests: render -> parse is the identity, and so is parse -> aggregate -> render ->
-//! parse for input without duplicate series.
+//! parse for input without duplicate series, render -> escape -> parse under every escaping
+//! scheme, and the same for OpenMetrics output (also read by Python `prometheus_client`'s
+//! parser).
 
 use metric_gate::aggregate::RenderOptions;
-use metric_gate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
-use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
+use metric_gate::exposition::escape::{
+    escape_label_name, escape_metric_name, escape_text, rewrite, Escaping, Written,
+};
+use metric_gate::exposition::render::{
+    is_legacy_label_name, is_legacy_metric_name, write_help, write_series, write_type,
+    write_value_line_end,
+};
+use metric_gate::exposition::{Format, Metadata, ParseOptions, Parser, Sample, Sink};
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
@@ -174,5 +182,275 @@ proptest! {
         reparsed.sort_by_key(key);
         prop_assert!(same(&reparsed, &want), "\nin:\n{}\nout:\n{}",
             String::from_utf8_lossy(&text), String::from_utf8_lossy(&out));
+    }
+}
+
+/// The series a client asking for `scheme` should store from `input` (distinct series): names
+/// escaped, labels sorted, series whose label names collide left out, series that became one
+/// summed with the latest timestamp.
+fn escaped_expectation(input: &[Series], scheme: Escaping) -> Vec<Series> {
+    let mut out: Vec<Series> = Vec::new();
+    for s in input {
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(n, v)| (escape_label_name(n, scheme).into_owned(), v.clone()))
+            .collect();
+        labels.sort();
+        if labels.windows(2).any(|w| w[0].0 == w[1].0) {
+            continue;
+        }
+        let name = escape_metric_name(&s.name, scheme).into_owned();
+        match out
+            .iter_mut()
+            .find(|o| o.name == name && o.labels == labels)
+        {
+            Some(o) => {
+                o.value += s.value;
+                o.timestamp_ms = match (o.timestamp_ms, s.timestamp_ms) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            None => out.push(Series {
+                name,
+                labels,
+                value: s.value,
+                timestamp_ms: s.timestamp_ms,
+            }),
+        }
+    }
+    out
+}
+
+fn scheme() -> impl Strategy<Value = Escaping> {
+    prop_oneof![
+        Just(Escaping::AllowUtf8),
+        Just(Escaping::Underscores),
+        Just(Escaping::Dots),
+        Just(Escaping::Values),
+    ]
+}
+
+/// Renders distinct `input` the way the server does (pass-through pipeline, aggregator render).
+fn render_through_pipeline(input: &[Series]) -> Result<Vec<u8>, TestCaseError> {
+    let text = render(input);
+    let mut pipeline = Pipeline::new(&Config::passthrough());
+    let mut p = Parser::new(ParseOptions::default());
+    p.feed(&text, &mut pipeline)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    p.finish(&mut pipeline)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut out = Vec::new();
+    pipeline.subsets()[0]
+        .aggregator
+        .render(&mut out, &RenderOptions::default());
+    Ok(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Every escaping scheme: the escaped text parses back to exactly the escaped series, and
+    /// (but for `allow-utf-8`) writes legacy names only.
+    #[test]
+    fn escaped_output_parses_to_the_escaped_series(
+        input in proptest::collection::vec(series(), 1..20),
+        values in proptest::collection::vec(-1000i64..1000, 20),
+        scheme in scheme(),
+    ) {
+        // Distinct series; integer values, so sums do not depend on the order of addition.
+        let mut seen = std::collections::HashSet::new();
+        let input: Vec<Series> = input
+            .into_iter()
+            .filter(|s| seen.insert((s.name.clone(), s.labels.clone())))
+            .zip(values)
+            .map(|(s, v)| Series { value: v as f64, ..s })
+            .collect();
+        let rendered = render_through_pipeline(&input)?;
+        let (escaped, _) = escape_text(&rendered, scheme)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut got = parse_all(&escaped, 4096)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&escaped))))?
+            .series;
+        for s in got.iter_mut() {
+            s.labels.sort();
+        }
+        let key = |s: &Series| format!("{}{:?}", s.name, s.labels);
+        let mut want = escaped_expectation(&input, scheme);
+        want.sort_by_key(key);
+        got.sort_by_key(key);
+        prop_assert!(same(&got, &want), "\nin:\n{}\nout:\n{}",
+            String::from_utf8_lossy(&rendered), String::from_utf8_lossy(&escaped));
+        if scheme != Escaping::AllowUtf8 {
+            for s in &got {
+                prop_assert!(is_legacy_metric_name(&s.name), "{}", s.name);
+                prop_assert!(s.labels.iter().all(|(n, _)| is_legacy_label_name(n)), "{:?}", s.labels);
+            }
+        }
+    }
+}
+
+/// `promtool check metrics` (Prometheus 2.42's parser, which knows no quoted names) reads the
+/// escaped text of UTF-8 names under every scheme that escapes.
+#[test]
+fn promtool_reads_escaped_text() {
+    let input = "\
+# HELP \"http.server.duration\" Duration.
+# TYPE \"http.server.duration\" histogram
+{\"http.server.duration_bucket\",\"url.scheme\"=\"https\",le=\"0.5\"} 1
+{\"http.server.duration_bucket\",\"url.scheme\"=\"https\",le=\"+Inf\"} 2
+{\"http.server.duration_sum\",\"url.scheme\"=\"https\"} 0.7
+{\"http.server.duration_count\",\"url.scheme\"=\"https\"} 2
+# TYPE \"ünïcode:total\" counter
+{\"ünïcode:total\",\"a:b\"=\"x\",\"9lives\"=\"y\"} 3
+# TYPE up gauge
+up{\"host.name\"=\"a\\\\b\\\"c\\n\"} 1 1700000000000
+";
+    for scheme in [Escaping::Underscores, Escaping::Dots, Escaping::Values] {
+        let (text, _) = escape_text(input.as_bytes(), scheme).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let Ok(mut child) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("promtool not installed: skipping");
+            return;
+        };
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(3)) && !msg.contains("error while linting"),
+            "{scheme:?}: {msg}\n{text}"
+        );
+    }
+}
+
+/// Parses OpenMetrics text (float-second timestamps).
+fn parse_openmetrics(text: &[u8]) -> Result<Vec<Series>, String> {
+    let mut c = Collect::default();
+    let mut p = Parser::new(ParseOptions {
+        format: Format::OpenMetrics,
+        ..ParseOptions::default()
+    });
+    p.feed(text, &mut c).map_err(|e| e.to_string())?;
+    p.finish(&mut c).map_err(|e| e.to_string())?;
+    Ok(c.series)
+}
+
+/// Distinct series with labels sorted, in a canonical order, for set comparison.
+fn canonical(mut series: Vec<Series>) -> Vec<Series> {
+    for s in series.iter_mut() {
+        s.labels.sort();
+    }
+    series.sort_by_key(|s| format!("{}{:?}", s.name, s.labels));
+    series
+}
+
+/// Python `prometheus_client`'s OpenMetrics parser reads `text`: its sample count, or `None`
+/// when python3 or the module is missing.
+fn python_reads(text: &[u8]) -> Result<Option<usize>, String> {
+    const SCRIPT: &str = "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+print(sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read())))
+";
+    let Ok(mut child) = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return Ok(None);
+    };
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if err.contains("No module named 'prometheus_client'") {
+        return Ok(None);
+    }
+    if !out.status.success() {
+        return Err(err);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// OpenMetrics output (the aggregate's own, and the conversion from text under every
+    /// scheme) parses back to the same series as the text output, timestamps exact.
+    #[test]
+    fn openmetrics_output_parses_to_the_same_series(
+        input in proptest::collection::vec(series(), 1..20),
+        scheme in scheme(),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let input: Vec<Series> = input
+            .into_iter()
+            .filter(|s| seen.insert((s.name.clone(), s.labels.clone())))
+            .collect();
+        let text = render(&input);
+        let mut pipeline = Pipeline::new(&Config::passthrough());
+        let mut p = Parser::new(ParseOptions::default());
+        p.feed(&text, &mut pipeline).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        p.finish(&mut pipeline).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let agg = &pipeline.subsets()[0].aggregator;
+        let mut om = Vec::new();
+        agg.render_openmetrics(&mut om, &RenderOptions::default());
+        prop_assert!(om.ends_with(b"# EOF\n"));
+        let got = parse_openmetrics(&om)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&om))))?;
+        prop_assert!(same(&canonical(got), &canonical(input.clone())), "\n{}", String::from_utf8_lossy(&om));
+
+        let mut rendered = Vec::new();
+        agg.render(&mut rendered, &RenderOptions::default());
+        let (converted, _) = rewrite(&rendered, Format::Text, Written::OpenMetrics, scheme)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let got = parse_openmetrics(&converted)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&converted))))?;
+        let want = escaped_expectation(&input, scheme);
+        prop_assert!(same(&canonical(got), &canonical(want)), "\n{}", String::from_utf8_lossy(&converted));
+    }
+}
+
+proptest! {
+    // Each case starts a Python process.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The reference OpenMetrics parser (Python `prometheus_client`) reads metric-gate's
+    /// OpenMetrics output, names escaped with underscores, and finds every series.
+    #[test]
+    fn python_reads_openmetrics_output(
+        input in proptest::collection::vec(series(), 1..12),
+    ) {
+        // Distinct series; Python also refuses label names that start with `__` (reserved).
+        let mut seen = std::collections::HashSet::new();
+        let input: Vec<Series> = input
+            .into_iter()
+            .filter(|s| s.labels.iter().all(|(n, _)| !n.starts_with("__")))
+            .filter(|s| seen.insert((s.name.clone(), s.labels.clone())))
+            .collect();
+        let rendered = render_through_pipeline(&input)?;
+        let (om, _) = rewrite(&rendered, Format::Text, Written::OpenMetrics, Escaping::Underscores)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let want = escaped_expectation(&input, Escaping::Underscores).len();
+        match python_reads(&om) {
+            Ok(Some(n)) => prop_assert_eq!(n, want, "\n{}", String::from_utf8_lossy(&om)),
+            Ok(None) => {}
+            Err(e) => prop_assert!(false, "{e}\n{}", String::from_utf8_lossy(&om)),
+        }
     }
 }

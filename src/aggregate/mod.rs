@@ -28,12 +28,14 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use crate::exposition::escape::series_has_quoted_name;
 use crate::exposition::render::{
     write_help, write_timestamp_line_end, write_type, write_value_line_end,
 };
 use crate::limits::{LabelLimits, LimitError};
 
 pub mod key;
+mod openmetrics;
 
 pub use key::{KeyBuf, SeriesKey};
 
@@ -52,7 +54,12 @@ struct Family {
     help: String,
     has_help: bool,
     typ: Option<&'static str>,
-    /// The scrape whose metadata `help`/`typ` hold.
+    /// The TYPE as the input wrote it (OpenMetrics types included), for OpenMetrics output.
+    om_type: Option<&'static str>,
+    /// UNIT text (OpenMetrics input); meaningful when `has_unit`.
+    unit: String,
+    has_unit: bool,
+    /// The scrape whose metadata `help`/`typ`/`unit` hold.
     meta_epoch: u32,
     series: Vec<u32>,
 }
@@ -141,6 +148,8 @@ pub struct Aggregator {
     label_limits: LabelLimits,
     /// The last limit a new series broke.
     limit_error: Option<LimitError>,
+    /// Some series held has a name written quoted (outside the legacy character set).
+    quoted_names: bool,
 }
 
 impl Default for Aggregator {
@@ -166,6 +175,7 @@ impl Aggregator {
             live: 0,
             label_limits: LabelLimits::UNLIMITED,
             limit_error: None,
+            quoted_names: false,
         }
     }
 
@@ -194,6 +204,7 @@ impl Aggregator {
         self.stats = AggregateStats::default();
         self.epoch = 1;
         self.live = 0;
+        self.quoted_names = false;
     }
 
     /// Starts a new scrape: no series is live until it receives a sample, but every series and
@@ -259,6 +270,14 @@ impl Aggregator {
         self.stats
     }
 
+    /// True when some series held (live or idle) has its metric name or a label name written
+    /// quoted: a client that cannot read UTF-8 names needs the output escaped
+    /// ([`crate::exposition::escape`]). False means the rendered text is the same under every
+    /// escaping scheme. Tracked when series are created, so it costs nothing per scrape.
+    pub fn has_quoted_names(&self) -> bool {
+        self.quoted_names
+    }
+
     /// Bytes held for series keys and value texts.
     pub fn arena_bytes(&self) -> usize {
         self.arena.len() + self.raw.len()
@@ -284,6 +303,9 @@ impl Aggregator {
                     help: String::new(),
                     has_help: false,
                     typ: None,
+                    om_type: None,
+                    unit: String::new(),
+                    has_unit: false,
                     meta_epoch: self.epoch,
                     series: Vec::new(),
                 });
@@ -309,6 +331,8 @@ impl Aggregator {
             f.meta_epoch = epoch;
             f.has_help = false;
             f.typ = None;
+            f.om_type = None;
+            f.has_unit = false;
         }
         f
     }
@@ -324,10 +348,23 @@ impl Aggregator {
     }
 
     /// Records a family's TYPE; the first one of a scrape wins. OpenMetrics-only types are
-    /// written as `untyped`, since the output is text 0.0.4.
+    /// written as `untyped` in text 0.0.4 ([`Aggregator::render`]) and as they are in
+    /// OpenMetrics ([`Aggregator::render_openmetrics`]).
     pub fn set_type(&mut self, family: &str, typ: &str) {
         let f = self.family_meta(family);
         if f.typ.is_none() {
+            f.om_type = match typ {
+                "counter" => Some("counter"),
+                "gauge" => Some("gauge"),
+                "histogram" => Some("histogram"),
+                "summary" => Some("summary"),
+                "untyped" => Some("untyped"),
+                "unknown" => Some("unknown"),
+                "info" => Some("info"),
+                "stateset" => Some("stateset"),
+                "gaugehistogram" => Some("gaugehistogram"),
+                _ => None,
+            };
             f.typ = Some(match typ {
                 "counter" => "counter",
                 "gauge" => "gauge",
@@ -335,6 +372,17 @@ impl Aggregator {
                 "summary" => "summary",
                 _ => "untyped",
             });
+        }
+    }
+
+    /// Records a family's UNIT (OpenMetrics input); the first one of a scrape wins. Written
+    /// only in OpenMetrics output.
+    pub fn set_unit(&mut self, family: &str, unit: &str) {
+        let f = self.family_meta(family);
+        if !f.has_unit {
+            f.has_unit = true;
+            f.unit.clear();
+            f.unit.push_str(unit);
         }
     }
 
@@ -443,6 +491,7 @@ impl Aggregator {
         let family = self.family_id(family);
         let id = self.series.len() as u32;
         let start = self.arena.len();
+        self.quoted_names |= series_has_quoted_name(key);
         self.arena.extend_from_slice(key);
         self.series.push(Series {
             hash,
@@ -487,8 +536,11 @@ impl Aggregator {
             if f.has_help && f.meta_epoch == other.epoch {
                 self.set_help(&f.name, &f.help);
             }
-            if let (Some(typ), true) = (f.typ, f.meta_epoch == other.epoch) {
+            if let (Some(typ), true) = (f.om_type.or(f.typ), f.meta_epoch == other.epoch) {
                 self.set_type(&f.name, typ);
+            }
+            if f.has_unit && f.meta_epoch == other.epoch {
+                self.set_unit(&f.name, &f.unit);
             }
             for &id in &f.series {
                 if !other.is_live(id) {

@@ -1,8 +1,10 @@
 //! The Prometheus text exposition format: streaming parser and renderer.
 
+pub mod escape;
 pub mod float;
 pub mod parse;
 pub mod render;
+pub mod render_om;
 
 pub use float::parse_go_float;
 pub use parse::{

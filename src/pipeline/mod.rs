@@ -327,8 +327,8 @@ impl Sink for Pipeline {
             match meta.kind {
                 MetaKind::Help => sub.aggregator.set_help(meta.family, meta.text),
                 MetaKind::Type => sub.aggregator.set_type(meta.family, meta.text),
-                // Text 0.0.4 has no UNIT line; Prometheus ignores it there.
-                MetaKind::Unit => {}
+                // Kept for OpenMetrics output; text 0.0.4 has no UNIT line.
+                MetaKind::Unit => sub.aggregator.set_unit(meta.family, meta.text),
             }
         }
     }

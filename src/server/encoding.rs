@@ -1,15 +1,199 @@
-//! Response bodies: gzip when the client accepts it, computed once per rendered result.
+//! Response bodies and their negotiation: which exposition format and name escaping a client
+//! gets (from `Accept`), and gzip when it accepts it, each computed once per rendered result.
 //!
 //! A scrape renders each list once ([`Rendered`]); every client of that scrape gets the same
-//! bytes (`Bytes` shares one allocation), and each encoding a client asks for is made once per
-//! result, on first demand, and shared the same way. How long responses may hold these bytes is
-//! bounded separately (`server::responses`).
+//! bytes (`Bytes` shares one allocation), and each escaping and encoding a client asks for is
+//! made once per result, on first demand, and shared the same way. How long responses may hold
+//! these bytes is bounded separately (`server::responses`).
+//!
+//! # Format negotiation
+//! [`parse_accept`] reads an `Accept` header leniently (Prometheus versions send odd ones:
+//! 2.49.0 an invalid `q=2`, 3.0 an `escaping=` on every range); [`Negotiated::for_metrics`]
+//! picks the answer of `/metrics` and `/metrics/{subset}`, and `/-/metrics` uses the same
+//! parsing (`super::metrics_format`).
 
 use std::io::Write as _;
 
 use bytes::Bytes;
 use http::HeaderMap;
 use tokio::sync::OnceCell;
+
+use crate::exposition::escape::{rewrite, EscapeStats, Escaping, Written};
+use crate::exposition::{Format, ParseError};
+
+/// One media range of an `Accept` header, with the parameters negotiation reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaRange {
+    /// `type/subtype`, lowercased (`text/plain`, `application/openmetrics-text`, `*/*`).
+    pub media: String,
+    /// The `version` parameter, if any.
+    pub version: Option<String>,
+    /// The `escaping` parameter, when it names a known scheme (an unknown one is ignored, as
+    /// Prometheus' libraries do).
+    pub escaping: Option<Escaping>,
+    /// The weight: 1 when absent or not a number, at most 1.
+    pub q: f32,
+}
+
+/// The media ranges of an `Accept` header in the order written. Never fails: a range without a
+/// `/` is skipped, a parameter without `=` ignored, a `q` that is not a finite number counts as
+/// 1 and one above 1 as 1 (Prometheus 2.49.0 sends `*/*;q=2`).
+pub fn parse_accept(accept: &str) -> Vec<MediaRange> {
+    let mut out = Vec::new();
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        if !media.contains('/') {
+            continue;
+        }
+        let mut r = MediaRange {
+            media,
+            version: None,
+            escaping: None,
+            q: 1.0,
+        };
+        for p in parts {
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if k.eq_ignore_ascii_case("q") {
+                r.q = v
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| q.is_finite())
+                    .map_or(1.0, |q| q.min(1.0));
+            } else if k.eq_ignore_ascii_case("version") {
+                r.version = Some(v.to_owned());
+            } else if k.eq_ignore_ascii_case("escaping") {
+                r.escaping = Escaping::from_param(v).or(r.escaping);
+            }
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// The exposition formats metric-gate writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpositionFormat {
+    /// Prometheus text format 0.0.4 (names outside the legacy set in Prometheus 3's quoted
+    /// form when the escaping allows them).
+    Text004,
+    /// Prometheus text format 1.0.0: 0.0.4 with quoted UTF-8 names, Prometheus 3's.
+    Text100,
+    /// OpenMetrics text 1.0.0 (asked for as 1.0.0, 0.0.1 or without a version).
+    OpenMetrics,
+}
+
+impl ExpositionFormat {
+    /// The format a media range asks for, if metric-gate writes it: `text/plain` with version
+    /// 0.0.4, 1.0.0 or none; `text/*` and `*/*` get 0.0.4; `application/openmetrics-text`
+    /// with version 1.0.0, 0.0.1 or none.
+    fn of(range: &MediaRange) -> Option<Self> {
+        match (range.media.as_str(), range.version.as_deref()) {
+            ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => Some(Self::Text004),
+            ("text/plain", Some("1.0.0")) => Some(Self::Text100),
+            ("application/openmetrics-text", None | Some("1.0.0" | "0.0.1")) => {
+                Some(Self::OpenMetrics)
+            }
+            _ => None,
+        }
+    }
+
+    /// True for the formats that are the upstream's own: OpenMetrics for an OpenMetrics
+    /// upstream, the text formats for a text one.
+    fn is_native(self, upstream_openmetrics: bool) -> bool {
+        (self == Self::OpenMetrics) == upstream_openmetrics
+    }
+}
+
+/// What a `/metrics` answer is: its format and how it writes names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The exposition format.
+    pub format: ExpositionFormat,
+    /// How names outside the legacy character set are written.
+    pub escaping: Escaping,
+}
+
+impl Negotiated {
+    /// What a client sending `accept` gets when the upstream answered in OpenMetrics
+    /// (`upstream_openmetrics`) or in the text format.
+    ///
+    /// The upstream's own format whenever the client accepts it (`q` > 0), whatever the
+    /// weights: answering a text upstream in OpenMetrics, or the reverse, is a conversion, and
+    /// only the upstream's own format is sure to make Prometheus store what it would store
+    /// scraping the upstream directly. Among the ranges of that format the highest `q` wins
+    /// (the first among equals). Only when the client accepts none of them, the best range of
+    /// the other format (a conversion that keeps the series: see
+    /// `exposition::render_om`). No range metric-gate can write (no header,
+    /// `application/json`) gives text 0.0.4, which every scraper reads.
+    ///
+    /// The escaping is the chosen range's `escaping` parameter, or `underscores` when it names
+    /// none (every Prometheus 2), as Prometheus' libraries do.
+    pub fn for_metrics(accept: Option<&str>, upstream_openmetrics: bool) -> Self {
+        let mut native: Option<(f32, Self)> = None;
+        let mut other: Option<(f32, Self)> = None;
+        for range in parse_accept(accept.unwrap_or("")) {
+            let Some(format) = ExpositionFormat::of(&range) else {
+                continue;
+            };
+            let best = if format.is_native(upstream_openmetrics) {
+                &mut native
+            } else {
+                &mut other
+            };
+            if range.q > 0.0 && best.is_none_or(|(q, _)| range.q > q) {
+                let escaping = range.escaping.unwrap_or(Escaping::Underscores);
+                *best = Some((range.q, Self { format, escaping }));
+            }
+        }
+        native.or(other).map_or(
+            Self {
+                format: ExpositionFormat::Text004,
+                escaping: Escaping::Underscores,
+            },
+            |(_, n)| n,
+        )
+    }
+
+    /// The exact `Content-Type` of the answer: format, version, charset and escaping.
+    pub fn content_type(self) -> &'static str {
+        use Escaping::{AllowUtf8, Dots, Underscores, Values};
+        use ExpositionFormat::{OpenMetrics, Text004, Text100};
+        match (self.format, self.escaping) {
+            (OpenMetrics, AllowUtf8) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            }
+            (OpenMetrics, Underscores) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+            }
+            (OpenMetrics, Dots) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=dots"
+            }
+            (OpenMetrics, Values) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=values"
+            }
+            (Text004, AllowUtf8) => {
+                "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"
+            }
+            (Text004, Underscores) => {
+                "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+            }
+            (Text004, Dots) => "text/plain; version=0.0.4; charset=utf-8; escaping=dots",
+            (Text004, Values) => "text/plain; version=0.0.4; charset=utf-8; escaping=values",
+            (Text100, AllowUtf8) => {
+                "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            }
+            (Text100, Underscores) => {
+                "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
+            }
+            (Text100, Dots) => "text/plain; version=1.0.0; charset=utf-8; escaping=dots",
+            (Text100, Values) => "text/plain; version=1.0.0; charset=utf-8; escaping=values",
+        }
+    }
+}
 
 /// A rendered response body and, once a client asked for it, its gzip form. Shared between the
 /// requests that read the same result (single-flight scrapes, subset snapshots), so each result
@@ -21,7 +205,30 @@ pub struct Rendered {
     /// The scrape that rendered it: responses holding bodies of the same scrape hold one set of
     /// bytes between them.
     pub generation: u64,
+    /// Some name in `body` is outside the legacy character set (written quoted): escaping
+    /// schemes other than `allow-utf-8` need their own text. False for the usual all-legacy
+    /// output, which every scheme serves as is.
+    quoted_names: bool,
     gzip: OnceCell<Bytes>,
+    /// The same result in OpenMetrics, when the upstream answered in it (rendered by the
+    /// scrape, with `# UNIT`, `info`, `stateset` kept).
+    openmetrics: Option<Box<Rendered>>,
+    /// Text under each escaping scheme ([`scheme_index`]), made on first demand when
+    /// `quoted_names`.
+    escaped: [OnceCell<Box<Rendered>>; 4],
+    /// OpenMetrics under each escaping scheme, made on first demand from `openmetrics` (when
+    /// `quoted_names`), or converted from the text when the upstream answered in text.
+    converted: [OnceCell<Box<Rendered>>; 4],
+}
+
+/// The slot of a scheme in [`Rendered`]'s arrays.
+fn scheme_index(escaping: Escaping) -> usize {
+    match escaping {
+        Escaping::AllowUtf8 => 0,
+        Escaping::Underscores => 1,
+        Escaping::Dots => 2,
+        Escaping::Values => 3,
+    }
 }
 
 /// A content coding a client may ask for.
@@ -34,13 +241,93 @@ pub enum Encoding {
 }
 
 impl Rendered {
-    /// Wraps a body rendered by scrape number `generation`.
-    pub fn new(body: Bytes, generation: u64) -> Self {
+    /// Wraps a body rendered in text by scrape number `generation`; `quoted_names` says
+    /// whether some name in it is written quoted (see
+    /// [`crate::exposition::escape::series_has_quoted_name`]); when false, every escaping
+    /// scheme is served the body itself.
+    pub fn new(body: Bytes, generation: u64, quoted_names: bool) -> Self {
         Self {
             body,
             generation,
+            quoted_names,
             gzip: OnceCell::new(),
+            openmetrics: None,
+            escaped: Default::default(),
+            converted: Default::default(),
         }
+    }
+
+    /// Adds the OpenMetrics rendering of the same result (the upstream answered in it).
+    pub fn with_openmetrics(mut self, openmetrics: Option<Bytes>) -> Self {
+        self.openmetrics =
+            openmetrics.map(|om| Box::new(Rendered::new(om, self.generation, self.quoted_names)));
+        self
+    }
+
+    /// True when the upstream answered in OpenMetrics (and the result has that rendering).
+    pub fn is_openmetrics(&self) -> bool {
+        self.openmetrics.is_some()
+    }
+
+    /// The result as `negotiated` asks: the rendering itself when nothing changes (its own
+    /// format family, and `allow-utf-8` or only legacy names), else the text rewritten
+    /// ([`crate::exposition::escape::rewrite`]: names escaped, the format converted), made
+    /// once (on a blocking thread) by the first request that needs it and shared after that.
+    /// `on_rewrite` is called with what escaping did, once per result, format and scheme, by
+    /// the request that made it. Fails only if a rendered text does not parse (never
+    /// expected).
+    pub async fn variant(
+        &self,
+        negotiated: Negotiated,
+        on_rewrite: impl FnOnce(EscapeStats),
+    ) -> Result<&Rendered, ParseError> {
+        let escaping = negotiated.escaping;
+        let unchanged_names = escaping == Escaping::AllowUtf8 || !self.quoted_names;
+        let i = scheme_index(escaping);
+        let (slot, source, from, to) = match (negotiated.format, &self.openmetrics) {
+            (ExpositionFormat::Text004 | ExpositionFormat::Text100, _) => {
+                if unchanged_names {
+                    return Ok(self);
+                }
+                (&self.escaped[i], &self.body, Format::Text, Written::Text)
+            }
+            (ExpositionFormat::OpenMetrics, Some(om)) => {
+                if unchanged_names {
+                    return Ok(om);
+                }
+                (
+                    &self.converted[i],
+                    &om.body,
+                    Format::OpenMetrics,
+                    Written::OpenMetrics,
+                )
+            }
+            (ExpositionFormat::OpenMetrics, None) => (
+                &self.converted[i],
+                &self.body,
+                Format::Text,
+                Written::OpenMetrics,
+            ),
+        };
+        let made = slot
+            .get_or_try_init(|| {
+                let body = source.clone();
+                let generation = self.generation;
+                async move {
+                    let (text, stats) =
+                        tokio::task::spawn_blocking(move || rewrite(&body, from, to, escaping))
+                            .await
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                    on_rewrite(stats);
+                    Ok::<_, ParseError>(Box::new(Rendered::new(
+                        Bytes::from(text),
+                        generation,
+                        false,
+                    )))
+                }
+            })
+            .await?;
+        Ok(made)
     }
 
     /// The body in `encoding`, made on first demand and shared after that.
@@ -131,6 +418,169 @@ mod tests {
         assert!(!accepts_gzip(&h("identity")));
         assert!(!accepts_gzip(&h(";;,,q=x")));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    /// The `Accept` header of Prometheus 2.42.
+    const PROMETHEUS_2_42: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// Prometheus 3's default `Accept` (UTF-8 names).
+    const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+    #[test]
+    fn metrics_negotiation_follows_the_client() {
+        use Escaping::{AllowUtf8, Dots, Underscores, Values};
+        use ExpositionFormat::{OpenMetrics, Text004, Text100};
+        for (accept, format, escaping) in [
+            (None, Text004, Underscores),
+            (Some(""), Text004, Underscores),
+            (Some("*/*"), Text004, Underscores),
+            (Some("application/json"), Text004, Underscores),
+            // OpenMetrics only: converted.
+            (Some("application/openmetrics-text"), OpenMetrics, Underscores),
+            (Some("application/openmetrics-text;version=0.0.1;escaping=allow-utf-8"), OpenMetrics, AllowUtf8),
+            (Some("application/openmetrics-text;version=2.0.0"), Text004, Underscores),
+            (Some(PROMETHEUS_2_42), Text004, Underscores),
+            // Prometheus 3 defaults (UTF-8 names), and with `metric_name_escaping_scheme`.
+            (Some("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"), Text100, AllowUtf8),
+            (Some("application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"), Text100, Underscores),
+            (Some("text/plain;version=1.0.0;escaping=dots;q=0.4,text/plain;version=0.0.4;q=0.3"), Text100, Dots),
+            (Some("text/plain;version=1.0.0;escaping=values"), Text100, Values),
+            // Prometheus 3.0-3.3 put `escaping=allow-utf-8` on every range.
+            (Some("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;escaping=allow-utf-8;q=0.3,*/*;q=0.2"), Text004, AllowUtf8),
+            // Prometheus 3 with `scrape_protocols: [PrometheusText0.0.4]`.
+            (Some("text/plain;version=0.0.4;q=0.6,*/*;q=0.5"), Text004, Underscores),
+            // An unknown scheme is ignored; an unknown version is not ours.
+            (Some("text/plain;version=1.0.0;escaping=bogus"), Text100, Underscores),
+            (Some("text/plain;version=9.9.9,text/*;q=0.1"), Text004, Underscores),
+            (Some("text/plain;version=1.0.0;q=0,text/plain"), Text004, Underscores),
+            // Prometheus 2.49.0's invalid `q=2` counts as 1.
+            (Some("text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,*/*;q=2"), Text004, Underscores),
+            (Some(";;,,=,/"), Text004, Underscores),
+        ] {
+            let n = Negotiated::for_metrics(accept, false);
+            assert_eq!((n.format, n.escaping), (format, escaping), "{accept:?}");
+        }
+        let n = Negotiated::for_metrics(Some(PROMETHEUS_2_42), false);
+        assert_eq!(
+            n.content_type(),
+            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+        );
+        let n = Negotiated {
+            format: Text100,
+            escaping: AllowUtf8,
+        };
+        assert_eq!(
+            n.content_type(),
+            "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+        );
+    }
+
+    #[test]
+    fn an_openmetrics_upstream_is_answered_in_openmetrics() {
+        use Escaping::{AllowUtf8, Underscores};
+        use ExpositionFormat::{OpenMetrics, Text004, Text100};
+        for (accept, format, escaping) in [
+            (Some(PROMETHEUS_2_42), OpenMetrics, Underscores),
+            (Some(PROMETHEUS_3), OpenMetrics, AllowUtf8),
+            (
+                Some("text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.1"),
+                OpenMetrics,
+                Underscores,
+            ),
+            // Clients that do not accept OpenMetrics get the text conversion.
+            (None, Text004, Underscores),
+            (
+                Some("text/plain;version=1.0.0;escaping=allow-utf-8"),
+                Text100,
+                AllowUtf8,
+            ),
+            (
+                Some("application/openmetrics-text;q=0,text/plain"),
+                Text004,
+                Underscores,
+            ),
+        ] {
+            let n = Negotiated::for_metrics(accept, true);
+            assert_eq!((n.format, n.escaping), (format, escaping), "{accept:?}");
+        }
+        assert_eq!(
+            Negotiated::for_metrics(Some(PROMETHEUS_3), true).content_type(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+        );
+    }
+
+    #[test]
+    fn accept_parsing_is_lenient() {
+        let r =
+            parse_accept("Text/Plain ; Version=1.0.0; escaping=\"dots\" ; q=0.25, junk, */*;q=x");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].media, "text/plain");
+        assert_eq!(r[0].version.as_deref(), Some("1.0.0"));
+        assert_eq!(r[0].escaping, Some(Escaping::Dots));
+        assert_eq!(r[0].q, 0.25);
+        assert_eq!((r[1].media.as_str(), r[1].q), ("*/*", 1.0));
+    }
+
+    fn n(format: ExpositionFormat, escaping: Escaping) -> Negotiated {
+        Negotiated { format, escaping }
+    }
+
+    #[tokio::test]
+    async fn variants_are_made_once_and_only_when_needed() {
+        use Escaping::{AllowUtf8, Underscores, Values};
+        use ExpositionFormat::{OpenMetrics, Text004, Text100};
+        let text = "{\"a.b\"} 1\na_b 2 1500\n";
+        let r = Rendered::new(Bytes::from_static(text.as_bytes()), 7, true);
+        let mut calls = Vec::new();
+        let e = r
+            .variant(n(Text004, Underscores), |s| calls.push(s))
+            .await
+            .unwrap();
+        assert_eq!(&e.body[..], b"a_b 3 1500\n");
+        assert_eq!(e.generation, 7);
+        let again = r
+            .variant(n(Text100, Underscores), |_| panic!("made twice"))
+            .await
+            .unwrap();
+        assert!(std::ptr::eq(e, again));
+        assert_eq!(
+            calls,
+            [EscapeStats {
+                merged: 1,
+                dropped: 0
+            }]
+        );
+        let same = r
+            .variant(n(Text100, AllowUtf8), |_| panic!())
+            .await
+            .unwrap();
+        assert!(std::ptr::eq(same, &r));
+        // A text result converted for an OpenMetrics-only client.
+        let om = r.variant(n(OpenMetrics, AllowUtf8), |_| {}).await.unwrap();
+        assert_eq!(
+            std::str::from_utf8(&om.body).unwrap(),
+            "# TYPE \"a.b\" unknown\n{\"a.b\"} 1\n# TYPE a_b unknown\na_b 2 1.5\n# EOF\n"
+        );
+        // All-legacy text is served as is under every text scheme.
+        let plain = Rendered::new(Bytes::from_static(b"up 1\n"), 1, false);
+        let same = plain
+            .variant(n(Text004, Values), |_| panic!())
+            .await
+            .unwrap();
+        assert!(std::ptr::eq(same, &plain));
+        // An OpenMetrics result is served as rendered, and as text to text clients.
+        let both = Rendered::new(Bytes::from_static(b"up 1\n"), 1, false)
+            .with_openmetrics(Some(Bytes::from_static(b"up 1\n# EOF\n")));
+        assert!(both.is_openmetrics());
+        let om = both
+            .variant(n(OpenMetrics, Underscores), |_| panic!())
+            .await
+            .unwrap();
+        assert_eq!(&om.body[..], b"up 1\n# EOF\n");
+        let text = both
+            .variant(n(Text004, Underscores), |_| panic!())
+            .await
+            .unwrap();
+        assert_eq!(&text.body[..], b"up 1\n");
     }
 
     #[test]

@@ -18,11 +18,11 @@ use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 
 use crate::analyze::Analyzer;
-use crate::exposition::render::CONTENT_TYPE_TEXT_004;
+use crate::exposition::escape::Escaping;
 use crate::upstream::fetch::{self, scrape_into};
 use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
-use super::encoding::{negotiate_encoding, Encoding, Rendered};
+use super::encoding::{negotiate_encoding, Encoding, Negotiated, Rendered};
 use super::flight::{FlightError, Patience};
 use super::metrics_format::SelfMetricsFormat;
 use super::reload::ReloadError;
@@ -155,6 +155,10 @@ pub(crate) enum ApiError {
     /// `POST /-/reload` failed; the previous configuration keeps serving: 500.
     #[error("reload failed, still serving the previous configuration: {0}")]
     Reload(#[from] ReloadError),
+    /// Escaping the names of a rendered result failed (its text did not parse, which is a bug
+    /// in metric-gate): 500.
+    #[error("escaping names for this client failed: {0}")]
+    Escape(String),
 }
 
 impl ApiError {
@@ -168,7 +172,7 @@ impl ApiError {
             Self::UnknownSubset { .. } => StatusCode::NOT_FOUND,
             Self::NoResultYet(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoTargets | Self::NoSuchTarget { .. } => StatusCode::BAD_REQUEST,
-            Self::Reload(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Reload(_) | Self::Escape(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -212,15 +216,48 @@ fn clip(s: &str) -> String {
 /// of its own, streamed to its client, so it cannot be shared as `/analyze` passes are.
 pub(crate) const MAX_SOURCE_REQUESTS: usize = 2;
 
-/// A metrics body in text 0.0.4, gzip-compressed when the client accepts it. The bytes are
-/// the scrape's own (shared with every client of that scrape); the response holds them through
-/// `conn`'s [`super::responses::HeldResults`] registration until they are written.
+/// The request's `Accept` header; several are joined with `,`, as one list.
+fn accept_header(headers: &HeaderMap) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// A metrics body in the format and escaping the client's `Accept` asks for
+/// ([`Negotiated::for_metrics`]: the upstream's own format when the client accepts it),
+/// gzip-compressed when the client accepts it, with a
+/// `Content-Type` that says exactly which. The bytes are the scrape's own, or their escaped
+/// form made once per scrape (shared with every client of that scrape); the response holds
+/// them through `conn`'s [`super::responses::HeldResults`] registration until they are written.
 async fn metrics_body(
     state: &AppState,
     conn: Option<&Arc<ConnControl>>,
     headers: &HeaderMap,
     rendered: &Rendered,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let negotiated =
+        Negotiated::for_metrics(accept_header(headers).as_deref(), rendered.is_openmetrics());
+    let escaping = negotiated.escaping;
+    let rendered = rendered
+        .variant(negotiated, |stats| {
+            if escaping == Escaping::AllowUtf8 {
+                return;
+            }
+            if stats.merged + stats.dropped > 0 {
+                tracing::warn!(
+                    escaping = escaping.as_str(),
+                    merged = stats.merged,
+                    dropped = stats.dropped,
+                    "escaping names made series collide"
+                );
+            }
+            state.metrics.record_escaping(escaping, stats);
+        })
+        .await
+        .map_err(|e| ApiError::Escape(e.to_string()))?;
     let encoding = negotiate_encoding(headers);
     let bytes = rendered.encoded(encoding).await;
     let hold = state.held.hold(rendered.generation, &bytes, conn);
@@ -232,10 +269,13 @@ async fn metrics_body(
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE_TEXT_004),
+        HeaderValue::from_static(negotiated.content_type()),
     );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    resp
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    Ok(resp)
 }
 
 /// `X-Prometheus-Scrape-Timeout-Seconds` values above this many seconds (a year) are taken as
@@ -351,7 +391,7 @@ async fn metrics(
     let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
     let outcome = state.scrape(patience).await?;
     match &outcome.result {
-        Ok(rendered) => Ok(metrics_body(&state, conn.as_deref(), &headers, rendered).await),
+        Ok(rendered) => metrics_body(&state, conn.as_deref(), &headers, rendered).await,
         Err(e) => Err(e.clone().into()),
     }
 }
@@ -378,7 +418,7 @@ async fn subset(
         }
     };
     match &snap.rendered {
-        Ok(rendered) => Ok(metrics_body(&state, conn.as_deref(), &headers, rendered).await),
+        Ok(rendered) => metrics_body(&state, conn.as_deref(), &headers, rendered).await,
         Err(e) => Err(e.clone().into()),
     }
 }

@@ -79,6 +79,13 @@ pub struct SubsetLabels {
     pub subset: String,
 }
 
+/// Labels of the name-escaping counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EscapingLabels {
+    /// The scheme a client asked for: `underscores`, `dots` or `values`.
+    pub escaping: &'static str,
+}
+
 /// Labels of `metric_gate_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -181,6 +188,11 @@ pub struct SelfMetrics {
     pub response_held_bytes: Gauge,
     /// Basic-auth checks refused at once because the bcrypt queue was full (answered 503).
     pub basic_auth_checks_refused: Counter,
+    /// Output series summed into another one because name escaping made them identical, by
+    /// scheme (counted once per scrape result and scheme).
+    pub escaping_merged: Family<EscapingLabels, Counter>,
+    /// Output series left out because two of their label names became one under escaping.
+    pub escaping_dropped: Family<EscapingLabels, Counter>,
 }
 
 impl SelfMetrics {
@@ -220,6 +232,8 @@ impl SelfMetrics {
             process: Registry::default(),
             response_held_bytes: Gauge::default(),
             basic_auth_checks_refused: Counter::default(),
+            escaping_merged: Family::default(),
+            escaping_dropped: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -386,6 +400,24 @@ impl SelfMetrics {
                 os: std::env::consts::OS,
             })
             .set(1);
+        r.register(
+            "escaping_merged_series",
+            "Output series summed into another because escaping their names (for a client that cannot read UTF-8 names) made them identical, by escaping scheme",
+            m.escaping_merged.clone(),
+        );
+        r.register(
+            "escaping_dropped_series",
+            "Output series left out because escaping made two of their label names one, by escaping scheme",
+            m.escaping_dropped.clone(),
+        );
+        for escaping in ["underscores", "dots", "values"] {
+            let _ = m
+                .escaping_merged
+                .get_or_create(&EscapingLabels { escaping });
+            let _ = m
+                .escaping_dropped
+                .get_or_create(&EscapingLabels { escaping });
+        }
         for reason in DROP_REASONS {
             // Created at 0; the guard is not needed.
             let _ = m
@@ -435,6 +467,23 @@ impl SelfMetrics {
         self.last_successful_scrape
             .get_or_create(label)
             .set(fetched_at_ms as f64 / 1000.0);
+    }
+
+    /// Records what escaping one scrape result's names under `escaping` did.
+    pub fn record_escaping(
+        &self,
+        escaping: crate::exposition::escape::Escaping,
+        stats: crate::exposition::escape::EscapeStats,
+    ) {
+        let label = EscapingLabels {
+            escaping: escaping.as_str(),
+        };
+        self.escaping_merged
+            .get_or_create(&label)
+            .inc_by(stats.merged);
+        self.escaping_dropped
+            .get_or_create(&label)
+            .inc_by(stats.dropped);
     }
 
     /// Records a configuration load (start or reload): sets the success gauge, and on success

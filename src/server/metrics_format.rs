@@ -31,28 +31,14 @@ impl SelfMetricsFormat {
     /// send odd headers): a `q` that is not a number counts as 1, one above 1 as 1.
     pub fn negotiate(accept: Option<&str>) -> Self {
         let mut best: Option<(f32, Self)> = None;
-        for range in accept.unwrap_or("").split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let format = match media.as_str() {
+        for range in super::encoding::parse_accept(accept.unwrap_or("")) {
+            let format = match range.media.as_str() {
                 "application/openmetrics-text" => Self::OpenMetrics,
                 "text/plain" | "text/*" | "*/*" => Self::Text,
                 _ => continue,
             };
-            let q = parts
-                .filter_map(|p| {
-                    let (k, v) = p.split_once('=')?;
-                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
-                })
-                .next_back()
-                .map_or(1.0, |v| {
-                    v.parse::<f32>()
-                        .ok()
-                        .filter(|q| q.is_finite())
-                        .map_or(1.0, |q| q.min(1.0))
-                });
-            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
-                best = Some((q, format));
+            if range.q > 0.0 && best.is_none_or(|(b, _)| range.q > b) {
+                best = Some((range.q, format));
             }
         }
         best.map_or(Self::Text, |(_, f)| f)

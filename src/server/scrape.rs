@@ -181,9 +181,15 @@ pub struct ListOutput {
     pub name: Option<String>,
     /// The text, or the sample limit it broke (then nothing was rendered).
     pub body: Result<Bytes, SampleLimitError>,
+    /// When every target that answered in full declared OpenMetrics, and `body` rendered: the
+    /// same result in OpenMetrics (`# UNIT`, `info`, `stateset` kept; see
+    /// [`Aggregator::render_openmetrics`]), for clients that accept it.
+    pub openmetrics: Option<Bytes>,
     /// For a subset in [`ScrapeInput::untimed`] whose body rendered: the text without the
     /// fetch time on samples that have no timestamp of their own.
     pub untimed: Option<Bytes>,
+    /// Some name in the output is written quoted (see [`Aggregator::has_quoted_names`]).
+    pub quoted_names: bool,
     /// Output series.
     pub series: usize,
     /// Bytes of series keys and values held by the output.
@@ -410,6 +416,11 @@ fn render_all(
         .filter(|r| r.report.result.is_ok())
         .map(|r| &r.pipeline)
         .collect();
+    // The upstream's own format: OpenMetrics only when every target that counts answered in it.
+    let openmetrics = runs
+        .iter()
+        .filter_map(|r| r.report.result.as_ref().ok())
+        .all(|stats| stats.openmetrics);
     let mut outputs = Vec::with_capacity(engine.template.subsets().len());
     for (i, list) in engine.template.subsets().iter().enumerate() {
         let dropped_by_relabel = ok.iter().map(|p| p.subsets()[i].dropped_by_relabel).sum();
@@ -448,6 +459,17 @@ fn render_all(
             }
             Bytes::from(body)
         });
+        let om_body = (openmetrics && body.is_ok()).then(|| {
+            let mut om = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24 + 1024);
+            agg.render_openmetrics(&mut om, &opts);
+            if let (true, Some(h)) = (is_default, &health) {
+                // The health series go before `# EOF`; their text is valid OpenMetrics.
+                om.truncate(om.len().saturating_sub(EOF_LINE.len()));
+                om.extend_from_slice(h);
+                om.extend_from_slice(EOF_LINE);
+            }
+            Bytes::from(om)
+        });
         let wants_untimed = list
             .name
             .as_named()
@@ -460,7 +482,9 @@ fn render_all(
         outputs.push(ListOutput {
             name: list.name.as_named().map(str::to_owned),
             body,
+            openmetrics: om_body,
             untimed,
+            quoted_names: agg.has_quoted_names(),
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
             dropped_by_relabel,
@@ -469,6 +493,9 @@ fn render_all(
     }
     outputs
 }
+
+/// The line that ends an OpenMetrics text.
+const EOF_LINE: &[u8] = b"# EOF\n";
 
 /// `metric_gate_upstream_up` and `metric_gate_upstream_scrape_duration_seconds` per target, so
 /// a lost pod is visible even though the summed output has no per-pod `up`.

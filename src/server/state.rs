@@ -356,11 +356,14 @@ impl AppState {
                     source: e,
                 }
             });
+            let quoted = list.quoted_names;
+            let om = list.openmetrics;
             match list.name {
-                None => default = Some(body),
+                None => default = Some((body, quoted, om)),
                 Some(n) => {
                     let snapshot = SubsetSnapshot {
-                        rendered: body.map(|b| Rendered::new(b, generation)),
+                        rendered: body
+                            .map(|b| Rendered::new(b, generation, quoted).with_openmetrics(om)),
                         series: list.series,
                     };
                     by_name.insert(n, Arc::new(snapshot));
@@ -372,7 +375,7 @@ impl AppState {
             by_name,
         })));
         self.mark_ready();
-        let default = default.unwrap_or_else(|| Ok(Bytes::new()));
+        let (default, quoted, om) = default.unwrap_or_else(|| (Ok(Bytes::new()), false, None));
         tracing::info!(
             upstream = %upstream,
             targets_ok = ok,
@@ -382,7 +385,7 @@ impl AppState {
             "scrape done"
         );
         ScrapeOutcome {
-            result: default.map(|b| Rendered::new(b, generation)),
+            result: default.map(|b| Rendered::new(b, generation, quoted).with_openmetrics(om)),
             fetched_at_ms,
             untimed,
         }

@@ -40,9 +40,12 @@ use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
 use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
 use crate::limits::{LimitHit, LimitSink};
 
-/// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
-/// `Accept` is never forwarded (it varies by version and may ask for protobuf).
-pub const ACCEPT_UPSTREAM: &str = "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,text/plain;q=0.2,*/*;q=0.1";
+/// `Accept` sent upstream: what metric-gate reads, OpenMetrics first (so an upstream that has
+/// it keeps `# UNIT`, `_created`, `info` and `stateset` through the pipeline), then text 1.0.0
+/// and 0.0.4; UTF-8 names unescaped (metric-gate escapes them per client). These are Prometheus
+/// 3's default preferences, so an exporter answers metric-gate as it would answer Prometheus.
+/// Prometheus' own `Accept` is never forwarded (it varies by version and may ask for protobuf).
+pub const ACCEPT_UPSTREAM: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
 /// Frames in flight between the network and the parser thread.
 const CHANNEL_FRAMES: usize = 16;
@@ -125,6 +128,9 @@ pub struct BodyStats {
     pub wire_bytes: u64,
     /// Bytes after decoding: what the parser read.
     pub decoded_bytes: u64,
+    /// The upstream declared OpenMetrics text (`Content-Type`): the result can be served in
+    /// OpenMetrics to clients that accept it.
+    pub openmetrics: bool,
 }
 
 /// Why a target contributed nothing. Messages name the cause; callers add the target.
@@ -384,7 +390,7 @@ fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
         .any(|p| media.eq_ignore_ascii_case(p))
     {
         return Err(FetchError::ContentType(format!(
-            "upstream answered in the protobuf exposition format (Content-Type: {content_type}), which metric-gate does not read; it asks for text (Accept: text/plain;version=0.0.4): configure the exporter to serve text"
+            "upstream answered in the protobuf exposition format (Content-Type: {content_type}), which metric-gate does not read; it asks for text (Accept: OpenMetrics or text/plain;version=0.0.4): configure the exporter to serve text"
         )));
     }
     if media.eq_ignore_ascii_case("text/html") {
@@ -427,6 +433,7 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
     deadline: Deadline,
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
+    let openmetrics = parse.format == Format::OpenMetrics;
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_FRAMES);
     let worker = tokio::task::spawn_blocking(move || {
         let mut sink = sink;
@@ -485,6 +492,7 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
             Ok(BodyStats {
                 wire_bytes,
                 decoded_bytes,
+                openmetrics,
             }),
         ),
         // The network side finished but could not hand over End: cannot happen, as the worker

@@ -24,6 +24,8 @@ pub enum Behave {
     Text(String),
     /// 200 with this text, never compressed.
     Plain(String),
+    /// 200 with this OpenMetrics text (`Content-Type: application/openmetrics-text`).
+    OpenMetrics(String),
     /// This status with a short body.
     Status(u16),
     /// The first half of the text, then a pause, then the rest.
@@ -165,6 +167,16 @@ async fn answer(behave: Behave, n: usize, headers: &HeaderMap) -> Response {
             }
         }
         Behave::Plain(t) => text_response(Body::from(t)),
+        Behave::OpenMetrics(t) => {
+            let mut r = Response::new(Body::from(t));
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
         Behave::Status(code) => {
             let mut r = Response::new(Body::from("nope\n"));
             *r.status_mut() = StatusCode::from_u16(code).unwrap();

@@ -1,0 +1,127 @@
+//! The aggregate written in OpenMetrics text 1.0, for a client that accepts OpenMetrics when
+//! the upstream answered in it: `# UNIT`, `_created` samples, `info`, `stateset` and
+//! `gaugehistogram` families come through as the upstream wrote them, and the text ends with
+//! `# EOF`. Exemplars are not kept by the aggregator, so they are not written.
+//!
+//! How each family is written (its OpenMetrics name and type, where `# UNIT` may stand) is
+//! decided in [`crate::exposition::render_om`], the same rules the format conversions use.
+
+use crate::exposition::render_om::{
+    key_name, write_eof, write_openmetrics_family, OmSample, OmValue,
+};
+
+use super::{Aggregator, RenderOptions};
+
+impl Aggregator {
+    /// Renders every family that has live series in OpenMetrics: HELP, TYPE (the input's own,
+    /// OpenMetrics types included), UNIT, then its samples with timestamps in seconds
+    /// (`opts.default_timestamp_ms` for samples without one), then `# EOF`. The series are
+    /// the same as [`Aggregator::render`] writes, in the same order.
+    pub fn render_openmetrics(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
+        let mut names = Vec::new();
+        for f in &self.families {
+            let live: Vec<u32> = f
+                .series
+                .iter()
+                .copied()
+                .filter(|&id| self.is_live(id))
+                .collect();
+            if live.is_empty() {
+                continue;
+            }
+            names.clear();
+            names.extend(live.iter().map(|&id| {
+                let s = &self.series[id as usize];
+                key_name(&self.arena[s.start..s.start + s.key_len as usize])
+            }));
+            let samples: Vec<OmSample<'_>> = live
+                .iter()
+                .zip(&names)
+                .map(|(&id, name)| {
+                    let s = &self.series[id as usize];
+                    OmSample {
+                        name,
+                        key: &self.arena[s.start..s.start + s.key_len as usize],
+                        value: match self.raw_text(s) {
+                            Some(raw) => OmValue::Text(raw),
+                            None => OmValue::Float(s.value),
+                        },
+                        timestamp_ms: s.timestamp_ms.or(opts.default_timestamp_ms),
+                    }
+                })
+                .collect();
+            let current = f.meta_epoch == self.epoch;
+            write_openmetrics_family(
+                out,
+                &f.name,
+                (current && f.has_help).then_some(f.help.as_str()),
+                if current { f.om_type.or(f.typ) } else { None },
+                (current && f.has_unit).then_some(f.unit.as_str()),
+                &samples,
+            );
+        }
+        write_eof(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::exposition::{Format, ParseOptions, Parser};
+    use crate::pipeline::Pipeline;
+    use crate::relabel::Config;
+
+    use super::*;
+
+    #[test]
+    fn openmetrics_input_comes_out_whole() {
+        let om = "\
+# HELP rpc_seconds Time \\\"spent\\\".
+# TYPE rpc_seconds counter
+# UNIT rpc_seconds seconds
+rpc_seconds_total{a=\"1\"} 2 1700000000.5 # {trace_id=\"x\"} 1
+rpc_seconds_created{a=\"1\"} 1.7e9
+# TYPE build info
+build_info{v=\"1\"} 1
+# TYPE s stateset
+s{s=\"a\"} 1
+s{s=\"b\"} 0
+# TYPE q gaugehistogram
+q_bucket{le=\"+Inf\"} 1
+q_gsum 2
+q_gcount 1
+# EOF
+";
+        let mut p = Pipeline::new(&Config::passthrough());
+        let mut parser = Parser::new(ParseOptions {
+            format: Format::OpenMetrics,
+            ..ParseOptions::default()
+        });
+        parser.feed(om.as_bytes(), &mut p).unwrap();
+        parser.finish(&mut p).unwrap();
+        let mut out = Vec::new();
+        p.subsets()[0]
+            .aggregator
+            .render_openmetrics(&mut out, &RenderOptions::default());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            om.replace(" # {trace_id=\"x\"} 1", "")
+        );
+        // Subsets stamp samples without a timestamp, in seconds.
+        let mut out = Vec::new();
+        p.subsets()[0].aggregator.render_openmetrics(
+            &mut out,
+            &RenderOptions {
+                default_timestamp_ms: Some(1_700_000_001_250),
+            },
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("rpc_seconds_total{a=\"1\"} 2 1700000000.5\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("build_info{v=\"1\"} 1 1700000001.25\n"),
+            "{out}"
+        );
+    }
+}
