@@ -188,6 +188,16 @@ pub trait LimitSink: Sink {
     fn limit_hit(&self) -> Option<&LimitHit> {
         None
     }
+
+    /// Most labels an **input** series may have (`__name__` included, empty values not), for
+    /// the parser to refuse before it does any work on the labels
+    /// ([`ParseOptions::max_labels`](crate::exposition::ParseOptions::max_labels)); 0: any
+    /// number. Only a sink whose output series have exactly the labels of its input (no
+    /// relabel rule) may answer its `--label-limit` here: elsewhere relabeling may drop labels,
+    /// and the limit is on the output. The default is for sinks without limits.
+    fn input_label_limit(&self) -> usize {
+        0
+    }
 }
 
 /// The output of a list has more series than `--sample-limit`.

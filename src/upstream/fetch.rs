@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use super::deadline::Deadline;
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
-use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
+use crate::exposition::{Format, Interrupt, ParseError, ParseErrorKind, ParseOptions, Parser};
 use crate::limits::{LimitHit, LimitSink};
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
@@ -162,8 +162,10 @@ pub enum FetchError {
     /// The decoded body is larger than `--max-body-size`.
     #[error("body larger than the limit of {0} bytes (--max-body-size)")]
     TooLarge(u64),
-    /// The body is not valid exposition text, or a line is longer than `--max-line-length`.
-    #[error("invalid metrics text at {0}")]
+    /// The body is not valid exposition text, a line is longer than `--max-line-length`, the
+    /// body is truncated (its last line has no newline; OpenMetrics text has no `# EOF`), or a
+    /// series has more labels than `--label-limit` where the parser counts them.
+    #[error("{}", parse_message(.0))]
     Parse(ParseError),
     /// A series broke a label limit (`--label-limit` and the length limits).
     #[error("{0}")]
@@ -172,7 +174,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// Every value [`FetchError::kind`] returns, so that counters by cause can start at 0.
-    pub const KINDS: [&'static str; 15] = [
+    pub const KINDS: [&'static str; 16] = [
         "connect",
         "tls",
         "auth",
@@ -184,6 +186,7 @@ impl FetchError {
         "decode",
         "too_large",
         "line_too_long",
+        "truncated",
         "parse",
         "label_limit",
         "label_name_length_limit",
@@ -205,9 +208,22 @@ impl FetchError {
             Self::Decode(_) => "decode",
             Self::TooLarge(_) => "too_large",
             Self::Parse(e) if e.kind == ParseErrorKind::LineTooLong => "line_too_long",
+            Self::Parse(e) if e.kind == ParseErrorKind::Truncated => "truncated",
+            Self::Parse(e) if e.kind == ParseErrorKind::LabelLimit => "label_limit",
+            // Not produced: the body reader reports an interrupted parse as the timeout it is.
+            Self::Parse(e) if e.kind == ParseErrorKind::Interrupted => "timeout",
             Self::Parse(_) => "parse",
             Self::Limit(hit) => hit.error.kind(),
         }
+    }
+}
+
+/// How a parse error reads in a target's error: the text is invalid, except where the parser
+/// counted labels for `--label-limit`, which is a limit like the others.
+fn parse_message(e: &ParseError) -> String {
+    match e.kind {
+        ParseErrorKind::LabelLimit => e.to_string(),
+        _ => format!("invalid metrics text at {e}"),
     }
 }
 
@@ -339,6 +355,7 @@ pub async fn scrape_into<S: LimitSink + Send + 'static>(
     };
     let parse = ParseOptions {
         max_line_len: opts.max_line,
+        max_labels: sink.input_label_limit(),
         ..parse_options_for(&resp)
     };
     stream_body(
@@ -428,9 +445,10 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_FRAMES);
+    let worker_deadline = deadline.clone();
     let worker = tokio::task::spawn_blocking(move || {
         let mut sink = sink;
-        let mut consumer = BodyConsumer::new(gzipped, parse, max_body);
+        let mut consumer = BodyConsumer::new(gzipped, parse, max_body).until(worker_deadline);
         let result = (|| {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
@@ -499,6 +517,8 @@ struct BodyConsumer {
     gzip: Option<MultiGzDecoder<Vec<u8>>>,
     max_body: u64,
     decoded: u64,
+    /// The scrape's deadline, which the parser checks between blocks of lines.
+    deadline: Option<Deadline>,
 }
 
 impl BodyConsumer {
@@ -508,8 +528,24 @@ impl BodyConsumer {
             gzip: gzipped.then(|| MultiGzDecoder::new(Vec::with_capacity(64 << 10))),
             max_body,
             decoded: 0,
+            deadline: None,
         }
     }
+
+    /// The parser gives up once `deadline` passes, between blocks of lines: a body that takes
+    /// long to parse (already buffered, or slow line by line) ends at the scrape's deadline
+    /// like one that is slow to arrive, with [`FetchError::Timeout`].
+    fn until(mut self, deadline: Deadline) -> Self {
+        let d = deadline.clone();
+        let parse = ParseOptions {
+            interrupt: Some(Interrupt::new(move || d.has_passed())),
+            ..self.parser.options().clone()
+        };
+        self.parser = Parser::new(parse);
+        self.deadline = Some(deadline);
+        self
+    }
+
 
     fn count(&mut self, n: usize) -> Result<(), FetchError> {
         self.decoded += n as u64;
@@ -522,7 +558,8 @@ impl BodyConsumer {
     fn feed<S: LimitSink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
         let Some(dec) = self.gzip.as_mut() else {
             self.count(chunk.len())?;
-            self.parser.feed(chunk, sink).map_err(FetchError::Parse)?;
+            let r = self.parser.feed(chunk, sink);
+            r.map_err(|e| parse_error(&self.deadline, e))?;
             return limit_hit(sink);
         };
         for piece in chunk.chunks(GZIP_PIECE) {
@@ -536,7 +573,7 @@ impl BodyConsumer {
             let out = dec.get_mut();
             let r = self.parser.feed(out, sink);
             out.clear();
-            r.map_err(FetchError::Parse)?;
+            r.map_err(|e| parse_error(&self.deadline, e))?;
             limit_hit(sink)?;
         }
         Ok(())
@@ -550,11 +587,21 @@ impl BodyConsumer {
                 .map_err(|e| FetchError::Decode(format!("gzip: {e}")))?;
             let out = std::mem::take(dec.get_mut());
             self.count(out.len())?;
-            self.parser.feed(&out, sink).map_err(FetchError::Parse)?;
+            let r = self.parser.feed(&out, sink);
+            r.map_err(|e| parse_error(&self.deadline, e))?;
         }
-        self.parser.finish(sink).map_err(FetchError::Parse)?;
+        let r = self.parser.finish(sink);
+        r.map_err(|e| parse_error(&self.deadline, e))?;
         limit_hit(sink)?;
         Ok(self.decoded)
+    }
+}
+
+/// A parse error as the target's error; an interrupted parse is the deadline's timeout.
+fn parse_error(deadline: &Option<Deadline>, e: ParseError) -> FetchError {
+    match (deadline, e.kind) {
+        (Some(d), ParseErrorKind::Interrupted) => FetchError::Timeout(d.timeout()),
+        _ => FetchError::Parse(e),
     }
 }
 
@@ -625,6 +672,7 @@ mod tests {
             FetchError::Decode(String::new()),
             FetchError::TooLarge(1),
             parse(ParseErrorKind::LineTooLong),
+            parse(ParseErrorKind::Truncated),
             parse(ParseErrorKind::Syntax),
             limit(LimitError::Labels {
                 metric: String::new(),
