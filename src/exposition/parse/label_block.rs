@@ -67,9 +67,6 @@ struct Distinct {
     /// How many of `spans` (from the first) are in the line's [`NameIndex`]; 0 while it is not
     /// in use.
     indexed: usize,
-    /// Labels of this block with an empty value, which Prometheus does not count (an empty
-    /// value is an absent label): for [`ParseOptions::max_labels`](super::ParseOptions).
-    empty: usize,
 }
 
 /// Labels a block may hold before the duplicate check stops comparing a name with every
@@ -139,26 +136,28 @@ impl LineState {
         name: &mut Option<Piece>,
     ) -> Result<usize, ParseError> {
         let b = s.as_bytes();
-        match self.follow_layout(s, i)? {
+        let end = match self.follow_layout(s, i)? {
             Walk::Closed { end, slot } => {
-                // The layout's names are distinct; only their number is left to check.
-                if self.max_labels != 0 && self.spans.len() >= self.max_labels {
-                    self.count_labels(s, *name)?;
-                }
                 self.line_layout = match self.layouts.complete(slot, self.spans.len()) {
                     Some(id) => id,
                     // A prefix of a layout and no whole one, e.g. `_sum` after `_bucket` with a
                     // trailing `le` when no `_sum` shape is remembered.
                     None => self.missed_layout(b),
                 };
-                Ok(end)
+                end
             }
             Walk::Left(at) => {
                 let end = self.general_labels(s, at, name)?;
                 self.line_layout = self.missed_layout(b);
-                Ok(end)
+                end
             }
+        };
+        // Counted once the block is read (a syntax error or a duplicate in it is reported
+        // first, as without the limit); every step before is linear in the block's length.
+        if self.max_labels != 0 && self.spans.len() >= self.max_labels {
+            self.count_labels(s, i, *name)?;
         }
+        Ok(end)
     }
 
     /// The fast path: labels from `i` as long as each `name="` is the next pattern of the layout
@@ -347,13 +346,6 @@ impl LineState {
         if lname_bytes.is_empty() {
             return Err(self.err(at + 1, format_args!("empty label name")));
         }
-        distinct.empty += usize::from(value.is_empty());
-        // Counted before the duplicate check: a line of countless labels is refused at the
-        // first one over the limit. With this label and `__name__`, the block has
-        // `spans.len() + 2 - empty` labels that count.
-        if self.max_labels != 0 && self.spans.len() + 1 >= self.max_labels + distinct.empty {
-            return Err(self.too_many_labels(s, at, *name));
-        }
         let bit = name_bit(lname_bytes);
         if let Some(max) = self.spans.get(distinct.max) {
             let scratch = self.scratch.as_bytes();
@@ -394,36 +386,42 @@ impl LineState {
         })
     }
 
-    /// Refuses the labels in `spans` if, with `__name__` and without those with an empty value,
-    /// they are more than [`ParseOptions::max_labels`](super::ParseOptions); the error points at
-    /// the first label over the limit.
-    fn count_labels(&self, s: &str, name: Option<Piece>) -> Result<(), ParseError> {
-        let mut counted = 1;
+    /// Refuses the labels in `spans` if, with `__name__` and without those with an empty value
+    /// (absent labels), they are more than [`ParseOptions::max_labels`](super::ParseOptions);
+    /// the error points at the first label over the limit (at the block, `block`, when that
+    /// label's name was quoted) and reads as the output's label limit error.
+    #[cold]
+    fn count_labels(&self, s: &str, block: usize, name: Option<Piece>) -> Result<(), ParseError> {
+        let max = self.max_labels;
+        let mut count = 1;
+        let mut first_over = None;
         for l in &self.spans {
-            counted += usize::from(!l.value.is_empty());
-            if counted > self.max_labels {
-                return Err(self.too_many_labels(s, l.name.start(), name));
+            count += usize::from(!l.value.is_empty());
+            if count > max && first_over.is_none() {
+                first_over = Some(if l.name.in_scratch() {
+                    block
+                } else {
+                    l.name.start()
+                });
             }
         }
-        Ok(())
-    }
-
-    /// The label at `at` is one more than [`ParseOptions::max_labels`](super::ParseOptions)
-    /// allows.
-    #[cold]
-    fn too_many_labels(&self, s: &str, at: usize, name: Option<Piece>) -> ParseError {
-        let max = self.max_labels;
+        let Some(at) = first_over else {
+            return Ok(());
+        };
         let metric = name.map_or("", |n| n.get(s, &self.scratch));
-        let metric: String = metric.chars().take(50).collect();
-        ParseError {
+        let metric = match metric.char_indices().nth(50) {
+            Some((cut, _)) => format!("{}...", &metric[..cut]),
+            None => metric.to_owned(),
+        };
+        Err(ParseError {
             kind: ParseErrorKind::LabelLimit,
             ..self.err(
                 at + 1,
                 format_args!(
-                    "label limit exceeded: series {metric:?} has more than {max} labels (with __name__) (--label-limit)"
+                    "label limit exceeded: series {metric:?} has {count} labels (with __name__) > limit {max} (--label-limit)"
                 ),
             )
-        }
+        })
     }
 
     /// The value of label `lname`, opened at `q`, never closes.
@@ -469,11 +467,9 @@ impl LineState {
         let scratch = self.scratch.as_bytes();
         let mut max = 0;
         let mut seen = 0;
-        let mut empty = 0;
         for (k, l) in self.spans.iter().enumerate() {
             let name = l.name.bytes(b, scratch);
             seen |= name_bit(name);
-            empty += usize::from(l.value.is_empty());
             if let Some(m) = self.spans.get(max) {
                 if bytes_greater(name, m.name.bytes(b, scratch)) {
                     max = k;
@@ -484,7 +480,6 @@ impl LineState {
             max,
             seen,
             indexed: 0,
-            empty,
         }
     }
 

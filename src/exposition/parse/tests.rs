@@ -741,7 +741,7 @@ fn max_labels_counts_as_prometheus() {
         Some((
             1,
             15,
-            "label limit exceeded: series \"m\" has more than 3 labels (with __name__) (--label-limit)".to_owned()
+            "label limit exceeded: series \"m\" has 4 labels (with __name__) > limit 3 (--label-limit)".to_owned()
         ))
     );
     // Empty values are absent labels and do not count.
@@ -753,11 +753,24 @@ fn max_labels_counts_as_prometheus() {
     p.feed(b"m{a=\"\",b=\"2\",c=\"3\"} 1\n", &mut rec).unwrap();
     let e = p.feed(b"m{a=\"1\",b=\"2\",c=\"3\"} 1\n", &mut rec).unwrap_err();
     assert_eq!((e.line, e.column, e.kind), (2, 15, ParseErrorKind::LabelLimit));
-    // Refused at the first label over the limit, before the rest is looked at.
+    // 90k labels: refused, pointing at the first label over the limit, in linear time.
     let (ev, r, compared) = count_comparisons(&reverse_sorted_line(90_000, ""), o(256));
     assert!(ev.is_empty());
-    assert_eq!(r.unwrap_err().column, 3 + 11 * 255);
-    assert!(compared < 1000, "{compared}");
+    let e = r.unwrap_err();
+    assert_eq!(e.column, 3 + 11 * 255);
+    assert!(e.message.contains("has 90001 labels (with __name__) > limit 256"), "{e}");
+    assert!(compared < 2 * 90_000, "{compared}");
+    // A syntax error or a duplicate in the block is reported first, as without the limit.
+    assert_eq!(
+        run(&[b"m{a=\"1\",b=\"2\",a=\"3\"} 1\n"], o(2)).1.unwrap_err().kind,
+        ParseErrorKind::Syntax
+    );
+    // A quoted name over the limit: the error points at its text, or at the block when it was
+    // unescaped.
+    let e = run(&[b"m{a=\"1\",\"b.c\"=\"2\"} 1\n"], o(2)).1.unwrap_err();
+    assert_eq!((e.column, e.kind), (10, ParseErrorKind::LabelLimit));
+    let e = run(&[b"m{a=\"1\",\"b\\\"c\"=\"2\"} 1\n"], o(2)).1.unwrap_err();
+    assert_eq!((e.column, e.kind), (3, ParseErrorKind::LabelLimit));
 }
 
 #[test]
