@@ -697,6 +697,45 @@ mod tests {
     }
 
     #[test]
+    fn a_parse_past_the_deadline_is_a_timeout() {
+        let line = format!("m{{pad=\"{}\"}} 1\n", "x".repeat(1000));
+        let body = line.repeat(300);
+        // A deadline that has passed: the parser stops at its first block.
+        let deadline = Deadline::after(Duration::ZERO);
+        let mut c = BodyConsumer::new(false, ParseOptions::default(), 1 << 30).until(deadline);
+        let mut sink = Count::default();
+        let err = c.feed(body.as_bytes(), &mut sink).unwrap_err();
+        assert!(matches!(err, FetchError::Timeout(_)), "{err:?}");
+        assert_eq!(err.kind(), "timeout");
+        assert_eq!(sink.0, 0);
+        // With time left, the same body parses whole.
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let mut c = BodyConsumer::new(false, ParseOptions::default(), 1 << 30).until(deadline);
+        let mut sink = Count::default();
+        c.feed(body.as_bytes(), &mut sink).unwrap();
+        c.finish(&mut sink).unwrap();
+        assert_eq!(sink.0, 300);
+    }
+
+    #[test]
+    fn truncated_bodies_are_their_own_cause() {
+        let mut c = BodyConsumer::new(false, ParseOptions::default(), 1 << 20);
+        let mut sink = Count::default();
+        c.feed(b"a 1\nb 67", &mut sink).unwrap();
+        let err = c.finish(&mut sink).unwrap_err();
+        assert_eq!(err.kind(), "truncated");
+        assert_eq!(
+            err.to_string(),
+            "invalid metrics text at line 2, col 5: no newline at the end of the last line: the input may be cut off (every line must end with \\n)"
+        );
+        // Gzip: the decoded body must end with a newline too.
+        let z = gzip(b"a 1\nb 67");
+        let mut c = BodyConsumer::new(true, ParseOptions::default(), 1 << 20);
+        c.feed(&z, &mut sink).unwrap();
+        assert_eq!(c.finish(&mut sink).unwrap_err().kind(), "truncated");
+    }
+
+    #[test]
     fn truncated_gzip_is_an_error() {
         let z = gzip(b"# just a comment\n");
         let mut c = BodyConsumer::new(true, ParseOptions::default(), 1 << 20);
