@@ -811,7 +811,10 @@ async fn truncated_bodies_fail_the_target() {
         let _ = c.write(&response("", b"reqs 10\nreqs_other 6")).await;
     });
     let dns = DnsServer::start().await;
-    dns.set_a("pods.test", &[Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)]);
+    dns.set_a(
+        "pods.test",
+        &[Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)],
+    );
     let mut c = cfg(&format!("dns+http://pods.test:{port}/metrics"));
     c.upstream.dns_server = Some(dns.addr);
     let gate = Gate::start(c, &Config::passthrough()).await;

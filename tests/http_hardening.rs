@@ -765,9 +765,10 @@ async fn a_huge_label_line_is_answered_within_the_scrape_timeout() {
     assert!(took < timeout, "{took:?}");
     let m = gate.get("/-/metrics").await.text();
     assert!(
-        m.lines().any(|l| l.starts_with("metric_gate_upstream_errors_total{")
-            && l.contains("cause=\"label_limit\"")
-            && l.ends_with(" 1")),
+        m.lines()
+            .any(|l| l.starts_with("metric_gate_upstream_errors_total{")
+                && l.contains("cause=\"label_limit\"")
+                && l.ends_with(" 1")),
         "{m}"
     );
     // Without a limit, and every label dropped by the relabel config, the whole line goes

@@ -6,6 +6,6 @@ pub mod render;
 
 pub use float::parse_go_float;
 pub use parse::{
-    Format, Interrupt, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions, Parser, Sample,
-    Sink,
+    Format, Interrupt, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions, Parser,
+    Sample, Sink,
 };

@@ -546,7 +546,6 @@ impl BodyConsumer {
         self
     }
 
-
     fn count(&mut self, n: usize) -> Result<(), FetchError> {
         self.decoded += n as u64;
         if self.decoded > self.max_body {

@@ -261,7 +261,10 @@ fn crlf_line_ends() {
 
 #[test]
 fn label_value_escapes() {
-    let s = one(concat!(r#"x{a="q\"uote",b="back\\slash",c="new\nline",d="tab\t",e="\\n",f="plain"} 1"#, "\n"));
+    let s = one(concat!(
+        r#"x{a="q\"uote",b="back\\slash",c="new\nline",d="tab\t",e="\\n",f="plain"} 1"#,
+        "\n"
+    ));
     assert_eq!(
         s.labels(),
         [
@@ -281,10 +284,18 @@ fn value_ending_in_backslash() {
     let s = one(concat!(r#"x{a="end\\",b="c"} 1"#, "\n"));
     assert_eq!(s.labels(), [("a", "end\\"), ("b", "c")]);
     assert_eq!(one(concat!(r#"x{a="\\"} 1"#, "\n")).labels(), [("a", "\\")]);
-    assert_eq!(one(concat!(r#"x{a="\\\\"} 1"#, "\n")).labels(), [("a", "\\\\")]);
+    assert_eq!(
+        one(concat!(r#"x{a="\\\\"} 1"#, "\n")).labels(),
+        [("a", "\\\\")]
+    );
     assert_eq!(one(concat!(r#"x{a="\""} 1"#, "\n")).labels(), [("a", "\"")]);
     // `\"` does not close the value.
-    assert_err(concat!(r#"x{a="b\"} 1"#, "\n"), 1, 5, "unterminated value of label \"a\"");
+    assert_err(
+        concat!(r#"x{a="b\"} 1"#, "\n"),
+        1,
+        5,
+        "unterminated value of label \"a\"",
+    );
 }
 
 #[test]
@@ -696,7 +707,10 @@ fn duplicate_check_is_linear() {
         [Ev::Sample(s)] => assert_eq!(s.labels.len(), n),
         other => panic!("{} events", other.len()),
     }
-    assert!(compared < 2 * n as u64, "{compared} name comparisons for {n} names");
+    assert!(
+        compared < 2 * n as u64,
+        "{compared} name comparisons for {n} names"
+    );
 
     // Duplicates are still found, anywhere, with their position.
     let dup_first = reverse_sorted_line(n, "l89999=\"w\"");
@@ -706,15 +720,24 @@ fn duplicate_check_is_linear() {
     assert!(e.message.contains("duplicate label name \"l89999\""), "{e}");
     assert!(compared < 2 * n as u64, "{compared}");
     let dup_mid = reverse_sorted_line(n, "l45000=\"w\",zz=\"z\"");
-    assert!(err(&dup_mid).message.contains("duplicate label name \"l45000\""));
+    assert!(err(&dup_mid)
+        .message
+        .contains("duplicate label name \"l45000\""));
     // A name greater than all before it joins the table too, and is found again.
     let dup_greater = reverse_sorted_line(100, "zz=\"1\",a=\"2\",zz=\"3\"");
-    assert!(err(&dup_greater).message.contains("duplicate label name \"zz\""));
+    assert!(err(&dup_greater)
+        .message
+        .contains("duplicate label name \"zz\""));
     // Quoted names (unescaped into the scratch buffer) are compared by their text.
     let quoted = reverse_sorted_line(100, "\"l.x\"=\"1\",\"l00050\"=\"2\"");
-    assert!(err(&quoted).message.contains("duplicate label name \"l00050\""));
+    assert!(err(&quoted)
+        .message
+        .contains("duplicate label name \"l00050\""));
     // Few names take the plain comparisons: 8 unsorted labels, no table.
-    let (_, r, compared) = count_comparisons("m{h=\"1\",g=\"1\",f=\"1\",e=\"1\",d=\"1\",c=\"1\",b=\"1\",a=\"1\"} 1\n", ParseOptions::default());
+    let (_, r, compared) = count_comparisons(
+        "m{h=\"1\",g=\"1\",f=\"1\",e=\"1\",d=\"1\",c=\"1\",b=\"1\",a=\"1\"} 1\n",
+        ParseOptions::default(),
+    );
     r.unwrap();
     assert!(compared <= 28, "{compared}");
 }
@@ -751,25 +774,39 @@ fn max_labels_counts_as_prometheus() {
     let mut p = Parser::new(o(3));
     let mut rec = Rec::default();
     p.feed(b"m{a=\"\",b=\"2\",c=\"3\"} 1\n", &mut rec).unwrap();
-    let e = p.feed(b"m{a=\"1\",b=\"2\",c=\"3\"} 1\n", &mut rec).unwrap_err();
-    assert_eq!((e.line, e.column, e.kind), (2, 15, ParseErrorKind::LabelLimit));
+    let e = p
+        .feed(b"m{a=\"1\",b=\"2\",c=\"3\"} 1\n", &mut rec)
+        .unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.kind),
+        (2, 15, ParseErrorKind::LabelLimit)
+    );
     // 90k labels: refused, pointing at the first label over the limit, in linear time.
     let (ev, r, compared) = count_comparisons(&reverse_sorted_line(90_000, ""), o(256));
     assert!(ev.is_empty());
     let e = r.unwrap_err();
     assert_eq!(e.column, 3 + 11 * 255);
-    assert!(e.message.contains("has 90001 labels (with __name__) > limit 256"), "{e}");
+    assert!(
+        e.message
+            .contains("has 90001 labels (with __name__) > limit 256"),
+        "{e}"
+    );
     assert!(compared < 2 * 90_000, "{compared}");
     // A syntax error or a duplicate in the block is reported first, as without the limit.
     assert_eq!(
-        run(&[b"m{a=\"1\",b=\"2\",a=\"3\"} 1\n"], o(2)).1.unwrap_err().kind,
+        run(&[b"m{a=\"1\",b=\"2\",a=\"3\"} 1\n"], o(2))
+            .1
+            .unwrap_err()
+            .kind,
         ParseErrorKind::Syntax
     );
     // A quoted name over the limit: the error points at its text, or at the block when it was
     // unescaped.
     let e = run(&[b"m{a=\"1\",\"b.c\"=\"2\"} 1\n"], o(2)).1.unwrap_err();
     assert_eq!((e.column, e.kind), (10, ParseErrorKind::LabelLimit));
-    let e = run(&[b"m{a=\"1\",\"b\\\"c\"=\"2\"} 1\n"], o(2)).1.unwrap_err();
+    let e = run(&[b"m{a=\"1\",\"b\\\"c\"=\"2\"} 1\n"], o(2))
+        .1
+        .unwrap_err();
     assert_eq!((e.column, e.kind), (3, ParseErrorKind::LabelLimit));
 }
 
@@ -780,7 +817,9 @@ fn interrupt_stops_between_blocks() {
     let counter = asked.clone();
     let o = ParseOptions {
         // Gives up when asked the third time: two blocks are parsed.
-        interrupt: Some(Interrupt::new(move || counter.fetch_add(1, Ordering::Relaxed) >= 2)),
+        interrupt: Some(Interrupt::new(move || {
+            counter.fetch_add(1, Ordering::Relaxed) >= 2
+        })),
         ..ParseOptions::default()
     };
     let line = format!("m{{pad=\"{}\"}} 1\n", "x".repeat(1000));
@@ -789,8 +828,16 @@ fn interrupt_stops_between_blocks() {
     let e = r.unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::Interrupted);
     assert_eq!(e.line, ev.len() as u64 + 1);
-    assert!(!ev.is_empty() && ev.len() < 4 * BLOCK / line.len() / 2, "{}", ev.len());
-    assert_eq!(asked.load(Ordering::Relaxed), 3, "asked once per block, not per line");
+    assert!(
+        !ev.is_empty() && ev.len() < 4 * BLOCK / line.len() / 2,
+        "{}",
+        ev.len()
+    );
+    assert_eq!(
+        asked.load(Ordering::Relaxed),
+        3,
+        "asked once per block, not per line"
+    );
 }
 
 #[test]
@@ -925,7 +972,10 @@ fn finish_refuses_a_cut_last_line_and_resets() {
     assert_eq!(rec.0.len(), 2);
     // `h_count 2` may be the start of `h_count 21`: a last line without its newline is cut.
     let e = p.finish(&mut rec).unwrap_err();
-    assert_eq!((e.line, e.column, e.kind), (3, 10, ParseErrorKind::Truncated));
+    assert_eq!(
+        (e.line, e.column, e.kind),
+        (3, 10, ParseErrorKind::Truncated)
+    );
     assert_eq!(e.to_string(), "line 3, col 10: no newline at the end of the last line: the input may be cut off (every line must end with \\n)");
     assert_eq!(rec.0.len(), 2, "the cut line is not delivered");
     // Reuse: line numbers and families start over, the error is forgotten.
@@ -951,7 +1001,10 @@ fn truncated_inputs() {
     for f in [Format::Auto, Format::Text] {
         assert_eq!(cut("a 1\nb 67", f), Some((2, 5, no_newline.clone())));
         assert_eq!(cut("a 1\nb 1\r", f), Some((2, 5, no_newline.clone())));
-        assert_eq!(cut("a 1\n# HELP b cut he", f), Some((2, 16, no_newline.clone())));
+        assert_eq!(
+            cut("a 1\n# HELP b cut he", f),
+            Some((2, 16, no_newline.clone()))
+        );
         assert_eq!(cut("a 1\n \t ", f), None, "blanks cut nothing off");
         assert_eq!(cut("a 1\n", f), None);
         assert_eq!(cut("a 1\r\n", f), None);
@@ -962,14 +1015,30 @@ fn truncated_inputs() {
         assert_eq!(cut("a 1\n# EOF", f), None);
         assert_eq!(cut("a 1\n# EOF\r", f), None);
         assert_eq!(cut("a 1\n# EOF\n", f), None);
-        assert_eq!(cut("a 1\n# EOF\nb 6", f), None, "after # EOF nothing counts");
+        assert_eq!(
+            cut("a 1\n# EOF\nb 6", f),
+            None,
+            "after # EOF nothing counts"
+        );
     }
-    assert_eq!(cut("a 1\n# EOF", Format::Text), Some((2, 6, no_newline.clone())));
+    assert_eq!(
+        cut("a 1\n# EOF", Format::Text),
+        Some((2, 6, no_newline.clone()))
+    );
     // Declared OpenMetrics must end with `# EOF`.
-    assert_eq!(cut("a 1\n", Format::OpenMetrics), Some((2, 1, no_eof.clone())));
+    assert_eq!(
+        cut("a 1\n", Format::OpenMetrics),
+        Some((2, 1, no_eof.clone()))
+    );
     assert_eq!(cut("", Format::OpenMetrics), Some((1, 1, no_eof.clone())));
-    assert_eq!(cut("a 1\n  ", Format::OpenMetrics), Some((2, 3, no_eof.clone())));
-    assert_eq!(cut("a 1\n# EO", Format::OpenMetrics), Some((2, 5, no_eof.clone())));
+    assert_eq!(
+        cut("a 1\n  ", Format::OpenMetrics),
+        Some((2, 3, no_eof.clone()))
+    );
+    assert_eq!(
+        cut("a 1\n# EO", Format::OpenMetrics),
+        Some((2, 5, no_eof.clone()))
+    );
     assert_eq!(cut("a 1\nb 6", Format::OpenMetrics), Some((2, 4, no_eof)));
 
     // The same wherever the chunks end; the cut line is never delivered.
@@ -978,7 +1047,10 @@ fn truncated_inputs() {
         let (ev, r) = run_split(input, &[k]);
         assert_eq!(ev.len(), 1, "cut at {k}");
         let e = r.unwrap_err();
-        assert_eq!((e.line, e.column, e.kind), (2, 12, ParseErrorKind::Truncated));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (2, 12, ParseErrorKind::Truncated)
+        );
     }
 
     // An input the sink stopped is whole, wherever it was cut.
