@@ -810,7 +810,7 @@ async fn truncated_bodies_fail_the_target() {
     let _c = RawUpstream::serve_on(cut, |mut c| async move {
         let _ = c.write(&response("", b"reqs 10\nreqs_other 6")).await;
     });
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start();
     dns.set_a(
         "pods.test",
         &[Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)],
