@@ -11,6 +11,10 @@
 //! when it was created, and limits are fixed for the life of the process. So the check costs
 //! nothing per sample, and the parser, which is the hot path, is not touched.
 //!
+//! One exception, which changes no outcome: when no list has a relabel rule, the output series
+//! are the input series, so the parser counts the labels against `--label-limit` as soon as a
+//! label block is read ([`LimitSink::input_label_limit`]) and the error names the column too.
+//!
 //! What they protect: the aggregated output is what metric-gate holds between scrapes and what
 //! Prometheus stores; each label and byte of it is a cost in both. The input side is bounded
 //! separately: one line is at most `--max-line-length` bytes (the parser holds at most one line
@@ -187,6 +191,16 @@ pub trait LimitSink: Sink {
     /// Asked between chunks, never per line. The default is for sinks without limits.
     fn limit_hit(&self) -> Option<&LimitHit> {
         None
+    }
+
+    /// Most labels an **input** series may have (`__name__` included, empty values not), for
+    /// the parser to refuse before it does any work on the labels
+    /// ([`ParseOptions::max_labels`](crate::exposition::ParseOptions::max_labels)); 0: any
+    /// number. Only a sink whose output series have exactly the labels of its input (no
+    /// relabel rule) may answer its `--label-limit` here: elsewhere relabeling may drop labels,
+    /// and the limit is on the output. The default is for sinks without limits.
+    fn input_label_limit(&self) -> usize {
+        0
     }
 }
 

@@ -633,7 +633,8 @@ async fn label_limits_apply_after_relabeling() {
     expect_502(
         &gate,
         &up.url(),
-        &["line 1: label limit exceeded: series \"wide\" has 11 labels (with __name__) > limit 5 (--label-limit)"],
+        // Counted by the parser (no rule can drop a label), with the column of the 5th label.
+        &["line 1, col 34: label limit exceeded: series \"wide\" has 11 labels (with __name__) > limit 5 (--label-limit)"],
         "label_limit",
     )
     .await;
@@ -761,4 +762,76 @@ async fn an_html_page_says_the_path_is_wrong() {
     )
     .await;
     assert!(!text.contains("expected"), "{text}");
+}
+
+#[tokio::test]
+async fn truncated_bodies_fail_the_target() {
+    // Text 0.0.4 whose last line has no newline: `67890` arrived as `67`.
+    let up = serving(b"a 1\nb 67".to_vec()).await;
+    let gate = Gate::start(cfg(&up.url()), &Config::passthrough()).await;
+    expect_502(
+        &gate,
+        &up.url(),
+        &["line 2, col 5: no newline at the end of the last line: the input may be cut off"],
+        "truncated",
+    )
+    .await;
+
+    // OpenMetrics must end with `# EOF` (the newline after it is optional).
+    let om = |body: &'static [u8]| {
+        RawUpstream::start(move |mut c| async move {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body);
+            let _ = c.write(&r).await;
+        })
+    };
+    let up = om(b"# TYPE a counter\na_total 1\n").await;
+    let gate = Gate::start(cfg(&up.url()), &Config::passthrough()).await;
+    expect_502(
+        &gate,
+        &up.url(),
+        &["line 3, col 1: OpenMetrics text ends without \"# EOF\""],
+        "truncated",
+    )
+    .await;
+    let up = om(b"# TYPE a counter\na_total 1\n# EOF").await;
+    let gate = Gate::start(cfg(&up.url()), &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("a_total 1\n"), "{}", r.text());
+
+    // Fan-out: the cut target is left out, the whole one is summed.
+    let (port, mut ls) = loopback_listeners(2).await;
+    let cut = ls.pop().unwrap();
+    let whole = ls.pop().unwrap();
+    let _w = RawUpstream::serve_on(whole, |mut c| async move {
+        let _ = c.write(&response("", b"reqs 10\n")).await;
+    });
+    let _c = RawUpstream::serve_on(cut, |mut c| async move {
+        let _ = c.write(&response("", b"reqs 10\nreqs_other 6")).await;
+    });
+    let dns = DnsServer::start();
+    dns.set_a(
+        "pods.test",
+        &[Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)],
+    );
+    let mut c = cfg(&format!("dns+http://pods.test:{port}/metrics"));
+    c.upstream.dns_server = Some(dns.addr);
+    let gate = Gate::start(c, &Config::passthrough()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = samples(&r.text());
+    assert!(s.contains(&"reqs 10".to_owned()), "{}", r.text());
+    assert!(!r.text().contains("reqs_other"), "{}", r.text());
+    let up3 = format!("metric_gate_upstream_up{{target=\"127.0.0.3:{port}\"}} 0");
+    assert!(s.contains(&up3), "{}", r.text());
+    let m = gate.get("/-/metrics").await.text();
+    let want = format!(
+        "metric_gate_upstream_errors_total{{target=\"127.0.0.3:{port}\",cause=\"truncated\"}} 1"
+    );
+    assert!(m.contains(&want), "{want} not in\n{m}");
 }

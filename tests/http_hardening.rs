@@ -719,3 +719,71 @@ async fn the_write_timeout_closes_unread_responses() {
         assert!(got.len() < 8 << 20, "{} bytes", got.len());
     }
 }
+
+/// One line of 90,000 labels in decreasing name order (0.99 MB): the worst case of a duplicate
+/// check that compares names pairwise (8.3 s in a release build before it became linear).
+fn huge_label_line() -> Vec<u8> {
+    let mut line = String::from("m{");
+    for i in (0..90_000).rev() {
+        line.push_str(&format!("l{i:05}=\"v\","));
+    }
+    line.push_str("} 1\n");
+    line.into_bytes()
+}
+
+#[tokio::test]
+async fn a_huge_label_line_is_answered_within_the_scrape_timeout() {
+    let body = huge_label_line();
+    assert!(body.len() < 1 << 20);
+    let up = RawUpstream::start(move |mut c| {
+        let body = body.clone();
+        async move {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(&body);
+            let _ = c.write(&r).await;
+        }
+    })
+    .await;
+    let timeout = Duration::from_secs(3);
+    let mut c = config_for(&up.url());
+    c.upstream.scrape_timeout = timeout;
+    // Pass-through: the parser counts the labels against --label-limit (256): 502 at once.
+    let gate = Gate::start(c.clone(), &Config::passthrough()).await;
+    let t0 = std::time::Instant::now();
+    let r = gate.get("/metrics").await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text().contains("line 1, col 2808: label limit exceeded: series \"m\" has 90001 labels (with __name__) > limit 256 (--label-limit)"),
+        "{}",
+        r.text()
+    );
+    assert!(took < timeout, "{took:?}");
+    let m = gate.get("/-/metrics").await.text();
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("metric_gate_upstream_errors_total{")
+                && l.contains("cause=\"label_limit\"")
+                && l.ends_with(" 1")),
+        "{m}"
+    );
+    // Without a limit, and every label dropped by the relabel config, the whole line goes
+    // through the pipeline, still well within the scrape timeout.
+    c.limits.labels = metric_gate::limits::LabelLimits::UNLIMITED;
+    let relabel = Config::from_yaml(
+        "metric_relabel_configs:\n- action: labeldrop\n  regex: l.*\n",
+        "test",
+    )
+    .unwrap();
+    let gate = Gate::start(c, &relabel).await;
+    let t0 = std::time::Instant::now();
+    let r = gate.get("/metrics").await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "m 1\n");
+    assert!(took < timeout, "{took:?}");
+}

@@ -23,12 +23,16 @@ pub enum InputError {
 }
 
 /// Parses everything `reader` yields into `sink`, [`READ_CHUNK`] bytes at a time (memory does
-/// not grow with the input); returns the number of bytes read.
+/// not grow with the input); returns the number of bytes read. The sink's
+/// [input label limit](LimitSink::input_label_limit) applies unless `opts` sets one.
 pub fn read_all<R: Read, S: LimitSink>(
     mut reader: R,
-    opts: ParseOptions,
+    mut opts: ParseOptions,
     sink: &mut S,
 ) -> Result<u64, InputError> {
+    if opts.max_labels == 0 {
+        opts.max_labels = sink.input_label_limit();
+    }
     let mut parser = Parser::new(opts);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut total = 0u64;

@@ -157,6 +157,9 @@ pub struct Pipeline {
     /// The first label limit a sample broke in this input; the input is then abandoned (later
     /// samples are ignored) and the reader reports it.
     limit_hit: Option<LimitHit>,
+    /// `--label-limit` when no list has a rule, so input and output series have the same
+    /// labels and the parser may count them ([`LimitSink::input_label_limit`]); else 0.
+    input_label_limit: usize,
 }
 
 impl Pipeline {
@@ -188,6 +191,7 @@ impl Pipeline {
             typed_family: String::new(),
             typed_label: None,
             limit_hit: None,
+            input_label_limit: 0,
         }
     }
 
@@ -198,6 +202,8 @@ impl Pipeline {
             let agg = std::mem::take(&mut sub.aggregator);
             sub.aggregator = agg.with_label_limits(limits);
         }
+        let unchanged = self.subsets.iter().all(|s| s.program.is_empty());
+        self.input_label_limit = if unchanged { limits.labels } else { 0 };
         self
     }
 
@@ -309,6 +315,10 @@ fn point<'a>(sample: &Sample<'a>) -> Point<'a> {
 impl LimitSink for Pipeline {
     fn limit_hit(&self) -> Option<&LimitHit> {
         self.limit_hit.as_ref()
+    }
+
+    fn input_label_limit(&self) -> usize {
+        self.input_label_limit
     }
 }
 

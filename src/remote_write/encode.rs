@@ -70,6 +70,7 @@ impl Scrape {
         let mut parser = Parser::new(ParseOptions {
             max_line_len: usize::MAX,
             format: Format::Text,
+            ..ParseOptions::default()
         });
         parser.feed(text, &mut sink)?;
         parser.finish(&mut sink)?;

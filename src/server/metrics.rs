@@ -51,8 +51,8 @@ pub struct ErrorLabels {
     /// As in [`TargetLabels`].
     pub target: String,
     /// `connect`, `tls`, `auth`, `timeout`, `status`, `redirect`, `content_type`, `body`,
-    /// `decode`, `too_large`, `line_too_long`, `parse`, `label_limit`, `label_name_length_limit`,
-    /// `label_value_length_limit` or `resolve`.
+    /// `decode`, `too_large`, `line_too_long`, `truncated`, `parse`, `label_limit`,
+    /// `label_name_length_limit`, `label_value_length_limit` or `resolve`.
     pub cause: &'static str,
 }
 

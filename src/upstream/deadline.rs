@@ -106,6 +106,24 @@ impl Deadline {
         }
     }
 
+    /// True once the deadline has passed, for code that does not wait on it (the parser's
+    /// thread asks between blocks of lines); like a wait that finds it passed, this marks the
+    /// deadline expired. An extension made before it passed is followed.
+    pub fn has_passed(&self) -> bool {
+        loop {
+            let seen = self.0.at.load(Ordering::Acquire);
+            if seen & EXPIRED != 0 {
+                return true;
+            }
+            if Instant::now() < self.0.start + Duration::from_nanos(seen) {
+                return false;
+            }
+            if self.expire(seen) {
+                return true;
+            }
+        }
+    }
+
     /// Marks the deadline expired if it is still `seen` (in nanoseconds); true if it is expired
     /// now, false if it was extended meanwhile.
     fn expire(&self, seen: u64) -> bool {
@@ -173,6 +191,20 @@ mod tests {
         assert!(d.is_expired());
         assert!(!d.extend_to(Instant::now() + Duration::from_secs(1)));
         assert_eq!(d.run(async {}).await, Err(Elapsed));
+    }
+
+    #[tokio::test]
+    async fn has_passed_follows_extensions_and_expires() {
+        let now = Instant::now();
+        let d = Deadline::extendable(now, now + 30 * MS, now + Duration::from_secs(10));
+        assert!(!d.has_passed());
+        assert!(d.extend_to(now + 80 * MS));
+        tokio::time::sleep(50 * MS).await;
+        assert!(!d.has_passed(), "extended to 80 ms");
+        tokio::time::sleep(50 * MS).await;
+        assert!(d.has_passed());
+        assert!(d.is_expired());
+        assert!(!d.extend_to(Instant::now() + Duration::from_secs(1)));
     }
 
     #[tokio::test]

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use super::deadline::Deadline;
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
-use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
+use crate::exposition::{Format, Interrupt, ParseError, ParseErrorKind, ParseOptions, Parser};
 use crate::limits::{LimitHit, LimitSink};
 
 /// `Accept` sent upstream: what metric-gate reads, OpenMetrics first (so an upstream that has
@@ -168,8 +168,10 @@ pub enum FetchError {
     /// The decoded body is larger than `--max-body-size`.
     #[error("body larger than the limit of {0} bytes (--max-body-size)")]
     TooLarge(u64),
-    /// The body is not valid exposition text, or a line is longer than `--max-line-length`.
-    #[error("invalid metrics text at {0}")]
+    /// The body is not valid exposition text, a line is longer than `--max-line-length`, the
+    /// body is truncated (its last line has no newline; OpenMetrics text has no `# EOF`), or a
+    /// series has more labels than `--label-limit` where the parser counts them.
+    #[error("{}", parse_message(.0))]
     Parse(ParseError),
     /// A series broke a label limit (`--label-limit` and the length limits).
     #[error("{0}")]
@@ -178,7 +180,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// Every value [`FetchError::kind`] returns, so that counters by cause can start at 0.
-    pub const KINDS: [&'static str; 15] = [
+    pub const KINDS: [&'static str; 16] = [
         "connect",
         "tls",
         "auth",
@@ -190,6 +192,7 @@ impl FetchError {
         "decode",
         "too_large",
         "line_too_long",
+        "truncated",
         "parse",
         "label_limit",
         "label_name_length_limit",
@@ -211,9 +214,22 @@ impl FetchError {
             Self::Decode(_) => "decode",
             Self::TooLarge(_) => "too_large",
             Self::Parse(e) if e.kind == ParseErrorKind::LineTooLong => "line_too_long",
+            Self::Parse(e) if e.kind == ParseErrorKind::Truncated => "truncated",
+            Self::Parse(e) if e.kind == ParseErrorKind::LabelLimit => "label_limit",
+            // Not produced: the body reader reports an interrupted parse as the timeout it is.
+            Self::Parse(e) if e.kind == ParseErrorKind::Interrupted => "timeout",
             Self::Parse(_) => "parse",
             Self::Limit(hit) => hit.error.kind(),
         }
+    }
+}
+
+/// How a parse error reads in a target's error: the text is invalid, except where the parser
+/// counted labels for `--label-limit`, which is a limit like the others.
+fn parse_message(e: &ParseError) -> String {
+    match e.kind {
+        ParseErrorKind::LabelLimit => e.to_string(),
+        _ => format!("invalid metrics text at {e}"),
     }
 }
 
@@ -345,6 +361,7 @@ pub async fn scrape_into<S: LimitSink + Send + 'static>(
     };
     let parse = ParseOptions {
         max_line_len: opts.max_line,
+        max_labels: sink.input_label_limit(),
         ..parse_options_for(&resp)
     };
     stream_body(
@@ -435,9 +452,10 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
 ) -> (S, Result<BodyStats, FetchError>) {
     let openmetrics = parse.format == Format::OpenMetrics;
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_FRAMES);
+    let worker_deadline = deadline.clone();
     let worker = tokio::task::spawn_blocking(move || {
         let mut sink = sink;
-        let mut consumer = BodyConsumer::new(gzipped, parse, max_body);
+        let mut consumer = BodyConsumer::new(gzipped, parse, max_body).until(worker_deadline);
         let result = (|| {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
@@ -507,6 +525,8 @@ struct BodyConsumer {
     gzip: Option<MultiGzDecoder<Vec<u8>>>,
     max_body: u64,
     decoded: u64,
+    /// The scrape's deadline, which the parser checks between blocks of lines.
+    deadline: Option<Deadline>,
 }
 
 impl BodyConsumer {
@@ -516,7 +536,22 @@ impl BodyConsumer {
             gzip: gzipped.then(|| MultiGzDecoder::new(Vec::with_capacity(64 << 10))),
             max_body,
             decoded: 0,
+            deadline: None,
         }
+    }
+
+    /// The parser gives up once `deadline` passes, between blocks of lines: a body that takes
+    /// long to parse (already buffered, or slow line by line) ends at the scrape's deadline
+    /// like one that is slow to arrive, with [`FetchError::Timeout`].
+    fn until(mut self, deadline: Deadline) -> Self {
+        let d = deadline.clone();
+        let parse = ParseOptions {
+            interrupt: Some(Interrupt::new(move || d.has_passed())),
+            ..self.parser.options().clone()
+        };
+        self.parser = Parser::new(parse);
+        self.deadline = Some(deadline);
+        self
     }
 
     fn count(&mut self, n: usize) -> Result<(), FetchError> {
@@ -530,7 +565,8 @@ impl BodyConsumer {
     fn feed<S: LimitSink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
         let Some(dec) = self.gzip.as_mut() else {
             self.count(chunk.len())?;
-            self.parser.feed(chunk, sink).map_err(FetchError::Parse)?;
+            let r = self.parser.feed(chunk, sink);
+            r.map_err(|e| parse_error(&self.deadline, e))?;
             return limit_hit(sink);
         };
         for piece in chunk.chunks(GZIP_PIECE) {
@@ -544,7 +580,7 @@ impl BodyConsumer {
             let out = dec.get_mut();
             let r = self.parser.feed(out, sink);
             out.clear();
-            r.map_err(FetchError::Parse)?;
+            r.map_err(|e| parse_error(&self.deadline, e))?;
             limit_hit(sink)?;
         }
         Ok(())
@@ -558,11 +594,21 @@ impl BodyConsumer {
                 .map_err(|e| FetchError::Decode(format!("gzip: {e}")))?;
             let out = std::mem::take(dec.get_mut());
             self.count(out.len())?;
-            self.parser.feed(&out, sink).map_err(FetchError::Parse)?;
+            let r = self.parser.feed(&out, sink);
+            r.map_err(|e| parse_error(&self.deadline, e))?;
         }
-        self.parser.finish(sink).map_err(FetchError::Parse)?;
+        let r = self.parser.finish(sink);
+        r.map_err(|e| parse_error(&self.deadline, e))?;
         limit_hit(sink)?;
         Ok(self.decoded)
+    }
+}
+
+/// A parse error as the target's error; an interrupted parse is the deadline's timeout.
+fn parse_error(deadline: &Option<Deadline>, e: ParseError) -> FetchError {
+    match (deadline, e.kind) {
+        (Some(d), ParseErrorKind::Interrupted) => FetchError::Timeout(d.timeout()),
+        _ => FetchError::Parse(e),
     }
 }
 
@@ -633,6 +679,7 @@ mod tests {
             FetchError::Decode(String::new()),
             FetchError::TooLarge(1),
             parse(ParseErrorKind::LineTooLong),
+            parse(ParseErrorKind::Truncated),
             parse(ParseErrorKind::Syntax),
             limit(LimitError::Labels {
                 metric: String::new(),
@@ -654,6 +701,45 @@ mod tests {
         ];
         let kinds: Vec<&str> = all.iter().map(FetchError::kind).collect();
         assert_eq!(kinds, FetchError::KINDS);
+    }
+
+    #[test]
+    fn a_parse_past_the_deadline_is_a_timeout() {
+        let line = format!("m{{pad=\"{}\"}} 1\n", "x".repeat(1000));
+        let body = line.repeat(300);
+        // A deadline that has passed: the parser stops at its first block.
+        let deadline = Deadline::after(Duration::ZERO);
+        let mut c = BodyConsumer::new(false, ParseOptions::default(), 1 << 30).until(deadline);
+        let mut sink = Count::default();
+        let err = c.feed(body.as_bytes(), &mut sink).unwrap_err();
+        assert!(matches!(err, FetchError::Timeout(_)), "{err:?}");
+        assert_eq!(err.kind(), "timeout");
+        assert_eq!(sink.0, 0);
+        // With time left, the same body parses whole.
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let mut c = BodyConsumer::new(false, ParseOptions::default(), 1 << 30).until(deadline);
+        let mut sink = Count::default();
+        c.feed(body.as_bytes(), &mut sink).unwrap();
+        c.finish(&mut sink).unwrap();
+        assert_eq!(sink.0, 300);
+    }
+
+    #[test]
+    fn truncated_bodies_are_their_own_cause() {
+        let mut c = BodyConsumer::new(false, ParseOptions::default(), 1 << 20);
+        let mut sink = Count::default();
+        c.feed(b"a 1\nb 67", &mut sink).unwrap();
+        let err = c.finish(&mut sink).unwrap_err();
+        assert_eq!(err.kind(), "truncated");
+        assert_eq!(
+            err.to_string(),
+            "invalid metrics text at line 2, col 5: no newline at the end of the last line: the input may be cut off (every line must end with \\n)"
+        );
+        // Gzip: the decoded body must end with a newline too.
+        let z = gzip(b"a 1\nb 67");
+        let mut c = BodyConsumer::new(true, ParseOptions::default(), 1 << 20);
+        c.feed(&z, &mut sink).unwrap();
+        assert_eq!(c.finish(&mut sink).unwrap_err().kind(), "truncated");
     }
 
     #[test]

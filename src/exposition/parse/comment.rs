@@ -17,6 +17,21 @@ use super::scan::{has_class, is_ws, scan_class, skip_ws, METRIC_CHAR, METRIC_STA
 use super::{Format, MetaKind, Metadata, ParseError, Sink};
 
 impl LineState {
+    /// True when `raw` (a line without its `\n`, perhaps with its `\r`) is `# EOF`, which ends
+    /// the input in every format but [`Format::Text`].
+    pub(super) fn is_eof(&self, raw: &[u8]) -> bool {
+        let b = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let i = skip_ws(b, 0);
+        b.get(i) == Some(&b'#')
+            && b.get(i + 1).is_some_and(|&c| is_ws(c))
+            && self.eof_keyword(&b[skip_ws(b, i + 1)..])
+    }
+
+    /// `rest`, what follows `# `, is the `EOF` keyword and nothing else, in a format that has it.
+    fn eof_keyword(&self, rest: &[u8]) -> bool {
+        rest.starts_with(b"EOF") && skip_ws(rest, 3) == rest.len() && self.format != Format::Text
+    }
+
     /// A `#` line; `i` is the index of `#`.
     pub(super) fn comment<S: Sink + ?Sized>(
         &mut self,
@@ -38,10 +53,7 @@ impl LineState {
         } else if rest.starts_with(b"UNIT") {
             MetaKind::Unit
         } else {
-            if rest.starts_with(b"EOF")
-                && skip_ws(rest, 3) == rest.len()
-                && self.format != Format::Text
-            {
+            if self.eof_keyword(rest) {
                 self.ended = true;
                 self.om_seen = true;
             }

@@ -17,11 +17,11 @@ pub struct ParseError {
     pub column: usize,
     /// What was expected or found.
     pub message: String,
-    /// What kind of failure: a syntax error or the line-length limit.
+    /// What kind of failure: a syntax error, a limit, a truncated input, an interruption.
     pub kind: ParseErrorKind,
 }
 
-/// The two ways input can fail to parse.
+/// The ways input can fail to parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ParseErrorKind {
     /// The text is not valid exposition text (syntax, UTF-8, values, duplicates...).
@@ -29,6 +29,15 @@ pub enum ParseErrorKind {
     Syntax,
     /// A line is longer than [`ParseOptions::max_line_len`](super::ParseOptions::max_line_len).
     LineTooLong,
+    /// The input ended before it was whole: its last line has no `\n`, or OpenMetrics text has
+    /// no `# EOF` (see [`Parser::finish`](super::Parser::finish)).
+    Truncated,
+    /// A series has more labels than
+    /// [`ParseOptions::max_labels`](super::ParseOptions::max_labels).
+    LabelLimit,
+    /// [`ParseOptions::interrupt`](super::ParseOptions::interrupt) stopped the parser (the
+    /// caller's deadline passed); the message says only that.
+    Interrupted,
 }
 
 impl fmt::Display for ParseError {

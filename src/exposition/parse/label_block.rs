@@ -24,7 +24,7 @@ use super::line::LineState;
 use super::piece::{LabelSpan, Piece};
 use super::quoted::quoted;
 use super::scan::{has_class, is_ws, scan_class, skip_ws, LABEL_CHAR, LABEL_START};
-use super::ParseError;
+use super::{ParseError, ParseErrorKind};
 
 /// How far the labels of a block followed the remembered layouts.
 enum Walk {
@@ -56,12 +56,74 @@ enum Name {
 /// The duplicate check's state on the general path. While names arrive in increasing order,
 /// as most writers sort them, one comparison with the greatest name so far proves a new name
 /// unique; `seen` has one bit per name hash, so that a name whose bit is clear is unique too.
-/// Only the rest are compared with every earlier name.
+/// The rest are compared with every earlier name while there are fewer than [`INDEX_FROM`];
+/// past that, the names go into a hash table ([`NameIndex`]), so that a line of many unsorted
+/// names costs time linear in their number, not quadratic.
 struct Distinct {
     /// Index in `spans` of the greatest name so far.
     max: usize,
     /// [`name_bit`]s of all names so far.
     seen: u64,
+    /// How many of `spans` (from the first) are in the line's [`NameIndex`]; 0 while it is not
+    /// in use.
+    indexed: usize,
+}
+
+/// Labels a block may hold before the duplicate check stops comparing a name with every
+/// earlier one and uses the hash table.
+const INDEX_FROM: usize = 16;
+
+/// The label names of the current block by hash, for the duplicate check of blocks with many
+/// names that do not arrive sorted: (hash of the name, index in `spans`). Reused across lines;
+/// seeded per parser, so that no input can choose names that collide.
+#[derive(Default)]
+pub(super) struct NameIndex {
+    table: hashbrown::HashTable<(u64, u32)>,
+    hasher: foldhash::quality::RandomState,
+}
+
+impl std::fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameIndex")
+            .field("len", &self.table.len())
+            .finish()
+    }
+}
+
+impl NameIndex {
+    /// True if the table holds a name for which `eq` (given its index) is true, among those
+    /// with the hash of `name`.
+    fn contains(&self, name: &[u8], mut eq: impl FnMut(usize) -> bool) -> bool {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(name);
+        self.table
+            .find(hash, |&(h, k)| h == hash && eq(k as usize))
+            .is_some()
+    }
+
+    /// Adds `name` as the label at `index`.
+    fn insert(&mut self, name: &[u8], index: usize) {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(name);
+        // A line is shorter than 2^31 bytes, so it holds fewer labels than that.
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        self.table.insert_unique(hash, (hash, index), |&(h, _)| h);
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Name comparisons made by the duplicate check on this thread (tests count them to prove
+    /// the check linear).
+    pub(super) static NAME_COMPARISONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `a == b` for the duplicate check, counted in tests.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    #[cfg(test)]
+    NAME_COMPARISONS.with(|c| c.set(c.get() + 1));
+    bytes_eq(a, b)
 }
 
 impl LineState {
@@ -74,7 +136,7 @@ impl LineState {
         name: &mut Option<Piece>,
     ) -> Result<usize, ParseError> {
         let b = s.as_bytes();
-        match self.follow_layout(s, i)? {
+        let end = match self.follow_layout(s, i)? {
             Walk::Closed { end, slot } => {
                 self.line_layout = match self.layouts.complete(slot, self.spans.len()) {
                     Some(id) => id,
@@ -82,14 +144,20 @@ impl LineState {
                     // trailing `le` when no `_sum` shape is remembered.
                     None => self.missed_layout(b),
                 };
-                Ok(end)
+                end
             }
             Walk::Left(at) => {
                 let end = self.general_labels(s, at, name)?;
                 self.line_layout = self.missed_layout(b);
-                Ok(end)
+                end
             }
+        };
+        // Counted once the block is read (a syntax error or a duplicate in it is reported
+        // first, as without the limit); every step before is linear in the block's length.
+        if self.max_labels != 0 && self.spans.len() >= self.max_labels {
+            self.count_labels(s, i, *name)?;
         }
+        Ok(end)
     }
 
     /// The fast path: labels from `i` as long as each `name="` is the next pattern of the layout
@@ -283,12 +351,7 @@ impl LineState {
             let scratch = self.scratch.as_bytes();
             if bytes_greater(lname_bytes, max.name.bytes(b, scratch)) {
                 distinct.max = self.spans.len();
-            } else if distinct.seen & bit != 0
-                && self
-                    .spans
-                    .iter()
-                    .any(|l| bytes_eq(l.name.bytes(b, scratch), lname_bytes))
-            {
+            } else if distinct.seen & bit != 0 && self.seen_before(b, lname, distinct) {
                 return Err(self.err(
                     at + 1,
                     format_args!("duplicate label name {:?}", lname.get(s, &self.scratch)),
@@ -297,7 +360,68 @@ impl LineState {
         }
         distinct.seen |= bit;
         self.spans.push(LabelSpan { name: lname, value });
+        if distinct.indexed > 0 {
+            // Keep the index complete: a later name is looked up there.
+            let (spans, scratch) = (&self.spans, self.scratch.as_bytes());
+            index_names(&mut self.name_index, spans, b, scratch, distinct);
+        }
         Ok(())
+    }
+
+    /// True if `name` is the name of a label already in `spans`: compared with each while they
+    /// are few, looked up in the line's [`NameIndex`] (built on first use) past that.
+    fn seen_before(&mut self, b: &[u8], lname: Piece, distinct: &mut Distinct) -> bool {
+        let (spans, scratch) = (&self.spans, self.scratch.as_bytes());
+        let name = lname.bytes(b, scratch);
+        if distinct.indexed == 0 && spans.len() < INDEX_FROM {
+            return spans
+                .iter()
+                .any(|l| same_name(l.name.bytes(b, scratch), name));
+        }
+        index_names(&mut self.name_index, spans, b, scratch, distinct);
+        self.name_index.contains(name, |k| {
+            spans
+                .get(k)
+                .is_some_and(|l| same_name(l.name.bytes(b, scratch), name))
+        })
+    }
+
+    /// Refuses the labels in `spans` if, with `__name__` and without those with an empty value
+    /// (absent labels), they are more than [`ParseOptions::max_labels`](super::ParseOptions);
+    /// the error points at the first label over the limit (at the block, `block`, when that
+    /// label's name was quoted) and reads as the output's label limit error.
+    #[cold]
+    fn count_labels(&self, s: &str, block: usize, name: Option<Piece>) -> Result<(), ParseError> {
+        let max = self.max_labels;
+        let mut count = 1;
+        let mut first_over = None;
+        for l in &self.spans {
+            count += usize::from(!l.value.is_empty());
+            if count > max && first_over.is_none() {
+                first_over = Some(if l.name.in_scratch() {
+                    block
+                } else {
+                    l.name.start()
+                });
+            }
+        }
+        let Some(at) = first_over else {
+            return Ok(());
+        };
+        let metric = name.map_or("", |n| n.get(s, &self.scratch));
+        let metric = match metric.char_indices().nth(50) {
+            Some((cut, _)) => format!("{}...", &metric[..cut]),
+            None => metric.to_owned(),
+        };
+        Err(ParseError {
+            kind: ParseErrorKind::LabelLimit,
+            ..self.err(
+                at + 1,
+                format_args!(
+                    "label limit exceeded: series {metric:?} has {count} labels (with __name__) > limit {max} (--label-limit)"
+                ),
+            )
+        })
     }
 
     /// The value of label `lname`, opened at `q`, never closes.
@@ -352,7 +476,11 @@ impl LineState {
                 }
             }
         }
-        Distinct { max, seen }
+        Distinct {
+            max,
+            seen,
+            indexed: 0,
+        }
     }
 
     /// The line's labels followed no remembered layout through: they become a new layout when
@@ -400,6 +528,24 @@ impl LineState {
         *name = Some(value);
         Ok(())
     }
+}
+
+/// Adds the names of `spans` not yet in `index` (all of them, after clearing it, when it was
+/// not in use for this block). They are distinct, so none is compared.
+fn index_names(
+    index: &mut NameIndex,
+    spans: &[LabelSpan],
+    b: &[u8],
+    scratch: &[u8],
+    distinct: &mut Distinct,
+) {
+    if distinct.indexed == 0 {
+        index.table.clear();
+    }
+    for (k, l) in spans.iter().enumerate().skip(distinct.indexed) {
+        index.insert(l.name.bytes(b, scratch), k);
+    }
+    distinct.indexed = spans.len();
 }
 
 /// `a > b` (as strings: byte order is UTF-8 order), inlined: label names usually differ early,

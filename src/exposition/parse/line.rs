@@ -13,6 +13,7 @@ use std::fmt;
 
 use super::error::error;
 use super::families::Families;
+use super::label_block::NameIndex;
 use super::layout_cache::{LabelLayouts, MetricNames};
 use super::piece::{LabelSpan, Piece};
 use super::scan::{has_class, skip_ws, token_end, METRIC_START};
@@ -46,6 +47,10 @@ pub(super) struct LineState {
     pub(super) line_layout: u64,
     /// Recent metric names that had to be scanned; same idea.
     pub(super) names: MetricNames,
+    /// [`ParseOptions::max_labels`](super::ParseOptions::max_labels).
+    pub(super) max_labels: usize,
+    /// The duplicate check's hash table for blocks of many unsorted names (`label_block.rs`).
+    pub(super) name_index: NameIndex,
 }
 
 /// The series part of a sample line: the metric name and where the series text ends.
@@ -61,11 +66,27 @@ struct Series {
 }
 
 impl LineState {
-    /// A line state for `format`.
-    pub(super) fn new(format: Format) -> Self {
+    /// A line state for `format` that refuses series with more than `max_labels` labels
+    /// (0: any number).
+    pub(super) fn new(format: Format, max_labels: usize) -> Self {
         LineState {
             format,
+            max_labels,
             ..LineState::default()
+        }
+    }
+
+    /// The parser gave up: [`ParseOptions::interrupt`](super::ParseOptions::interrupt) fired
+    /// before the next line.
+    #[cold]
+    pub(super) fn interrupted(&self) -> ParseError {
+        ParseError {
+            kind: ParseErrorKind::Interrupted,
+            ..error(
+                self.line_no + 1,
+                1,
+                format_args!("parsing stopped before this line: out of time"),
+            )
         }
     }
 
@@ -93,6 +114,21 @@ impl LineState {
                 max + 1,
                 format_args!("line longer than the limit of {max} bytes (--max-line-length)"),
             )
+        }
+    }
+
+    /// The input ends at 1-based `column` of the next line without being whole: `open_metrics`
+    /// says it lacks `# EOF`, otherwise its last line lacks the newline.
+    #[cold]
+    pub(super) fn truncated(&self, column: usize, open_metrics: bool) -> ParseError {
+        let message = if open_metrics {
+            format_args!("OpenMetrics text ends without \"# EOF\": the input may be cut off")
+        } else {
+            format_args!("no newline at the end of the last line: the input may be cut off (every line must end with \\n)")
+        };
+        ParseError {
+            kind: ParseErrorKind::Truncated,
+            ..error(self.line_no + 1, column, message)
         }
     }
 

@@ -5,7 +5,7 @@
 //!
 //! [`Parser::feed`] takes chunks of any size. Complete lines are parsed straight out of the chunk;
 //! a trailing partial line is copied into a reused carry buffer and completed by the next call
-//! ([`Parser::finish`] parses a last line that has no newline). Every event is handed to a
+//! ([`Parser::finish`] refuses a last line that has no newline: the input was cut off). Every event is handed to a
 //! [`Sink`] as a borrowed [`Sample`] or [`Metadata`], valid only during the call.
 //!
 //! In steady state nothing is allocated per line: label names and values are kept as spans
@@ -52,8 +52,9 @@
 //! A [`ParseError`] gives the 1-based line and byte column of the offending byte and what was
 //! expected there. Besides syntax errors: duplicate label names, a metric name given twice or
 //! empty, an empty label name, invalid UTF-8 (in samples and metadata; ignored comments are not
-//! checked), a value or timestamp that does not parse or is out of range, and a line longer than
-//! [`ParseOptions::max_line_len`].
+//! checked), a value or timestamp that does not parse or is out of range, a line longer than
+//! [`ParseOptions::max_line_len`], and a truncated input: a last line without its `\n`, or
+//! [`Format::OpenMetrics`] text without `# EOF` ([`ParseErrorKind::Truncated`]).
 //!
 //! # Timestamps ([`Format`])
 //!
@@ -88,6 +89,8 @@
 //! - `layout_cache.rs`: the remembered label layouts and metric names.
 //! - `piece.rs`, `quoted.rs`, `scan.rs`: spans into the line, quoted strings and escapes, byte
 //!   scanning.
+
+use std::sync::Arc;
 
 use memchr::{memchr, memrchr};
 
@@ -150,6 +153,17 @@ pub struct ParseOptions {
     pub max_line_len: usize,
     /// How to read timestamps (default [`Format::Auto`]).
     pub format: Format,
+    /// Most labels a series may have, counted as Prometheus' `label_limit` counts them:
+    /// `__name__` included, labels with an empty value (absent labels) not; a series with more
+    /// is a [`ParseErrorKind::LabelLimit`] error at the first label over the limit, before its
+    /// names are checked for duplicates. 0 (the default): any number. Only for callers whose
+    /// input labels all reach the output (no relabeling), where `--label-limit` means the same
+    /// on input and output: see [`crate::limits`].
+    pub max_labels: usize,
+    /// Asked between blocks of lines (about every 64 KiB, never per line): when it answers
+    /// true, the input is abandoned with a [`ParseErrorKind::Interrupted`] error. A scrape
+    /// gives up there at its deadline. Default: none.
+    pub interrupt: Option<Interrupt>,
 }
 
 impl Default for ParseOptions {
@@ -157,7 +171,32 @@ impl Default for ParseOptions {
         Self {
             max_line_len: 1 << 20,
             format: Format::Auto,
+            max_labels: 0,
+            interrupt: None,
         }
+    }
+}
+
+/// A question the parser asks between blocks of lines: should it give up now?
+/// ([`ParseOptions::interrupt`]). Cloning shares it.
+#[derive(Clone)]
+pub struct Interrupt(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl Interrupt {
+    /// An interrupt that fires once `give_up` answers true.
+    pub fn new(give_up: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(give_up))
+    }
+
+    /// True when the parser should give up.
+    fn fired(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt")
     }
 }
 
@@ -183,13 +222,18 @@ impl Parser {
     /// A parser with the given options.
     pub fn new(mut opts: ParseOptions) -> Self {
         opts.max_line_len = opts.max_line_len.min(MAX_LINE_LIMIT);
-        let st = LineState::new(opts.format);
+        let st = LineState::new(opts.format, opts.max_labels);
         Self {
             opts,
             carry: Vec::new(),
             st,
             failed: None,
         }
+    }
+
+    /// The settings this parser was made with.
+    pub fn options(&self) -> &ParseOptions {
+        &self.opts
     }
 
     /// Parses every complete line in `chunk` (plus a line carried over from the previous chunk)
@@ -214,18 +258,30 @@ impl Parser {
         res
     }
 
-    /// Parses the carried-over last line (input without a final newline) and resets for the next
-    /// input.
+    /// Ends the input and resets for the next one.
+    ///
+    /// An input must be whole, as Prometheus requires: text 0.0.4 ends its last line with `\n`,
+    /// and [`Format::OpenMetrics`] text ends with `# EOF` (a newline after it is optional). A
+    /// last line without its newline (unless it is `# EOF`, or blanks), or declared
+    /// OpenMetrics text without `# EOF`, is a [`ParseErrorKind::Truncated`] error: a body cut off mid-line
+    /// (`67890` arriving as `67`) must not pass as data. The cut line is never delivered to the
+    /// sink. An input the sink stopped ([`Sink::should_stop`]) or that ended at `# EOF` is whole.
     pub fn finish<S: Sink + ?Sized>(&mut self, sink: &mut S) -> Result<(), ParseError> {
         let res = match self.failed.take() {
             Some(e) => Err(e),
-            None if self.st.ended || self.carry.is_empty() || sink.should_stop() => Ok(()),
-            None => {
+            None if self.st.ended || sink.should_stop() => Ok(()),
+            None if self.st.is_eof(&self.carry) => {
                 let carry = std::mem::take(&mut self.carry);
                 let res = self.st.line(&carry, None, sink);
                 self.carry = carry;
                 res
             }
+            // Blanks after the last newline cut nothing off (as Prometheus' text parser sees it).
+            None if is_blank(&self.carry) && self.opts.format != Format::OpenMetrics => Ok(()),
+            None => Err(self.st.truncated(
+                self.carry.len() + 1,
+                self.opts.format == Format::OpenMetrics,
+            )),
         };
         self.reset();
         res
@@ -263,8 +319,11 @@ impl Parser {
             rest = &rest[nl + 1..];
         }
         // Complete lines are taken in blocks of about `BLOCK` bytes, checked for UTF-8 in one
-        // pass while they are in cache, then parsed.
+        // pass while they are in cache, then parsed. Between blocks the caller may stop us.
         while !self.st.ended {
+            if self.opts.interrupt.as_ref().is_some_and(Interrupt::fired) {
+                return Err(self.st.interrupted());
+            }
             let window = rest.len().min(BLOCK);
             let last_nl = match memrchr(b'\n', &rest[..window]) {
                 Some(nl) => nl,
@@ -310,6 +369,11 @@ impl Parser {
         self.carry.extend_from_slice(part);
         Ok(())
     }
+}
+
+/// True when `b` holds only blanks and tabs.
+fn is_blank(b: &[u8]) -> bool {
+    b.iter().all(|&c| scan::is_ws(c))
 }
 
 /// Bytes of complete lines checked for UTF-8 at once (lines are not split): small enough to

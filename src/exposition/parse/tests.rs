@@ -82,7 +82,16 @@ fn run(chunks: &[&[u8]], o: ParseOptions) -> (Vec<Ev>, Result<(), ParseError>) {
     (rec.0, r)
 }
 
+/// The events of `input`, a whole body in `format`: OpenMetrics text gets the `# EOF` it must
+/// end with when it has none.
 fn events_fmt(input: &str, format: Format) -> Vec<Ev> {
+    let whole;
+    let input = if format == Format::OpenMetrics && !input.contains("# EOF") {
+        whole = format!("{input}# EOF\n");
+        &whole
+    } else {
+        input
+    };
     let (ev, r) = run(&[input.as_bytes()], opts(format));
     if let Err(e) = r {
         panic!("unexpected error {e} for {input:?}");
@@ -166,7 +175,7 @@ fn sample_with_labels_and_timestamp() {
 
 #[test]
 fn colon_in_metric_name() {
-    let s = one("job:rate5m{a=\"b\"} 3");
+    let s = one("job:rate5m{a=\"b\"} 3\n");
     assert_eq!(s.name, "job:rate5m");
     assert_eq!(s.labels(), [("a", "b")]);
 }
@@ -192,17 +201,17 @@ fn quoted_utf8_names() {
         [("label.x", "v"), ("ünï cødé", "ç"), ("plain", "p")]
     );
     // The quoted name may come anywhere, and alone.
-    let s = one("{a=\"1\", \"my.metric\"} 1");
+    let s = one("{a=\"1\", \"my.metric\"} 1\n");
     assert_eq!(s.name, "my.metric");
     assert_eq!(s.labels(), [("a", "1")]);
-    let s = one("{\"my.metric\"} 1");
+    let s = one("{\"my.metric\"} 1\n");
     assert_eq!(s.name, "my.metric");
     assert_eq!(s.series, "{\"my.metric\"}");
     // Quoted names unescape like values; a quoted `__name__` label is the name.
-    let s = one(r#"{"a\"b", "c\\d"="e"} 1"#);
+    let s = one(concat!(r#"{"a\"b", "c\\d"="e"} 1"#, "\n"));
     assert_eq!(s.name, "a\"b");
     assert_eq!(s.labels(), [("c\\d", "e")]);
-    let s = one(r#"{"__name__"="q.x"} 1"#);
+    let s = one(concat!(r#"{"__name__"="q.x"} 1"#, "\n"));
     assert_eq!(s.name, "q.x");
 }
 
@@ -216,7 +225,7 @@ fn whitespace_and_tabs() {
     assert_eq!(s.ts, Some(4));
     assert_eq!(s.series, " \tx \t{ a = \"1\" ,\tb=\"2\" , }");
     // No blank needed between `}` and the value.
-    assert_eq!(one("x{a=\"1\"}5").value(), 5.0);
+    assert_eq!(one("x{a=\"1\"}5\n").value(), 5.0);
     // Blank-only lines are skipped but counted.
     let s = samples("x 1\n \t \n\ny 2\n");
     assert_eq!(s[1].line, 4);
@@ -224,22 +233,22 @@ fn whitespace_and_tabs() {
 
 #[test]
 fn trailing_comma_empty_braces_missing_comma() {
-    assert_eq!(one("x{a=\"1\",} 1").labels(), [("a", "1")]);
-    let s = one("x{} 1");
+    assert_eq!(one("x{a=\"1\",} 1\n").labels(), [("a", "1")]);
+    let s = one("x{} 1\n");
     assert!(s.labels.is_empty());
     assert_eq!(s.series, "x{}");
     // `promparse` accepts labels separated by blanks only.
     assert_eq!(
-        one("x{a=\"1\" b=\"2\"} 1").labels(),
+        one("x{a=\"1\" b=\"2\"} 1\n").labels(),
         [("a", "1"), ("b", "2")]
     );
     // Empty values are reported as written.
-    assert_eq!(one("x{a=\"\"} 1").labels(), [("a", "")]);
+    assert_eq!(one("x{a=\"\"} 1\n").labels(), [("a", "")]);
 }
 
 #[test]
 fn crlf_line_ends() {
-    let s = samples("x 1\r\ny{a=\"b\"} 2 3\r\n# HELP z h\r\nz 4\r");
+    let s = samples("x 1\r\ny{a=\"b\"} 2 3\r\n# HELP z h\r\nz 4\r\n");
     assert_eq!(s.len(), 3);
     assert_eq!(s[0].value_text, "1");
     assert_eq!(s[1].ts, Some(3));
@@ -252,7 +261,10 @@ fn crlf_line_ends() {
 
 #[test]
 fn label_value_escapes() {
-    let s = one(r#"x{a="q\"uote",b="back\\slash",c="new\nline",d="tab\t",e="\\n",f="plain"} 1"#);
+    let s = one(concat!(
+        r#"x{a="q\"uote",b="back\\slash",c="new\nline",d="tab\t",e="\\n",f="plain"} 1"#,
+        "\n"
+    ));
     assert_eq!(
         s.labels(),
         [
@@ -269,13 +281,21 @@ fn label_value_escapes() {
 
 #[test]
 fn value_ending_in_backslash() {
-    let s = one(r#"x{a="end\\",b="c"} 1"#);
+    let s = one(concat!(r#"x{a="end\\",b="c"} 1"#, "\n"));
     assert_eq!(s.labels(), [("a", "end\\"), ("b", "c")]);
-    assert_eq!(one(r#"x{a="\\"} 1"#).labels(), [("a", "\\")]);
-    assert_eq!(one(r#"x{a="\\\\"} 1"#).labels(), [("a", "\\\\")]);
-    assert_eq!(one(r#"x{a="\""} 1"#).labels(), [("a", "\"")]);
+    assert_eq!(one(concat!(r#"x{a="\\"} 1"#, "\n")).labels(), [("a", "\\")]);
+    assert_eq!(
+        one(concat!(r#"x{a="\\\\"} 1"#, "\n")).labels(),
+        [("a", "\\\\")]
+    );
+    assert_eq!(one(concat!(r#"x{a="\""} 1"#, "\n")).labels(), [("a", "\"")]);
     // `\"` does not close the value.
-    assert_err(r#"x{a="b\"} 1"#, 1, 5, "unterminated value of label \"a\"");
+    assert_err(
+        concat!(r#"x{a="b\"} 1"#, "\n"),
+        1,
+        5,
+        "unterminated value of label \"a\"",
+    );
 }
 
 #[test]
@@ -314,10 +334,10 @@ fn float_forms() {
         assert_eq!(s.value(), want, "{text}");
         assert_eq!(s.value_text, text);
     }
-    let s = one("x -0");
+    let s = one("x -0\n");
     assert!(s.value() == 0.0 && s.value().is_sign_negative());
     for nan in ["NaN", "nan", "NAN"] {
-        assert!(one(&format!("x {nan}")).value().is_nan(), "{nan}");
+        assert!(one(&format!("x {nan}\n")).value().is_nan(), "{nan}");
     }
 }
 
@@ -330,40 +350,40 @@ fn go_rejected_floats() {
     ] {
         assert_eq!(parse_go_float(bad), None, "{bad:?} must be rejected");
     }
-    assert_err("x 0x1p3", 1, 3, "expected a float value, found \"0x1p3\"");
-    assert_err("x{a=\"b\"} 1_0", 1, 10, "expected a float value");
+    assert_err("x 0x1p3\n", 1, 3, "expected a float value, found \"0x1p3\"");
+    assert_err("x{a=\"b\"} 1_0\n", 1, 10, "expected a float value");
 }
 
 #[test]
 fn millisecond_timestamps() {
     for f in [Format::Auto, Format::Text] {
-        assert_eq!(ts_of("x 1 1395066363000", f), Some(1_395_066_363_000));
-        assert_eq!(ts_of("x 1 -5", f), Some(-5));
-        assert_eq!(ts_of("x 1 12", f), Some(12));
+        assert_eq!(ts_of("x 1 1395066363000\n", f), Some(1_395_066_363_000));
+        assert_eq!(ts_of("x 1 -5\n", f), Some(-5));
+        assert_eq!(ts_of("x 1 12\n", f), Some(12));
     }
-    let e = err_bytes(b"x 1 1.5", Format::Text);
+    let e = err_bytes(b"x 1 1.5\n", Format::Text);
     assert_eq!((e.line, e.column), (1, 5));
     assert!(e.message.contains("integer milliseconds"), "{e}");
-    assert_err("x 1 99999999999999999999", 1, 5, "timestamp");
-    assert_err("x 1 abc", 1, 5, "expected a timestamp");
-    assert_err("x 1 NaN", 1, 5, "expected a timestamp");
+    assert_err("x 1 99999999999999999999\n", 1, 5, "timestamp");
+    assert_err("x 1 abc\n", 1, 5, "expected a timestamp");
+    assert_err("x 1 NaN\n", 1, 5, "expected a timestamp");
 }
 
 #[test]
 fn openmetrics_second_timestamps() {
     // Written as a float: seconds, in Auto and OpenMetrics.
     for f in [Format::Auto, Format::OpenMetrics] {
-        assert_eq!(ts_of("x 1 1520879607.789", f), Some(1_520_879_607_789));
-        assert_eq!(ts_of("x 1 1.5e3", f), Some(1_500_000));
-        assert_eq!(ts_of("x 1 -0.5", f), Some(-500));
+        assert_eq!(ts_of("x 1 1520879607.789\n", f), Some(1_520_879_607_789));
+        assert_eq!(ts_of("x 1 1.5e3\n", f), Some(1_500_000));
+        assert_eq!(ts_of("x 1 -0.5\n", f), Some(-500));
     }
     // OpenMetrics: integers are seconds too.
     assert_eq!(
-        ts_of("x 1 1520879607", Format::OpenMetrics),
+        ts_of("x 1 1520879607\n", Format::OpenMetrics),
         Some(1_520_879_607_000)
     );
     // Auto: an integer is milliseconds without an OpenMetrics feature...
-    assert_eq!(ts_of("x 1 1520879607", Format::Auto), Some(1_520_879_607));
+    assert_eq!(ts_of("x 1 1520879607\n", Format::Auto), Some(1_520_879_607));
     // ... and seconds after one, when below 1e11.
     let s = samples("# UNIT x seconds\nx 1 1520879607\nx 2 1520879607000\n");
     assert_eq!(s[0].ts, Some(1_520_879_607_000));
@@ -376,9 +396,9 @@ fn openmetrics_second_timestamps() {
     );
     assert_eq!(s[1].ts, Some(1_520_879_607_000));
     // Out of range or not finite.
-    assert_err("x 1 1e300", 1, 5, "out of range");
-    assert_err("x 1 +Inf.", 1, 5, "expected a timestamp");
-    let e = err_bytes(b"x 1 9223372036854775807", Format::OpenMetrics);
+    assert_err("x 1 1e300\n", 1, 5, "out of range");
+    assert_err("x 1 +Inf.\n", 1, 5, "expected a timestamp");
+    let e = err_bytes(b"x 1 9223372036854775807\n", Format::OpenMetrics);
     assert!(e.message.contains("out of range"), "{e}");
 }
 
@@ -629,77 +649,242 @@ h2_bucket 1
 #[test]
 fn duplicate_labels() {
     assert_err(
-        "x{a=\"1\",b=\"2\",a=\"3\"} 1",
+        "x{a=\"1\",b=\"2\",a=\"3\"} 1\n",
         1,
         15,
         "duplicate label name \"a\"",
     );
     assert_err(
-        "x{b=\"1\",a=\"2\",b=\"3\"} 1",
+        "x{b=\"1\",a=\"2\",b=\"3\"} 1\n",
         1,
         15,
         "duplicate label name \"b\"",
     );
     assert_err(
-        "x{a=\"1\",\"a\"=\"2\"} 1",
+        "x{a=\"1\",\"a\"=\"2\"} 1\n",
         1,
         9,
         "duplicate label name \"a\"",
     );
-    assert_err("x{__name__=\"y\"} 1", 1, 3, "metric name given twice");
-    assert_err("{\"x\",\"y\"} 1", 1, 6, "metric name given twice");
-    assert_err("{__name__=\"\"} 1", 1, 2, "empty metric name");
-    assert_err("{\"\"=\"v\"} 1", 1, 2, "empty label name");
+    assert_err("x{__name__=\"y\"} 1\n", 1, 3, "metric name given twice");
+    assert_err("{\"x\",\"y\"} 1\n", 1, 6, "metric name given twice");
+    assert_err("{__name__=\"\"} 1\n", 1, 2, "empty metric name");
+    assert_err("{\"\"=\"v\"} 1\n", 1, 2, "empty label name");
     // Unique names in any order are fine.
-    assert_eq!(one("x{c=\"1\",a=\"2\",b=\"3\"} 1").labels.len(), 3);
-    assert_eq!(one("x{a=\"1\",b=\"2\",c=\"3\"} 1").labels.len(), 3);
+    assert_eq!(one("x{c=\"1\",a=\"2\",b=\"3\"} 1\n").labels.len(), 3);
+    assert_eq!(one("x{a=\"1\",b=\"2\",c=\"3\"} 1\n").labels.len(), 3);
+}
+
+/// A line of `n` labels `l{i:05}="v"` in decreasing order of names (the worst order for a
+/// duplicate check that compares each name with the greatest so far), then `extra`.
+fn reverse_sorted_line(n: usize, extra: &str) -> String {
+    let mut line = String::from("m{");
+    for i in (0..n).rev() {
+        line.push_str(&format!("l{i:05}=\"v\","));
+    }
+    line.push_str(extra);
+    line.push_str("} 1\n");
+    line
+}
+
+/// Parses `input` whole, counting the names the duplicate check compared.
+fn count_comparisons(input: &str, o: ParseOptions) -> (Vec<Ev>, Result<(), ParseError>, u64) {
+    label_block::NAME_COMPARISONS.with(|c| c.set(0));
+    let (ev, r) = run(&[input.as_bytes()], o);
+    (ev, r, label_block::NAME_COMPARISONS.with(|c| c.get()))
+}
+
+#[test]
+fn duplicate_check_is_linear() {
+    // 90k reverse-sorted names (0.99 MB): comparing each with every earlier one took 8.3 s in a
+    // release build; with the hash table past 16 names, each name is compared about once.
+    let n = 90_000;
+    let line = reverse_sorted_line(n, "");
+    assert!(line.len() < 1 << 20);
+    let (ev, r, compared) = count_comparisons(&line, ParseOptions::default());
+    r.unwrap();
+    match &ev[..] {
+        [Ev::Sample(s)] => assert_eq!(s.labels.len(), n),
+        other => panic!("{} events", other.len()),
+    }
+    assert!(
+        compared < 2 * n as u64,
+        "{compared} name comparisons for {n} names"
+    );
+
+    // Duplicates are still found, anywhere, with their position.
+    let dup_first = reverse_sorted_line(n, "l89999=\"w\"");
+    let (_, r, compared) = count_comparisons(&dup_first, ParseOptions::default());
+    let e = r.unwrap_err();
+    assert_eq!((e.line, e.column), (1, 3 + 11 * n));
+    assert!(e.message.contains("duplicate label name \"l89999\""), "{e}");
+    assert!(compared < 2 * n as u64, "{compared}");
+    let dup_mid = reverse_sorted_line(n, "l45000=\"w\",zz=\"z\"");
+    assert!(err(&dup_mid)
+        .message
+        .contains("duplicate label name \"l45000\""));
+    // A name greater than all before it joins the table too, and is found again.
+    let dup_greater = reverse_sorted_line(100, "zz=\"1\",a=\"2\",zz=\"3\"");
+    assert!(err(&dup_greater)
+        .message
+        .contains("duplicate label name \"zz\""));
+    // Quoted names (unescaped into the scratch buffer) are compared by their text.
+    let quoted = reverse_sorted_line(100, "\"l.x\"=\"1\",\"l00050\"=\"2\"");
+    assert!(err(&quoted)
+        .message
+        .contains("duplicate label name \"l00050\""));
+    // Few names take the plain comparisons: 8 unsorted labels, no table.
+    let (_, r, compared) = count_comparisons(
+        "m{h=\"1\",g=\"1\",f=\"1\",e=\"1\",d=\"1\",c=\"1\",b=\"1\",a=\"1\"} 1\n",
+        ParseOptions::default(),
+    );
+    r.unwrap();
+    assert!(compared <= 28, "{compared}");
+}
+
+#[test]
+fn max_labels_counts_as_prometheus() {
+    let o = |max| ParseOptions {
+        max_labels: max,
+        ..ParseOptions::default()
+    };
+    let over = |input: &str, max| match run(&[input.as_bytes()], o(max)).1 {
+        Ok(()) => None,
+        Err(e) => {
+            assert_eq!(e.kind, ParseErrorKind::LabelLimit, "{e}");
+            Some((e.line, e.column, e.message))
+        }
+    };
+    // `__name__` counts: 3 labels fit a limit of 4, not of 3.
+    let three = "m{a=\"1\",b=\"2\",c=\"3\"} 1\n";
+    assert_eq!(over(three, 4), None);
+    assert_eq!(over(three, 0), None);
+    assert_eq!(
+        over(three, 3),
+        Some((
+            1,
+            15,
+            "label limit exceeded: series \"m\" has 4 labels (with __name__) > limit 3 (--label-limit)".to_owned()
+        ))
+    );
+    // Empty values are absent labels and do not count.
+    assert_eq!(over("m{a=\"\",b=\"2\",c=\"\",d=\"4\",e=\"\"} 1\n", 3), None);
+    assert_eq!(over("{__name__=\"m\",a=\"1\",b=\"2\"} 1\n", 3), None);
+    // The same through the remembered layouts (the second line follows the first's names).
+    let mut p = Parser::new(o(3));
+    let mut rec = Rec::default();
+    p.feed(b"m{a=\"\",b=\"2\",c=\"3\"} 1\n", &mut rec).unwrap();
+    let e = p
+        .feed(b"m{a=\"1\",b=\"2\",c=\"3\"} 1\n", &mut rec)
+        .unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.kind),
+        (2, 15, ParseErrorKind::LabelLimit)
+    );
+    // 90k labels: refused, pointing at the first label over the limit, in linear time.
+    let (ev, r, compared) = count_comparisons(&reverse_sorted_line(90_000, ""), o(256));
+    assert!(ev.is_empty());
+    let e = r.unwrap_err();
+    assert_eq!(e.column, 3 + 11 * 255);
+    assert!(
+        e.message
+            .contains("has 90001 labels (with __name__) > limit 256"),
+        "{e}"
+    );
+    assert!(compared < 2 * 90_000, "{compared}");
+    // A syntax error or a duplicate in the block is reported first, as without the limit.
+    assert_eq!(
+        run(&[b"m{a=\"1\",b=\"2\",a=\"3\"} 1\n"], o(2))
+            .1
+            .unwrap_err()
+            .kind,
+        ParseErrorKind::Syntax
+    );
+    // A quoted name over the limit: the error points at its text, or at the block when it was
+    // unescaped.
+    let e = run(&[b"m{a=\"1\",\"b.c\"=\"2\"} 1\n"], o(2)).1.unwrap_err();
+    assert_eq!((e.column, e.kind), (10, ParseErrorKind::LabelLimit));
+    let e = run(&[b"m{a=\"1\",\"b\\\"c\"=\"2\"} 1\n"], o(2))
+        .1
+        .unwrap_err();
+    assert_eq!((e.column, e.kind), (3, ParseErrorKind::LabelLimit));
+}
+
+#[test]
+fn interrupt_stops_between_blocks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let o = ParseOptions {
+        // Gives up when asked the third time: two blocks are parsed.
+        interrupt: Some(Interrupt::new(move || {
+            counter.fetch_add(1, Ordering::Relaxed) >= 2
+        })),
+        ..ParseOptions::default()
+    };
+    let line = format!("m{{pad=\"{}\"}} 1\n", "x".repeat(1000));
+    let input = line.repeat(4 * BLOCK / line.len());
+    let (ev, r) = run(&[input.as_bytes()], o);
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::Interrupted);
+    assert_eq!(e.line, ev.len() as u64 + 1);
+    assert!(
+        !ev.is_empty() && ev.len() < 4 * BLOCK / line.len() / 2,
+        "{}",
+        ev.len()
+    );
+    assert_eq!(
+        asked.load(Ordering::Relaxed),
+        3,
+        "asked once per block, not per line"
+    );
 }
 
 #[test]
 fn malformed_lines_positions() {
-    assert_err("x{a=\"b", 1, 5, "unterminated value of label \"a\"");
-    assert_err("x{a=\"b\"} ", 1, 10, "expected value after series");
-    assert_err("x{a=\"b\"}", 1, 9, "expected value after series");
-    assert_err("x", 1, 2, "expected value after series");
+    assert_err("x{a=\"b\n", 1, 5, "unterminated value of label \"a\"");
+    assert_err("x{a=\"b\"} \n", 1, 10, "expected value after series");
+    assert_err("x{a=\"b\"}\n", 1, 9, "expected value after series");
+    assert_err("x\n", 1, 2, "expected value after series");
     assert_err(
-        "x{a=b} 1",
+        "x{a=b} 1\n",
         1,
         5,
         "expected '\"' to open the value of label \"a\"",
     );
-    assert_err("x{a} 1", 1, 4, "expected '=' after label name \"a\"");
+    assert_err("x{a} 1\n", 1, 4, "expected '=' after label name \"a\"");
     assert_err(
-        "x 1 2 3",
+        "x 1 2 3\n",
         1,
         7,
         "expected end of line or exemplar after timestamp",
     );
-    assert_err("x abc", 1, 3, "expected a float value, found \"abc\"");
-    assert_err("-x 1", 1, 1, "expected metric name or '{'");
-    assert_err("\"x\" 1", 1, 1, "expected metric name or '{'");
+    assert_err("x abc\n", 1, 3, "expected a float value, found \"abc\"");
+    assert_err("-x 1\n", 1, 1, "expected metric name or '{'");
+    assert_err("\"x\" 1\n", 1, 1, "expected metric name or '{'");
     assert_err(
-        "x.y 1",
+        "x.y 1\n",
         1,
         2,
         "expected '{' or whitespace after metric name \"x\"",
     );
-    assert_err("{a=\"b\"} 1", 1, 7, "missing metric name");
-    assert_err("x{a=\"1\",,} 1", 1, 9, "expected label name or '}'");
+    assert_err("{a=\"b\"} 1\n", 1, 7, "missing metric name");
+    assert_err("x{a=\"1\",,} 1\n", 1, 9, "expected label name or '}'");
     assert_err(
-        "x{a=\"1\"",
+        "x{a=\"1\"\n",
         1,
         8,
         "expected ',' or '}' after the value of label \"a\"",
     );
-    assert_err("x{a=\"1\",", 1, 9, "unterminated label set");
+    assert_err("x{a=\"1\",\n", 1, 9, "unterminated label set");
     assert_err(
-        "x{\"a\" 1} 1",
+        "x{\"a\" 1} 1\n",
         1,
         7,
         "expected '=', ',' or '}' after quoted name \"a\"",
     );
-    assert_err("x{\"a} 1", 1, 3, "unterminated quoted name");
-    assert_err("x{a=\"1\"=} 1", 1, 8, "expected ',' or '}'");
+    assert_err("x{\"a} 1\n", 1, 3, "unterminated quoted name");
+    assert_err("x{a=\"1\"=} 1\n", 1, 8, "expected ',' or '}'");
     // The documented message shape, on a later line.
     let e = err("ok 1\n# HELP m h\nx{method \"GET\"} 1\n");
     assert_eq!(
@@ -777,7 +962,7 @@ fn a_sink_that_should_stop_ends_the_input() {
 }
 
 #[test]
-fn finish_parses_last_line_and_resets() {
+fn finish_refuses_a_cut_last_line_and_resets() {
     let mut p = Parser::new(ParseOptions::default());
     let mut rec = Rec::default();
     p.feed(b"# TYPE h histogram\nh_sum 1\nh_count", &mut rec)
@@ -785,23 +970,104 @@ fn finish_parses_last_line_and_resets() {
     assert_eq!(rec.0.len(), 2);
     p.feed(b" 2", &mut rec).unwrap();
     assert_eq!(rec.0.len(), 2);
-    p.finish(&mut rec).unwrap();
-    match &rec.0[2] {
-        Ev::Sample(s) => {
-            assert_eq!(
-                (s.name.as_str(), s.family.as_str(), s.line),
-                ("h_count", "h", 3)
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    // Reuse: line numbers and families start over.
+    // `h_count 2` may be the start of `h_count 21`: a last line without its newline is cut.
+    let e = p.finish(&mut rec).unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.kind),
+        (3, 10, ParseErrorKind::Truncated)
+    );
+    assert_eq!(e.to_string(), "line 3, col 10: no newline at the end of the last line: the input may be cut off (every line must end with \\n)");
+    assert_eq!(rec.0.len(), 2, "the cut line is not delivered");
+    // Reuse: line numbers and families start over, the error is forgotten.
     p.feed(b"h_count 1\n", &mut rec).unwrap();
     p.finish(&mut rec).unwrap();
-    match &rec.0[3] {
+    match &rec.0[2] {
         Ev::Sample(s) => assert_eq!((s.family.as_str(), s.line), ("h_count", 1)),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn truncated_inputs() {
+    let cut = |input: &str, format: Format| -> Option<(u64, usize, String)> {
+        let (_, r) = run(&[input.as_bytes()], opts(format));
+        r.err().map(|e| {
+            assert_eq!(e.kind, ParseErrorKind::Truncated, "{input:?}: {e}");
+            (e.line, e.column, e.message)
+        })
+    };
+    let no_newline = "no newline at the end of the last line: the input may be cut off (every line must end with \\n)".to_owned();
+    let no_eof = "OpenMetrics text ends without \"# EOF\": the input may be cut off".to_owned();
+    for f in [Format::Auto, Format::Text] {
+        assert_eq!(cut("a 1\nb 67", f), Some((2, 5, no_newline.clone())));
+        assert_eq!(cut("a 1\nb 1\r", f), Some((2, 5, no_newline.clone())));
+        assert_eq!(
+            cut("a 1\n# HELP b cut he", f),
+            Some((2, 16, no_newline.clone()))
+        );
+        assert_eq!(cut("a 1\n \t ", f), None, "blanks cut nothing off");
+        assert_eq!(cut("a 1\n", f), None);
+        assert_eq!(cut("a 1\r\n", f), None);
+        assert_eq!(cut("", f), None, "an empty text body is whole");
+    }
+    // `# EOF` ends OpenMetrics text with or without a newline; in text 0.0.4 it is a comment.
+    for f in [Format::Auto, Format::OpenMetrics] {
+        assert_eq!(cut("a 1\n# EOF", f), None);
+        assert_eq!(cut("a 1\n# EOF\r", f), None);
+        assert_eq!(cut("a 1\n# EOF\n", f), None);
+        assert_eq!(
+            cut("a 1\n# EOF\nb 6", f),
+            None,
+            "after # EOF nothing counts"
+        );
+    }
+    assert_eq!(
+        cut("a 1\n# EOF", Format::Text),
+        Some((2, 6, no_newline.clone()))
+    );
+    // Declared OpenMetrics must end with `# EOF`.
+    assert_eq!(
+        cut("a 1\n", Format::OpenMetrics),
+        Some((2, 1, no_eof.clone()))
+    );
+    assert_eq!(cut("", Format::OpenMetrics), Some((1, 1, no_eof.clone())));
+    assert_eq!(
+        cut("a 1\n  ", Format::OpenMetrics),
+        Some((2, 3, no_eof.clone()))
+    );
+    assert_eq!(
+        cut("a 1\n# EO", Format::OpenMetrics),
+        Some((2, 5, no_eof.clone()))
+    );
+    assert_eq!(cut("a 1\nb 6", Format::OpenMetrics), Some((2, 4, no_eof)));
+
+    // The same wherever the chunks end; the cut line is never delivered.
+    let input = b"a 1\nb{x=\"1\"} 67";
+    for k in 0..=input.len() {
+        let (ev, r) = run_split(input, &[k]);
+        assert_eq!(ev.len(), 1, "cut at {k}");
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (2, 12, ParseErrorKind::Truncated)
+        );
+    }
+
+    // An input the sink stopped is whole, wherever it was cut.
+    struct StopAfterOne(usize);
+    impl Sink for StopAfterOne {
+        fn metadata(&mut self, _: &Metadata<'_>) {}
+        fn sample(&mut self, _: &Sample<'_>) {
+            self.0 += 1;
+        }
+        fn should_stop(&self) -> bool {
+            self.0 >= 1
+        }
+    }
+    let mut p = Parser::new(opts(Format::OpenMetrics));
+    let mut sink = StopAfterOne(0);
+    p.feed(b"a 1\nb 6", &mut sink).unwrap();
+    p.finish(&mut sink).unwrap();
 }
 
 /// A multi-line input touching every construct.
@@ -819,7 +1085,7 @@ rpc_bucket{le=\"+Inf\",path=\"a\\nb\"} 144320\n\
 rpc_sum 53423 1520879607.789\n\
 rpc_count{ } 144320 # {trace=\"x\"} 1 2\n\
 {__name__=\"late\",\tz=\"\"} NaN\n\
-tail_without_newline{a=\"b\"} 7";
+tail{a=\"b\"} 7\n";
 
 fn run_split(input: &[u8], cuts: &[usize]) -> (Vec<Ev>, Result<(), ParseError>) {
     run_split_with(input, cuts, ParseOptions::default())
@@ -893,7 +1159,8 @@ fn line_length_limit() {
     let e = r.unwrap_err();
     assert_eq!((e.line, e.column), (2, 11));
     assert!(e.message.contains("limit of 10 bytes"), "{e}");
-    // Same through the carry buffer, and for a final line without newline.
+    // Same through the carry buffer, and for a final line without newline (too long is
+    // reported before truncated).
     for k in 0..=input.len() {
         assert_eq!(
             run_split_with(input, &[k], o.clone()).1.unwrap_err(),
@@ -907,7 +1174,7 @@ fn line_length_limit() {
     let e = p.feed(b"a", &mut rec).unwrap_err();
     assert_eq!((e.line, e.column), (2, 11));
     // Exactly the limit is fine.
-    let (ev, r) = run(&[b"abcdefgh 1\nabcdefgh 2"], o);
+    let (ev, r) = run(&[b"abcdefgh 1\nabcdefgh 2\n"], o);
     assert!(r.is_ok());
     assert_eq!(ev.len(), 2);
 }
