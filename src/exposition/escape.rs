@@ -322,6 +322,7 @@ pub fn rewrite(
     let mut parser = Parser::new(ParseOptions {
         max_line_len: usize::MAX,
         format: from,
+        ..ParseOptions::default()
     });
     let mut sink = EscapeSink {
         scheme,
