@@ -452,6 +452,42 @@ async fn failed_scrape_pushes_stale_markers() {
     assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
 }
 
+/// One scrape with more samples than the queue's capacity is queued and delivered whole (with
+/// its metadata first): a push only ever drops batches of earlier pushes, never its own.
+#[tokio::test]
+async fn a_scrape_larger_than_the_queue_is_delivered_whole() {
+    let body: String =
+        std::iter::once("# HELP wide A wide metric.\n# TYPE wide gauge\n".to_owned())
+            .chain((0..12).map(|i| format!("wide{{i=\"{i}\"}} {i}\n")))
+            .collect();
+    let up = Upstream::start(Behave::Plain(body)).await;
+    let mock = Mock::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rw = settings(
+        dir.path(),
+        &format!(
+            "interval: 1h\nremote_write:\n- url: {}\n  name: m\n  queue_config: {{capacity: 5, max_samples_per_send: 2}}\n",
+            mock.url()
+        ),
+    );
+    let gate = gate_rw(&up.url(), RelabelConfig::passthrough(), rw).await;
+    let seen = mock.wait_until("12 samples", |s| s.len() >= 12).await;
+    let mut values: Vec<f64> = seen.iter().map(|x| x.value).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, (0..12).map(f64::from).collect::<Vec<_>>());
+    assert!(mock.got()[0].metadata > 0, "the metadata went first");
+    let own = gate.get("/-/metrics").await.text();
+    assert_eq!(
+        metric(
+            &own,
+            "metric_gate_remote_write_samples_dropped_total{endpoint=\"m\",reason=\"queue_full\"}"
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "{own}"
+    );
+}
+
 /// A pull that arrives between two pushes is a scrape of its own, and the push takes the next
 /// one: what the pull saw is never pushed, the pushes keep their interval, and stale markers
 /// compare one push with the next. A series missing only from the pull's scrape gets no stale
