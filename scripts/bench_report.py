@@ -194,6 +194,16 @@ def svg_chart(groups, path, title):
     open(path, "w").write("\n".join(o) + "\n")
 
 
+def remote_write_section(path):
+    """The block scripts/bench_remote_write.sh wrote into an existing benchmarks.md, markers
+    included, or "" when there is none."""
+    begin, end = "<!-- remote-write:begin -->", "<!-- remote-write:end -->"
+    text = read_text(path)
+    if begin not in text or end not in text:
+        return ""
+    return text[text.index(begin) : text.index(end) + len(end)]
+
+
 def main():
     res, out = sys.argv[1], sys.argv[2]
     env = read_env(os.path.join(res, "machine.env"))
@@ -424,11 +434,17 @@ def main():
     A("")
     A("![wall times](benchmarks.svg)")
     A("")
+    # The remote-write section comes from scripts/bench_remote_write.sh, a run of its own: keep it.
+    kept = remote_write_section(os.path.join(out, "benchmarks.md"))
+    if kept:
+        A(kept)
+        A("")
     A("## Reproduce")
     A("")
     A("```sh")
     A("scripts/bench.sh            # full 1000x10 run, ~4 min on 2 cores (promtool, criterion and the build dominate)")
     A("scripts/bench.sh --quick    # 100x10 payload")
+    A("scripts/bench_remote_write.sh   # the remote-write section (push and forwarding next to vmagent), ~15 min")
     A("```")
     A("")
     A("The script installs `prometheus` (promtool), `victoria-metrics` (vmagent) and `hyperfine` with apt-get if "

@@ -452,6 +452,147 @@ async fn failed_scrape_pushes_stale_markers() {
     assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
 }
 
+/// One scrape with more samples than the queue's capacity is queued and delivered whole (with
+/// its metadata first): a push only ever drops batches of earlier pushes, never its own.
+#[tokio::test]
+async fn a_scrape_larger_than_the_queue_is_delivered_whole() {
+    let body: String =
+        std::iter::once("# HELP wide A wide metric.\n# TYPE wide gauge\n".to_owned())
+            .chain((0..12).map(|i| format!("wide{{i=\"{i}\"}} {i}\n")))
+            .collect();
+    let up = Upstream::start(Behave::Plain(body)).await;
+    let mock = Mock::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rw = settings(
+        dir.path(),
+        &format!(
+            "interval: 1h\nremote_write:\n- url: {}\n  name: m\n  queue_config: {{capacity: 5, max_samples_per_send: 2}}\n",
+            mock.url()
+        ),
+    );
+    let gate = gate_rw(&up.url(), RelabelConfig::passthrough(), rw).await;
+    let seen = mock.wait_until("12 samples", |s| s.len() >= 12).await;
+    let mut values: Vec<f64> = seen.iter().map(|x| x.value).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, (0..12).map(f64::from).collect::<Vec<_>>());
+    assert!(mock.got()[0].metadata > 0, "the metadata went first");
+    let own = gate.get("/-/metrics").await.text();
+    assert_eq!(
+        metric(
+            &own,
+            "metric_gate_remote_write_samples_dropped_total{endpoint=\"m\",reason=\"queue_full\"}"
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "{own}"
+    );
+}
+
+/// A pull that arrives between two pushes is a scrape of its own, and the push takes the next
+/// one: what the pull saw is never pushed, the pushes keep their interval, and stale markers
+/// compare one push with the next. A series missing only from the pull's scrape gets no stale
+/// marker; one still missing at the next push gets exactly one, stamped with that push's
+/// fetch time. Pushed counters are the push's own scrape's values (cumulative, so the samples
+/// the pull took in between are not lost to the endpoint: the next push carries them).
+#[tokio::test]
+async fn a_pull_between_pushes_is_its_own_scrape_and_stale_markers_compare_pushes() {
+    let body = |ok: u32, err: Option<u32>| {
+        let mut b = format!("# TYPE reqs counter\nreqs{{code=\"200\"}} {ok}\n");
+        if let Some(e) = err {
+            b.push_str(&format!("reqs{{code=\"500\"}} {e}\n"));
+        }
+        b
+    };
+    // One body per upstream request: push, pull, push, pull, then pushes (the last repeats).
+    let up = Upstream::start(Behave::Sequence(vec![
+        body(10, Some(1)),
+        body(20, None),
+        body(30, Some(3)),
+        body(40, None),
+        body(50, None),
+    ]))
+    .await;
+    let mock = Mock::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let interval_ms = 1500;
+    let rw = settings(
+        dir.path(),
+        &format!(
+            "interval: {interval_ms}ms\nremote_write:\n- url: {}\n",
+            mock.url()
+        ),
+    );
+    let gate = gate_rw(&up.url(), RelabelConfig::passthrough(), rw).await;
+    let ok = "reqs{code=\"200\"}";
+    let err = "reqs{code=\"500\"}";
+    let pushed =
+        |value: f64| move |s: &[Seen]| s.iter().any(|x| x.series == ok && x.value == value);
+
+    // Right after a push arrives, pull: the upstream's next body goes to the pull alone.
+    for (push_value, pull_text, requests) in [
+        (10.0, "reqs{code=\"200\"} 20", 2),
+        (30.0, "reqs{code=\"200\"} 40", 4),
+    ] {
+        mock.wait_until("a push", pushed(push_value)).await;
+        let r = gate.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(text.contains(pull_text), "{text}");
+        assert!(!text.contains("code=\"500\""), "{text}");
+        assert_eq!(
+            up.request_count(),
+            requests,
+            "the pull shared a push's scrape"
+        );
+    }
+    // Two more pushes: the one that finds `500` gone, and one after it.
+    let seen = mock
+        .wait_until("two pushes of 50", |s| {
+            s.iter()
+                .filter(|x| x.series == ok && x.value == 50.0)
+                .count()
+                >= 2
+        })
+        .await;
+    let show = |series: &str| -> Vec<String> {
+        seen.iter()
+            .filter(|x| x.series == series)
+            .map(|x| {
+                if is_stale_nan(x.value) {
+                    "stale".to_owned()
+                } else {
+                    x.value.to_string()
+                }
+            })
+            .collect()
+    };
+    // The pulls' values (20, 40) never reach the endpoint.
+    assert_eq!(show(ok)[..4], ["10", "30", "50", "50"], "{seen:#?}");
+    // `500` vanished from the first pull and came back by the next push: no marker then; it
+    // vanished again and stayed away: one marker, at the push that found it gone.
+    assert_eq!(show(err), ["1", "3", "stale"], "{seen:#?}");
+    let at = |series: &str, pred: &dyn Fn(f64) -> bool| {
+        seen.iter()
+            .find(|x| x.series == series && pred(x.value))
+            .map(|x| x.ts)
+            .unwrap()
+    };
+    assert_eq!(at(err, &is_stale_nan), at(ok, &|v| v == 50.0));
+    // The pulls did not move the push schedule: pushes stay about one interval apart.
+    let ts: Vec<i64> = seen
+        .iter()
+        .filter(|x| x.series == ok)
+        .map(|x| x.ts)
+        .collect();
+    for w in ts.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= interval_ms * 7 / 10 && gap <= interval_ms * 2,
+            "push timestamps {ts:?}"
+        );
+    }
+}
+
 // ---- the receiver ------------------------------------------------------------------------
 
 fn receiver_settings(dir: &Path, mock: &Mock, queue: &str) -> RemoteWriteSettings {

@@ -3,8 +3,11 @@
 //! The bound is `queue_config.capacity`, counted in samples (metadata entries count as
 //! samples), like Prometheus' queue. Two ways in:
 //! - [`Queue::push_drop_oldest`] for metric-gate's own scrapes: when full, the **oldest**
-//!   batches are dropped to make room. Scraped values are cumulative, so the newest batch
-//!   supersedes what it pushes out; the dropped samples are counted.
+//!   batches are dropped to make room. Scraped values are cumulative, so the newest scrape
+//!   supersedes what it pushes out; the dropped samples are counted. Only batches queued by
+//!   earlier pushes are dropped: one scrape is queued whole even when it alone is larger than
+//!   the capacity (its own first batches, the metadata among them, superseded by nothing,
+//!   would otherwise be dropped by its last ones, on every push, with a healthy endpoint).
 //! - [`Queue::push_or_refuse`] for forwarded writes, which are not cumulative: when the batches
 //!   do not fit, nothing is queued and the caller refuses the write (the receiver answers 503
 //!   and its sender retries), so nothing accepted is lost.
@@ -101,18 +104,23 @@ impl Queue {
         self.lock().items.is_empty()
     }
 
-    /// Queues `batches`, dropping the oldest queued batches while they do not fit.
+    /// Queues `batches` (one scrape), dropping the oldest batches of earlier pushes while they
+    /// do not fit. The batches of this push are never dropped here, so the queue may hold
+    /// more than the capacity by up to one push.
     pub fn push_drop_oldest(&self, batches: Vec<Batch>) -> Dropped {
         let mut dropped = Dropped::default();
         {
             let mut st = self.lock();
             let now = Instant::now();
+            // Batches at the front that earlier pushes queued: the only ones to drop.
+            let mut older = st.items.len();
             for batch in batches {
                 let w = batch.weight();
-                while st.weight + w > self.capacity {
+                while older > 0 && st.weight + w > self.capacity {
                     let Some(old) = st.items.pop_front() else {
                         break;
                     };
+                    older -= 1;
                     st.weight -= old.batch.weight();
                     match old.batch {
                         Batch::Series(_) => dropped.samples += old.batch.weight() as u64,
@@ -272,6 +280,23 @@ mod tests {
         // A batch bigger than the capacity still goes into an empty queue.
         assert_eq!(q.push_drop_oldest(vec![batch("big", 25)]).samples, 0);
         assert_eq!(q.push_drop_oldest(vec![batch("d", 1)]).samples, 25);
+    }
+
+    #[test]
+    fn one_push_larger_than_the_capacity_is_queued_whole() {
+        let q = Queue::new(10);
+        q.push_drop_oldest(vec![batch("old", 4)]);
+        // 3 x 4 samples: the older batch goes, none of this push's own.
+        let d = q.push_drop_oldest(vec![batch("a", 4), batch("b", 4), batch("c", 4)]);
+        assert_eq!(d.samples, 4);
+        assert_eq!(q.len(), 12);
+        // The next push drops the whole previous one, as far as it needs room.
+        let d = q.push_drop_oldest(vec![batch("d", 4), batch("e", 4)]);
+        assert_eq!(d.samples, 12);
+        let names: Vec<String> = std::iter::from_fn(|| q.try_pop())
+            .map(|b| name(&b))
+            .collect();
+        assert_eq!(names, ["d", "e"]);
     }
 
     #[test]
