@@ -163,38 +163,8 @@ pub(crate) fn offline_page_data(
         .map(|l| l.0.to_owned())
         .collect();
 
-    let mut singles = BTreeMap::new();
-    for &(label, _) in labels.iter().take(opts.max_labels) {
-        let request = WhatIfRequest::drop([label]);
-        let mut trial = Trial::new(&request, wopts)?;
-        feed(&[body], &wopts.parse, wopts.deadline, &mut trial)?;
-        let outcome = trial.finish(wopts.budget)?;
-        let mut metrics: BTreeMap<String, [u64; 2]> = BTreeMap::new();
-        for m in &outcome.profile.metrics {
-            let now = [m.series, m.bytes];
-            if baseline.metrics.get(&m.name) != Some(&now) {
-                metrics.insert(m.name.clone(), now);
-            }
-        }
-        // A metric that vanished entirely (not possible by dropping an ordinary label, but
-        // kept exact for `__name__`-like cases).
-        for name in baseline.metrics.keys() {
-            if !metrics.contains_key(name)
-                && !outcome.profile.metrics.iter().any(|m| &m.name == name)
-            {
-                metrics.insert(name.clone(), [0, 0]);
-            }
-        }
-        singles.insert(
-            label.to_owned(),
-            Scenario {
-                series: outcome.series,
-                bytes: outcome.bytes,
-                summed: outcome.summed,
-                metrics,
-            },
-        );
-    }
+    let todo: Vec<&str> = labels.iter().take(opts.max_labels).map(|l| l.0).collect();
+    let singles = run_singles(body, &todo, wopts, &baseline)?;
 
     Ok(PageData {
         version: PAGE_DATA_VERSION,
@@ -210,6 +180,99 @@ pub(crate) fn offline_page_data(
             singles,
             skipped,
         }),
+    })
+}
+
+/// Most passes run at once, and the memory they may take together: each holds the summed
+/// output, up to the size of the body.
+const MAX_THREADS: usize = 4;
+const PARALLEL_MEMORY: usize = 1 << 30;
+
+/// The scenario of dropping each of `labels` alone, on a few threads (each pass is independent
+/// and reads the same body).
+fn run_singles(
+    body: &[u8],
+    labels: &[&str],
+    wopts: &WhatIfOptions,
+    baseline: &Scenario,
+) -> Result<BTreeMap<String, Scenario>, ExplorerError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min((PARALLEL_MEMORY / body.len().max(1)).max(1))
+        .min(labels.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, Result<Scenario, ExplorerError>)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(label) = labels.get(i) else {
+                            return done;
+                        };
+                        let r = single(body, label, wopts, baseline);
+                        let failed = r.is_err();
+                        done.push((i, r));
+                        if failed {
+                            // Stop taking work; the first error is reported.
+                            next.store(labels.len(), std::sync::atomic::Ordering::Relaxed);
+                            return done;
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut all: Vec<(usize, Result<Scenario, ExplorerError>)> =
+        results.into_iter().flatten().collect();
+    all.sort_unstable_by_key(|(i, _)| *i);
+    let mut singles = BTreeMap::new();
+    for (i, r) in all {
+        singles.insert(labels[i].to_owned(), r?);
+    }
+    if singles.len() != labels.len() {
+        return Err(ExplorerError::Io("a what-if pass did not finish".into()));
+    }
+    Ok(singles)
+}
+
+/// The scenario of dropping `label` alone: what differs from `baseline`.
+fn single(
+    body: &[u8],
+    label: &str,
+    wopts: &WhatIfOptions,
+    baseline: &Scenario,
+) -> Result<Scenario, ExplorerError> {
+    let mut trial = Trial::new(&WhatIfRequest::drop([label]), wopts)?;
+    feed(&[body], &wopts.parse, wopts.deadline, &mut trial)?;
+    let outcome = trial.finish(wopts.budget)?;
+    let mut metrics: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+    let mut present = hashbrown::HashSet::with_capacity(outcome.profile.metrics.len());
+    for m in &outcome.profile.metrics {
+        present.insert(m.name.as_str());
+        let now = [m.series, m.bytes];
+        if baseline.metrics.get(&m.name) != Some(&now) {
+            metrics.insert(m.name.clone(), now);
+        }
+    }
+    // A metric whose series all went (not possible by dropping an ordinary label, but kept
+    // exact should a drop leave series nameless).
+    for name in baseline.metrics.keys() {
+        if !present.contains(name.as_str()) {
+            metrics.insert(name.clone(), [0, 0]);
+        }
+    }
+    Ok(Scenario {
+        series: outcome.series,
+        bytes: outcome.bytes,
+        summed: outcome.summed,
+        metrics,
     })
 }
 

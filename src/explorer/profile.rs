@@ -279,13 +279,18 @@ impl Profiler {
 
     /// Counts one value of label `slot` of metric `m`.
     fn count_value(&mut self, m: usize, slot: usize, value: &str) {
-        let hash = xxhash_rust::xxh3::xxh3_64(value.as_bytes());
         let values_left = self.values_total < self.budget.values_total;
         let per_label = self.budget.values_per_label;
         let Some(label) = self.metrics[m].labels.get_mut(slot) else {
             return;
         };
         label.series += 1;
+        if per_label == 0 {
+            // Counting series only.
+            label.exact = false;
+            return;
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64(value.as_bytes());
         if label.hashes.contains(&hash) {
             return;
         }
