@@ -83,9 +83,12 @@ fn chromium() -> Option<PathBuf> {
             panic!("chromium is not installed, and CI is set: the browser tests must run (.ci/run installs it)")
         }
         None => {
-            eprintln!(
-                "SKIPPED explorer browser test: chromium not found in PATH (apt-get install chromium); \
-                 set CI to make this a failure"
+            // Straight to the process' stderr, not through the harness' capture, so the skip
+            // shows in a plain `cargo test` run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED explorer browser test: chromium not found in PATH (Debian package \
+                 `chromium`); set CI to make this a failure"
             );
             None
         }
