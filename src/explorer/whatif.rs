@@ -884,6 +884,14 @@ metric_relabel_configs:
         }
     }
 
+    /// The server streams an upstream body into the analysis on another task
+    /// (`upstream::scrape_into` takes a `Sink + Send + 'static`).
+    #[test]
+    fn analysis_can_be_sent_to_the_fetch_task() {
+        fn sendable<T: Sink + Send + 'static>() {}
+        sendable::<Analysis>();
+    }
+
     #[test]
     fn analysis_over_several_bodies_sums_them() {
         let r = WhatIfRequest::drop(["controller_pod"]);
