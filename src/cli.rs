@@ -4,7 +4,9 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser as ClapParser};
@@ -12,10 +14,14 @@ use clap::{ArgAction, Parser as ClapParser};
 use crate::aggregate::RenderOptions;
 use crate::analyze::Analyzer;
 use crate::exposition::ParseOptions;
-use crate::limits::{check_sample_limit, LabelLimits};
+use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
+use crate::server::config::{ListenerConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+use crate::server::web_config::{WebConfigError, WebConfigWatcher};
+use crate::server::{RelabelConfig, RelabelError, ScrapeLimits, ServerConfig, UpstreamConfig};
 use crate::units::{parse_byte_size, parse_go_duration};
+use crate::upstream::{ClientOptions, SpecError, UpstreamSpec};
 
 /// Default upstream: ingress-nginx's metrics port in the same pod.
 pub const DEFAULT_UPSTREAM: &str = "http://localhost:10254/metrics";
@@ -44,6 +50,15 @@ pub struct Args {
     /// Relabel configuration file (YAML).
     #[arg(long = "relabel-file", value_name = "PATH")]
     pub relabel_file: Option<PathBuf>,
+
+    /// Label names relabel rules may use and write: utf8 (any UTF-8 name, Prometheus 3's
+    /// default) or legacy ([a-zA-Z_][a-zA-Z0-9_]*, Prometheus 2).
+    #[arg(
+        long = "metric-name-validation-scheme",
+        default_value = "utf8",
+        value_name = "utf8|legacy"
+    )]
+    pub metric_name_validation_scheme: crate::relabel::NameValidation,
 
     /// Upstream scrape timeout, Go duration syntax (`15s`, `1m30s`, `500ms`).
     #[arg(short = 't', long = "scrape-timeout", default_value = "15s", value_parser = parse_go_duration)]
@@ -173,14 +188,31 @@ pub struct Args {
     pub web_config_file: Option<PathBuf>,
 
     /// Connections open at once; more are closed as soon as they are accepted.
-    #[arg(long = "web.max-connections", value_name = "N", default_value_t = crate::server::listener::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
     pub web_max_connections: usize,
 
     /// Time a client has to complete the TLS handshake, and to send a request's headers
     /// (counted from when the server waits for them, so it also closes idle keep-alive
     /// connections). Go duration syntax.
-    #[arg(long = "web.header-read-timeout", value_name = "D", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long = "web.header-read-timeout", value_name = "D", default_value = HEADER_READ_TIMEOUT_TEXT.as_str(), value_parser = parse_positive_duration)]
     pub web_header_read_timeout: Duration,
+}
+
+/// The listener's default header-read timeout as the flag spells it (for `--help`), so the
+/// default is defined once, by the listener.
+static HEADER_READ_TIMEOUT_TEXT: LazyLock<String> =
+    LazyLock::new(|| go_duration_text(DEFAULT_HEADER_READ_TIMEOUT));
+
+/// A duration in Go syntax that [`parse_go_duration`] reads back: whole seconds (`10s`),
+/// else whole milliseconds (`1500ms`), else nanoseconds.
+fn go_duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
 }
 
 /// A connection count of at least 1.
@@ -226,8 +258,8 @@ impl Args {
     }
 
     /// The `--upstream.*` TLS and authorization settings.
-    pub fn client_options(&self) -> crate::upstream::ClientOptions {
-        crate::upstream::ClientOptions {
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
             ca_file: self.upstream_ca_file.clone(),
             cert_file: self.upstream_cert_file.clone(),
             key_file: self.upstream_key_file.clone(),
@@ -239,20 +271,73 @@ impl Args {
         }
     }
 
-    /// Loads the relabel configuration from `--relabel` or `--relabel-file`; pass-through
-    /// when neither is given.
-    pub fn load_config(&self) -> Result<Config, String> {
+    /// The limits of `--file --apply`.
+    pub fn apply_limits(&self) -> ApplyLimits {
+        ApplyLimits {
+            parse: self.parse_options(),
+            labels: self.label_limits(),
+            sample_limit: self.sample_limit,
+        }
+    }
+
+    /// The relabel configuration of `--relabel` or `--relabel-file` (the file is read here, once,
+    /// and handed to the server with its text), or pass-through when neither is given.
+    pub fn relabel_config(&self) -> Result<RelabelConfig, RelabelError> {
+        let options = crate::relabel::LoadOptions {
+            names: self.metric_name_validation_scheme,
+            ..Default::default()
+        };
         if let Some(text) = &self.relabel {
-            return Config::from_yaml(text, "--relabel").map_err(|e| e.to_string());
+            return RelabelConfig::from_text(text, "--relabel", &options);
         }
         if let Some(path) = &self.relabel_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--relabel-file {}: {e}", path.display()))?;
-            return Config::from_yaml(&text, &path.display().to_string())
-                .map_err(|e| e.to_string());
+            return RelabelConfig::from_file(path, &options);
         }
-        Ok(Config::passthrough())
+        Ok(RelabelConfig::passthrough())
     }
+
+    /// The server's configuration: the flags checked and `--web.config.file` loaded, before
+    /// anything binds.
+    pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {
+        let spec = UpstreamSpec::parse(&self.upstream_url())?;
+        let web = match &self.web_config_file {
+            Some(path) => Some(Arc::new(WebConfigWatcher::load(path)?)),
+            None => None,
+        };
+        Ok(ServerConfig {
+            listen: SocketAddr::new(self.listen_address, self.port),
+            listener: ListenerConfig {
+                web,
+                max_connections: self.web_max_connections,
+                header_read_timeout: self.web_header_read_timeout,
+            },
+            upstream: UpstreamConfig {
+                spec,
+                client: self.client_options(),
+                dns_server: self.dns_server,
+                scrape_timeout: self.scrape_timeout,
+            },
+            limits: ScrapeLimits {
+                max_body: self.max_body_size,
+                max_line: self.max_line_length,
+                labels: self.label_limits(),
+                sample_limit: self.sample_limit,
+            },
+            target_health: !self.no_target_health,
+            warm_up: true,
+        })
+    }
+}
+
+/// The server's flags do not make a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--upstream` is not a URL metric-gate can fetch.
+    #[error(transparent)]
+    Upstream(#[from] SpecError),
+    /// `--web.config.file` could not be loaded.
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
 }
 
 /// Adds `http://` to an upstream given without a scheme (`localhost:10254/metrics`).
@@ -274,27 +359,77 @@ fn parse_line_size(s: &str) -> Result<usize, String> {
 }
 
 /// Opens `--file`: a path, or `-` for stdin.
-fn open_input(path: &str) -> io::Result<Box<dyn Read>> {
+fn open_input(path: &str) -> Result<Box<dyn Read>, RunError> {
     if path == "-" {
         Ok(Box::new(io::stdin().lock()))
     } else {
-        Ok(Box::new(File::open(path)?))
+        let file = File::open(path).map_err(|source| RunError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Box::new(file))
     }
 }
 
-fn input_error(path: &str, e: InputError) -> String {
-    let name = if path == "-" { "<stdin>" } else { path };
-    format!("{name}: {e}")
+/// How `--file` is named in messages.
+fn input_name(path: &str) -> String {
+    if path == "-" { "<stdin>" } else { path }.to_owned()
+}
+
+/// An offline mode (`--file`, `--file --apply`) failed. Messages name the input.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--file` could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The path as given.
+        path: String,
+        /// Why it could not be opened.
+        source: io::Error,
+    },
+    /// The input could not be read, is not valid exposition text, or broke a label limit.
+    #[error("{input}: {source}")]
+    Input {
+        /// The file, or `<stdin>`.
+        input: String,
+        /// What went wrong, where.
+        source: InputError,
+    },
+    /// `--subset` names no subset of the relabel configuration.
+    #[error("unknown subset {name:?}; known subsets: [{}]", .known.join(", "))]
+    UnknownSubset {
+        /// The name given.
+        name: String,
+        /// The configured subsets.
+        known: Vec<String>,
+    },
+    /// The output had more series than `--sample-limit`.
+    #[error("{input}: {source}")]
+    SampleLimit {
+        /// The file, or `<stdin>`.
+        input: String,
+        /// Series and limit.
+        source: SampleLimitError,
+    },
+    /// Writing the report of `--file` failed.
+    #[error("writing report: {0}")]
+    WriteReport(#[source] io::Error),
+    /// Writing the output of `--file --apply` failed.
+    #[error("writing output: {0}")]
+    WriteOutput(#[source] io::Error),
 }
 
 /// `--file PATH`: prints the cardinality report to `out`.
-pub fn run_analyze(path: &str, opts: ParseOptions, out: &mut dyn Write) -> Result<(), String> {
-    let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
+pub fn run_analyze(path: &str, opts: ParseOptions, out: &mut dyn Write) -> Result<(), RunError> {
+    let input = open_input(path)?;
     let mut analyzer = Analyzer::new();
-    let bytes = read_all(input, opts, &mut analyzer).map_err(|e| input_error(path, e))?;
+    let bytes = read_all(input, opts, &mut analyzer).map_err(|source| RunError::Input {
+        input: input_name(path),
+        source,
+    })?;
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
-        .map_err(|e| format!("writing report: {e}"))
+        .map_err(RunError::WriteReport)
 }
 
 /// Limits of `--file --apply`.
@@ -319,17 +454,6 @@ impl Default for ApplyLimits {
     }
 }
 
-impl Args {
-    /// The limits of `--file --apply`.
-    pub fn apply_limits(&self) -> ApplyLimits {
-        ApplyLimits {
-            parse: self.parse_options(),
-            labels: self.label_limits(),
-            sample_limit: self.sample_limit,
-        }
-    }
-}
-
 /// `--file PATH --apply [--subset NAME]`: prints the relabeled, summed text to `out` and a
 /// summary line to `summary`.
 pub fn run_apply(
@@ -339,7 +463,7 @@ pub fn run_apply(
     limits: &ApplyLimits,
     out: &mut dyn Write,
     summary: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let index = match subset {
         None => 0,
         Some(name) => {
@@ -347,28 +471,32 @@ pub fn run_apply(
                 .subsets
                 .iter()
                 .position(|(n, _)| n == name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = config.subsets.iter().map(|(n, _)| n.as_str()).collect();
-                    format!(
-                        "unknown subset {name:?}; known subsets: [{}]",
-                        known.join(", ")
-                    )
+                .ok_or_else(|| RunError::UnknownSubset {
+                    name: name.to_owned(),
+                    known: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
                 })?
         }
     };
-    let input = open_input(path).map_err(|e| format!("{path}: {e}"))?;
+    let input = open_input(path)?;
     let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
-    read_all(input, limits.parse.clone(), &mut pipeline).map_err(|e| input_error(path, e))?;
+    read_all(input, limits.parse.clone(), &mut pipeline).map_err(|source| RunError::Input {
+        input: input_name(path),
+        source,
+    })?;
     let samples = pipeline.samples();
     let sub = &pipeline.subsets()[index];
-    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit)
-        .map_err(|e| format!("{}: {e}", if path == "-" { "<stdin>" } else { path }))?;
+    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit).map_err(|source| {
+        RunError::SampleLimit {
+            input: input_name(path),
+            source,
+        }
+    })?;
     let mut text = Vec::with_capacity(sub.aggregator.arena_bytes() + (1 << 16));
     sub.aggregator.render(&mut text, &RenderOptions::default());
     let mut w = BufWriter::new(out);
     w.write_all(&text)
         .and_then(|_| w.flush())
-        .map_err(|e| format!("writing output: {e}"))?;
+        .map_err(RunError::WriteOutput)?;
     let st = sub.stats();
     let series_out = sub.aggregator.series_count() as u64;
     let ratio = if series_out == 0 {
@@ -387,6 +515,8 @@ pub fn run_apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::server::RelabelSource;
 
     #[test]
     fn server_flags() {
@@ -482,6 +612,69 @@ mod tests {
             argv.extend_from_slice(bad);
             assert!(Args::try_parse_from(&argv).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn server_config_from_flags() {
+        let a = Args::try_parse_from([
+            "metric-gate",
+            "-p",
+            "9090",
+            "--listen-address",
+            "127.0.0.1",
+            "-H",
+            "dns+http://svc:10254/metrics",
+            "--max-body-size",
+            "1MiB",
+            "--sample-limit",
+            "7",
+            "--no-target-health",
+            "--web.max-connections",
+            "3",
+        ])
+        .unwrap();
+        let c = a.server_config().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9090");
+        assert!(c.upstream.spec.is_fan_out());
+        assert_eq!(c.upstream.scrape_timeout, Duration::from_secs(15));
+        assert_eq!(c.limits.max_body, 1 << 20);
+        assert_eq!(c.limits.sample_limit, 7);
+        assert_eq!(c.limits.labels, LabelLimits::DEFAULT);
+        assert!(!c.target_health && c.warm_up);
+        assert!(c.listener.web.is_none());
+        assert_eq!(c.listener.max_connections, 3);
+        assert_eq!(c.listener.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
+        let bad = Args::try_parse_from(["metric-gate", "-H", "ftp://x/"]).unwrap();
+        assert!(matches!(bad.server_config(), Err(ConfigError::Upstream(_))));
+    }
+
+    #[test]
+    fn header_read_timeout_default_comes_from_the_listener() {
+        assert_eq!(HEADER_READ_TIMEOUT_TEXT.as_str(), "10s");
+        let d = Args::try_parse_from(["metric-gate"]).unwrap();
+        assert_eq!(d.web_header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
+        for d in [
+            Duration::from_secs(90),
+            Duration::from_millis(1500),
+            Duration::from_nanos(7),
+        ] {
+            assert_eq!(parse_go_duration(&go_duration_text(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn relabel_config_sources() {
+        let none = Args::try_parse_from(["metric-gate"]).unwrap();
+        let r = none.relabel_config().unwrap();
+        assert_eq!(r.source, RelabelSource::Fixed);
+        assert!(r.config.subsets.is_empty());
+        let inline = Args::try_parse_from(["metric-gate", "--relabel", "x: [\n"]).unwrap();
+        let e = inline.relabel_config().unwrap_err().to_string();
+        assert!(e.contains("--relabel"), "{e}");
+        let missing =
+            Args::try_parse_from(["metric-gate", "--relabel-file", "/nonexistent/r.yaml"]).unwrap();
+        let e = missing.relabel_config().unwrap_err().to_string();
+        assert!(e.starts_with("--relabel-file /nonexistent/r.yaml: "), "{e}");
     }
 
     #[test]

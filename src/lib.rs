@@ -3,9 +3,11 @@
 //! The hot path is one streaming pass: bytes -> [`exposition::parse`] -> [`relabel`] (per subset)
 //! -> [`aggregate`] -> [`exposition::render`]. The same [`pipeline`] serves the CLI and the server.
 
+pub mod agg_rules;
 pub mod aggregate;
 pub mod analyze;
 pub mod cli;
+pub mod counters;
 pub mod explorer;
 pub mod exposition;
 pub mod labels;
@@ -15,5 +17,6 @@ pub mod relabel;
 pub mod remote_write;
 pub mod series_cache;
 pub mod server;
+pub mod sum;
 pub mod units;
 pub mod upstream;

@@ -25,6 +25,8 @@
 
 use std::fmt;
 
+use crate::exposition::Sink;
+
 /// Label limits for output series; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LabelLimits {
@@ -176,6 +178,17 @@ impl fmt::Display for LimitHit {
 }
 
 impl std::error::Error for LimitHit {}
+
+/// A parser [`Sink`] that may hit a label limit: it keeps the [`LimitHit`], answers
+/// [`Sink::should_stop`] from then on, and whoever feeds it reports the hit as the input's
+/// error. The parser itself knows only that it should stop, not why: limits live here.
+pub trait LimitSink: Sink {
+    /// The limit this sink hit, if any; while it is `Some`, [`Sink::should_stop`] is true.
+    /// Asked between chunks, never per line. The default is for sinks without limits.
+    fn limit_hit(&self) -> Option<&LimitHit> {
+        None
+    }
+}
 
 /// The output of a list has more series than `--sample-limit`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,40 +1,47 @@
 //! metric-gate binary: offline modes (`--file`) and, without `--file`, the proxy server.
 
+use std::error::Error;
 use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use metric_gate::cli::{run_analyze, run_apply, Args};
+use metric_gate::server::{self, RelabelConfig};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_level);
-    let config = match args.load_config() {
+    let relabel = match args.relabel_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("metric-gate: invalid relabel config: {e}");
             return ExitCode::from(2);
         }
     };
-    let result = match &args.file {
-        Some(path) if args.apply => run_apply(
-            path,
-            &config,
-            args.subset.as_deref(),
-            &args.apply_limits(),
-            &mut io::stdout().lock(),
-            &mut io::stderr().lock(),
-        ),
-        Some(path) => run_analyze(path, args.parse_options(), &mut io::stdout().lock()),
-        None => metric_gate::server::run(&args, &config),
-    };
-    match result {
+    match run(&args, relabel) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("metric-gate: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the mode the flags ask for: `--file --apply`, `--file`, or the server.
+fn run(args: &Args, relabel: RelabelConfig) -> Result<(), Box<dyn Error>> {
+    match &args.file {
+        Some(path) if args.apply => run_apply(
+            path,
+            &relabel.config,
+            args.subset.as_deref(),
+            &args.apply_limits(),
+            &mut io::stdout().lock(),
+            &mut io::stderr().lock(),
+        )?,
+        Some(path) => run_analyze(path, args.parse_options(), &mut io::stdout().lock())?,
+        None => server::run(args.server_config()?, relabel)?,
+    }
+    Ok(())
 }
 
 /// Logs go to stderr, one line per event with key=value fields; colors only on a terminal (log

@@ -9,7 +9,7 @@ use std::io::Read;
 use crate::aggregate::{AggregateStats, Aggregator, Rejected};
 use crate::exposition::{MetaKind, Metadata, ParseError, ParseOptions, Parser, Sample, Sink};
 use crate::labels::{LabelBuf, METRIC_NAME};
-use crate::limits::{LabelLimits, LimitHit};
+use crate::limits::{LabelLimits, LimitHit, LimitSink};
 use crate::relabel::{Config, Program};
 use crate::series_cache::{SeriesCache, DROPPED, INVALID_LABEL, MAX_SLOT, NAMELESS};
 
@@ -239,7 +239,7 @@ impl Pipeline {
     }
 
     /// Refuse output series that break `limits` (see [`crate::limits`]): the first one stops
-    /// the input, and [`Sink::limit_hit`] reports it.
+    /// the input, and [`LimitSink::limit_hit`] reports it.
     pub fn with_label_limits(mut self, limits: LabelLimits) -> Self {
         for sub in &mut self.subsets {
             let agg = std::mem::take(&mut sub.aggregator);
@@ -455,6 +455,12 @@ impl Pipeline {
     }
 }
 
+impl LimitSink for Pipeline {
+    fn limit_hit(&self) -> Option<&LimitHit> {
+        self.limit_hit.as_ref()
+    }
+}
+
 impl Sink for Pipeline {
     fn metadata(&mut self, meta: &Metadata<'_>) {
         if meta.kind == MetaKind::Type {
@@ -476,8 +482,8 @@ impl Sink for Pipeline {
         }
     }
 
-    fn limit_hit(&self) -> Option<&LimitHit> {
-        self.limit_hit.as_ref()
+    fn should_stop(&self) -> bool {
+        self.limit_hit.is_some()
     }
 
     fn sample(&mut self, sample: &Sample<'_>) {
@@ -637,7 +643,7 @@ pub enum InputError {
 }
 
 /// Parses everything `reader` yields into `sink`; returns the number of bytes read.
-pub fn read_all<R: Read, S: Sink>(
+pub fn read_all<R: Read, S: LimitSink>(
     mut reader: R,
     opts: ParseOptions,
     sink: &mut S,

@@ -21,8 +21,8 @@ fn lo(i: u8) -> Ipv4Addr {
 
 async fn gate_for(dns: &DnsServer, upstream: &str, timeout: Duration) -> Gate {
     let mut cfg = config_for(upstream);
-    cfg.dns_server = Some(dns.addr);
-    cfg.scrape_timeout = timeout;
+    cfg.upstream.dns_server = Some(dns.addr);
+    cfg.upstream.scrape_timeout = timeout;
     let relabel = Config {
         default: Program::default(),
         subsets: vec![("all".into(), Program::default())],
@@ -128,7 +128,7 @@ async fn all_targets_failed_is_502_and_health_can_be_turned_off() {
     let (port, _ups) = upstreams_on_loopbacks(vec![Behave::Plain(body(1))]).await;
     dns.set_a("one.test", &[lo(2)]);
     let mut cfg = config_for(&format!("dns+http://one.test:{port}/metrics"));
-    cfg.dns_server = Some(dns.addr);
+    cfg.upstream.dns_server = Some(dns.addr);
     cfg.target_health = false;
     let gate = Gate::start(cfg, &Config::passthrough()).await;
     let t = gate.get("/metrics").await.text();

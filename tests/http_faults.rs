@@ -143,7 +143,7 @@ async fn slow_trickle_hits_the_scrape_timeout() {
     })
     .await;
     let mut c = cfg(&up.url());
-    c.scrape_timeout = Duration::from_secs(1);
+    c.upstream.scrape_timeout = Duration::from_secs(1);
     let gate = Gate::start(c, &Config::passthrough()).await;
     expect_502(&gate, &up.url(), &["timeout after 1s"], "timeout").await;
     // A few bytes trickled in before the timeout; nothing reached the client or the readiness.
@@ -210,7 +210,7 @@ async fn gzip_bomb_stops_at_the_body_limit() {
     })
     .await;
     let mut c = cfg(&up.url());
-    c.max_body = 8 << 20;
+    c.limits.max_body = 8 << 20;
     let gate = Gate::start(c, &Config::passthrough()).await;
     let (_, grew) = heap_growth(expect_502(
         &gate,
@@ -243,7 +243,7 @@ async fn endless_body_stops_at_the_body_limit_or_the_timeout() {
     })
     .await;
     let mut c = cfg(&up.url());
-    c.max_body = 8 << 20;
+    c.limits.max_body = 8 << 20;
     let gate = Gate::start(c, &Config::passthrough()).await;
     let (_, grew) = heap_growth(expect_502(
         &gate,
@@ -267,7 +267,7 @@ async fn endless_body_stops_at_the_body_limit_or_the_timeout() {
     })
     .await;
     let mut c = cfg(&up.url());
-    c.scrape_timeout = Duration::from_secs(1);
+    c.upstream.scrape_timeout = Duration::from_secs(1);
     let gate = Gate::start(c, &Config::passthrough()).await;
     expect_502(&gate, &up.url(), &["timeout after 1s"], "timeout").await;
 }
@@ -321,7 +321,7 @@ async fn max_line_length_flag_applies_to_upstreams() {
     })
     .await;
     let mut c = cfg(&up.url());
-    c.max_line = 100;
+    c.limits.max_line = 100;
     let gate = Gate::start(c, &Config::passthrough()).await;
     expect_502(
         &gate,
@@ -524,7 +524,7 @@ async fn fan_out_leaves_the_bad_targets_out_and_reports_them() {
     let ips: Vec<Ipv4Addr> = (2..6).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
     dns.set_a("pods.test", &ips);
     let mut c = cfg(&format!("dns+http://pods.test:{port}/metrics"));
-    c.dns_server = Some(dns.addr);
+    c.upstream.dns_server = Some(dns.addr);
     let gate = Gate::start(c, &Config::passthrough()).await;
     let r = tokio::time::timeout(BOUND, gate.get("/metrics"))
         .await
@@ -560,7 +560,7 @@ async fn sample_limit_fails_the_list_that_exceeds_it() {
     )
     .unwrap();
     let mut c = cfg(&up.url());
-    c.sample_limit = 2;
+    c.limits.sample_limit = 2;
     let gate = Gate::start(c, &relabel).await;
     let text = expect_sample_limit(&gate, "/metrics").await;
     assert!(
@@ -593,7 +593,7 @@ async fn sample_limit_fails_the_list_that_exceeds_it() {
     )
     .unwrap();
     let mut c = cfg(&up.url());
-    c.sample_limit = 3;
+    c.limits.sample_limit = 3;
     let gate = Gate::start(c, &relabel).await;
     assert_eq!(gate.get("/metrics").await.status, 200);
     let text = expect_sample_limit(&gate, "/metrics/all").await;
@@ -613,7 +613,7 @@ async fn label_limits_apply_after_relabeling() {
     let body = format!("wide{{{labels}}} 1\n").into_bytes();
     let up = serving(body).await;
     let mut c = cfg(&up.url());
-    c.label_limits = LabelLimits {
+    c.limits.labels = LabelLimits {
         labels: 5,
         ..LabelLimits::DEFAULT
     };
@@ -642,7 +642,7 @@ async fn label_length_limits_over_http() {
     let body = format!("m{{a=\"{}\"}} 1\n", "v".repeat(100)).into_bytes();
     let up = serving(body).await;
     let mut c = cfg(&up.url());
-    c.label_limits = LabelLimits {
+    c.limits.labels = LabelLimits {
         value_length: 64,
         ..LabelLimits::DEFAULT
     };
@@ -658,7 +658,7 @@ async fn label_length_limits_over_http() {
     let body = format!("m{{{}=\"v\"}} 1\n", "n".repeat(100)).into_bytes();
     let up = serving(body).await;
     let mut c = cfg(&up.url());
-    c.label_limits = LabelLimits {
+    c.limits.labels = LabelLimits {
         name_length: 64,
         ..LabelLimits::DEFAULT
     };

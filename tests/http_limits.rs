@@ -6,7 +6,7 @@ mod http_support;
 use std::time::{Duration, Instant};
 
 use metric_gate::relabel::Config;
-use metric_gate::server::listener::ListenerConfig;
+use metric_gate::server::ListenerConfig;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

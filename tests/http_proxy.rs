@@ -211,7 +211,7 @@ async fn body_limit_is_an_error_not_an_oom() {
     let big: String = (0..2000).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
     let up = Upstream::start(Behave::Text(big)).await;
     let mut cfg = config_for(&up.url());
-    cfg.max_body = 10_000;
+    cfg.limits.max_body = 10_000;
     let gate = Gate::start(cfg, &Config::passthrough()).await;
     let r = gate.get("/metrics").await;
     assert_eq!(r.status, 502);
@@ -226,7 +226,7 @@ async fn body_limit_is_an_error_not_an_oom() {
 async fn timeouts() {
     let up = Upstream::start(Behave::SlowMidBody(BODY.into(), Duration::from_secs(3))).await;
     let mut cfg = config_for(&up.url());
-    cfg.scrape_timeout = Duration::from_millis(300);
+    cfg.upstream.scrape_timeout = Duration::from_millis(300);
     let gate = Gate::start(cfg, &Config::passthrough()).await;
     let t0 = std::time::Instant::now();
     let r = gate.get("/metrics").await;
@@ -384,7 +384,7 @@ fn deploy_relabel_configs_load() {
         ),
         (
             "deploy/aggregator/metric-gate-aggregator.yaml",
-            vec!["process"],
+            vec!["controller"],
         ),
     ] {
         let text = std::fs::read_to_string(file).unwrap();

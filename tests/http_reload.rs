@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http_support::*;
 use metric_gate::relabel::Config;
+use metric_gate::server::RelabelConfig;
 
 const BODY: &str = "# TYPE reqs counter\nreqs{code=\"200\",path=\"/a\"} 1\nreqs{code=\"200\",path=\"/b\"} 2\nreqs{code=\"500\",path=\"/a\"} 4\n";
 
@@ -21,11 +22,8 @@ fn write(path: &Path, text: &str) {
 }
 
 async fn gate_with_file(upstream: &str, file: &Path) -> Gate {
-    let mut cfg = config_for(upstream);
-    cfg.relabel_file = Some(file.to_owned());
-    let text = std::fs::read_to_string(file).unwrap();
-    let config = Config::from_yaml(&text, &file.display().to_string()).unwrap();
-    Gate::start(cfg, &config).await
+    let relabel = RelabelConfig::from_file(file, &Default::default()).unwrap();
+    Gate::start_relabel(config_for(upstream), relabel).await
 }
 
 /// A self-metric's value (the first line starting with `name` followed by a space or `{`).

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use metric_gate::relabel::Config;
-use metric_gate::server::listener::ListenerConfig;
 use metric_gate::server::web_config::WebConfigWatcher;
+use metric_gate::server::ListenerConfig;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use http_support::*;
 use metric_gate::relabel::Config;
-use metric_gate::server::{AppState, ServerConfig};
+use metric_gate::server::{AppState, RelabelConfig, ServerConfig};
 use metric_gate::upstream::ClientOptions;
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
@@ -206,7 +206,7 @@ impl TlsUpstream {
 
 fn cfg_with(url: &str, client: ClientOptions) -> ServerConfig {
     let mut cfg = config_for(url);
-    cfg.client = client;
+    cfg.upstream.client = client;
     cfg
 }
 
@@ -529,9 +529,10 @@ async fn unusable_tls_or_credential_files_fail_at_start() {
     for (opts, needle) in cases {
         let e = AppState::new(
             cfg_with("https://127.0.0.1:1/metrics", opts),
-            &Config::passthrough(),
+            RelabelConfig::passthrough(),
         )
         .unwrap_err();
+        let e = e.to_string();
         assert!(e.contains(needle), "{needle}: {e}");
     }
 }
@@ -576,7 +577,7 @@ async fn dns_https_verifies_the_service_name() {
     let passthrough = Config::passthrough();
     let start = |client: ClientOptions| {
         let mut cfg = cfg_with(&url, client);
-        cfg.dns_server = Some(dns.addr);
+        cfg.upstream.dns_server = Some(dns.addr);
         Gate::start(cfg, &passthrough)
     };
 

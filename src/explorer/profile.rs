@@ -11,6 +11,7 @@ use hashbrown::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::exposition::{MetaKind, Metadata, Sample, Sink};
+use crate::limits::LimitSink;
 
 /// A label's values are listed in the profile when it has at most this many.
 pub const LIST_VALUES_UP_TO: usize = 20;
@@ -408,6 +409,9 @@ fn decimal_len(n: i64) -> usize {
         }
     }
 }
+
+/// A profile has no limit that stops the input (its budget only stops counting).
+impl LimitSink for Profiler {}
 
 impl Sink for Profiler {
     fn metadata(&mut self, meta: &Metadata<'_>) {

@@ -2,7 +2,7 @@
 //! series and bytes per metric before and after.
 //!
 //! Nothing here changes a running configuration: a what-if compiles its own rules and feeds its
-//! own pipeline, built exactly as `--file --apply` builds one (`Config::from_yaml`, then
+//! own pipeline, built exactly as `--file --apply` builds one (`Config::load`, then
 //! [`Pipeline`]), and measures the text that pipeline renders.
 
 use std::time::Instant;
@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::aggregate::RenderOptions;
 use crate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
+use crate::limits::LimitSink;
 use crate::pipeline::{Pipeline, Subset};
-use crate::relabel::{Config, ConfigError, DEFAULT_LIST};
+use crate::relabel::{Config, ConfigError, LoadOptions, DEFAULT_LIST};
 
 use super::profile::{Profile, ProfileBudget, Profiler};
 use super::ExplorerError;
@@ -133,11 +134,14 @@ pub struct WhatIfOptions {
     pub deadline: Option<Instant>,
     /// How much the profiles may hold.
     pub budget: ProfileBudget,
+    /// How the configuration is read: the server's `--metric-name-validation-scheme` and
+    /// configuration limits, so a what-if accepts what a reload would.
+    pub relabel: LoadOptions,
 }
 
 impl Default for WhatIfOptions {
     /// Default parser settings, no normalization, 512 MiB (the server's default
-    /// `--max-body-size`), no deadline, the default budget.
+    /// `--max-body-size`), no deadline, the default budget and relabel load options.
     fn default() -> Self {
         Self {
             parse: ParseOptions::default(),
@@ -145,6 +149,7 @@ impl Default for WhatIfOptions {
             max_body_bytes: 512 << 20,
             deadline: None,
             budget: ProfileBudget::default(),
+            relabel: LoadOptions::default(),
         }
     }
 }
@@ -357,7 +362,7 @@ impl Trial {
         opts: &WhatIfOptions,
     ) -> Result<Self, ExplorerError> {
         let config = request.config_yaml();
-        let loaded = Config::from_yaml(&config, "relabel config")
+        let loaded = Config::load(&config, "relabel config", &opts.relabel)
             .map_err(|e| ExplorerError::Config(ConfigProblem::new(&e, &config)))?;
         let program = match &request.subset {
             None => loaded.default,
@@ -562,6 +567,9 @@ impl Analysis {
         Ok(Report { profile, whatif })
     }
 }
+
+/// No label limit applies in an analysis (see [`Trial::new`]): it never stops the input.
+impl LimitSink for Analysis {}
 
 impl Sink for Analysis {
     fn metadata(&mut self, meta: &Metadata<'_>) {
@@ -885,10 +893,10 @@ metric_relabel_configs:
     }
 
     /// The server streams an upstream body into the analysis on another task
-    /// (`upstream::scrape_into` takes a `Sink + Send + 'static`).
+    /// (`upstream::scrape_into` takes a `LimitSink + Send + 'static`).
     #[test]
     fn analysis_can_be_sent_to_the_fetch_task() {
-        fn sendable<T: Sink + Send + 'static>() {}
+        fn sendable<T: LimitSink + Send + 'static>() {}
         sendable::<Analysis>();
     }
 

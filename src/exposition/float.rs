@@ -1,4 +1,8 @@
-//! Float formatting as Prometheus writers do it.
+//! Go's float syntax, both ways: formatting as Prometheus writers do it, and parsing as
+//! Prometheus reads it. Both live here because they must agree: a value the parser accepts and
+//! the renderer writes back has to mean the same float to Prometheus.
+//!
+//! # Formatting
 //!
 //! Prometheus' Go client writes sample values with `strconv.AppendFloat(f, 'g', -1, 64)`, after
 //! special-casing `1`, `0`, `-1`, `NaN`, `+Inf` and `-Inf` (prometheus/common `expfmt`,
@@ -7,6 +11,13 @@
 //! and at least two exponent digits (`1e+06`, `1.5e-05`).
 //! Rust's `Display` prints `inf` and writes 1e300 out in full, so it cannot be used raw; its
 //! `LowerExp` form gives the same shortest round-trip digits, which we re-lay out Go's way.
+//!
+//! # Parsing
+//!
+//! Prometheus reads values (and OpenMetrics timestamps) with Go's `strconv.ParseFloat(s, 64)`,
+//! after refusing `p`, `P` and `_`: [`parse_go_float`] accepts exactly that language. Rust's
+//! `f64::from_str` agrees with Go on decimal syntax but not on the rest (it takes `+nan`, it
+//! returns infinity where Go reports a range error), so those cases are decided before it runs.
 
 use std::io::Write as _;
 
@@ -133,10 +144,70 @@ pub fn write_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// Parses a float as Prometheus does: Go's `strconv.ParseFloat(s, 64)` after rejecting `p`, `P`
+/// and `_`. Decimal syntax, `Inf`/`Infinity` with optional sign and `NaN` without sign, all
+/// case-insensitive. A finite literal that overflows is an error (Go's range error).
+pub fn parse_go_float(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    // Fast path: short plain integers are exact in an f64 (15 digits < 2^53).
+    if !b.is_empty() && b.len() <= 15 {
+        let mut v: u64 = 0;
+        let mut plain = true;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                plain = false;
+                break;
+            }
+            v = v * 10 + u64::from(d);
+        }
+        if plain {
+            return Some(v as f64);
+        }
+    }
+    let (neg, rest) = match b.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let signed = rest.len() != s.len();
+    match rest.as_bytes().first() {
+        None => None,
+        Some(c) if c.is_ascii_alphabetic() => {
+            if rest.eq_ignore_ascii_case("inf") || rest.eq_ignore_ascii_case("infinity") {
+                Some(if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                })
+            } else if !signed && rest.eq_ignore_ascii_case("nan") {
+                Some(f64::NAN)
+            } else {
+                None
+            }
+        }
+        Some(_) => {
+            // Rust's grammar equals Go's decimal grammar on these characters; anything else
+            // (hex, `_`, words Rust knows but Go does not, like `+nan`) is refused up front.
+            let decimal = rest
+                .bytes()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'));
+            if !decimal {
+                return None;
+            }
+            let v: f64 = s.parse().ok()?;
+            if v.is_infinite() {
+                None
+            } else {
+                Some(v)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::parse::parse_go_float;
 
     fn go(f: f64) -> String {
         let mut v = Vec::new();

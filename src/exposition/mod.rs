@@ -4,7 +4,7 @@ pub mod float;
 pub mod parse;
 pub mod render;
 
+pub use float::parse_go_float;
 pub use parse::{
-    parse_go_float, Format, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions, Parser,
-    Sample, Sink,
+    Format, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions, Parser, Sample, Sink,
 };

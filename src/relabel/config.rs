@@ -13,18 +13,22 @@
 //!   the strings `"200"`, `"1"`, `"0"`. (That is why no `#[serde(flatten)]`/untagged enum is used
 //!   here: those buffer values as typed YAML scalars and lose the text.)
 //!
-//! Label names are validated with the legacy rule `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus 2 and
-//! Prometheus 3 with `metric_name_validation_scheme: legacy`), because the rendered 0.0.4 text
-//! format can carry only those names unquoted.
+//! Label names are validated with a [`NameValidation`] scheme, as Prometheus 3 does: any
+//! non-empty UTF-8 name by default, `[a-zA-Z_][a-zA-Z0-9_]*` under the legacy scheme.
+//!
+//! Rules are read by hand rather than with `#[derive(Deserialize)]` so that a whole document
+//! can count what its rules hold while they are read (see the `load` module).
 
 use std::fmt;
-use std::sync::LazyLock;
 
-use regex::Regex;
+use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::case;
 use super::goregex;
+use super::load::{Budget, Limits, LoadOptions, Nullable, Text, TextList};
+use super::names::NameValidation;
+use super::quote::{Backticked, Quoted};
 
 /// Default `separator`: joins the values of `source_labels`.
 pub const DEFAULT_SEPARATOR: &str = ";";
@@ -139,7 +143,7 @@ impl<'de> Deserialize<'de> for Action {
 
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Action, E> {
                 Action::from_name(name)
-                    .ok_or_else(|| E::custom(format!("unknown relabel action {name:?}")))
+                    .ok_or_else(|| E::custom(format!("unknown relabel action {}", Quoted(name))))
             }
         }
 
@@ -152,8 +156,7 @@ impl<'de> Deserialize<'de> for Action {
 /// Deserializing checks only the YAML shape (unknown keys, types, action names); the semantic
 /// checks are in [`RelabelConfig::validate`], which [`super::Program::compile`] runs so it can
 /// say which rule failed.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "RawRelabelConfig")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelabelConfig {
     /// Labels whose values are joined with `separator` into the rule's input. `None` when the
     /// key is absent or null; `Some(vec![])` for an explicit `[]`, which `labeldrop` and
@@ -196,26 +199,49 @@ impl RelabelConfig {
         self.source_labels.as_deref().unwrap_or(&[])
     }
 
-    /// Checks the rule as Prometheus does when it loads it; the error is Prometheus' message.
+    /// Checks the rule as Prometheus does when it loads it, with the default [`LoadOptions`]
+    /// (UTF-8 names, default regex size limit); the error is Prometheus' message.
+    pub fn validate(&self) -> Result<(), String> {
+        self.validate_with(&LoadOptions::default())
+    }
+
+    /// [`RelabelConfig::validate`] under the name validation scheme and regex size limit of
+    /// `options`.
     ///
     /// Order: source label names and the regex first (Prometheus rejects those while reading
     /// the YAML), then the checks of Prometheus' `Config.Validate`, in its order.
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(bad) = self
+    pub fn validate_with(&self, options: &LoadOptions) -> Result<(), String> {
+        self.check_source_labels(options.names)?;
+        check_regex_len(&self.regex, &options.limits)?;
+        goregex::compile_anchored(&self.regex).map_err(|e| invalid_regex(&self.regex, &e))?;
+        self.check_fields(options.names)
+    }
+
+    /// The first check of [`RelabelConfig::validate`]: every source label is a valid name.
+    ///
+    /// Under the legacy scheme a UTF-8 name is refused, as Prometheus 2 refuses it. (Prometheus
+    /// 3 reads `source_labels` with its process-wide scheme, which it keeps at UTF-8 even when
+    /// `metric_name_validation_scheme` is `legacy`; metric-gate's legacy scheme is Prometheus
+    /// 2's rule throughout.)
+    pub(crate) fn check_source_labels(&self, names: NameValidation) -> Result<(), String> {
+        match self
             .source_labels()
             .iter()
-            .find(|n| !is_valid_label_name(n))
+            .find(|n| !names.is_valid_label_name(n))
         {
-            return Err(format!("{bad:?} is not a valid label name"));
+            Some(bad) => Err(format!("{} is not a valid label name", Quoted(bad))),
+            None => Ok(()),
         }
-        goregex::compile_anchored(&self.regex)
-            .map_err(|e| format!("invalid regex {:?}: {e}", self.regex))?;
+    }
 
+    /// The checks of [`RelabelConfig::validate`] after the regex: Prometheus'
+    /// `Config.Validate`.
+    pub(crate) fn check_fields(&self, names: NameValidation) -> Result<(), String> {
         let action = self.action;
         let invalid_target = || {
             Err(format!(
-                "{:?} is invalid 'target_label' for {action} action",
-                self.target_label
+                "{} is invalid 'target_label' for {action} action",
+                Quoted(&self.target_label)
             ))
         };
         if action == Action::HashMod && self.modulus == 0 {
@@ -228,9 +254,9 @@ impl RelabelConfig {
         }
         if action == Action::Replace {
             let valid = if self.target_label.contains('$') {
-                is_valid_label_template(&self.target_label)
+                names.is_valid_label_template(&self.target_label)
             } else {
-                is_valid_label_name(&self.target_label)
+                names.is_valid_label_name(&self.target_label)
             };
             if !valid {
                 return invalid_target();
@@ -240,19 +266,19 @@ impl RelabelConfig {
             action,
             Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
         );
-        if writes_literal_target && !is_valid_label_name(&self.target_label) {
+        if writes_literal_target && !names.is_valid_label_name(&self.target_label) {
             return invalid_target();
         }
         if writes_literal_target && self.replacement != DEFAULT_REPLACEMENT {
             return Err(format!("'replacement' can not be set for {action} action"));
         }
-        if action == Action::LabelMap && !is_valid_label_template(&self.replacement) {
+        if action == Action::LabelMap && !names.is_valid_label_template(&self.replacement) {
             return Err(format!(
-                "{:?} is invalid 'replacement' for {action} action",
-                self.replacement
+                "{} is invalid 'replacement' for {action} action",
+                Quoted(&self.replacement)
             ));
         }
-        if action == Action::HashMod && !is_valid_label_name(&self.target_label) {
+        if action == Action::HashMod && !names.is_valid_label_name(&self.target_label) {
             return invalid_target();
         }
         if matches!(action, Action::KeepEqual | Action::DropEqual)
@@ -280,35 +306,151 @@ impl RelabelConfig {
     }
 }
 
+/// Refuses a regex pattern longer than [`Limits::max_regex_bytes`], before it is translated
+/// or compiled (a 10 MB pattern would take seconds and gigabytes to be refused otherwise).
+pub(crate) fn check_regex_len(pattern: &str, limits: &Limits) -> Result<(), String> {
+    if pattern.len() > limits.max_regex_bytes {
+        return Err(format!(
+            "invalid regex {}: longer than the limit of {} bytes",
+            Quoted(pattern),
+            limits.max_regex_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// The message for a regex that does not compile.
+pub(crate) fn invalid_regex(pattern: &str, error: &str) -> String {
+    format!("invalid regex {}: {error}", Quoted(pattern))
+}
+
 /// The YAML shape of a rule. Each field is `None` when absent and `Some(None)` when null, so
 /// that absent keys get defaults and null keys get zero values (see the module docs).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawRelabelConfig {
-    #[serde(default, deserialize_with = "present")]
     source_labels: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
     separator: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
     regex: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
     modulus: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
     target_label: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
     replacement: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
     action: Option<Option<Action>>,
 }
 
-/// Reads a key that is present: `Some(None)` for null, `Some(Some(v))` otherwise. Absent keys
-/// never reach this function and stay `None` through `#[serde(default)]`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
+/// The keys of a rule, for "unknown field" errors.
+const FIELDS: &[&str] = &[
+    "source_labels",
+    "separator",
+    "regex",
+    "modulus",
+    "target_label",
+    "replacement",
+    "action",
+];
+
+impl<'de> Deserialize<'de> for RelabelConfig {
+    /// Reads one rule without limits; a whole configuration is read with
+    /// [`super::Config::load`], which counts what its rules hold.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RuleSeed(&Budget::new(Limits::none())).deserialize(deserializer)
+    }
+}
+
+/// Reads one rule, counting its strings against the document's [`Budget`].
+pub(crate) struct RuleSeed<'b>(pub(crate) &'b Budget);
+
+impl<'de> DeserializeSeed<'de> for RuleSeed<'_> {
+    type Value = RelabelConfig;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RelabelConfig, D::Error> {
+        deserializer.deserialize_struct("RelabelConfig", FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for RuleSeed<'_> {
+    type Value = RelabelConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a relabel rule (a map)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RelabelConfig, A::Error> {
+        /// Stores a field read once; a second time is an error.
+        fn set<T, E: serde::de::Error>(
+            slot: &mut Option<Option<T>>,
+            value: Option<T>,
+            name: &'static str,
+        ) -> Result<(), E> {
+            if slot.is_some() {
+                return Err(E::duplicate_field(name));
+            }
+            *slot = Some(value);
+            Ok(())
+        }
+
+        let budget = self.0;
+        let mut raw = RawRelabelConfig::default();
+        while let Some(key) = map.next_key_seed(FieldName)? {
+            match key {
+                "source_labels" => {
+                    let v = map.next_value_seed(Nullable(TextList(budget)))?;
+                    set(&mut raw.source_labels, v, key)?
+                }
+                "separator" => set(
+                    &mut raw.separator,
+                    map.next_value_seed(Nullable(Text(budget)))?,
+                    key,
+                )?,
+                "regex" => set(
+                    &mut raw.regex,
+                    map.next_value_seed(Nullable(Text(budget)))?,
+                    key,
+                )?,
+                "modulus" => set(&mut raw.modulus, map.next_value()?, key)?,
+                "target_label" => {
+                    let v = map.next_value_seed(Nullable(Text(budget)))?;
+                    set(&mut raw.target_label, v, key)?
+                }
+                "replacement" => {
+                    let v = map.next_value_seed(Nullable(Text(budget)))?;
+                    set(&mut raw.replacement, v, key)?
+                }
+                "action" => set(&mut raw.action, map.next_value()?, key)?,
+                other => return Err(A::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        RelabelConfig::try_from(raw).map_err(A::Error::custom)
+    }
+}
+
+/// A rule's key: one of [`FIELDS`].
+struct FieldName;
+
+impl<'de> DeserializeSeed<'de> for FieldName {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<&'static str, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldName {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a relabel rule field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<&'static str, E> {
+        FIELDS.iter().find(|f| **f == key).copied().ok_or_else(|| {
+            let expected = FIELDS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>();
+            E::custom(format!(
+                "unknown field {}, expected one of {}",
+                Backticked(key),
+                expected.join(", ")
+            ))
+        })
+    }
 }
 
 /// Absent: the default. Null: the zero value. Present: the value.
@@ -339,23 +481,6 @@ impl TryFrom<RawRelabelConfig> for RelabelConfig {
             action,
         })
     }
-}
-
-/// True for a legacy Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub(crate) fn is_valid_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Prometheus' `relabelTargetLegacy`: a label name that may contain `$name` / `${name}`
-/// references, for templated `target_label` (replace) and `replacement` (labelmap).
-fn is_valid_label_template(template: &str) -> bool {
-    // Go's `\w` is ASCII, spelled out here.
-    static TEMPLATE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-        Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$").ok()
-    });
-    TEMPLATE.as_ref().is_some_and(|re| re.is_match(template))
 }
 
 /// A configuration that cannot be loaded: bad YAML, a rule that fails validation, or a bad
@@ -451,8 +576,17 @@ mod tests {
         serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())
     }
 
+    /// Validates under the legacy scheme (Prometheus 2's names).
     fn check(yaml: &str) -> Result<(), String> {
-        rule(yaml)?.validate()
+        check_with(yaml, NameValidation::Legacy)
+    }
+
+    fn check_with(yaml: &str, names: NameValidation) -> Result<(), String> {
+        let options = LoadOptions {
+            names,
+            ..LoadOptions::default()
+        };
+        rule(yaml)?.validate_with(&options)
     }
 
     #[test]
@@ -574,24 +708,6 @@ mod tests {
         assert!(err.contains("line 2 column 1"), "{err}");
     }
 
-    #[test]
-    fn label_name_rules() {
-        for ok in ["a", "_", "__name__", "A_1", "job"] {
-            assert!(is_valid_label_name(ok), "{ok}");
-        }
-        for bad in ["", "1a", "a-b", "a.b", "é", "a b", "$1"] {
-            assert!(!is_valid_label_name(bad), "{bad}");
-        }
-        for ok in [
-            "$1", "${1}", "${1}_x", "a_$1", "$name", "x${a}y$2", "${1}${2}",
-        ] {
-            assert!(is_valid_label_template(ok), "{ok}");
-        }
-        for bad in ["", "$", "${}", "$-", "a-$1", "1$1", "${1", "$$", "a$"] {
-            assert!(!is_valid_label_template(bad), "{bad}");
-        }
-    }
-
     /// Every validation error, with Prometheus' message.
     #[test]
     fn validation_errors() {
@@ -635,6 +751,87 @@ mod tests {
         for (yaml, message) in cases {
             assert_eq!(check(yaml).unwrap_err(), *message, "{yaml}");
         }
+    }
+
+    /// Prometheus 3's UTF-8 names (its relabel tests' cases), which the legacy scheme refuses
+    /// with the errors above.
+    #[test]
+    fn utf8_names_are_valid_by_default() {
+        let cases: &[(&str, &str)] = &[
+            // Source label with UTF-8 characters.
+            ("{source_labels: [utf-8.label], regex: 'line1.*line2', target_label: d, replacement: 'match${1}'}",
+             r#""utf-8.label" is not a valid label name"#),
+            // Target label with UTF-8 characters, plain and with a reference.
+            ("{source_labels: [a], regex: 'line1.*line2', target_label: utf-8.label, replacement: 'match${1}'}",
+             r#""utf-8.label" is invalid 'target_label' for replace action"#),
+            ("{source_labels: [a], regex: 'line1.*line2', target_label: 'utf-8.label${1}', replacement: 'match${1}'}",
+             r#""utf-8.label${1}" is invalid 'target_label' for replace action"#),
+            ("{source_labels: [a], regex: 'some-([^-]+)-([^,]+)', target_label: '0${3}'}",
+             r#""0${3}" is invalid 'target_label' for replace action"#),
+            ("{source_labels: [a], regex: 'some-([^-]+)-([^,]+)', target_label: '-${3}'}",
+             r#""-${3}" is invalid 'target_label' for replace action"#),
+            ("{action: replace, target_label: '$'}", r#""$" is invalid 'target_label' for replace action"#),
+            ("{action: lowercase, target_label: '${3}'}", r#""${3}" is invalid 'target_label' for lowercase action"#),
+            ("{action: uppercase, target_label: 'ünï'}", r#""ünï" is invalid 'target_label' for uppercase action"#),
+            ("{action: keepequal, target_label: a.b}", r#""a.b" is invalid 'target_label' for keepequal action"#),
+            ("{action: dropequal, target_label: a.b}", r#""a.b" is invalid 'target_label' for dropequal action"#),
+            ("{action: hashmod, modulus: 2, target_label: 'shard.n'}", r#""shard.n" is invalid 'target_label' for hashmod action"#),
+            ("{action: labelmap, regex: 'k8s_(.+)', replacement: 'app.kubernetes.io/$1'}",
+             r#""app.kubernetes.io/$1" is invalid 'replacement' for labelmap action"#),
+        ];
+        for (yaml, legacy_error) in cases {
+            assert_eq!(check_with(yaml, NameValidation::Utf8), Ok(()), "{yaml}");
+            assert_eq!(check(yaml).unwrap_err(), *legacy_error, "{yaml}");
+        }
+        // Empty names are invalid under both schemes.
+        for names in [NameValidation::Utf8, NameValidation::Legacy] {
+            for (yaml, message) in [
+                (
+                    "{source_labels: [''], target_label: x}",
+                    r#""" is not a valid label name"#,
+                ),
+                (
+                    "{action: labelmap, replacement: ''}",
+                    r#""" is invalid 'replacement' for labelmap action"#,
+                ),
+                (
+                    "{action: replace, target_label: ''}",
+                    "relabel configuration for replace action requires 'target_label' value",
+                ),
+            ] {
+                assert_eq!(
+                    check_with(yaml, names).unwrap_err(),
+                    message,
+                    "{names} {yaml}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_few_hundred_bytes() {
+        let long = "x.".repeat(5_000);
+        for yaml in [
+            format!("{{source_labels: ['{long}'], target_label: x}}"),
+            format!("{{target_label: '{long}'}}"),
+            format!("{{action: labelmap, replacement: '-{long}'}}"),
+        ] {
+            let err = check(&yaml).unwrap_err();
+            assert!(err.len() < 400, "{} bytes: {err}", err.len());
+            assert!(err.contains("bytes) is"), "{err}");
+        }
+        let err = rule(&format!("action: {}", "k".repeat(100_000))).unwrap_err();
+        assert!(err.len() < 400, "{err}");
+        assert!(err.contains("unknown relabel action \"kkk"), "{err}");
+        assert!(err.contains("…\" (100000 bytes)"), "{err}");
+        // (A longer plain key than 1024 bytes is not a key in YAML.)
+        let err = rule(&format!("{}: 1", "z".repeat(1000))).unwrap_err();
+        assert!(err.len() < 600, "{err}");
+        assert!(err.contains("unknown field `zzz"), "{err}");
+        assert!(
+            err.contains("…` (1000 bytes), expected one of `source_labels`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::fmt::Write as _;
 
 use regex::{Regex, RegexBuilder};
 
+use super::quote::Backticked;
+
 /// Compiled-size limit for one relabel regex. Above the crate default (10 MiB) so that long
 /// alternations of metric names, which Go compiles without a limit, still load.
 const SIZE_LIMIT: usize = 64 << 20;
@@ -116,8 +118,9 @@ impl Translator {
             .collect()
     }
 
+    /// Go's error form, `code: `text``, quoting at most a few hundred bytes of the text.
     fn error(&self, code: &str, from: usize) -> String {
-        format!("{code}: `{}`", self.text(from))
+        format!("{code}: {}", Backticked(&self.text(from)))
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -328,7 +331,10 @@ impl Translator {
                     let item = self.text(item_start);
                     let name = item[2..item.len() - 2].trim_start_matches('^');
                     if !POSIX_CLASSES.contains(&name) {
-                        return Err(format!("invalid character class range: `{item}`"));
+                        return Err(format!(
+                            "invalid character class range: {}",
+                            Backticked(&item)
+                        ));
                     }
                     self.out.push_str(&item);
                     continue;

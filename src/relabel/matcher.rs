@@ -11,6 +11,7 @@
 //! check it against the regex on chosen and on generated patterns.
 
 use std::fmt;
+use std::sync::Arc;
 
 use hashbrown::HashSet;
 use regex::{CaptureLocations, Regex};
@@ -20,10 +21,11 @@ use super::goregex;
 /// From this many literal alternatives on, membership is a hash lookup, not a scan.
 const SET_THRESHOLD: usize = 8;
 
-/// A compiled relabel regex.
+/// A compiled relabel regex. Cloning is cheap and shares the compiled parts (the regex's
+/// program, the fast path's literals), so rules with the same pattern share one compilation.
 #[derive(Clone)]
 pub(crate) struct Matcher {
-    pattern: Box<str>,
+    pattern: Arc<str>,
     regex: Regex,
     fast: Option<Fast>,
     /// How many leading groups span the whole match: 1 (group 0), or 2 when a fast pattern is
@@ -34,8 +36,8 @@ pub(crate) struct Matcher {
 /// A regex-free equivalent of the pattern.
 #[derive(Debug, Clone)]
 enum Fast {
-    Any(Box<[Branch]>),
-    Set(HashSet<Box<str>, foldhash::fast::RandomState>),
+    Any(Arc<[Branch]>),
+    Set(Arc<HashSet<Box<str>, foldhash::fast::RandomState>>),
 }
 
 /// One alternative of a fast pattern.
@@ -105,6 +107,12 @@ impl Matcher {
         &self.regex
     }
 
+    /// True when `other` is a clone of this matcher (shares its compilation).
+    #[cfg(test)]
+    pub(crate) fn shares_compilation_with(&self, other: &Matcher) -> bool {
+        Arc::ptr_eq(&self.pattern, &other.pattern)
+    }
+
     /// True when matching never runs the regex.
     #[cfg(test)]
     pub(crate) fn is_fast(&self) -> bool {
@@ -159,7 +167,7 @@ impl Fast {
                     _ => None,
                 })
                 .collect();
-            Fast::Set(set)
+            Fast::Set(Arc::new(set))
         } else {
             Fast::Any(branches.into())
         }

@@ -21,17 +21,22 @@ mod cache;
 mod case;
 pub mod config;
 mod goregex;
+mod load;
 mod matcher;
+mod names;
 pub mod program;
+mod quote;
 mod template;
 
-use std::fmt;
-
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-
 pub use config::{Action, ConfigError, RelabelConfig};
+pub use load::{read_file, Limits, LoadOptions, VALUE_OVERHEAD};
+pub use names::NameValidation;
 pub use program::Program;
+pub use quote::{Quoted, QUOTE_LIMIT};
+
+use load::{parse_document, Budget, Document};
+use program::Compiler;
+use quote::shorten;
 
 /// The key of the default rule list.
 pub const DEFAULT_LIST: &str = "metric_relabel_configs";
@@ -51,22 +56,44 @@ impl Config {
         Self::default()
     }
 
-    /// Parses and validates a YAML document. `origin` names where it came from (a file path, or
-    /// `--relabel`) for error messages.
+    /// [`Config::load`] with the default options: UTF-8 names, the default [`Limits`].
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        Config::load(text, origin, &LoadOptions::default())
+    }
+
+    /// Parses and validates a YAML document under `options`. `origin` names where it came
+    /// from (a file path, or `--relabel`) for error messages.
     ///
     /// An empty document (empty string, only comments, or `null`) is the pass-through
     /// configuration. The document may be indented as a whole, as the value of a
     /// `--relabel=` argument written as a YAML block in a Kubernetes manifest is.
-    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let document: Option<Document> = serde_yaml_ng::from_str(text)
-            .map_err(|e| ConfigError::new(e.to_string()).with_origin(origin))?;
+    ///
+    /// The [`Limits`] are checked while the text is read (YAML aliases counted each time they
+    /// are used) and while regexes are compiled, so an oversized configuration fails fast,
+    /// without being expanded in memory. Errors quote at most [`QUOTE_LIMIT`] bytes of any
+    /// input.
+    pub fn load(text: &str, origin: &str, options: &LoadOptions) -> Result<Self, ConfigError> {
+        if text.len() > options.limits.max_bytes {
+            return Err(
+                ConfigError::new(load::too_large(options.limits.max_bytes)).with_origin(origin)
+            );
+        }
+        let budget = Budget::new(options.limits);
+        let document = parse_document(text, &budget)
+            .map_err(|e| ConfigError::new(shorten(&e.to_string())).with_origin(origin))?;
+        let empty = || Program::compile_with(DEFAULT_LIST, &[], options);
         let Some(Document(lists)) = document else {
-            return Ok(Config::passthrough());
+            return Ok(Config {
+                default: empty()?,
+                subsets: Vec::new(),
+            });
         };
+        let mut compiler = Compiler::new(options);
         let mut default = None;
         let mut subsets = Vec::with_capacity(lists.len());
         for (name, rules) in lists {
-            let program = Program::compile(&name, &rules).map_err(|e| e.with_origin(origin))?;
+            let program = Program::compile_in(&mut compiler, &name, &rules)
+                .map_err(|e| e.with_origin(origin))?;
             if name == DEFAULT_LIST {
                 default = Some(program);
             } else {
@@ -76,7 +103,7 @@ impl Config {
         }
         let default = match default {
             Some(default) => default,
-            None if subsets.is_empty() => Program::default(),
+            None if subsets.is_empty() => empty()?,
             None => {
                 return Err(ConfigError::new(format!(
                     "subsets are defined but the default list {DEFAULT_LIST:?} is missing"
@@ -99,46 +126,11 @@ fn check_subset_name(name: &str) -> Result<(), ConfigError> {
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
     if name.is_empty() || !name.bytes().all(allowed) || name == "." || name == ".." {
         return Err(ConfigError::new(format!(
-            "subset name {name:?} cannot be used in a URL path: use only [A-Za-z0-9_.-]"
+            "subset name {} cannot be used in a URL path: use only [A-Za-z0-9_.-]",
+            Quoted(name)
         )));
     }
     Ok(())
-}
-
-/// The top-level map, keys in file order. A null list is an empty list.
-struct Document(Vec<(String, Vec<RelabelConfig>)>);
-
-impl<'de> Deserialize<'de> for Document {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DocumentVisitor;
-
-        impl<'de> Visitor<'de> for DocumentVisitor {
-            type Value = Document;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(
-                    f,
-                    "a map of relabel rule lists ({DEFAULT_LIST} and named subsets)"
-                )
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
-                let mut lists: Vec<(String, Vec<RelabelConfig>)> = Vec::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    if lists.iter().any(|(n, _)| *n == name) {
-                        return Err(serde::de::Error::custom(format!(
-                            "duplicate rule list {name:?}"
-                        )));
-                    }
-                    let rules: Option<Vec<RelabelConfig>> = map.next_value()?;
-                    lists.push((name, rules.unwrap_or_default()));
-                }
-                Ok(Document(lists))
-            }
-        }
-
-        deserializer.deserialize_map(DocumentVisitor)
-    }
 }
 
 #[cfg(test)]
@@ -365,5 +357,262 @@ metric_relabel_configs:
         .unwrap();
         assert!(out.contains(&("ok".into(), "1".into())), "{out:?}");
         assert!(out.contains(&("joined".into(), "x0y".into())), "{out:?}");
+    }
+
+    fn load_with(text: &str, limits: Limits) -> Result<Config, String> {
+        let options = LoadOptions {
+            limits,
+            ..LoadOptions::default()
+        };
+        Config::load(text, "test.yaml", &options).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn limits_have_the_documented_defaults() {
+        let l = Limits::default();
+        assert_eq!(
+            (l.max_bytes, l.max_rules, l.max_subsets),
+            (1 << 20, 10_000, 1_000)
+        );
+        assert_eq!(
+            (l.max_expanded_bytes, l.max_regex_bytes),
+            (16 << 20, 64 << 10)
+        );
+        assert_eq!(LoadOptions::default().names, NameValidation::Utf8);
+    }
+
+    #[test]
+    fn text_larger_than_the_limit_is_refused() {
+        let padding = format!("# {}\n", "x".repeat(1 << 20));
+        let err = load(&format!("{padding}metric_relabel_configs: []\n")).unwrap_err();
+        assert_eq!(
+            err,
+            "test.yaml: the configuration is larger than the limit of 1048576 bytes"
+        );
+        let limits = Limits {
+            max_bytes: 30,
+            ..Limits::default()
+        };
+        assert!(load_with("metric_relabel_configs: []   \n", limits).is_ok());
+        assert!(load_with("metric_relabel_configs: []    \n", limits).is_err());
+    }
+
+    #[test]
+    fn files_are_read_no_further_than_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relabel.yaml");
+        std::fs::write(&path, "metric_relabel_configs: []\n").unwrap();
+        let limits = Limits {
+            max_bytes: 27,
+            ..Limits::default()
+        };
+        assert_eq!(
+            read_file(&path, &limits).unwrap(),
+            "metric_relabel_configs: []\n"
+        );
+        let limits = Limits {
+            max_bytes: 26,
+            ..Limits::default()
+        };
+        let err = read_file(&path, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the configuration is larger than the limit of 26 bytes"
+        );
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        std::fs::write(&path, b"\xff\xfe").unwrap();
+        let err = read_file(&path, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8 text"), "{err}");
+        let err = read_file(&dir.path().join("missing"), &Limits::default()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    /// The amplification of the issue: a list of rules aliased into many subsets.
+    #[test]
+    fn rules_aliased_past_the_limit_are_refused_while_reading() {
+        let mut text = String::from("metric_relabel_configs: &rules\n");
+        for i in 0..100 {
+            text.push_str(&format!("- {{action: labeldrop, regex: l{i}}}\n"));
+        }
+        for i in 0..99 {
+            text.push_str(&format!("s{i}: *rules\n"));
+        }
+        // 100 lists of 100 rules: exactly the limit.
+        let config = load(&text).unwrap();
+        assert_eq!(config.subsets.len(), 99);
+        assert_eq!(config.subsets[98].1.len(), 100);
+        text.push_str("one_more: [{action: keep}]\n");
+        let err = load(&text).unwrap_err();
+        assert!(
+            err.starts_with("test.yaml: one_more: more than 10000 relabel rules (all lists together, each use of a YAML alias counted)"),
+            "{err}"
+        );
+        assert!(err.contains("line 201"), "{err}");
+    }
+
+    #[test]
+    fn subsets_past_the_limit_are_refused() {
+        let mut text = String::from("metric_relabel_configs: []\n");
+        for i in 0..1000 {
+            text.push_str(&format!("s{i}: []\n"));
+        }
+        assert_eq!(load(&text).unwrap().subsets.len(), 1000);
+        text.push_str("s1000: []\n");
+        let err = load(&text).unwrap_err();
+        assert!(
+            err.starts_with("test.yaml: more than 1000 subsets"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_aliased_past_the_limit_are_refused() {
+        // A 512 KiB replacement used 32 times is more than 16 MiB of values.
+        let big = "x".repeat(512 << 10);
+        let mut text =
+            format!("metric_relabel_configs:\n- {{target_label: x, replacement: &big '{big}'}}\n");
+        for _ in 0..30 {
+            text.push_str("- {target_label: x, replacement: *big}\n");
+        }
+        assert_eq!(load(&text).unwrap().default.len(), 31);
+        text.push_str("- {target_label: x, replacement: *big}\n");
+        let err = load(&text).unwrap_err();
+        assert!(
+            err.starts_with("test.yaml: metric_relabel_configs[31].replacement: the configuration holds more than 16777216 bytes of values once YAML aliases are expanded"),
+            "{err}"
+        );
+        // A long source label list costs its length each time, even of empty names.
+        let names = vec!["''"; 5_000].join(",");
+        let mut text = format!(
+            "metric_relabel_configs:\n- {{action: keep, source_labels: &names [{names}]}}\n"
+        );
+        for _ in 0..200 {
+            text.push_str("- {action: keep, source_labels: *names}\n");
+        }
+        let err = load(&text).unwrap_err();
+        assert!(
+            err.contains("bytes of values once YAML aliases are expanded"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn regexes_longer_than_the_limit_are_refused_before_compiling() {
+        let pattern = "a".repeat((64 << 10) + 1);
+        let err = load(&format!(
+            "metric_relabel_configs:\n- {{action: keep, regex: '{pattern}'}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "test.yaml: metric_relabel_configs[0] (action keep): invalid regex \"{}…\" (65537 bytes): longer than the limit of 65536 bytes",
+                "a".repeat(QUOTE_LIMIT)
+            )
+        );
+        let limits = Limits {
+            max_regex_bytes: 3,
+            ..Limits::default()
+        };
+        assert!(load_with(
+            "metric_relabel_configs: [{action: keep, regex: abc}]",
+            limits
+        )
+        .is_ok());
+        assert!(load_with(
+            "metric_relabel_configs: [{action: keep, regex: abcd}]",
+            limits
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_few_hundred_bytes_of_input() {
+        let long = "k".repeat(500_000);
+        let cases = [
+            // The YAML reader's own message quotes the value.
+            format!("metric_relabel_configs: '{long}'\n"),
+            format!("metric_relabel_configs:\n- {{action: '{long}'}}\n"),
+            // (A key longer than 1024 bytes is a YAML syntax error, which quotes nothing.)
+            format!("metric_relabel_configs: []\n'{}': []\n", "k ".repeat(500)),
+            format!("metric_relabel_configs:\n- {{action: hashmod, target_label: x, modulus: '{long}'}}\n"),
+            // A regex error quotes the regex, and Go's message quotes part of it again.
+            format!("metric_relabel_configs:\n- {{action: keep, regex: '[{}'}}\n", "k".repeat(60_000)),
+        ];
+        for text in &cases {
+            let err = load(text).unwrap_err();
+            assert!(
+                err.len() < 700,
+                "{} bytes: {}",
+                err.len(),
+                &err[..1000.min(err.len())]
+            );
+            assert!(err.contains("bytes"), "{err}");
+        }
+        let err = load(&cases[4]).unwrap_err();
+        assert!(
+            err.ends_with(&format!(
+                "missing closing ]: `[{}…` (60001 bytes)",
+                "k".repeat(199)
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn legacy_names_refuse_what_utf8_accepts() {
+        let text = "
+metric_relabel_configs:
+- {source_labels: [utf-8.label], regex: 'line1.*line2', target_label: d, replacement: 'match${1}'}
+- {source_labels: [a], target_label: utf-8.label}
+- {source_labels: [a], target_label: 'utf-8.label${1}'}
+";
+        let mut config = load(text).unwrap();
+        assert_eq!(config.default.name_validation(), NameValidation::Utf8);
+        let out = apply(
+            &mut config.default,
+            &[
+                ("__name__", "m"),
+                ("utf-8.label", "line1\nline2"),
+                ("a", "v"),
+            ],
+        )
+        .unwrap();
+        assert!(out.contains(&("d".into(), "match".into())), "{out:?}");
+        assert!(out.contains(&("utf-8.label".into(), "v".into())), "{out:?}");
+        let legacy = LoadOptions {
+            names: NameValidation::Legacy,
+            ..LoadOptions::default()
+        };
+        let err = Config::load(text, "test.yaml", &legacy).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test.yaml: metric_relabel_configs[0] (action replace): \"utf-8.label\" is not a valid label name"
+        );
+        let only_targets = text.replace("utf-8.label], regex", "a], regex");
+        let err = Config::load(&only_targets, "test.yaml", &legacy).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test.yaml: metric_relabel_configs[1] (action replace): \"utf-8.label\" is invalid 'target_label' for replace action"
+        );
+        let err = Config::load(
+            "metric_relabel_configs: [{source_labels: [a], target_label: 'utf-8.label${1}'}]",
+            "test.yaml",
+            &legacy,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("\"utf-8.label${1}\" is invalid 'target_label' for replace action"),
+            "{err}"
+        );
+        // Every program of a legacy config, the empty default too, carries the scheme.
+        let config = Config::load("s: []\nmetric_relabel_configs: []", "t", &legacy).unwrap();
+        assert_eq!(
+            config.subsets[0].1.name_validation(),
+            NameValidation::Legacy
+        );
+        let config = Config::load("", "t", &legacy).unwrap();
+        assert_eq!(config.default.name_validation(), NameValidation::Legacy);
     }
 }

@@ -14,13 +14,17 @@
 //! regex and the cache altogether (private `matcher` module).
 //! Scratch strings are reused across calls.
 
+use std::collections::HashMap;
+
 use md5::{Digest, Md5};
 use regex::CaptureLocations;
 
 use super::cache::{self, DecisionCache};
 use super::case;
-use super::config::{is_valid_label_name, Action, ConfigError, RelabelConfig};
+use super::config::{check_regex_len, invalid_regex, Action, ConfigError, RelabelConfig};
+use super::load::LoadOptions;
 use super::matcher::{Groups, Matcher};
+use super::names::NameValidation;
 use super::template::Template;
 use crate::labels::{LabelBuf, METRIC_NAME};
 
@@ -37,6 +41,7 @@ pub struct Program {
     rules: Vec<Rule>,
     scratch: Scratch,
     cache_capacity: usize,
+    names: NameValidation,
 }
 
 impl Default for Program {
@@ -45,7 +50,37 @@ impl Default for Program {
             rules: Vec::new(),
             scratch: Scratch::default(),
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            names: NameValidation::default(),
         }
+    }
+}
+
+/// Compiles the rules of one configuration: checks them under its [`LoadOptions`], and
+/// compiles each distinct regex once, within [`super::Limits::max_regex_bytes`]. Rules with the
+/// same pattern share the compiled regex, so aliasing one rule many times costs no extra
+/// regex memory.
+pub(crate) struct Compiler {
+    options: LoadOptions,
+    matchers: HashMap<Box<str>, Matcher>,
+}
+
+impl Compiler {
+    pub(crate) fn new(options: &LoadOptions) -> Self {
+        Compiler {
+            options: *options,
+            matchers: HashMap::new(),
+        }
+    }
+
+    /// The compiled `pattern`, shared with earlier rules that have the same one.
+    fn matcher(&mut self, pattern: &str) -> Result<Matcher, String> {
+        if let Some(matcher) = self.matchers.get(pattern) {
+            return Ok(matcher.clone());
+        }
+        check_regex_len(pattern, &self.options.limits)?;
+        let matcher = Matcher::new(pattern).map_err(|e| invalid_regex(pattern, &e))?;
+        self.matchers.insert(pattern.into(), matcher.clone());
+        Ok(matcher)
     }
 }
 
@@ -145,14 +180,17 @@ struct Replace {
 struct Rewrite {
     target: Target,
     replacement: Template,
+    /// Decides whether an expanded target is a label name.
+    names: NameValidation,
 }
 
 /// `replace`'s `target_label`, resolved as far as it can be before seeing a match.
 #[derive(Debug, Clone)]
 enum Target {
-    /// No group references, and a valid label name.
+    /// No group references, and a valid label name under the scheme.
     Fixed(Box<str>),
-    /// No group references, and not a valid label name (e.g. `${missing}`): never written.
+    /// No group references, and not a valid label name (e.g. `${missing}`, which expands to
+    /// nothing): never written.
     Never,
     /// Expanded per match, then checked.
     Expand(Template),
@@ -173,7 +211,8 @@ enum Outcome {
 
 impl Rewrite {
     /// The label to write and its value for a match whose groups are `groups`, or `None` when
-    /// the expanded target is not a valid label name. Expansions go to the two buffers.
+    /// the expanded target is not a valid label name under the scheme (Prometheus then leaves
+    /// the series unchanged). Expansions go to the two buffers.
     fn resolve<'a>(
         &'a self,
         input: &str,
@@ -187,7 +226,7 @@ impl Rewrite {
             Target::Expand(template) => {
                 target_buf.clear();
                 template.expand(input, |i| groups.get(i), target_buf);
-                if !is_valid_label_name(target_buf) {
+                if !self.names.is_valid_label_name(target_buf) {
                     return None;
                 }
                 target_buf
@@ -249,21 +288,47 @@ struct LabelMap {
 }
 
 impl Program {
-    /// Validates and compiles `rules`. `list` names the rule list in errors: the subset name,
-    /// or `metric_relabel_configs` for the default list.
+    /// Validates and compiles `rules` with the default [`LoadOptions`] (UTF-8 names, default
+    /// limits). `list` names the rule list in errors: the subset name, or
+    /// `metric_relabel_configs` for the default list.
     pub fn compile(list: &str, rules: &[RelabelConfig]) -> Result<Program, ConfigError> {
+        Program::compile_with(list, rules, &LoadOptions::default())
+    }
+
+    /// [`Program::compile`] under `options`: the name validation scheme and the regex limit.
+    pub fn compile_with(
+        list: &str,
+        rules: &[RelabelConfig],
+        options: &LoadOptions,
+    ) -> Result<Program, ConfigError> {
+        Program::compile_in(&mut Compiler::new(options), list, rules)
+    }
+
+    /// [`Program::compile`] with the regexes of the whole configuration shared.
+    pub(crate) fn compile_in(
+        compiler: &mut Compiler,
+        list: &str,
+        rules: &[RelabelConfig],
+    ) -> Result<Program, ConfigError> {
         let compiled = rules
             .iter()
             .enumerate()
             .map(|(i, rule)| {
-                Rule::compile(rule, DEFAULT_CACHE_CAPACITY)
+                Rule::compile(rule, compiler)
                     .map_err(|message| ConfigError::in_rule(list, i, rule.action, message))
             })
             .collect::<Result<_, _>>()?;
         Ok(Program {
             rules: compiled,
+            names: compiler.options.names,
             ..Program::default()
         })
+    }
+
+    /// The name validation scheme the rules were checked with, which also decides what
+    /// `replace` writes.
+    pub fn name_validation(&self) -> NameValidation {
+        self.names
     }
 
     /// Applies the rules in order to `labels`, in place. Returns false when a rule dropped the
@@ -271,8 +336,10 @@ impl Program {
     ///
     /// Labels may come in any order. Labels a rule adds are appended at the end, so sort
     /// afterwards if the order matters. The result may lack `__name__` (`labelkeep`, or a
-    /// `replace` that empties it) or carry a label name that is not valid (`labelmap` writes
-    /// whatever its replacement expands to, as in Prometheus): callers must check.
+    /// `replace` that empties it) or carry a name that is not valid under the scheme
+    /// (`labelmap` writes whatever its replacement expands to, even an empty name, and any
+    /// rule may write any value to `__name__`, as in Prometheus, whose scrape then fails):
+    /// callers must check.
     pub fn apply(&mut self, labels: &mut LabelBuf) -> bool {
         let Program { rules, scratch, .. } = self;
         rules.iter_mut().all(|rule| rule.apply(labels, scratch))
@@ -371,20 +438,22 @@ impl Program {
 }
 
 impl Rule {
-    fn compile(cfg: &RelabelConfig, cache_capacity: usize) -> Result<Rule, String> {
-        cfg.validate()?;
-        let matcher =
-            || Matcher::new(&cfg.regex).map_err(|e| format!("invalid regex {:?}: {e}", cfg.regex));
-        let decision = || -> Result<Decision, String> {
-            Ok(Decision {
-                matcher: matcher()?,
-                cache: DecisionCache::new(cache_capacity),
-            })
+    /// Checks `cfg` as [`RelabelConfig::validate`] does, in the same order, compiling its
+    /// regex through `compiler`.
+    fn compile(cfg: &RelabelConfig, compiler: &mut Compiler) -> Result<Rule, String> {
+        let names = compiler.options.names;
+        cfg.check_source_labels(names)?;
+        let matcher = compiler.matcher(&cfg.regex)?;
+        cfg.check_fields(names)?;
+        let cache_capacity = DEFAULT_CACHE_CAPACITY;
+        let decision = |matcher: Matcher| Decision {
+            matcher,
+            cache: DecisionCache::new(cache_capacity),
         };
         let target = || Box::<str>::from(cfg.target_label.as_str());
         let op = match cfg.action {
-            Action::Keep => Op::Keep(decision()?),
-            Action::Drop => Op::Drop(decision()?),
+            Action::Keep => Op::Keep(decision(matcher)),
+            Action::Drop => Op::Drop(decision(matcher)),
             Action::KeepEqual => Op::KeepEqual { target: target() },
             Action::DropEqual => Op::DropEqual { target: target() },
             Action::HashMod => Op::HashMod {
@@ -392,20 +461,19 @@ impl Rule {
                 modulus: cfg.modulus,
                 cache: DecisionCache::new(cache_capacity),
             },
-            Action::LabelDrop => Op::LabelDrop(decision()?),
-            Action::LabelKeep => Op::LabelKeep(decision()?),
+            Action::LabelDrop => Op::LabelDrop(decision(matcher)),
+            Action::LabelKeep => Op::LabelKeep(decision(matcher)),
             Action::Lowercase => Op::Lowercase { target: target() },
             Action::Uppercase => Op::Uppercase { target: target() },
             Action::Replace => {
-                let matcher = matcher()?;
-                let names: Vec<Option<&str>> = matcher.regex().capture_names().collect();
-                let target = Template::parse(&cfg.target_label, &names);
+                let groups: Vec<Option<&str>> = matcher.regex().capture_names().collect();
+                let target = Template::parse(&cfg.target_label, &groups);
                 let target = match target.as_literal() {
-                    Some(name) if is_valid_label_name(name) => Target::Fixed(name.into()),
+                    Some(name) if names.is_valid_label_name(name) => Target::Fixed(name.into()),
                     Some(_) => Target::Never,
                     None => Target::Expand(target),
                 };
-                let replacement = Template::parse(&cfg.replacement, &names);
+                let replacement = Template::parse(&cfg.replacement, &groups);
                 let uses_groups =
                     matches!(target, Target::Expand(_)) || replacement.as_literal().is_none();
                 Op::Replace(Box::new(Replace {
@@ -414,16 +482,16 @@ impl Rule {
                     rewrite: Rewrite {
                         target,
                         replacement,
+                        names,
                     },
                     uses_groups,
                     cache: DecisionCache::new(cache_capacity),
                 }))
             }
             Action::LabelMap => {
-                let matcher = matcher()?;
-                let names: Vec<Option<&str>> = matcher.regex().capture_names().collect();
+                let groups: Vec<Option<&str>> = matcher.regex().capture_names().collect();
                 Op::LabelMap(Box::new(LabelMap {
-                    replacement: Template::parse(&cfg.replacement, &names),
+                    replacement: Template::parse(&cfg.replacement, &groups),
                     locs: matcher.regex().capture_locations(),
                     matcher,
                     cache: DecisionCache::new(cache_capacity),
@@ -721,7 +789,21 @@ mod tests {
     }
 
     fn run(yaml: &str, input: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
-        let mut program = Program::compile("test", &rules(yaml)).unwrap();
+        run_with(NameValidation::Utf8, yaml, input)
+    }
+
+    /// [`run`] with the rules compiled under `names`.
+    fn run_with(
+        names: NameValidation,
+        yaml: &str,
+        input: &[(&str, &str)],
+    ) -> Option<Vec<(String, String)>> {
+        let options = LoadOptions {
+            names,
+            ..LoadOptions::default()
+        };
+        let mut program = Program::compile_with("test", &rules(yaml), &options).unwrap();
+        assert_eq!(program.name_validation(), names);
         let cached = run_program(&mut program, input);
         // Without caches the answer must be the same.
         program.set_cache_capacity(0);
@@ -875,15 +957,87 @@ mod tests {
         assert!(run(yaml, SERIES)
             .unwrap()
             .contains(&("api_200".into(), "here".into())));
-        // The expanded target "x_" + "/users/1" is not a label name: no change.
+        // The expanded target "x_" + "/users/1" is a UTF-8 label name, not a legacy one: under
+        // the legacy scheme the series is left unchanged, as Prometheus leaves it.
         let yaml = "- {source_labels: [path], target_label: 'x_$1'}";
-        assert_eq!(run(yaml, SERIES), expect(SERIES));
-        // A target that expands to nothing is not a label name either.
-        let yaml = "- {source_labels: [missing], target_label: '$1'}";
-        assert_eq!(run(yaml, SERIES), expect(SERIES));
-        let yaml =
-            "- {source_labels: [code], regex: '(\\d+)', target_label: '${nope}', replacement: x}";
-        assert_eq!(run(yaml, SERIES), expect(SERIES));
+        let mut written = SERIES.to_vec();
+        written.push(("x_/users/1", "/users/1"));
+        assert_eq!(run(yaml, SERIES), expect(&written));
+        assert_eq!(
+            run_with(NameValidation::Legacy, yaml, SERIES),
+            expect(SERIES)
+        );
+        // A target that expands to nothing is not a label name under either scheme.
+        for names in [NameValidation::Utf8, NameValidation::Legacy] {
+            let yaml = "- {source_labels: [missing], target_label: '$1'}";
+            assert_eq!(run_with(names, yaml, SERIES), expect(SERIES));
+            let yaml = "- {source_labels: [code], regex: '(\\d+)', target_label: '${nope}', replacement: x}";
+            assert_eq!(run_with(names, yaml, SERIES), expect(SERIES));
+        }
+    }
+
+    /// The UTF-8 cases of Prometheus' relabel tests (`TestRelabel`), applied.
+    #[test]
+    fn utf8_names_in_every_field() {
+        let input = &[("a", "line1\nline2"), ("b", "bar"), ("c", "baz")];
+        // Replace on a source label with UTF-8 characters.
+        let utf8_source = &[("utf-8.label", "line1\nline2"), ("b", "bar"), ("c", "baz")];
+        let yaml = "- {source_labels: [utf-8.label], regex: 'line1.*line2', target_label: d, separator: ';', replacement: 'match${1}'}";
+        let mut want = utf8_source.to_vec();
+        want.push(("d", "match"));
+        assert_eq!(run(yaml, utf8_source), expect(&want));
+        // A UTF-8 target label, plain and with a `${1}` (of a group that does not exist, so
+        // it expands to nothing).
+        let mut want = input.to_vec();
+        want.push(("utf-8.label", "match"));
+        for target in ["utf-8.label", "'utf-8.label${1}'"] {
+            let yaml = format!("- {{source_labels: [a], regex: 'line1.*line2', target_label: {target}, separator: ';', replacement: 'match${{1}}'}}");
+            assert_eq!(run(&yaml, input), expect(&want), "{target}");
+        }
+        // Various `$` styles in the target and the replacement.
+        let yaml = "
+- {source_labels: [a], regex: '(line1).*(?<second>line2)', target_label: 'label1_${1}', replacement: 'val_${second}'}
+- {source_labels: [a], regex: '(line1).*(?<second>line2)', target_label: 'label2_$1', replacement: 'val_$second'}
+";
+        let mut want = input.to_vec();
+        want.extend([("label1_line1", "val_line2"), ("label2_line1", "val_line2")]);
+        assert_eq!(run(yaml, input), expect(&want));
+        // `${1}` expanding to a UTF-8 name.
+        let yaml = "- {source_labels: [a], regex: '(.+)', target_label: '${1}', replacement: x}";
+        let dotted = &[("__name__", "m"), ("a", "my.label")];
+        assert_eq!(
+            run(yaml, dotted),
+            expect(&[("__name__", "m"), ("a", "my.label"), ("my.label", "x")])
+        );
+        assert_eq!(
+            run_with(NameValidation::Legacy, yaml, dotted),
+            expect(dotted)
+        );
+        // Literal UTF-8 targets of the other actions.
+        let yaml = "
+- {action: lowercase, source_labels: [b], target_label: 'lower.b'}
+- {action: hashmod, source_labels: [b], modulus: 10, target_label: 'shard.n'}
+- {action: labelmap, regex: '(b|c)', replacement: 'copy.$1'}
+";
+        let out = run(yaml, input).unwrap();
+        for pair in [("lower.b", "bar"), ("copy.b", "bar"), ("copy.c", "baz")] {
+            assert!(
+                out.contains(&(pair.0.into(), pair.1.into())),
+                "{pair:?} {out:?}"
+            );
+        }
+        assert!(out.iter().any(|(n, _)| n == "shard.n"), "{out:?}");
+    }
+
+    /// Prometheus' `labelmap` writes whatever its replacement expands to, under either scheme
+    /// (the scrape then fails on a name the scheme refuses): the caller checks the result.
+    #[test]
+    fn labelmap_writes_any_expansion() {
+        let yaml = "- {action: labelmap, regex: 'x_(.*)', replacement: '$1'}";
+        let input = &[("__name__", "m"), ("x_1a", "v")];
+        let want = expect(&[("__name__", "m"), ("x_1a", "v"), ("1a", "v")]);
+        assert_eq!(run_with(NameValidation::Legacy, yaml, input), want);
+        assert_eq!(run(yaml, input), want);
     }
 
     #[test]
@@ -1233,6 +1387,34 @@ mod tests {
         let mut p = Program::compile("t", &rules(yaml)).unwrap();
         assert_eq!(run_program(&mut p, SERIES).map(|v| v.len()), Some(8));
         assert_eq!(p.cache_entries(), 0);
+    }
+
+    #[test]
+    fn rules_with_one_pattern_share_its_compilation() {
+        fn matcher(rule: &Rule) -> &Matcher {
+            match &rule.op {
+                Op::Keep(d) | Op::Drop(d) | Op::LabelDrop(d) | Op::LabelKeep(d) => &d.matcher,
+                Op::Replace(r) => &r.matcher,
+                Op::LabelMap(m) => &m.matcher,
+                _ => unreachable!("a rule without a matcher"),
+            }
+        }
+        let mut compiler = Compiler::new(&LoadOptions::default());
+        let yaml = "
+- {action: keep, regex: 'a.*b'}
+- {action: drop, source_labels: [x], regex: 'a.*b'}
+- {action: labeldrop, regex: 'c.*d'}
+";
+        let first = Program::compile_in(&mut compiler, "a", &rules(yaml)).unwrap();
+        let second = Program::compile_in(&mut compiler, "b", &rules(yaml)).unwrap();
+        let (a, b) = (&first.rules, &second.rules);
+        assert!(matcher(&a[0]).shares_compilation_with(matcher(&a[1])));
+        assert!(matcher(&a[0]).shares_compilation_with(matcher(&b[1])));
+        assert!(matcher(&a[2]).shares_compilation_with(matcher(&b[2])));
+        assert!(!matcher(&a[0]).shares_compilation_with(matcher(&a[2])));
+        // A separate compilation compiles again.
+        let other = Program::compile("c", &rules(yaml)).unwrap();
+        assert!(!matcher(&a[0]).shares_compilation_with(matcher(&other.rules[0])));
     }
 
     #[test]

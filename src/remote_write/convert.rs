@@ -173,7 +173,7 @@ pub fn series_from_v2(req: v2::Request) -> Result<Vec<Series>, WireError> {
         })
     };
     let pairs = |refs: &[u32], what: &str| -> Result<Vec<v1::Label>, WireError> {
-        if refs.len() % 2 != 0 {
+        if !refs.len().is_multiple_of(2) {
             return Err(WireError::Invalid(format!(
                 "{what} has an odd number of label references ({})",
                 refs.len()

@@ -1,4 +1,6 @@
 //! HTTP endpoints. Handlers are thin: the work is in [`super::scrape`] and [`crate::upstream`].
+//! A handler that fails returns an [`ApiError`], which knows its status and becomes a plain-text
+//! response.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,18 +13,19 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
-use http_body_util::BodyExt;
+use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::analyze::Analyzer;
 use crate::exposition::render::CONTENT_TYPE_TEXT_004;
-use crate::upstream::fetch::{self, error_chain, scrape_into, FetchOptions};
-use crate::upstream::{FetchError, Target};
+use crate::upstream::fetch::{self, scrape_into};
+use crate::upstream::{FetchError, ResolveError, Target};
 
 use super::encoding::{accepts_gzip, Rendered};
-use super::AppState;
+use super::reload::ReloadError;
+use super::scrape::{ScrapeError, TargetFailures};
+use super::state::AppState;
 
 type AppStateRef = Arc<AppState>;
 
@@ -89,6 +92,80 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Why a request failed. Each kind knows the status it is answered with; the message is the
+/// plain-text body.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// The scrape behind `/metrics`, or the one that computed a subset, failed: 502.
+    #[error(transparent)]
+    Scrape(#[from] ScrapeError),
+    /// `/metrics/{subset}` names no configured subset: 404.
+    #[error("unknown subset {name:?}; known subsets: [{}]", .known.join(", "))]
+    UnknownSubset {
+        /// The name asked for.
+        name: String,
+        /// The subsets configured now.
+        known: Vec<String>,
+    },
+    /// A subset asked for before any scrape computed it: 503.
+    #[error("subset {0:?} has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start")]
+    NoResultYet(String),
+    /// Resolving the upstream failed (`/source`, `/analyze`): 502.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The upstream resolved to no target (`/source`): 400.
+    #[error("no targets")]
+    NoTargets,
+    /// `/source?target=` names none of the current targets: 400.
+    #[error("no target {wanted:?}; current targets: [{}]", .current.join(", "))]
+    NoSuchTarget {
+        /// The target asked for.
+        wanted: String,
+        /// The targets now.
+        current: Vec<String>,
+    },
+    /// The request to the target of `/source` failed: 502.
+    #[error("upstream {target}: {source}")]
+    Fetch {
+        /// The target's name.
+        target: String,
+        /// Why the request failed.
+        source: FetchError,
+    },
+    /// Every target of `/analyze` failed: 502.
+    #[error("upstream {upstream}: {failures}")]
+    Analyze {
+        /// The upstream as configured.
+        upstream: String,
+        /// Each target and why it failed.
+        failures: TargetFailures,
+    },
+    /// `POST /-/reload` failed; the previous configuration keeps serving: 500.
+    #[error("reload failed, still serving the previous configuration: {0}")]
+    Reload(#[from] ReloadError),
+}
+
+impl ApiError {
+    /// The status the error is answered with.
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Scrape(_) | Self::Resolve(_) | Self::Fetch { .. } | Self::Analyze { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::UnknownSubset { .. } => StatusCode::NOT_FOUND,
+            Self::NoResultYet(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoTargets | Self::NoSuchTarget { .. } => StatusCode::BAD_REQUEST,
+            Self::Reload(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        plain(self.status(), self.to_string())
+    }
+}
+
 /// A metrics body in text 0.0.4, gzip-compressed when the client accepts it.
 async fn metrics_body(headers: &HeaderMap, rendered: &Rendered) -> Response {
     let mut resp = if accepts_gzip(headers) {
@@ -134,7 +211,7 @@ async fn index(State(state): State<AppStateRef>) -> Html<String> {
     let _ = writeln!(
         s,
         "<p>Upstream: <code>{}</code></p>\n<ul>",
-        html_escape(&state.config().spec.to_string())
+        html_escape(&state.config().upstream.spec.to_string())
     );
     let links = [
         (
@@ -192,12 +269,15 @@ fn percent_encode_path(s: &str) -> String {
     out
 }
 
-async fn metrics(State(state): State<AppStateRef>, headers: HeaderMap) -> Response {
-    let timeout = effective_timeout(state.config().scrape_timeout, &headers);
+async fn metrics(
+    State(state): State<AppStateRef>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
     let outcome = state.scrape(timeout).await;
     match &outcome.result {
-        Ok(rendered) => metrics_body(&headers, rendered).await,
-        Err(msg) => plain(StatusCode::BAD_GATEWAY, msg.clone()),
+        Ok(rendered) => Ok(metrics_body(&headers, rendered).await),
+        Err(e) => Err(e.clone().into()),
     }
 }
 
@@ -205,32 +285,17 @@ async fn subset(
     State(state): State<AppStateRef>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let subset_names = state.subset_names();
-    if !subset_names.contains(&name) {
-        return plain(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown subset {name:?}; known subsets: [{}]",
-                subset_names.join(", ")
-            ),
-        );
+) -> Result<Response, ApiError> {
+    let known = state.subset_names();
+    if !known.contains(&name) {
+        return Err(ApiError::UnknownSubset { name, known });
     }
-    let snapshots = state.subsets.load_full();
-    let snap = snapshots
-        .as_ref()
-        .and_then(|s| s.by_name.get(&name).cloned());
-    match snap {
-        Some(snap) => match &snap.rendered {
-            Ok(rendered) => metrics_body(&headers, rendered).await,
-            Err(msg) => plain(StatusCode::BAD_GATEWAY, msg.clone()),
-        },
-        None => plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "subset {name:?} has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start"
-            ),
-        ),
+    let snap = state
+        .subset_snapshot(&name)
+        .ok_or(ApiError::NoResultYet(name))?;
+    match &snap.rendered {
+        Ok(rendered) => Ok(metrics_body(&headers, rendered).await),
+        Err(e) => Err(e.clone().into()),
     }
 }
 
@@ -240,15 +305,12 @@ struct SourceQuery {
 }
 
 /// Picks the target named by `?target=` (`ip:port`, or just the IP), or the first one.
-fn pick_target(targets: Vec<Target>, wanted: Option<&str>) -> Result<Target, String> {
+fn pick_target(targets: Vec<Target>, wanted: Option<&str>) -> Result<Target, ApiError> {
     let Some(w) = wanted.filter(|w| !w.is_empty()) else {
-        return targets
-            .into_iter()
-            .next()
-            .ok_or_else(|| "no targets".to_owned());
+        return targets.into_iter().next().ok_or(ApiError::NoTargets);
     };
     let w = w.trim_matches(['[', ']']);
-    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let current: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     targets
         .into_iter()
         .find(|t| {
@@ -257,7 +319,10 @@ fn pick_target(targets: Vec<Target>, wanted: Option<&str>) -> Result<Target, Str
                     .host()
                     .is_some_and(|h| h.trim_matches(['[', ']']) == w)
         })
-        .ok_or_else(|| format!("no target {w:?}; current targets: [{}]", names.join(", ")))
+        .ok_or_else(|| ApiError::NoSuchTarget {
+            wanted: w.to_owned(),
+            current,
+        })
 }
 
 /// Hop-by-hop headers that must not be passed through.
@@ -278,57 +343,25 @@ async fn source(
     State(state): State<AppStateRef>,
     Query(q): Query<SourceQuery>,
     headers: HeaderMap,
-) -> Response {
-    let targets = match state.targets().await {
-        Ok(t) => t,
-        Err(e) => return plain(StatusCode::BAD_GATEWAY, e.to_string()),
-    };
-    let target = match pick_target(targets, q.target.as_deref()) {
-        Ok(t) => t,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, e),
-    };
-    let timeout = effective_timeout(state.config().scrape_timeout, &headers);
+) -> Result<Response, ApiError> {
+    let target = pick_target(state.targets().await?, q.target.as_deref())?;
+    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
     let deadline = Instant::now() + timeout;
     let ae = headers.get(header::ACCEPT_ENCODING);
-    let upstream = match fetch::send(&state.client(), &target, ae, deadline, timeout).await {
-        Ok(r) => r,
-        Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("upstream {target}: {e}")),
-    };
+    let upstream = fetch::send(&state.client(), &target, ae, deadline, timeout)
+        .await
+        .map_err(|source| ApiError::Fetch {
+            target: target.name.clone(),
+            source,
+        })?;
     if upstream.status().is_success() {
         state.mark_ready();
     }
     let (parts, body) = upstream.into_parts();
-    let name = target.name.clone();
+    let name = target.name;
     // The body streams through as it arrives, still bounded by the deadline.
-    let stream = futures_util::stream::unfold(Some(body), move |body| {
-        let name = name.clone();
-        async move {
-            let mut body = body?;
-            loop {
-                match tokio::time::timeout_at(deadline, body.frame()).await {
-                    Ok(Some(Ok(f))) => match f.into_data() {
-                        Ok(d) => return Some((Ok::<Bytes, std::io::Error>(d), Some(body))),
-                        Err(_) => continue,
-                    },
-                    Ok(None) => return None,
-                    Ok(Some(Err(e))) => {
-                        let msg = format!("/source {name}: {}", error_chain(&e));
-                        tracing::warn!(target_addr = %name, error = %msg, "source body failed");
-                        return Some((Err(std::io::Error::other(msg)), None));
-                    }
-                    Err(_) => {
-                        tracing::warn!(target_addr = %name, "source body timed out");
-                        return Some((
-                            Err(std::io::Error::other(format!(
-                                "/source {name}: timeout after {timeout:?}"
-                            ))),
-                            None,
-                        ));
-                    }
-                }
-            }
-        }
-    });
+    let stream =
+        fetch::body_stream(body, deadline, timeout).map_err(move |e| source_body_error(&name, e));
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = parts.status;
     // Content-Length stays valid: the body is passed through byte for byte.
@@ -337,27 +370,39 @@ async fn source(
             resp.headers_mut().append(k.clone(), v.clone());
         }
     }
-    resp
+    Ok(resp)
 }
 
-async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Response {
-    let targets = match state.targets().await {
-        Ok(t) => t,
-        Err(e) => return plain(StatusCode::BAD_GATEWAY, e.to_string()),
+/// Logs a `/source` body that failed midway and words the error that ends the response.
+fn source_body_error(name: &str, e: FetchError) -> std::io::Error {
+    let cause = match e {
+        FetchError::Timeout(timeout) => {
+            tracing::warn!(target_addr = %name, "source body timed out");
+            return std::io::Error::other(format!("/source {name}: timeout after {timeout:?}"));
+        }
+        FetchError::Body(cause) => cause,
+        other => other.to_string(),
     };
-    let timeout = effective_timeout(state.config().scrape_timeout, &headers);
-    let deadline = Instant::now() + timeout;
+    let msg = format!("/source {name}: {cause}");
+    tracing::warn!(target_addr = %name, error = %msg, "source body failed");
+    std::io::Error::other(msg)
+}
+
+async fn analyze(
+    State(state): State<AppStateRef>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let targets = state.targets().await?;
+    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
     let mut analyzer = Analyzer::new();
     let mut failed: Vec<(String, FetchError)> = Vec::new();
     let total = targets.len();
     // One report over all targets: the analyzer goes from one body to the next.
     // One deadline for all targets together.
-    let opts = FetchOptions {
-        deadline,
-        timeout,
-        max_body: state.config().max_body,
-        max_line: state.config().max_line,
-    };
+    let opts = state
+        .config()
+        .limits
+        .fetch_options(Instant::now() + timeout, timeout);
     let client = state.client();
     for target in &targets {
         let (a, result) = scrape_into(&client, target, opts, analyzer).await;
@@ -374,11 +419,10 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
         }
     }
     if failed.len() == total {
-        let causes: Vec<String> = failed.iter().map(|(t, e)| format!("{t}: {e}")).collect();
-        return plain(
-            StatusCode::BAD_GATEWAY,
-            format!("upstream {}: {}", state.config().spec, causes.join("; ")),
-        );
+        return Err(ApiError::Analyze {
+            upstream: state.config().upstream.spec.to_string(),
+            failures: TargetFailures(failed),
+        });
     }
     let mut report = analyzer.report();
     for (t, e) in &failed {
@@ -387,7 +431,7 @@ async fn analyze(State(state): State<AppStateRef>, headers: HeaderMap) -> Respon
             "# target {t} failed ({e}); the report may include part of its body"
         );
     }
-    plain(StatusCode::OK, report)
+    Ok(plain(StatusCode::OK, report))
 }
 
 async fn healthy() -> Response {
@@ -407,14 +451,9 @@ async fn ready(State(state): State<AppStateRef>) -> Response {
 
 /// `POST /-/reload`: re-reads `--relabel-file` and the TLS files (see [`super::reload`]).
 /// 200 with what changed, or 500 with the error (the previous config keeps serving).
-async fn reload(State(state): State<AppStateRef>) -> Response {
-    match state.reload().await {
-        Ok(msg) => plain(StatusCode::OK, msg),
-        Err(e) => plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reload failed, still serving the previous configuration: {e}"),
-        ),
-    }
+async fn reload(State(state): State<AppStateRef>) -> Result<Response, ApiError> {
+    let summary = state.reload().await?;
+    Ok(plain(StatusCode::OK, summary))
 }
 
 async fn self_metrics(State(state): State<AppStateRef>) -> Response {
@@ -463,6 +502,67 @@ mod tests {
     fn endpoints_are_bounded() {
         assert_eq!(endpoint_of("/metrics/x"), "/metrics/{subset}");
         assert_eq!(endpoint_of("/nope/../x"), "other");
+    }
+
+    #[test]
+    fn errors_know_their_status_and_say_what_is_wrong() {
+        let cases = [
+            (
+                ApiError::UnknownSubset {
+                    name: "x".into(),
+                    known: vec!["a".into(), "b".into()],
+                },
+                404,
+                "unknown subset \"x\"; known subsets: [a, b]",
+            ),
+            (
+                ApiError::NoResultYet("a".into()),
+                503,
+                "subset \"a\" has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start",
+            ),
+            (ApiError::NoTargets, 400, "no targets"),
+            (
+                ApiError::NoSuchTarget {
+                    wanted: "10.0.0.1".into(),
+                    current: vec!["10.0.0.2:80".into()],
+                },
+                400,
+                "no target \"10.0.0.1\"; current targets: [10.0.0.2:80]",
+            ),
+            (
+                ApiError::Resolve(ResolveError::Empty { name: "svc".into() }),
+                502,
+                "resolving svc: no addresses",
+            ),
+            (
+                ApiError::Fetch {
+                    target: "a:1".into(),
+                    source: FetchError::Timeout(Duration::from_secs(1)),
+                },
+                502,
+                "upstream a:1: timeout after 1s",
+            ),
+            (
+                ApiError::Analyze {
+                    upstream: "http://a:1/m".into(),
+                    failures: TargetFailures(vec![(
+                        "a:1".into(),
+                        FetchError::Timeout(Duration::from_secs(1)),
+                    )]),
+                },
+                502,
+                "upstream http://a:1/m: a:1: timeout after 1s",
+            ),
+            (
+                ApiError::Scrape(ScrapeError::Task("panicked".into())),
+                502,
+                "scrape task failed: panicked",
+            ),
+        ];
+        for (e, status, text) in cases {
+            assert_eq!(e.status().as_u16(), status, "{e}");
+            assert_eq!(e.to_string(), text);
+        }
     }
 
     #[test]

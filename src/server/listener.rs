@@ -33,46 +33,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
+use super::config::ListenerConfig;
 use super::handlers::endpoint_of;
-use super::web_config::{WebConfig, WebConfigWatcher};
-use super::AppState;
-
-/// Default `--web.max-connections`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-/// Default `--web.header-read-timeout`.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How the listener treats connections.
-#[derive(Debug, Clone)]
-pub struct ListenerConfig {
-    /// `--web.config.file`, loaded.
-    pub web: Option<Arc<WebConfigWatcher>>,
-    /// `--web.max-connections`: connections open at once.
-    pub max_connections: usize,
-    /// `--web.header-read-timeout`: bound on reading a request's headers and on the TLS
-    /// handshake.
-    pub header_read_timeout: Duration,
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        Self {
-            web: None,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-        }
-    }
-}
+use super::metrics::SelfMetrics;
+use super::web_config::WebConfig;
 
 /// Logs "connections refused at the cap" at most once per this interval, with a count.
 const CAP_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets every
-/// request in flight finish, closes idle connections and returns.
+/// request in flight finish, closes idle connections and returns. Connections and the requests
+/// the listener answers itself (rate limit, basic auth) are counted in `metrics`.
 pub(crate) async fn serve_connections(
     listener: TcpListener,
     router: Router,
-    state: Arc<AppState>,
+    metrics: Arc<SelfMetrics>,
     cfg: ListenerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -96,19 +71,19 @@ pub(crate) async fn serve_connections(
             _ = &mut shutdown => break,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            state.metrics.count_dropped("max_connections");
+            metrics.count_dropped("max_connections");
             refused.note(cfg.max_connections);
             drop(stream);
             continue;
         };
-        state.metrics.connections_accepted.inc();
-        let web = cfg.web.as_ref().map(|w| w.current(&state.metrics));
+        metrics.connections_accepted.inc();
+        let web = cfg.web.as_ref().map(|w| w.current(&metrics));
         let conn = Connection {
             router: router.clone(),
-            state: Arc::clone(&state),
+            metrics: Arc::clone(&metrics),
             web,
             header_read_timeout: cfg.header_read_timeout,
-            _open: OpenGuard::new(Arc::clone(&state), slot),
+            _open: OpenGuard::new(Arc::clone(&metrics), slot),
         };
         let watcher = graceful.watcher();
         tokio::spawn(conn.serve(stream, watcher));
@@ -158,27 +133,30 @@ impl CapWarnings {
 
 /// Holds a connection slot and the open-connections gauge for the connection's lifetime.
 struct OpenGuard {
-    state: Arc<AppState>,
+    metrics: Arc<SelfMetrics>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl OpenGuard {
-    fn new(state: Arc<AppState>, slot: OwnedSemaphorePermit) -> Self {
-        state.metrics.connections_open.inc();
-        Self { state, _slot: slot }
+    fn new(metrics: Arc<SelfMetrics>, slot: OwnedSemaphorePermit) -> Self {
+        metrics.connections_open.inc();
+        Self {
+            metrics,
+            _slot: slot,
+        }
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.state.metrics.connections_open.dec();
+        self.metrics.connections_open.dec();
     }
 }
 
 /// One accepted connection.
 struct Connection {
     router: Router,
-    state: Arc<AppState>,
+    metrics: Arc<SelfMetrics>,
     web: Option<Arc<WebConfig>>,
     header_read_timeout: Duration,
     _open: OpenGuard,
@@ -195,7 +173,7 @@ impl Connection {
             None => self.serve_http(TokioIo::new(stream), watcher).await,
             Some(tls) => {
                 let deadline = tokio::time::Instant::now() + self.header_read_timeout;
-                let dropped = |reason: &'static str| self.state.metrics.count_dropped(reason);
+                let dropped = |reason: &'static str| self.metrics.count_dropped(reason);
                 // A TLS client starts with a handshake record (0x16); a letter is an HTTP
                 // request line sent to the TLS port by mistake: say so, as Go servers do.
                 let mut first = [0u8; 1];
@@ -240,12 +218,12 @@ impl Connection {
     {
         let router = self.router.clone();
         let web = self.web.clone();
-        let state = Arc::clone(&self.state);
+        let metrics = Arc::clone(&self.metrics);
         let svc = service_fn(move |req: Request<Incoming>| {
             let router = router.clone();
             let web = web.clone();
-            let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(req, router, web.as_deref(), &state).await) }
+            let metrics = Arc::clone(&metrics);
+            async move { Ok::<_, Infallible>(handle(req, router, web.as_deref(), &metrics).await) }
         });
         let mut builder = http1::Builder::new();
         builder
@@ -255,7 +233,7 @@ impl Connection {
         let conn = builder.serve_connection(io, svc);
         if let Err(e) = watcher.watch(conn).await {
             if e.is_timeout() {
-                self.state.metrics.count_dropped("header_read_timeout");
+                self.metrics.count_dropped("header_read_timeout");
                 tracing::debug!("request headers not received in time: connection closed");
             } else {
                 tracing::debug!(error = %e, "connection error");
@@ -269,20 +247,20 @@ async fn handle(
     req: Request<Incoming>,
     router: Router,
     web: Option<&WebConfig>,
-    state: &AppState,
+    metrics: &SelfMetrics,
 ) -> Response<Body> {
     let Some(web) = web else {
         return router.oneshot(req).await.unwrap_or_else(|e| match e {});
     };
     let endpoint = endpoint_of(req.uri().path());
     let mut resp = if web.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
-        state.metrics.count_request(endpoint, 429);
+        metrics.count_request(endpoint, 429);
         status_response(StatusCode::TOO_MANY_REQUESTS)
     } else if let Some(auth) = &web.auth {
         if auth.check(req.headers().get(header::AUTHORIZATION)).await {
             router.oneshot(req).await.unwrap_or_else(|e| match e {})
         } else {
-            state.metrics.count_request(endpoint, 401);
+            metrics.count_request(endpoint, 401);
             let mut r = status_response(StatusCode::UNAUTHORIZED);
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));

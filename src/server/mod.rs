@@ -10,332 +10,70 @@
 //!
 //! # Subsets
 //! Every scrape also computes each named subset. Their rendered results are swapped in together
-//! (one `ArcSwap` store of [`scrape::SubsetSnapshots`]), so `/metrics/{subset}` never sees half
+//! (one `ArcSwap` store of [`SubsetSnapshots`]), so `/metrics/{subset}` never sees half
 //! of one scrape and half of another.
 //!
 //! # Reloading
 //! What a reload may replace (the relabel programs with their caches, the subset names, the
-//! upstream client) lives in one [`Live`] value behind an `ArcSwap`: a scrape takes the current
-//! one when it starts and keeps it to its end, so a reload never changes a scrape midway. See
-//! [`reload`].
+//! upstream client) lives in one `reload::Live` value behind an `ArcSwap`: a scrape takes the
+//! current one when it starts and keeps it to its end, so a reload never changes a scrape
+//! midway. See [`reload`].
+//!
+//! # Where things are
+//! - [`config`]: the plain configuration the CLI builds (nothing in the server reads flags).
+//! - `state`: [`AppState`], the single-flight slot, and `AppState::publish`, the one place
+//!   where a scrape's report becomes self-metrics, logs, the answer and the subsets' snapshots.
+//! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
+//! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
+//! - `handlers`: the endpoints, and the one error type that turns failures into responses.
+//! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router.
 
 mod basic_auth;
+pub mod config;
 pub mod encoding;
 mod handlers;
 pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod scrape;
+mod state;
 pub mod web_config;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
-use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::net::TcpListener;
 
-use crate::cli::Args;
-use crate::limits::LabelLimits;
-use crate::relabel::Config;
-use crate::upstream::{
-    Client, ClientOptions, DnsResolver, ResolveError, Target, TlsFiles, UpstreamSpec,
+pub use config::{
+    ListenerConfig, RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig,
+    UpstreamConfig,
 };
+pub use reload::ReloadError;
+pub use state::{AppState, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};
 
-use listener::ListenerConfig;
-use metrics::SelfMetrics;
-use scrape::{Engine, ScrapeOutcome, SubsetSnapshots};
-use web_config::WebConfigWatcher;
-
-/// Everything the server needs to know, taken from the command line.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Where metrics come from.
-    pub spec: UpstreamSpec,
-    /// `-t/--scrape-timeout`: bound on each upstream request.
-    pub scrape_timeout: Duration,
-    /// `--max-body-size`: largest decoded upstream body.
-    pub max_body: u64,
-    /// `--max-line-length`: longest upstream line.
-    pub max_line: usize,
-    /// `--label-limit`, `--label-name-length-limit`, `--label-value-length-limit`.
-    pub label_limits: LabelLimits,
-    /// `--sample-limit`: most series one list may write (0: unlimited).
-    pub sample_limit: usize,
-    /// Append per-target health series in fan-out mode (`--no-target-health` turns it off).
-    pub target_health: bool,
-    /// `--dns-server`.
-    pub dns_server: Option<SocketAddr>,
-    /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
-    /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
-    pub warm_up: bool,
-    /// The `--upstream.*` TLS and authorization settings.
-    pub client: ClientOptions,
-    /// `--relabel-file`: re-read on reload (SIGHUP, `POST /-/reload`). `None` when the
-    /// config came from `--relabel` or is pass-through: a reload then keeps it.
-    pub relabel_file: Option<PathBuf>,
-}
-
-impl ServerConfig {
-    /// The server settings of the command line.
-    pub fn from_args(args: &Args) -> Result<Self, String> {
-        let spec = UpstreamSpec::parse(&args.upstream_url()).map_err(|e| e.to_string())?;
-        Ok(Self {
-            spec,
-            scrape_timeout: args.scrape_timeout,
-            max_body: args.max_body_size,
-            max_line: args.max_line_length,
-            label_limits: args.label_limits(),
-            sample_limit: args.sample_limit,
-            target_health: !args.no_target_health,
-            dns_server: args.dns_server,
-            warm_up: true,
-            client: args.client_options(),
-            relabel_file: args.relabel_file.clone(),
-        })
-    }
-}
-
-type Flight = Shared<BoxFuture<'static, Arc<ScrapeOutcome>>>;
-
-/// What a reload replaces, swapped as one value (see the module docs).
-pub(crate) struct Live {
-    /// Programs and buffers; locked only by the scrape in flight.
-    pub(crate) engine: Arc<tokio::sync::Mutex<Engine>>,
-    /// Subset names in configuration order.
-    pub(crate) subset_names: Vec<String>,
-    /// The upstream client (TLS settings and connection pool).
-    pub(crate) client: Client,
-    /// The `--relabel-file` text the engine was built from; `None` without a file, or when the
-    /// config was handed over already parsed ([`AppState::new`]).
-    relabel_text: Option<String>,
-    /// The TLS files the client was built from.
-    tls_files: TlsFiles,
-}
-
-/// State shared by all handlers.
-pub struct AppState {
-    cfg: ServerConfig,
-    resolver: Option<DnsResolver>,
-    /// Engine, subset names and client of the current configuration.
-    live: ArcSwap<Live>,
-    /// One reload at a time.
-    reload_lock: tokio::sync::Mutex<()>,
-    /// The scrape in flight, if any, with its generation number.
-    inflight: Mutex<Option<(u64, Flight)>>,
-    generation: AtomicU64,
-    /// The named subsets' last results.
-    subsets: ArcSwapOption<SubsetSnapshots>,
-    ready: AtomicBool,
-    /// Self-metrics.
-    pub metrics: SelfMetrics,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("cfg", &self.cfg)
-            .field("subset_names", &self.live.load().subset_names)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// State for `cfg` and the loaded relabel `config`. The first reload rebuilds the engine
-    /// even if `--relabel-file` did not change (see [`AppState::with_relabel_text`]).
-    pub fn new(cfg: ServerConfig, config: &Config) -> Result<Arc<Self>, String> {
-        Self::with_relabel_text(cfg, config, None)
-    }
-
-    /// As [`AppState::new`], for a `config` parsed from `relabel_text`, the contents of
-    /// `--relabel-file`: a reload that finds the same text keeps engine and caches.
-    pub fn with_relabel_text(
-        cfg: ServerConfig,
-        config: &Config,
-        relabel_text: Option<String>,
-    ) -> Result<Arc<Self>, String> {
-        let resolver = if cfg.spec.is_fan_out() {
-            Some(DnsResolver::new(cfg.dns_server, Duration::from_secs(2))?)
-        } else {
-            None
-        };
-        warn_about_client_settings(&cfg);
-        let tls_files = TlsFiles::read(&cfg.client)?;
-        let client = Client::new(&cfg.client, &tls_files, &cfg.spec)?;
-        let live = Live {
-            engine: Arc::new(tokio::sync::Mutex::new(Engine::new(
-                config,
-                cfg.spec.is_fan_out(),
-                cfg.label_limits,
-            ))),
-            subset_names: config.subsets.iter().map(|(n, _)| n.clone()).collect(),
-            client,
-            relabel_text,
-            tls_files,
-        };
-        let metrics = SelfMetrics::new();
-        metrics.record_reload(true);
-        Ok(Arc::new(Self {
-            resolver,
-            live: ArcSwap::from_pointee(live),
-            reload_lock: tokio::sync::Mutex::new(()),
-            inflight: Mutex::new(None),
-            generation: AtomicU64::new(0),
-            subsets: ArcSwapOption::empty(),
-            ready: AtomicBool::new(false),
-            metrics,
-            cfg,
-        }))
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &ServerConfig {
-        &self.cfg
-    }
-
-    /// The configured subset names now, in configuration order (a reload may change them).
-    pub fn subset_names(&self) -> Vec<String> {
-        self.live.load().subset_names.clone()
-    }
-
-    /// The upstream client of the current configuration.
-    pub fn client(&self) -> Client {
-        self.live.load().client.clone()
-    }
-
-    /// True once an upstream answered in full.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    fn mark_ready(&self) {
-        self.ready.store(true, Ordering::Relaxed);
-    }
-
-    /// The targets of the upstream right now (fan-out upstreams are resolved again each call).
-    pub async fn targets(&self) -> Result<Vec<Target>, ResolveError> {
-        match (&self.cfg.spec, &self.resolver) {
-            (UpstreamSpec::Static { uri }, _) => Ok(vec![Target::fixed(uri)]),
-            (spec, Some(r)) => r.targets(spec).await,
-            // `new` builds a resolver for every fan-out spec.
-            (_, None) => Err(ResolveError::Empty {
-                name: self.cfg.spec.to_string(),
-            }),
-        }
-    }
-
-    /// The result of the scrape in flight, or of a new one started now with `timeout`.
-    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<ScrapeOutcome> {
-        let flight = {
-            let mut slot = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
-                Some((_, f)) => {
-                    self.metrics.scrapes_shared.inc();
-                    f.clone()
-                }
-                None => {
-                    let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-                    let state = Arc::clone(self);
-                    let task = tokio::spawn(async move {
-                        // Later requests start a new scrape rather than reuse this result; the
-                        // guard also frees the slot if the scrape panics.
-                        let _clear = ClearFlight {
-                            state: Arc::clone(&state),
-                            generation,
-                        };
-                        Arc::new(scrape::run(Arc::clone(&state), timeout).await)
-                    });
-                    let f = task
-                        .map(|r| match r {
-                            Ok(o) => o,
-                            Err(e) => Arc::new(ScrapeOutcome {
-                                result: Err(format!("scrape task failed: {e}")),
-                            }),
-                        })
-                        .boxed()
-                        .shared();
-                    *slot = Some((generation, f.clone()));
-                    f
-                }
-            }
-        };
-        flight.await
-    }
-}
-
-/// Start-up warnings about upstream settings that weaken or do nothing.
-fn warn_about_client_settings(cfg: &ServerConfig) {
-    let c = &cfg.client;
-    if cfg.spec.is_https() {
-        if c.insecure_skip_verify {
-            tracing::warn!(
-                upstream = %cfg.spec,
-                "--upstream.insecure-skip-verify: the upstream's certificate is NOT verified; anyone on the path can impersonate it"
-            );
-        }
-    } else if c.has_tls_settings() {
-        tracing::warn!(
-            upstream = %cfg.spec,
-            "--upstream.* TLS flags are set but the upstream is plain http: they have no effect"
-        );
-    }
-    if !cfg.spec.is_https() && (c.bearer_token_file.is_some() || c.basic_auth_user.is_some()) {
-        tracing::warn!(
-            upstream = %cfg.spec,
-            "upstream credentials are sent over plain http, unencrypted"
-        );
-    }
-}
-
-/// Empties the in-flight slot when a scrape task ends, however it ends.
-struct ClearFlight {
-    state: Arc<AppState>,
-    generation: u64,
-}
-
-impl Drop for ClearFlight {
-    fn drop(&mut self) {
-        let mut slot = self
-            .state
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if matches!(&*slot, Some((g, _)) if *g == self.generation) {
-            *slot = None;
-        }
-    }
-}
-
-/// Serves `state` on `listener` with the default listener settings (plain HTTP, no auth)
-/// until `shutdown` completes, then finishes in-flight requests.
+/// Serves `state` on `listener`, with the listener settings of its configuration (web config,
+/// connection cap, timeouts), until `shutdown` completes; then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, ListenerConfig::default(), shutdown).await
-}
-
-/// Serves `state` on `listener` with `listener_cfg` (web config, connection cap, timeouts)
-/// until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve_with(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    listener_cfg: ListenerConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+    let listener_cfg = state.config().listener.clone();
     let warm_up = state
-        .cfg
+        .config()
         .warm_up
         .then(|| tokio::spawn(warm_up(Arc::clone(&state))));
     let app = handlers::router(Arc::clone(&state));
-    let result =
-        listener::serve_connections(listener, app, Arc::clone(&state), listener_cfg, shutdown)
-            .await;
+    let result = listener::serve_connections(
+        listener,
+        app,
+        Arc::clone(&state.metrics),
+        listener_cfg,
+        shutdown,
+    )
+    .await;
     if let Some(w) = warm_up {
         w.abort();
     }
@@ -346,7 +84,7 @@ pub async fn serve_with(
 async fn warm_up(state: Arc<AppState>) {
     let mut wait = Duration::from_secs(1);
     while !state.is_ready() {
-        let outcome = state.scrape(state.cfg.scrape_timeout).await;
+        let outcome = state.scrape(state.config().upstream.scrape_timeout).await;
         if outcome.result.is_ok() {
             return;
         }
@@ -378,60 +116,83 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
-/// Server mode of the binary: listens on `--listen-address`:`--port` until SIGTERM or Ctrl-C.
-pub fn run(args: &Args, config: &Config) -> Result<(), String> {
-    let cfg = ServerConfig::from_args(args)?;
-    let web = match &args.web_config_file {
-        Some(path) => Some(Arc::new(
-            WebConfigWatcher::load(path).map_err(|e| e.to_string())?,
-        )),
-        None => None,
-    };
-    let (tls, basic_auth) = web.as_ref().map_or((false, false), |w| {
+/// Reloads on every SIGHUP, for the life of the runtime. Installing the handler replaces the
+/// default action (terminate), so call this before announcing that the server is up.
+#[cfg(unix)]
+pub fn reload_on_sighup(state: Arc<AppState>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            // The result is logged and counted by `reload`.
+            let _ = state.reload().await;
+        }
+    });
+    Ok(())
+}
+
+/// Without Unix signals, reloads come only from `POST /-/reload`.
+#[cfg(not(unix))]
+pub fn reload_on_sighup(_state: Arc<AppState>) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The server could not start, or stopped serving with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The state could not be built (the upstream's resolver or client).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The async runtime could not be started.
+    #[error("starting the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The listen address could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// `--listen-address` and `--port`.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// The SIGHUP handler could not be installed.
+    #[error("installing the SIGHUP handler: {0}")]
+    Signal(#[source] std::io::Error),
+    /// Accepting connections failed.
+    #[error("serving: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Server mode of the binary: listens on `config.listen` until SIGTERM or Ctrl-C.
+pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), ServerError> {
+    let (tls, basic_auth) = config.listener.web.as_ref().map_or((false, false), |w| {
         let c = w.get();
         (c.tls.is_some(), c.auth.is_some())
     });
-    let listener_cfg = ListenerConfig {
-        web,
-        max_connections: args.web_max_connections,
-        header_read_timeout: args.web_header_read_timeout,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
-    // `main` parsed the file to fail early; read it again here to keep the text that the
-    // engine is built from, so that a reload can tell whether the file changed.
-    let from_file = match &cfg.relabel_file {
-        Some(path) => Some(reload::read_relabel_file(path)?),
-        None => None,
-    };
-    let (config, relabel_text) = match &from_file {
-        Some((text, config)) => (config, Some(text.clone())),
-        None => (config, None),
-    };
+        .map_err(ServerError::Runtime)?;
     runtime.block_on(async {
-        let state = AppState::with_relabel_text(cfg, config, relabel_text)?;
-        let addr = SocketAddr::new(args.listen_address, args.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("listening on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let addr = config.listen;
+        let state = AppState::new(config, relabel)?;
+        let listen_error = |source| ServerError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let local = listener.local_addr().map_err(listen_error)?;
         // Before the "listening" line: from then on a SIGHUP reloads instead of killing us.
-        reload::reload_on_sighup(Arc::clone(&state))
-            .map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
+        reload_on_sighup(Arc::clone(&state)).map_err(ServerError::Signal)?;
         tracing::info!(
             addr = %local,
-            upstream = %state.cfg.spec,
-            subsets = state.live.load().subset_names.len(),
+            upstream = %state.config().upstream.spec,
+            subsets = state.subset_names().len(),
             tls,
             basic_auth,
-            max_connections = listener_cfg.max_connections,
+            max_connections = state.config().listener.max_connections,
             "listening"
         );
-        serve_with(listener, state, listener_cfg, shutdown_signal())
+        serve(listener, state, shutdown_signal())
             .await
-            .map_err(|e| format!("serving: {e}"))?;
+            .map_err(ServerError::Serve)?;
         tracing::info!("stopped");
         Ok(())
     })

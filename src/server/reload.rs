@@ -22,144 +22,139 @@
 //! A scrape holds the [`Live`] it started with (its engine and client) to its end, so a reload
 //! during a scrape never mixes rules; the next scrape uses the new configuration. Requests that
 //! join a scrape in flight (single-flight) get that scrape's result.
+//!
+//! This module builds the values; the server's state swaps them in (`AppState::reload`), one
+//! reload at a time, and records the result.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::relabel::Config;
-use crate::upstream::{Client, TlsFiles};
+use crate::upstream::{Client, ClientError, TlsFiles};
 
+use super::config::{RelabelConfig, RelabelError, RelabelSource, ServerConfig};
 use super::scrape::Engine;
-use super::{AppState, Live};
 
-impl AppState {
-    /// Re-reads the configuration files and swaps in what changed; returns a one-line summary,
-    /// or the error while the previous configuration keeps serving. Logs and records the result
-    /// in the self-metrics either way.
-    pub async fn reload(&self) -> Result<String, String> {
-        let _one_at_a_time = self.reload_lock.lock().await;
-        let result = self.try_reload();
-        self.metrics.record_reload(result.is_ok());
-        match &result {
-            Ok(summary) => tracing::info!(result = %summary, "configuration reloaded"),
-            Err(e) => tracing::error!(
-                error = %e,
-                "configuration reload failed; still serving the previous configuration"
-            ),
-        }
-        result
+/// What a reload may replace, swapped as one value: a scrape keeps the one it started with.
+pub(crate) struct Live {
+    /// Programs and buffers; locked only by the scrape in flight.
+    pub(crate) engine: Arc<tokio::sync::Mutex<Engine>>,
+    /// Subset names in configuration order.
+    pub(crate) subset_names: Vec<String>,
+    /// The upstream client (TLS settings and connection pool).
+    pub(crate) client: Client,
+    /// Where the relabel configuration of the engine came from (with the file's text).
+    relabel: RelabelSource,
+    /// The TLS files the client was built from.
+    tls_files: TlsFiles,
+}
+
+/// A reload failed; the previous configuration keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// `--relabel-file` could not be read or is invalid.
+    #[error(transparent)]
+    Relabel(#[from] RelabelError),
+    /// The TLS files could not be read, or the client could not be built from them.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// What a reload found.
+pub(crate) enum Reloaded {
+    /// Nothing changed: the current value stays, caches included. The summary says what was
+    /// read.
+    Unchanged(String),
+    /// The new value, and a summary of what changed.
+    Changed {
+        /// Replaces the current value.
+        live: Arc<Live>,
+        /// `reloaded: ...`.
+        summary: String,
+    },
+}
+
+impl Live {
+    /// The engine, subset names and upstream client of `relabel` and `cfg`. Fails when the TLS
+    /// files cannot be read or the client cannot be built from them.
+    pub(crate) fn new(cfg: &ServerConfig, relabel: RelabelConfig) -> Result<Self, ClientError> {
+        let up = &cfg.upstream;
+        let tls_files = read_tls_files(cfg)?;
+        let client = Client::new(&up.client, &tls_files, &up.spec)?;
+        Ok(Self {
+            engine: engine(cfg, &relabel.config),
+            subset_names: subset_names(&relabel.config),
+            client,
+            relabel: relabel.source,
+            tls_files,
+        })
     }
 
-    fn try_reload(&self) -> Result<String, String> {
-        let current = self.live.load_full();
-
-        let relabel = match &self.cfg.relabel_file {
-            Some(path) => {
-                let text = read_text(path)?;
-                if current.relabel_text.as_deref() == Some(text.as_str()) {
-                    None
-                } else {
-                    let config = parse(&text, path)?;
-                    Some((text, config))
-                }
-            }
-            None => None,
-        };
-
-        let tls_files = TlsFiles::read(&self.cfg.client)?;
-        let client = if tls_files == current.tls_files {
+    /// Reads the configuration files again and builds what changed (see the module docs).
+    pub(crate) fn reload(&self, cfg: &ServerConfig) -> Result<Reloaded, ReloadError> {
+        let up = &cfg.upstream;
+        let relabel = self.relabel.reread()?;
+        let tls_files = read_tls_files(cfg)?;
+        let client = if tls_files == self.tls_files {
             None
         } else {
-            Some(Client::new(&self.cfg.client, &tls_files, &self.cfg.spec)?)
+            Some(Client::new(&up.client, &tls_files, &up.spec)?)
         };
 
         if relabel.is_none() && client.is_none() {
-            return Ok(match &self.cfg.relabel_file {
-                Some(p) => format!("configuration unchanged ({} and TLS files)", p.display()),
-                None => {
+            return Ok(Reloaded::Unchanged(match &self.relabel {
+                RelabelSource::File { path, .. } => {
+                    format!("configuration unchanged ({} and TLS files)", path.display())
+                }
+                RelabelSource::Fixed => {
                     "configuration unchanged (no --relabel-file to re-read; TLS files unchanged)"
                         .to_owned()
                 }
-            });
+            }));
         }
 
         let mut changed = Vec::new();
-        let (engine, subset_names, relabel_text) = match relabel {
-            Some((text, config)) => {
+        let (engine, subset_names, relabel) = match relabel {
+            Some(RelabelConfig { config, source }) => {
                 changed.push(format!(
                     "relabel config with {} subsets (caches cleared)",
                     config.subsets.len()
                 ));
-                (
-                    Arc::new(tokio::sync::Mutex::new(Engine::new(
-                        &config,
-                        self.cfg.spec.is_fan_out(),
-                        self.cfg.label_limits,
-                    ))),
-                    config.subsets.iter().map(|(n, _)| n.clone()).collect(),
-                    Some(text),
-                )
+                (engine(cfg, &config), subset_names(&config), source)
             }
             None => (
-                Arc::clone(&current.engine),
-                current.subset_names.clone(),
-                current.relabel_text.clone(),
+                Arc::clone(&self.engine),
+                self.subset_names.clone(),
+                self.relabel.clone(),
             ),
         };
         if client.is_some() {
             changed.push("upstream TLS files".to_owned());
         }
-        for gone in current
-            .subset_names
-            .iter()
-            .filter(|n| !subset_names.contains(n))
-        {
-            self.metrics.forget_subset(gone);
-        }
-        self.live.store(Arc::new(Live {
-            engine,
-            subset_names,
-            client: client.unwrap_or_else(|| current.client.clone()),
-            relabel_text,
-            tls_files,
-        }));
-        Ok(format!("reloaded: {}", changed.join(", ")))
+        Ok(Reloaded::Changed {
+            live: Arc::new(Self {
+                engine,
+                subset_names,
+                client: client.unwrap_or_else(|| self.client.clone()),
+                relabel,
+                tls_files,
+            }),
+            summary: format!("reloaded: {}", changed.join(", ")),
+        })
     }
 }
 
-fn read_text(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("--relabel-file {}: {e}", path.display()))
+fn engine(cfg: &ServerConfig, config: &Config) -> Arc<tokio::sync::Mutex<Engine>> {
+    Arc::new(tokio::sync::Mutex::new(Engine::new(
+        config,
+        cfg.upstream.spec.is_fan_out(),
+        cfg.limits.labels,
+    )))
 }
 
-fn parse(text: &str, path: &Path) -> Result<Config, String> {
-    Config::from_yaml(text, &path.display().to_string()).map_err(|e| e.to_string())
+fn subset_names(config: &Config) -> Vec<String> {
+    config.subsets.iter().map(|(n, _)| n.clone()).collect()
 }
 
-/// Reads and parses `--relabel-file`: its text (to compare on the next reload) and config.
-pub(crate) fn read_relabel_file(path: &Path) -> Result<(String, Config), String> {
-    let text = read_text(path)?;
-    let config = parse(&text, path)?;
-    Ok((text, config))
-}
-
-/// Reloads on every SIGHUP, for the life of the runtime. Installing the handler replaces the
-/// default action (terminate), so call this before announcing that the server is up.
-#[cfg(unix)]
-pub fn reload_on_sighup(state: Arc<AppState>) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
-            // The result is logged and counted by `reload`.
-            let _ = state.reload().await;
-        }
-    });
-    Ok(())
-}
-
-/// Without Unix signals, reloads come only from `POST /-/reload`.
-#[cfg(not(unix))]
-pub fn reload_on_sighup(_state: Arc<AppState>) -> std::io::Result<()> {
-    Ok(())
+fn read_tls_files(cfg: &ServerConfig) -> Result<TlsFiles, ClientError> {
+    TlsFiles::read(&cfg.upstream.client).map_err(ClientError::Tls)
 }

@@ -1,5 +1,8 @@
-//! One scrape: resolve targets, fetch them all at once, run every subset's pipeline on each body,
-//! sum the targets that answered in full, render.
+//! One scrape: fetch every target at once, run every subset's pipeline on each body, sum the
+//! targets that answered in full, render. The inputs are explicit ([`ScrapeInput`]) and the
+//! result is a [`ScrapeReport`]: what each target did and what each list rendered. Recording
+//! self-metrics, logging and storing the results is the caller's, in one place
+//! (`AppState::publish`).
 //!
 //! # What lives across scrapes
 //! [`Engine`] keeps, per target, the subsets (relabel programs with their caches, aggregation
@@ -12,8 +15,8 @@
 //! merged. In static mode there is one target and its aggregates are rendered directly.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::fmt;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
@@ -24,14 +27,10 @@ use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::Pipeline;
 use crate::relabel::Config;
 use crate::series_cache::DEFAULT_MAX_ENTRIES;
-use crate::upstream::fetch::{scrape_into, FetchOptions};
-use crate::upstream::{FetchError, ResolveError, Target};
+use crate::upstream::fetch::scrape_into;
+use crate::upstream::{BodyStats, Client, FetchError, FetchOptions, ResolveError, Target};
 
-use super::encoding::Rendered;
-use super::metrics::{ErrorLabels, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
-use super::AppState;
-
-/// Mutable scrape state; used only by the one scrape in flight (see [`AppState`]).
+/// Mutable scrape state; used only by the one scrape in flight (it is locked for the scrape).
 #[derive(Debug)]
 pub struct Engine {
     /// The pipeline as configured (no series seen yet): copied for a new target.
@@ -41,11 +40,13 @@ pub struct Engine {
     targets: HashMap<String, Pipeline>,
     /// Fan-out sums, one per subset, emptied every scrape.
     merged: Vec<Aggregator>,
+    /// Targets are summed (`dns+`, `dnssrv+`) rather than rendered one by one.
+    fan_out: bool,
 }
 
 impl Engine {
-    /// An engine for the default list and every subset of `config`; `fan_out` compares `le`
-    /// and `quantile` labels by value (targets may spell a bound differently).
+    /// An engine for the default list and every subset of `config`; `fan_out` sums targets and
+    /// compares `le` and `quantile` labels by value (targets may spell a bound differently).
     pub fn new(config: &Config, fan_out: bool, label_limits: LabelLimits) -> Self {
         let template = Pipeline::new(config)
             .with_label_limits(label_limits)
@@ -60,6 +61,7 @@ impl Engine {
             template,
             targets: HashMap::new(),
             merged,
+            fan_out,
         }
     }
 
@@ -73,353 +75,317 @@ impl Engine {
             None => self.template.clone(),
         }
     }
+
+    /// Keeps the pipelines of this scrape's targets for the next one (and only those: targets
+    /// that were not resolved are forgotten); returns what each target did.
+    fn put_back(&mut self, runs: Vec<TargetRun>) -> Vec<TargetReport> {
+        self.targets.clear();
+        runs.into_iter()
+            .map(|run| {
+                self.targets
+                    .insert(run.report.target.name.clone(), run.pipeline);
+                run.report
+            })
+            .collect()
+    }
+
+    /// The size of the caches kept between scrapes, and the series cache's work in this one.
+    fn cache_stats(&self) -> CacheStats {
+        let mut stats = CacheStats {
+            relabel_entries: self
+                .targets
+                .values()
+                .flat_map(|p| p.subsets())
+                .map(|s| s.program.cache_entries())
+                .sum(),
+            ..CacheStats::default()
+        };
+        for cache in self.targets.values().filter_map(Pipeline::series_cache) {
+            let st = cache.stats();
+            stats.series_entries += cache.len();
+            stats.series_hits += st.hits;
+            stats.series_misses += st.misses;
+        }
+        stats
+    }
 }
 
-/// A named subset's last result.
-#[derive(Debug)]
-pub struct SubsetSnapshot {
-    /// Rendered with the fetch time on samples that have no timestamp; or, when the output
-    /// broke `--sample-limit`, the 502 message.
-    pub rendered: Result<Rendered, String>,
-    /// Output series.
-    pub series: usize,
-}
-
-/// The named subsets' results of one scrape, swapped in as a whole so that readers never mix
-/// two scrapes.
-#[derive(Debug)]
-pub struct SubsetSnapshots {
-    /// When the upstream fetch that produced them started, ms since the epoch.
+/// Everything one scrape works with, and nothing it publishes.
+pub struct ScrapeInput {
+    /// The engine of the configuration in force when the scrape started, locked to its end.
+    pub engine: OwnedMutexGuard<Engine>,
+    /// The upstream client of that configuration.
+    pub client: Client,
+    /// The targets resolved for this scrape.
+    pub targets: Vec<Target>,
+    /// Every target's request: the scrape's deadline and the body limits.
+    pub fetch: FetchOptions,
+    /// When the scrape started, ms since the epoch: the timestamp of subset samples that carry
+    /// none (subsets are served later, from storage).
     pub fetched_at_ms: i64,
-    /// By subset name.
-    pub by_name: HashMap<String, Arc<SubsetSnapshot>>,
+    /// Most series one list may write (0: unlimited).
+    pub sample_limit: usize,
+    /// In fan-out mode, append the per-target health series to the default list.
+    pub target_health: bool,
 }
 
-/// What a `/metrics` request answers: the default list's output, or why there is none.
+/// What one scrape did: every target's outcome and, when at least one target answered in
+/// full, every list's output.
 #[derive(Debug)]
-pub struct ScrapeOutcome {
-    /// The body, or the 502 message.
-    pub result: Result<Rendered, String>,
+pub struct ScrapeReport {
+    /// Targets were summed (`dns+`, `dnssrv+`).
+    pub fan_out: bool,
+    /// Every target, in resolution order.
+    pub targets: Vec<TargetReport>,
+    /// Targets whose pipelines the engine keeps for the next scrape.
+    pub cached_targets: usize,
+    /// The lists' outputs; `None` when every target failed.
+    pub output: Option<ScrapeOutput>,
 }
 
 /// How one target did.
 #[derive(Debug)]
-struct TargetRun {
-    target: Target,
-    pipeline: Pipeline,
-    samples: u64,
-    result: Result<crate::upstream::BodyStats, FetchError>,
-    duration: Duration,
+pub struct TargetReport {
+    /// The target.
+    pub target: Target,
+    /// Samples parsed from its body (part of it when the target failed).
+    pub samples: u64,
+    /// The body's sizes, or why the target was left out.
+    pub result: Result<BodyStats, FetchError>,
+    /// From the request to the parsed body or the failure.
+    pub duration: Duration,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// The lists' outputs of a scrape that had at least one target answer in full.
+#[derive(Debug)]
+pub struct ScrapeOutput {
+    /// One per list, in configuration order, the default list first.
+    pub lists: Vec<ListOutput>,
+    /// The engine's caches after the scrape.
+    pub caches: CacheStats,
 }
 
-/// Runs one scrape with `timeout` per target; stores the subsets' snapshots when at least one
-/// target answered in full.
-pub async fn run(state: Arc<AppState>, timeout: Duration) -> ScrapeOutcome {
-    let started = Instant::now();
-    let fetched_at_ms = now_ms();
-    // Resolution counts against the scrape's timeout too: a slow DNS server must not make the
-    // answer miss Prometheus' deadline.
-    let resolved = tokio::time::timeout(timeout, state.targets())
-        .await
-        .unwrap_or_else(|_| {
-            Err(ResolveError::Lookup {
-                name: state.cfg.spec.to_string(),
-                cause: format!("timeout after {timeout:?}"),
-            })
-        });
-    let targets = match resolved {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(upstream = %state.cfg.spec, error = %e, "scrape failed");
-            state
-                .metrics
-                .upstream_errors
-                .get_or_create(&ErrorLabels {
-                    target: state.cfg.spec.to_string(),
-                    cause: "resolve",
-                })
-                .inc();
-            return ScrapeOutcome {
-                result: Err(format!("upstream {}: {e}", state.cfg.spec)),
-            };
+/// One list's rendered output and counters, summed over the targets that answered in full.
+#[derive(Debug)]
+pub struct ListOutput {
+    /// The subset's name; `None` for the default list.
+    pub name: Option<String>,
+    /// The text, or the sample limit it broke (then nothing was rendered).
+    pub body: Result<Bytes, SampleLimitError>,
+    /// Output series.
+    pub series: usize,
+    /// Bytes of series keys and values held by the output.
+    pub arena_bytes: usize,
+    /// Samples dropped by relabel rules.
+    pub dropped_by_relabel: u64,
+    /// Samples dropped for having no metric name or an empty label name after relabeling.
+    pub dropped_nameless: u64,
+}
+
+/// The engine's caches after a scrape, over all targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Entries in the relabel decision caches, over all subsets.
+    pub relabel_entries: usize,
+    /// Raw series remembered by the series caches.
+    pub series_entries: usize,
+    /// Samples of this scrape whose outcome came from a series cache.
+    pub series_hits: u64,
+    /// Samples of this scrape relabeled and aggregated in full.
+    pub series_misses: u64,
+}
+
+/// Why a scrape, or one list of it, has no output. Messages start with the upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScrapeError {
+    /// The upstream's name could not be resolved (or not within the timeout).
+    #[error("upstream {upstream}: {source}")]
+    Resolve {
+        /// The upstream as configured.
+        upstream: String,
+        /// The resolver's error.
+        source: ResolveError,
+    },
+    /// The one target of a static upstream failed.
+    #[error("upstream {upstream}: {source}")]
+    Target {
+        /// The upstream as configured.
+        upstream: String,
+        /// Why the target failed.
+        source: FetchError,
+    },
+    /// Every target of a fan-out upstream failed.
+    #[error("upstream {upstream}: all {} targets failed: {failures}", .failures.0.len())]
+    AllTargets {
+        /// The upstream as configured.
+        upstream: String,
+        /// Each target and why it failed.
+        failures: TargetFailures,
+    },
+    /// A list's output had more series than `--sample-limit`.
+    #[error("upstream {upstream}: {}{source}", subset_prefix(.subset))]
+    SampleLimit {
+        /// The upstream as configured.
+        upstream: String,
+        /// The subset; `None` for the default list.
+        subset: Option<String>,
+        /// Series and limit.
+        source: SampleLimitError,
+    },
+    /// The scrape's task ended without a result (it panicked).
+    #[error("scrape task failed: {0}")]
+    Task(String),
+}
+
+fn subset_prefix(subset: &Option<String>) -> String {
+    subset
+        .as_ref()
+        .map_or_else(String::new, |n| format!("subset {n:?}: "))
+}
+
+/// Targets and why each failed, written `target: error; target: error`.
+#[derive(Debug, Clone, Default)]
+pub struct TargetFailures(pub Vec<(String, FetchError)>);
+
+impl fmt::Display for TargetFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (target, error)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{target}: {error}")?;
         }
-    };
-    // The configuration of this scrape, kept to its end even if a reload swaps in another.
-    let live = state.live.load_full();
-    let mut engine = Arc::clone(&live.engine).lock_owned().await;
-    let opts = FetchOptions {
-        deadline: tokio::time::Instant::from_std(started + timeout),
-        timeout,
-        max_body: state.cfg.max_body,
-        max_line: state.cfg.max_line,
-    };
+        Ok(())
+    }
+}
+
+impl ScrapeReport {
+    /// The targets that answered in full.
+    pub fn targets_ok(&self) -> usize {
+        self.targets.iter().filter(|t| t.result.is_ok()).count()
+    }
+
+    /// Why there is no output, for a report whose targets all failed: the one target's error
+    /// in static mode, every target's in fan-out mode.
+    pub fn failure(&self, upstream: &str) -> ScrapeError {
+        let mut failures = self.targets.iter().filter_map(|t| {
+            let e = t.result.as_ref().err()?;
+            Some((t.target.name.clone(), e.clone()))
+        });
+        match failures.next() {
+            Some((_, source)) if !self.fan_out => ScrapeError::Target {
+                upstream: upstream.to_owned(),
+                source,
+            },
+            first => ScrapeError::AllTargets {
+                upstream: upstream.to_owned(),
+                failures: TargetFailures(first.into_iter().chain(failures).collect()),
+            },
+        }
+    }
+}
+
+/// A target's pipeline after its fetch, with what the target did.
+struct TargetRun {
+    report: TargetReport,
+    pipeline: Pipeline,
+}
+
+/// Runs one scrape: every target at once, each bounded by `input.fetch`'s deadline. Every
+/// target's pipeline goes back into the engine, whatever happened.
+pub async fn run(input: ScrapeInput) -> ScrapeReport {
+    let ScrapeInput {
+        mut engine,
+        client,
+        targets,
+        fetch,
+        fetched_at_ms,
+        sample_limit,
+        target_health,
+    } = input;
+    let fan_out = engine.fan_out;
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
-        let client = live.client.clone();
+        let client = client.clone();
         async move {
             let t0 = Instant::now();
-            let (pipeline, result) = scrape_into(&client, &target, opts, pipeline).await;
+            let (pipeline, result) = scrape_into(&client, &target, fetch, pipeline).await;
             TargetRun {
-                samples: pipeline.samples(),
+                report: TargetReport {
+                    samples: pipeline.samples(),
+                    target,
+                    result,
+                    duration: t0.elapsed(),
+                },
                 pipeline,
-                target,
-                result,
-                duration: t0.elapsed(),
             }
         }
     }))
     .await;
 
-    let fan_out = state.cfg.spec.is_fan_out();
-    let mut errors = Vec::new();
-    for run in &runs {
-        record_target(&state, run);
-        if let Err(e) = &run.result {
-            errors.push(format!("{}: {e}", run.target));
-        }
-    }
-    let ok = runs.iter().filter(|r| r.result.is_ok()).count();
-    state.metrics.targets.set(runs.len() as i64);
-    state.metrics.targets_up.set(ok as i64);
-    if ok == 0 {
-        // Programs go back for the next scrape; the half-filled aggregates are cleared then.
-        let msg = if fan_out {
-            format!(
-                "upstream {}: all {} targets failed: {}",
-                state.cfg.spec,
-                runs.len(),
-                errors.join("; ")
-            )
-        } else {
-            let cause = runs
-                .iter()
-                .find_map(|r| r.result.as_ref().err())
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            format!("upstream {}: {cause}", state.cfg.spec)
+    if runs.iter().all(|r| r.report.result.is_err()) {
+        // Pipelines go back for the next scrape; the half-filled aggregates are cleared then.
+        let targets = engine.put_back(runs);
+        return ScrapeReport {
+            fan_out,
+            targets,
+            cached_targets: engine.targets.len(),
+            output: None,
         };
-        engine.targets = runs
-            .into_iter()
-            .map(|r| (r.target.name, r.pipeline))
-            .collect();
-        state
-            .metrics
-            .cached_targets
-            .set(engine.targets.len() as i64);
-        return ScrapeOutcome { result: Err(msg) };
     }
-
-    let health = (fan_out && state.cfg.target_health).then(|| health_series(&runs));
-    let names: Vec<Option<String>> = engine
-        .template
-        .subsets()
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let health = (fan_out && target_health).then(|| health_series(&runs));
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
-    let sample_limit = state.cfg.sample_limit;
-    let (rendered, cached_targets, cache_entries, series_cache) =
-        tokio::task::spawn_blocking(move || {
-            let outputs = render_all(
-                &mut engine,
-                runs,
-                fan_out,
-                fetched_at_ms,
-                health,
-                sample_limit,
-            );
-            let cache_entries: usize = engine
-                .targets
-                .values()
-                .flat_map(|p| p.subsets())
-                .map(|s| s.program.cache_entries())
-                .sum();
-            let series_cache = engine.targets.values().fold((0, 0, 0), |acc, p| {
-                let (len, st) = p
-                    .series_cache()
-                    .map_or((0, Default::default()), |c| (c.len(), c.stats()));
-                (acc.0 + len, acc.1 + st.hits, acc.2 + st.misses)
-            });
-            (outputs, engine.targets.len(), cache_entries, series_cache)
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-
-    state.metrics.cached_targets.set(cached_targets as i64);
-    let m = &state.metrics;
-    m.relabel_cache_entries.set(cache_entries as i64);
-    m.series_cache_entries.set(series_cache.0 as i64);
-    m.series_cache_hits.inc_by(series_cache.1);
-    m.series_cache_misses.inc_by(series_cache.2);
-    let mut by_name = HashMap::new();
-    let mut default = None;
-    for (name, out) in names.into_iter().zip(rendered) {
-        let label = SubsetLabels {
-            subset: name
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned()),
-        };
-        let m = &state.metrics;
-        m.series_written
-            .get_or_create(&label)
-            .set(out.series as i64);
-        m.dropped_by_relabel
-            .get_or_create(&label)
-            .inc_by(out.dropped_by_relabel);
-        m.dropped_nameless
-            .get_or_create(&label)
-            .inc_by(out.dropped_nameless);
-        m.aggregate_bytes
-            .get_or_create(&label)
-            .set(out.arena_bytes as i64);
-        let body = match out.body {
-            Ok(b) => Ok(b),
-            Err(e) => {
-                m.sample_limit_exceeded.get_or_create(&label).inc();
-                tracing::warn!(
-                    upstream = %state.cfg.spec,
-                    subset = %label.subset,
-                    series = e.series,
-                    limit = e.limit,
-                    "sample limit exceeded"
-                );
-                Err(match &name {
-                    None => format!("upstream {}: {e}", state.cfg.spec),
-                    Some(n) => format!("upstream {}: subset {n:?}: {e}", state.cfg.spec),
-                })
-            }
-        };
-        match name {
-            None => default = Some(body),
-            Some(n) => {
-                by_name.insert(
-                    n,
-                    Arc::new(SubsetSnapshot {
-                        rendered: body.map(Rendered::new),
-                        series: out.series,
-                    }),
-                );
-            }
+    tokio::task::spawn_blocking(move || {
+        let lists = render_all(&mut engine, &runs, fetched_at_ms, health, sample_limit);
+        let targets = engine.put_back(runs);
+        ScrapeReport {
+            fan_out,
+            targets,
+            cached_targets: engine.targets.len(),
+            output: Some(ScrapeOutput {
+                lists,
+                caches: engine.cache_stats(),
+            }),
         }
-    }
-    state.subsets.store(Some(Arc::new(SubsetSnapshots {
-        fetched_at_ms,
-        by_name,
-    })));
-    state.mark_ready();
-    let default = default.unwrap_or_else(|| Ok(Bytes::new()));
-    tracing::info!(
-        upstream = %state.cfg.spec,
-        targets_ok = ok,
-        targets_failed = errors.len(),
-        bytes_out = default.as_ref().map_or(0, Bytes::len),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "scrape done"
-    );
-    ScrapeOutcome {
-        result: default.map(Rendered::new),
-    }
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Logs and counts one target's result.
-fn record_target(state: &AppState, run: &TargetRun) {
-    let m = &state.metrics;
-    let target = run.target.name.clone();
-    m.upstream_duration
-        .get_or_create(&TargetLabels {
-            target: target.clone(),
-        })
-        .observe(run.duration.as_secs_f64());
-    m.series_read.inc_by(run.samples);
-    match &run.result {
-        Ok(stats) => {
-            m.bytes_read.inc_by(stats.decoded_bytes);
-            m.wire_bytes_read.inc_by(stats.wire_bytes);
-            tracing::debug!(
-                target_addr = %run.target,
-                bytes = stats.decoded_bytes,
-                wire_bytes = stats.wire_bytes,
-                samples = run.samples,
-                duration_ms = run.duration.as_millis() as u64,
-                "target scraped"
-            );
-        }
-        Err(e) => {
-            if matches!(e, FetchError::Parse(_)) {
-                m.parse_errors.inc();
-            }
-            m.upstream_errors
-                .get_or_create(&ErrorLabels {
-                    target,
-                    cause: e.kind(),
-                })
-                .inc();
-            tracing::warn!(
-                target_addr = %run.target,
-                cause = e.kind(),
-                error = %e,
-                duration_ms = run.duration.as_millis() as u64,
-                "target failed"
-            );
-        }
-    }
-}
-
-/// One subset's rendered output and counters.
-struct Output {
-    /// The text, or the sample limit it broke (then nothing was rendered).
-    body: Result<Bytes, SampleLimitError>,
-    series: usize,
-    arena_bytes: usize,
-    dropped_by_relabel: u64,
-    dropped_nameless: u64,
-}
-
-/// Sums (fan-out) and renders every subset; puts every target's subsets back into the engine.
+/// Sums (fan-out) and renders every list over the targets that answered in full.
 fn render_all(
-    engine: &mut OwnedMutexGuard<Engine>,
-    runs: Vec<TargetRun>,
-    fan_out: bool,
+    engine: &mut Engine,
+    runs: &[TargetRun],
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
     sample_limit: usize,
-) -> Vec<Output> {
-    let engine = &mut **engine;
-    let n = engine.template.subsets().len();
-    let ok: Vec<usize> = (0..runs.len())
-        .filter(|&j| runs[j].result.is_ok())
+) -> Vec<ListOutput> {
+    let ok: Vec<&Pipeline> = runs
+        .iter()
+        .filter(|r| r.report.result.is_ok())
+        .map(|r| &r.pipeline)
         .collect();
-    let mut outputs = Vec::with_capacity(n);
-    for i in 0..n {
-        let dropped_by_relabel = ok
-            .iter()
-            .map(|&j| runs[j].pipeline.subsets()[i].dropped_by_relabel)
-            .sum();
+    let mut outputs = Vec::with_capacity(engine.template.subsets().len());
+    for (i, list) in engine.template.subsets().iter().enumerate() {
+        let dropped_by_relabel = ok.iter().map(|p| p.subsets()[i].dropped_by_relabel).sum();
         let dropped_nameless = ok
             .iter()
-            .map(|&j| {
-                let st = runs[j].pipeline.subsets()[i].aggregator.stats();
+            .map(|p| {
+                let st = p.subsets()[i].aggregator.stats();
                 st.dropped_nameless + st.dropped_invalid
             })
             .sum();
-        let agg: &Aggregator = if fan_out {
+        let agg: &Aggregator = if engine.fan_out {
             // Targets keep their own aggregates (their slots are what their series caches point
             // at); the sum is built fresh every scrape.
             let merged = &mut engine.merged[i];
             merged.clear();
-            for &j in &ok {
-                merged.merge_from(&runs[j].pipeline.subsets()[i].aggregator);
+            for p in &ok {
+                merged.merge_from(&p.subsets()[i].aggregator);
             }
             merged
         } else {
-            &runs[ok[0]].pipeline.subsets()[i].aggregator
+            &ok[0].subsets()[i].aggregator
         };
         let is_default = i == 0;
         let opts = RenderOptions {
@@ -437,7 +403,8 @@ fn render_all(
             }
             Bytes::from(body)
         });
-        outputs.push(Output {
+        outputs.push(ListOutput {
+            name: list.name.clone(),
             body,
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
@@ -445,10 +412,6 @@ fn render_all(
             dropped_nameless,
         });
     }
-    engine.targets = runs
-        .into_iter()
-        .map(|r| (r.target.name, r.pipeline))
-        .collect();
     outputs
 }
 
@@ -462,7 +425,7 @@ fn health_series(runs: &[TargetRun]) -> Vec<u8> {
         "1 if the target's whole response was read and summed in this scrape, 0 if it was left out.",
     );
     write_type(&mut out, "metric_gate_upstream_up", "gauge");
-    for r in runs {
+    for r in runs.iter().map(|r| &r.report) {
         write_series(
             &mut out,
             "metric_gate_upstream_up",
@@ -481,7 +444,7 @@ fn health_series(runs: &[TargetRun]) -> Vec<u8> {
         "metric_gate_upstream_scrape_duration_seconds",
         "gauge",
     );
-    for r in runs {
+    for r in runs.iter().map(|r| &r.report) {
         write_series(
             &mut out,
             "metric_gate_upstream_scrape_duration_seconds",
@@ -490,4 +453,69 @@ fn health_series(runs: &[TargetRun]) -> Vec<u8> {
         write_value_line_end(&mut out, r.duration.as_secs_f64(), None);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(name: &str, e: FetchError) -> TargetReport {
+        TargetReport {
+            target: Target::fixed(&format!("http://{name}/metrics").parse().unwrap()),
+            samples: 0,
+            result: Err(e),
+            duration: Duration::ZERO,
+        }
+    }
+
+    fn report(fan_out: bool, targets: Vec<TargetReport>) -> ScrapeReport {
+        ScrapeReport {
+            fan_out,
+            targets,
+            cached_targets: 0,
+            output: None,
+        }
+    }
+
+    #[test]
+    fn failure_messages_name_the_upstream_and_each_target() {
+        let one = report(
+            false,
+            vec![failed("a:1", FetchError::Timeout(Duration::from_secs(2)))],
+        );
+        assert_eq!(
+            one.failure("http://a:1/metrics").to_string(),
+            "upstream http://a:1/metrics: timeout after 2s"
+        );
+        let all = report(
+            true,
+            vec![
+                failed("10.0.0.1:80", FetchError::Body("reset".into())),
+                failed("10.0.0.2:80", FetchError::TooLarge(9)),
+            ],
+        );
+        assert_eq!(
+            all.failure("dns+http://svc:80/m").to_string(),
+            "upstream dns+http://svc:80/m: all 2 targets failed: 10.0.0.1:80: reading the body: reset; 10.0.0.2:80: body larger than the limit of 9 bytes (--max-body-size)"
+        );
+        let limit = SampleLimitError {
+            series: 3,
+            limit: 2,
+        };
+        let subset = ScrapeError::SampleLimit {
+            upstream: "u".into(),
+            subset: Some("s".into()),
+            source: limit.clone(),
+        };
+        assert_eq!(
+            subset.to_string(),
+            format!("upstream u: subset \"s\": {limit}")
+        );
+        let default = ScrapeError::SampleLimit {
+            upstream: "u".into(),
+            subset: None,
+            source: limit.clone(),
+        };
+        assert_eq!(default.to_string(), format!("upstream u: {limit}"));
+    }
 }

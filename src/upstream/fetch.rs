@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
+use futures_util::Stream;
 use http::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
     LOCATION,
@@ -36,8 +37,8 @@ use tokio::time::Instant;
 
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
-use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser, Sink};
-use crate::limits::LimitHit;
+use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
+use crate::limits::{LimitHit, LimitSink};
 
 /// `Accept` sent upstream: text 0.0.4 preferred, OpenMetrics text accepted. Prometheus' own
 /// `Accept` is never forwarded (it varies by version and may ask for protobuf).
@@ -71,16 +72,16 @@ impl Client {
         opts: &ClientOptions,
         files: &TlsFiles,
         spec: &UpstreamSpec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         // hyper-rustls refuses `https` URIs unless told otherwise; TLS is per URI scheme.
         http.enforce_http(false);
-        let connector = https_connector(opts, files, spec, http)?;
-        let auth = opts.authorization()?;
+        let connector = https_connector(opts, files, spec, http).map_err(ClientError::Tls)?;
+        let auth = opts.authorization().map_err(ClientError::Credentials)?;
         if let Some(a) = &auth {
-            a.header_value()?;
+            a.header_value().map_err(ClientError::Credentials)?;
         }
         Ok(Self {
             http: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -90,6 +91,19 @@ impl Client {
             auth: auth.map(Arc::new),
         })
     }
+}
+
+/// The upstream client could not be built from the `--upstream.*` settings. The message names
+/// the flag and the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS material is unusable or unreadable (CA bundle, client certificate or key, server
+    /// name).
+    #[error("{0}")]
+    Tls(String),
+    /// The credential flags do not go together, or a credential file cannot be read.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// Limits of one upstream request.
@@ -235,6 +249,31 @@ pub async fn send(
     }
 }
 
+/// The body of a response as it arrives, frame by frame and without copying, for passing it
+/// through unchanged (`/source`). The whole body stays bounded by `deadline`, like a scrape's.
+/// A failure ends the stream with [`FetchError::Timeout`] (with `timeout`, the timeout the
+/// deadline came from) or [`FetchError::Body`]; nothing follows an error.
+pub fn body_stream(
+    body: Incoming,
+    deadline: Instant,
+    timeout: Duration,
+) -> impl Stream<Item = Result<Bytes, FetchError>> + Send + 'static {
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        loop {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(f))) => match f.into_data() {
+                    Ok(d) => return Some((Ok(d), Some(body))),
+                    Err(_) => continue, // trailers
+                },
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some((Err(FetchError::Body(error_chain(&e))), None)),
+                Err(_) => return Some((Err(FetchError::Timeout(timeout)), None)),
+            }
+        }
+    })
+}
+
 /// Parse options for a response, from its `Content-Type`: declared OpenMetrics text gets its
 /// float-second timestamps; anything else is read with content detection ([`Format::Auto`]),
 /// which reads text 0.0.4 exactly and still accepts OpenMetrics text sent as `text/plain`.
@@ -257,7 +296,7 @@ pub fn parse_options_for(resp: &Response<Incoming>) -> ParseOptions {
 /// Scrapes `target`: GET with gzip, then the body streams through the parser into `sink`.
 /// The sink comes back in every case; on error it holds part of the body's samples, and the
 /// caller must discard them (a target contributes all of its series or none).
-pub async fn scrape_into<S: Sink + Send + 'static>(
+pub async fn scrape_into<S: LimitSink + Send + 'static>(
     client: &Client,
     target: &Target,
     opts: FetchOptions,
@@ -350,7 +389,7 @@ enum Msg {
 
 /// Streams `body` into `sink` through a parser running on a blocking thread (see the module
 /// docs). Returns the sink and either the byte counts or the first error.
-pub async fn stream_body<S: Sink + Send + 'static>(
+pub async fn stream_body<S: LimitSink + Send + 'static>(
     mut body: Incoming,
     gzipped: bool,
     parse: ParseOptions,
@@ -451,7 +490,7 @@ impl BodyConsumer {
         Ok(())
     }
 
-    fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
+    fn feed<S: LimitSink>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), FetchError> {
         let Some(dec) = self.gzip.as_mut() else {
             self.count(chunk.len())?;
             self.parser.feed(chunk, sink).map_err(FetchError::Parse)?;
@@ -476,7 +515,7 @@ impl BodyConsumer {
 
     /// Ends the body: flushes the decoder (checking the gzip trailer, so a truncated stream is
     /// an error) and the parser's last line. Returns the decoded size.
-    fn finish<S: Sink>(&mut self, sink: &mut S) -> Result<u64, FetchError> {
+    fn finish<S: LimitSink>(&mut self, sink: &mut S) -> Result<u64, FetchError> {
         if let Some(dec) = self.gzip.as_mut() {
             dec.try_finish()
                 .map_err(|e| FetchError::Decode(format!("gzip: {e}")))?;
@@ -491,7 +530,7 @@ impl BodyConsumer {
 }
 
 /// The limit `sink` hit, as an error.
-fn limit_hit<S: Sink>(sink: &S) -> Result<(), FetchError> {
+fn limit_hit<S: LimitSink>(sink: &S) -> Result<(), FetchError> {
     match sink.limit_hit() {
         Some(hit) => Err(FetchError::Limit(hit.clone())),
         None => Ok(()),
@@ -501,10 +540,11 @@ fn limit_hit<S: Sink>(sink: &S) -> Result<(), FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{Metadata, Sample};
+    use crate::exposition::{Metadata, Sample, Sink};
 
     #[derive(Default)]
     struct Count(u64);
+    impl LimitSink for Count {}
     impl Sink for Count {
         fn metadata(&mut self, _: &Metadata<'_>) {}
         fn sample(&mut self, _: &Sample<'_>) {

@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
-pub use fetch::{BodyStats, Client, FetchError, FetchOptions};
-pub use resolve::{DnsResolver, ResolveError};
+pub use fetch::{BodyStats, Client, ClientError, FetchError, FetchOptions};
+pub use resolve::{DnsResolver, ResolveError, ResolverConfigError};
 pub use tls::{ClientOptions, TlsFiles};
 
 /// How targets are found, parsed once from `--upstream`.
@@ -66,8 +66,9 @@ pub struct SpecError {
 }
 
 impl UpstreamSpec {
-    /// Parses an upstream URL (already given a scheme by [`crate::cli::normalize_upstream`]).
-    /// The fetch itself is `http` or `https` (with or without `dns+`/`dnssrv+`).
+    /// Parses an upstream URL with its scheme (the CLI adds `http://` to a bare
+    /// `host:port/path`). The fetch itself is `http` or `https` (with or without
+    /// `dns+`/`dnssrv+`).
     pub fn parse(url: &str) -> Result<Self, SpecError> {
         let err = |reason: &str| SpecError {
             url: url.to_owned(),

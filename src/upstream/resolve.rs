@@ -34,6 +34,14 @@ pub enum ResolveError {
     },
 }
 
+/// The system's DNS configuration could not be read, so no resolver could be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("reading the system DNS configuration: {cause}")]
+pub struct ResolverConfigError {
+    /// The resolver's message.
+    pub cause: String,
+}
+
 /// A resolver for `dns+` and `dnssrv+` upstreams.
 #[derive(Clone)]
 pub struct DnsResolver {
@@ -50,7 +58,7 @@ impl DnsResolver {
     /// A resolver using the system configuration (`/etc/resolv.conf`, `/etc/hosts`), or only the
     /// given DNS server (UDP and TCP on the same port) when `server` is set; `/etc/hosts` is
     /// read in both cases. `timeout` bounds each DNS query.
-    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, ResolverConfigError> {
         let (config, mut opts) = match server {
             Some(addr) => (
                 ResolverConfig::from_parts(
@@ -60,8 +68,11 @@ impl DnsResolver {
                 ),
                 ResolverOpts::default(),
             ),
-            None => hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| format!("reading the system DNS configuration: {e}"))?,
+            None => hickory_resolver::system_conf::read_system_conf().map_err(|e| {
+                ResolverConfigError {
+                    cause: e.to_string(),
+                }
+            })?,
         };
         // A and AAAA, as a headless Service may be dual-stack.
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;

@@ -19,8 +19,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use metric_gate::relabel::Config;
-use metric_gate::server::listener::ListenerConfig;
-use metric_gate::server::{serve_with, AppState, ServerConfig};
+use metric_gate::server::ListenerConfig;
+use metric_gate::server::{
+    serve, AppState, RelabelConfig, ScrapeLimits, ServerConfig, UpstreamConfig,
+};
 use metric_gate::upstream::UpstreamSpec;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
@@ -235,17 +237,22 @@ pub struct Gate {
 /// Settings for tests: 5 s timeout, no warm-up scrape, health series on.
 pub fn config_for(upstream: &str) -> ServerConfig {
     ServerConfig {
-        spec: UpstreamSpec::parse(upstream).expect("upstream spec"),
-        scrape_timeout: Duration::from_secs(5),
-        max_body: 512 << 20,
-        max_line: 1 << 20,
-        label_limits: metric_gate::limits::LabelLimits::DEFAULT,
-        sample_limit: 0,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listener: ListenerConfig::default(),
+        upstream: UpstreamConfig {
+            spec: UpstreamSpec::parse(upstream).expect("upstream spec"),
+            client: Default::default(),
+            dns_server: None,
+            scrape_timeout: Duration::from_secs(5),
+        },
+        limits: ScrapeLimits {
+            max_body: 512 << 20,
+            max_line: 1 << 20,
+            labels: metric_gate::limits::LabelLimits::DEFAULT,
+            sample_limit: 0,
+        },
         target_health: true,
-        dns_server: None,
         warm_up: false,
-        client: Default::default(),
-        relabel_file: None,
     }
 }
 
@@ -256,15 +263,22 @@ impl Gate {
 
     /// As `start`, with listener settings (web config, connection cap, timeouts).
     pub async fn start_with(
-        cfg: ServerConfig,
+        mut cfg: ServerConfig,
         relabel: &Config,
         listener_cfg: ListenerConfig,
     ) -> Self {
+        cfg.listener = listener_cfg;
+        Self::start_relabel(cfg, RelabelConfig::fixed(relabel.clone())).await
+    }
+
+    /// As `start`, with the relabel configuration and its source (a file is read again on
+    /// reload).
+    pub async fn start_relabel(cfg: ServerConfig, relabel: RelabelConfig) -> Self {
         let state = AppState::new(cfg, relabel).expect("state");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_with(listener, state.clone(), listener_cfg, async {
+        let task = tokio::spawn(serve(listener, state.clone(), async {
             let _ = stopped.await;
         }));
         Self {

@@ -1,0 +1,1288 @@
+//! Counter state across scrapes: summed counters that survive restarts, departures and timeouts.
+//!
+//! When several input series sum into one output series (pods behind a `dns+` upstream, or
+//! series that a `labeldrop` merges), a plain sum of the current values drops whenever one
+//! input restarts or goes away, and Prometheus' `rate()` reads every drop as a counter reset.
+//! [`CounterState`] remembers each input's last value and carries a total per output that
+//! grows the way Prometheus itself would count each input:
+//!
+//! - an input that rose adds the difference; one that fell (or whose process restarted) was
+//!   reset and adds its whole new value;
+//! - an input that is missing (its target failed, timed out, left the DNS answer, or the series
+//!   vanished) keeps its last value in the total; when it comes back, only its rise is added;
+//! - inputs unseen for the staleness window are forgotten (what they contributed stays), and
+//!   an output whose inputs are all forgotten expires.
+//!
+//! An output that has only ever had one input within the window is not carried: it passes
+//! that input's value through, so a restart shows as the same reset Prometheus would see
+//! scraping the input directly. It becomes carried when a second input appears, starting from
+//! the plain sum of its inputs' values, so before any reset or departure a carried output
+//! equals the plain sum.
+//!
+//! The state is pure data: no I/O, no parsing, no clocks. Each scrape has two phases. While
+//! targets are read (in parallel, without the state), every sample of a counter-like family
+//! is recorded into that target's [`TargetScrape`]. Then [`CounterState::apply`], under the
+//! caller's lock, resolves restarts and resets with every observation in hand (a target's
+//! `process_start_time_seconds`, a histogram's `_count`, may come after the samples they
+//! decide) and updates the totals; [`CounterState::served`] and [`CounterState::absent`] tell
+//! what to serve.
+//!
+//! Keys are 128-bit hashes: an input is identified by its target and the hash of its raw
+//! series text, an output by [`output_hash`] of its rendered series. Neither depends on slots,
+//! caches or relabel rules, so the state survives a series-cache compaction, an aggregator
+//! renumbering, a configuration reload (outputs that still exist keep their totals) and, with
+//! [`CounterState::serialize`], a restart.
+//!
+//! Memory: an input costs one 32-byte [`InputRecord`] plus its index-table slot (about 40
+//! bytes in all; see `memory_per_input` in the tests); output key text is stored only for
+//! outputs that are carried and so may have to be served while none of their inputs is seen.
+
+use std::borrow::Borrow;
+use std::collections::VecDeque;
+
+use hashbrown::{HashMap, HashTable};
+
+use crate::sum::Sum;
+
+/// The staleness window's default: five minutes, as Prometheus' own lookback delta.
+pub const DEFAULT_STALENESS_MS: u64 = 5 * 60 * 1000;
+
+/// A process start time that moved by more than this many seconds means the target restarted.
+/// Exporters that derive the start time from the uptime may jitter by rounding; a restart
+/// moves it by at least the time between two scrapes.
+pub const START_TIME_TOLERANCE_S: f64 = 1.0;
+
+/// The hash that identifies an output series: the series as rendered (`name{sorted labels}`,
+/// the aggregator's key). Deterministic across processes, so it can be stored.
+///
+/// Keep one [`CounterState`] per rule list: the same series text in two lists is two outputs.
+pub fn output_hash(series: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(series, 0x6f75_7470_7574)
+}
+
+/// The hash that identifies a target (its name, e.g. `10.0.0.5:10254`).
+pub fn target_hash(target: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(target.as_bytes(), 0x7461_7267_6574)
+}
+
+/// What an observed sample is; it decides how a reset is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A counter sample (`x_total`, or a 0.0.4 counter). Reset when its value falls or its
+    /// target restarted.
+    Counter = 0,
+    /// A histogram `_bucket`. Reset with its group, or when its own value falls.
+    Bucket = 1,
+    /// A histogram's or summary's `_count`. It decides its group's reset: fell, or its target
+    /// restarted.
+    Count = 2,
+    /// A histogram's or summary's `_sum`. Reset only with its group (a `_sum` falls without a
+    /// reset when observations are negative); by its own value only when its group's `_count`
+    /// was not observed.
+    Sum = 3,
+}
+
+impl Kind {
+    fn from_bits(bits: u64) -> Kind {
+        match bits & 3 {
+            0 => Kind::Counter,
+            1 => Kind::Bucket,
+            2 => Kind::Count,
+            _ => Kind::Sum,
+        }
+    }
+}
+
+/// The bits of an observation's group key that hold its [`Kind`].
+const KIND_SHIFT: u32 = 62;
+
+/// One sample of a counter-like family, as [`TargetScrape::observe`] recorded it. 48 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Observation {
+    /// Hash of the raw series text (the series cache's key).
+    series: u128,
+    /// [`output_hash`] of the output it sums into.
+    output: u128,
+    value: f64,
+    /// The group key (62 bits) and the [`Kind`] (top 2 bits).
+    group_kind: u64,
+}
+
+impl Observation {
+    fn kind(&self) -> Kind {
+        Kind::from_bits(self.group_kind >> KIND_SHIFT)
+    }
+
+    fn group(&self) -> u64 {
+        self.group_kind & ((1 << KIND_SHIFT) - 1)
+    }
+}
+
+/// What one target contributed to one scrape: filled while its body is read, without the
+/// state; handed to [`CounterState::apply`] when every target is done. Reuse it with
+/// [`TargetScrape::reset`] to keep its buffer.
+///
+/// Pass only targets whose whole body was read: a target left out of a scrape (failed, timed
+/// out) is simply not passed, and its inputs keep their last values.
+#[derive(Debug, Clone)]
+pub struct TargetScrape {
+    target: u128,
+    process_start: Option<f64>,
+    observations: Vec<Observation>,
+}
+
+impl TargetScrape {
+    /// An empty record for the target named `target` (its address, e.g. `10.0.0.5:10254`, or
+    /// the upstream URL of a single-target proxy).
+    pub fn new(target: &str) -> TargetScrape {
+        TargetScrape {
+            target: target_hash(target),
+            process_start: None,
+            observations: Vec::new(),
+        }
+    }
+
+    /// Empties the record for the next scrape of `target`, keeping its buffer.
+    pub fn reset(&mut self, target: &str) {
+        self.target = target_hash(target);
+        self.process_start = None;
+        self.observations.clear();
+    }
+
+    /// Sets the target's `process_start_time_seconds` (the unlabeled series, as the upstream
+    /// wrote it, before relabeling). A value that differs from the one seen before by more
+    /// than [`START_TIME_TOLERANCE_S`] means the target restarted: every counter of it was
+    /// reset, even one that has already climbed past its old value. Non-finite values are
+    /// ignored.
+    pub fn set_process_start(&mut self, seconds: f64) {
+        if seconds.is_finite() {
+            self.process_start = Some(seconds);
+        }
+    }
+
+    /// Records one sample of a counter-like family.
+    ///
+    /// - `series`: the hash of the raw series text as the upstream wrote it (the series
+    ///   cache's key); the target is added by the state.
+    /// - `output`: [`output_hash`] of the output series it sums into.
+    /// - `group`: for histogram and summary samples (`Bucket`, `Count`, `Sum`), a hash of the
+    ///   input's family and labels without `le` (one histogram series of one target: its
+    ///   buckets, `_sum` and `_count` share it); ignored for `Counter`. Only its low 62 bits
+    ///   are used.
+    ///
+    /// Record each input series once per scrape (Prometheus keeps the first of duplicate
+    /// samples; so should the caller).
+    #[inline]
+    pub fn observe(&mut self, series: u128, output: u128, kind: Kind, group: u64, value: f64) {
+        let group = if kind == Kind::Counter { 0 } else { group };
+        self.observations.push(Observation {
+            series,
+            output,
+            value,
+            group_kind: (group & ((1 << KIND_SHIFT) - 1)) | (kind as u64) << KIND_SHIFT,
+        });
+    }
+
+    /// Number of recorded samples.
+    pub fn len(&self) -> usize {
+        self.observations.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty()
+    }
+
+    /// Bytes held by the record's buffer.
+    pub fn capacity_bytes(&self) -> usize {
+        self.observations.capacity() * std::mem::size_of::<Observation>()
+    }
+}
+
+/// Per input series: 32 bytes, no label text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputRecord {
+    /// Target hash XOR series hash.
+    key: u128,
+    /// The last finite value observed.
+    last: f64,
+    /// The scrape ([`CounterState`] epoch) it was last observed in.
+    seen: u32,
+    /// Index of its output in `outputs`.
+    output: u32,
+}
+
+/// A family's metadata, for serving carried outputs none of whose inputs was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Family {
+    name: Box<str>,
+    typ: Box<str>,
+    help: Box<str>,
+}
+
+/// The rendered series of a carried output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Description {
+    family: u32,
+    series: Box<[u8]>,
+}
+
+/// Per output series.
+#[derive(Debug, Clone, PartialEq)]
+struct OutputRecord {
+    hash: u128,
+    /// Carried: the total. Not carried: the single input's last finite value (so that
+    /// becoming carried continues from what was served).
+    total: Sum,
+    /// Contributions of the scrape being applied.
+    pending: Sum,
+    /// The latest value observed from any of its inputs (served when not carried).
+    raw: f64,
+    /// Number of tracked inputs (seen within the window) that sum into it.
+    inputs: u32,
+    /// The scrape it was last observed in.
+    seen: u32,
+    /// The last scrape in which it had two or more tracked inputs.
+    multi: u32,
+    /// The scrape that created it.
+    created: u32,
+    carried: bool,
+    /// False for a free slot.
+    alive: bool,
+    description: Option<Box<Description>>,
+}
+
+impl OutputRecord {
+    fn new(hash: u128, epoch: u32) -> OutputRecord {
+        OutputRecord {
+            hash,
+            total: Sum::new(),
+            pending: Sum::new(),
+            raw: 0.0,
+            inputs: 0,
+            seen: 0,
+            multi: 0,
+            created: epoch,
+            carried: false,
+            alive: true,
+            description: None,
+        }
+    }
+}
+
+/// Per target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TargetRecord {
+    /// Its `process_start_time_seconds`, when it has one.
+    start: Option<f64>,
+    /// The scrape it was last seen in.
+    seen: u32,
+    /// The scrape in which a restart was last detected (0: never).
+    restart: u32,
+}
+
+/// Counters for self-metrics. Gauges are the current sizes; the rest count since the state
+/// was created (or loaded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterStats {
+    /// Input series tracked (seen within the staleness window).
+    pub inputs_tracked: usize,
+    /// Output series tracked.
+    pub outputs_tracked: usize,
+    /// Outputs currently carried (summing two or more inputs within the window).
+    pub outputs_carried: usize,
+    /// Inputs found reset (value fell, group `_count` fell, or target restarted).
+    pub resets: u64,
+    /// Targets whose `process_start_time_seconds` changed.
+    pub target_restarts: u64,
+    /// Inputs forgotten after the staleness window.
+    pub inputs_expired: u64,
+    /// Outputs that expired (all inputs gone for the window).
+    pub outputs_expired: u64,
+    /// New inputs whose first value was not counted (see [`CounterState::apply`]).
+    pub first_samples_skipped: u64,
+    /// Observations with a NaN or infinite value, which leave the totals unchanged.
+    pub non_finite: u64,
+    /// [`CounterState::apply`] calls refused because their sequence number was not newer.
+    pub scrapes_refused: u64,
+}
+
+/// What to serve for an output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Served {
+    /// One input within the window: its value as observed (serve the input's own text).
+    PassThrough(f64),
+    /// The carried total.
+    Carried(f64),
+}
+
+impl Served {
+    /// The value, either way.
+    pub fn value(self) -> f64 {
+        match self {
+            Served::PassThrough(v) | Served::Carried(v) => v,
+        }
+    }
+}
+
+/// A carried output that none of its inputs fed in the last scrape, to be served anyway.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Absent<'a> {
+    /// Its [`output_hash`].
+    pub output: u128,
+    /// The family name, `# TYPE` word and `# HELP` text given by [`CounterState::describe`].
+    pub family: &'a str,
+    /// The family's `# TYPE` word.
+    pub typ: &'a str,
+    /// The family's `# HELP` text (unescaped; may be empty).
+    pub help: &'a str,
+    /// The rendered series (`name{labels}`).
+    pub series: &'a [u8],
+    /// The carried total.
+    pub value: f64,
+}
+
+/// What one [`CounterState::apply`] did, beyond the values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Outputs that expired in this scrape: stop serving them (and forget their hashes).
+    pub expired: Vec<u128>,
+    /// Carried outputs without a description: pass each one to [`CounterState::describe`]
+    /// (they were observed in this scrape, so their series is at hand), so they can be served
+    /// when none of their inputs is seen.
+    pub needs_description: Vec<u128>,
+    /// Inputs found reset in this scrape.
+    pub resets: u64,
+}
+
+/// [`CounterState::apply`] refused a scrape that is not newer than the last one applied: a
+/// response that finished late, or the same one twice. The state is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("scrape {seq} refused: scrape {last} was already applied")]
+pub struct Refused {
+    /// The refused sequence number.
+    pub seq: u64,
+    /// The last applied one.
+    pub last: u64,
+}
+
+/// A state blob that [`CounterState::deserialize`] cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// Not a metric-gate counter state.
+    #[error("not a metric-gate counter state (bad magic bytes)")]
+    BadMagic,
+    /// Written by another version of the format.
+    #[error("counter state format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version(u32),
+    /// Shorter than its own counts say.
+    #[error("counter state is truncated")]
+    Truncated,
+    /// Inconsistent content.
+    #[error("counter state is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+const MAGIC: &[u8; 8] = b"MGCNTST\0";
+/// The version of [`CounterState::serialize`]'s format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Reset-safe, failure-safe counter state for the outputs of one rule list. See the module
+/// documentation for the rules.
+///
+/// Not thread-safe by itself: keep it behind the lock that serializes scrapes.
+#[derive(Debug, Clone)]
+pub struct CounterState {
+    staleness_ms: u64,
+    inputs: Vec<InputRecord>,
+    /// Indices into `inputs`, by `key`.
+    input_index: HashTable<u32>,
+    /// The input after the last one found: upstreams send series in the same order every
+    /// scrape, so checking it first turns most lookups into a sequential walk.
+    cursor: usize,
+    /// No input has `seen` below this (a lower bound): the sweep is skipped until the cutoff
+    /// passes it.
+    min_seen: u32,
+    outputs: Vec<OutputRecord>,
+    output_index: HashTable<u32>,
+    free_outputs: Vec<u32>,
+    /// Outputs that may have no input left (a reload moved their inputs away).
+    orphans: bool,
+    families: Vec<Family>,
+    family_index: HashMap<Box<str>, u32>,
+    targets: HashMap<u128, TargetRecord>,
+    /// Scrapes applied so far; the `seen` of everything.
+    epoch: u32,
+    /// (epoch, time) of the scrapes within the window, oldest first.
+    times: VecDeque<(u32, i64)>,
+    last_seq: Option<u64>,
+    last_now_ms: Option<i64>,
+    stats: CounterStats,
+    /// Scratch: group -> reset, per scrape.
+    groups: HashMap<(u32, u64), bool>,
+    /// Scratch: outputs observed in the scrape being applied.
+    touched: Vec<u32>,
+}
+
+/// The table hash of a key that is already a hash.
+#[inline]
+fn low_bits(key: u128) -> u64 {
+    key as u64
+}
+
+impl Default for CounterState {
+    fn default() -> Self {
+        CounterState::new(DEFAULT_STALENESS_MS)
+    }
+}
+
+impl CounterState {
+    /// An empty state whose inputs are forgotten after `staleness_ms` without being seen.
+    pub fn new(staleness_ms: u64) -> CounterState {
+        CounterState {
+            staleness_ms,
+            inputs: Vec::new(),
+            input_index: HashTable::new(),
+            cursor: 0,
+            min_seen: 0,
+            outputs: Vec::new(),
+            output_index: HashTable::new(),
+            free_outputs: Vec::new(),
+            orphans: false,
+            families: Vec::new(),
+            family_index: HashMap::new(),
+            targets: HashMap::new(),
+            epoch: 0,
+            times: VecDeque::new(),
+            last_seq: None,
+            last_now_ms: None,
+            stats: CounterStats::default(),
+            groups: HashMap::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// The staleness window in milliseconds.
+    pub fn staleness_ms(&self) -> u64 {
+        self.staleness_ms
+    }
+
+    /// Changes the staleness window (a reload); it applies from the next scrape.
+    pub fn set_staleness_ms(&mut self, staleness_ms: u64) {
+        self.staleness_ms = staleness_ms;
+    }
+
+    /// Self-metric counters.
+    pub fn stats(&self) -> CounterStats {
+        CounterStats {
+            inputs_tracked: self.inputs.len(),
+            outputs_tracked: self.outputs.len() - self.free_outputs.len(),
+            ..self.stats
+        }
+    }
+
+    /// Bytes held for inputs: the records' and the index table's allocations (capacity, not
+    /// length).
+    pub fn input_bytes(&self) -> usize {
+        self.inputs.capacity() * std::mem::size_of::<InputRecord>()
+            + self.input_index.allocation_size()
+    }
+
+    /// Bytes held in all (inputs, outputs, descriptions, targets), approximately.
+    pub fn memory_bytes(&self) -> usize {
+        let descriptions: usize = self
+            .outputs
+            .iter()
+            .filter_map(|o| o.description.as_ref())
+            .map(|d| std::mem::size_of::<Description>() + d.series.len())
+            .sum();
+        self.input_bytes()
+            + self.outputs.capacity() * std::mem::size_of::<OutputRecord>()
+            + self.output_index.allocation_size()
+            + descriptions
+            + self.targets.allocation_size()
+    }
+
+    /// Applies one scrape: every target that answered in full, each once. `seq` orders
+    /// scrapes: it must be greater than the last applied one, or the scrape is refused and
+    /// nothing changes, so a response that finished late, or the same one twice, is never
+    /// applied (sequence numbers belong to one process: a state just loaded accepts any).
+    /// `now_ms` is the scrape's time (wall clock, ms); a time before the last one counts as
+    /// the last one.
+    ///
+    /// Per observed input, under Prometheus' reset rule:
+    /// - reset when its target's process start time changed (or changed while the input was
+    ///   not seen), when its histogram's or summary's `_count` fell (buckets, `_sum` and
+    ///   `_count` of that group together), or when its own value fell (buckets and counters;
+    ///   a `_sum` only when its `_count` is not observed): the output grows by the new value;
+    /// - otherwise the output grows by the difference from the input's last value;
+    /// - a new input counts in full when its output is new in this scrape (so outputs start as
+    ///   the plain sum), when its target was seen within the window (a new series of a running
+    ///   process), or when its target's process started after the previous scrape (a new
+    ///   pod); otherwise (a target not seen within the window, whose process is older than the
+    ///   previous scrape or unknown, e.g. one that was failing) it counts from its second
+    ///   sample, so a long-running target that comes back does not add its whole history.
+    ///
+    /// Then inputs unseen for the window are forgotten and outputs left without inputs for
+    /// the window expire.
+    pub fn apply<T: Borrow<TargetScrape>>(
+        &mut self,
+        seq: u64,
+        now_ms: i64,
+        scrapes: &[T],
+    ) -> Result<ApplyReport, Refused> {
+        if let Some(last) = self.last_seq {
+            if seq <= last {
+                self.stats.scrapes_refused += 1;
+                return Err(Refused { seq, last });
+            }
+        }
+        self.last_seq = Some(seq);
+        let prev_now_ms = self.last_now_ms;
+        let now_ms = prev_now_ms.map_or(now_ms, |p| now_ms.max(p));
+        self.last_now_ms = Some(now_ms);
+        self.epoch = self.epoch.saturating_add(1);
+        let epoch = self.epoch;
+        self.times.push_back((epoch, now_ms));
+        let mut report = ApplyReport::default();
+
+        // Targets: restarts, and whether a new input of theirs counts in full.
+        let mut target_info = Vec::with_capacity(scrapes.len());
+        for ts in scrapes.iter().map(Borrow::borrow) {
+            let started_since = match (ts.process_start, prev_now_ms) {
+                (Some(s), Some(prev)) => s * 1000.0 > prev as f64,
+                _ => false,
+            };
+            let (known, restarted, restart_epoch) = match self.targets.get_mut(&ts.target) {
+                Some(rec) => {
+                    let restarted = match (rec.start, ts.process_start) {
+                        (Some(old), Some(new)) => (new - old).abs() > START_TIME_TOLERANCE_S,
+                        _ => false,
+                    };
+                    if restarted {
+                        rec.restart = epoch;
+                        self.stats.target_restarts += 1;
+                    }
+                    if ts.process_start.is_some() {
+                        rec.start = ts.process_start;
+                    }
+                    rec.seen = epoch;
+                    (true, restarted, rec.restart)
+                }
+                None => {
+                    self.targets.insert(
+                        ts.target,
+                        TargetRecord {
+                            start: ts.process_start,
+                            seen: epoch,
+                            restart: 0,
+                        },
+                    );
+                    (false, false, 0)
+                }
+            };
+            target_info.push(TargetInfo {
+                restarted,
+                restart_epoch,
+                count_first: known || started_since,
+            });
+        }
+
+        // Groups: a histogram or summary resets as a whole, decided by its `_count`.
+        self.groups.clear();
+        for (t, ts) in scrapes.iter().map(Borrow::borrow).enumerate() {
+            let info = target_info[t];
+            for o in &ts.observations {
+                if o.kind() != Kind::Count || !o.value.is_finite() {
+                    continue;
+                }
+                let key = ts.target ^ o.series;
+                let reset = info.restarted
+                    || self.find_input(key).is_some_and(|i| {
+                        let rec = &self.inputs[i];
+                        rec.seen < info.restart_epoch || o.value < rec.last
+                    });
+                self.groups.insert((t as u32, o.group()), reset);
+            }
+        }
+
+        // Observations.
+        self.touched.clear();
+        for (t, ts) in scrapes.iter().map(Borrow::borrow).enumerate() {
+            let info = target_info[t];
+            for o in &ts.observations {
+                self.observe(t as u32, ts.target, info, o, &mut report);
+            }
+        }
+
+        // Outputs: carried or not, and their new totals.
+        let cutoff = self.cutoff(now_ms);
+        for &idx in &self.touched {
+            let out = &mut self.outputs[idx as usize];
+            if out.inputs >= 2 {
+                out.multi = epoch;
+                if !out.carried {
+                    out.carried = true;
+                    self.stats.outputs_carried += 1;
+                }
+            }
+            if out.carried {
+                let pending = out.pending;
+                out.total.merge(&pending);
+                // Back to passing through only where that does not change what is served.
+                if out.inputs == 1 && out.multi < cutoff && out.total.value() == out.raw {
+                    out.carried = false;
+                    out.description = None;
+                    self.stats.outputs_carried -= 1;
+                } else if out.description.is_none() {
+                    report.needs_description.push(out.hash);
+                }
+            } else if out.raw.is_finite() {
+                out.total = Sum::from(out.raw);
+            }
+            out.pending = Sum::new();
+        }
+
+        self.sweep(cutoff, &mut report);
+        Ok(report)
+    }
+
+    /// Applies one observation.
+    #[inline]
+    fn observe(
+        &mut self,
+        t: u32,
+        target: u128,
+        info: TargetInfo,
+        o: &Observation,
+        report: &mut ApplyReport,
+    ) {
+        let epoch = self.epoch;
+        let key = target ^ o.series;
+        let kind = o.kind();
+        let input = self.find_input(key);
+        if let Some(i) = input {
+            self.cursor = i + 1;
+        }
+        // The output: usually the one the input already sums into.
+        let out_idx = match input {
+            Some(i) if self.outputs[self.inputs[i].output as usize].hash == o.output => {
+                self.inputs[i].output
+            }
+            _ => self.output_for(o.output),
+        };
+        let output_is_new = self.outputs[out_idx as usize].created == epoch;
+        let value = o.value;
+        let finite = value.is_finite();
+        if !finite {
+            self.stats.non_finite += 1;
+        }
+        let contribution = match input {
+            Some(i) => {
+                let rec = self.inputs[i];
+                let moved = rec.output != out_idx;
+                if moved {
+                    // A reload sent the input to another output: it leaves the old one
+                    // (whose total keeps what it contributed) and joins the new one.
+                    let old = &mut self.outputs[rec.output as usize];
+                    old.inputs -= 1;
+                    if old.inputs == 0 {
+                        self.orphans = true;
+                    }
+                    self.outputs[out_idx as usize].inputs += 1;
+                    self.inputs[i].output = out_idx;
+                }
+                self.inputs[i].seen = epoch;
+                if !finite {
+                    0.0
+                } else if moved {
+                    self.inputs[i].last = value;
+                    if output_is_new {
+                        value
+                    } else {
+                        self.stats.first_samples_skipped += 1;
+                        0.0
+                    }
+                } else {
+                    let fell = value < rec.last;
+                    let group_reset = || self.groups.get(&(t, o.group())).copied();
+                    let reset = info.restarted
+                        || rec.seen < info.restart_epoch
+                        || match kind {
+                            Kind::Counter => fell,
+                            Kind::Bucket => fell || group_reset() == Some(true),
+                            Kind::Count => fell,
+                            Kind::Sum => group_reset().unwrap_or(fell),
+                        };
+                    self.inputs[i].last = value;
+                    if reset {
+                        self.stats.resets += 1;
+                        report.resets += 1;
+                        if kind == Kind::Sum {
+                            value
+                        } else {
+                            // A counter is never negative; a broken one must not lower a total.
+                            value.max(0.0)
+                        }
+                    } else {
+                        value - rec.last
+                    }
+                }
+            }
+            None => {
+                let rec = InputRecord {
+                    key,
+                    last: if finite { value } else { 0.0 },
+                    seen: epoch,
+                    output: out_idx,
+                };
+                self.insert_input(rec);
+                self.cursor = self.inputs.len();
+                self.outputs[out_idx as usize].inputs += 1;
+                if !finite {
+                    0.0
+                } else if output_is_new || info.count_first {
+                    value
+                } else {
+                    self.stats.first_samples_skipped += 1;
+                    0.0
+                }
+            }
+        };
+        let out = &mut self.outputs[out_idx as usize];
+        out.pending.add(contribution);
+        out.raw = value;
+        if out.seen != epoch {
+            out.seen = epoch;
+            self.touched.push(out_idx);
+        }
+    }
+
+    /// The index of input `key`, checking the one after the last hit first.
+    #[inline]
+    fn find_input(&self, key: u128) -> Option<usize> {
+        if self.inputs.get(self.cursor).is_some_and(|r| r.key == key) {
+            return Some(self.cursor);
+        }
+        let inputs = &self.inputs;
+        self.input_index
+            .find(low_bits(key), |&i| inputs[i as usize].key == key)
+            .map(|&i| i as usize)
+    }
+
+    fn insert_input(&mut self, rec: InputRecord) {
+        let id = self.inputs.len() as u32;
+        self.inputs.push(rec);
+        let inputs = &self.inputs;
+        self.input_index
+            .insert_unique(low_bits(rec.key), id, |&i| low_bits(inputs[i as usize].key));
+    }
+
+    /// The index of output `hash`, created when it is not tracked.
+    fn output_for(&mut self, hash: u128) -> u32 {
+        let outputs = &self.outputs;
+        if let Some(&i) = self
+            .output_index
+            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)
+        {
+            return i;
+        }
+        let rec = OutputRecord::new(hash, self.epoch);
+        let idx = match self.free_outputs.pop() {
+            Some(i) => {
+                self.outputs[i as usize] = rec;
+                i
+            }
+            None => {
+                self.outputs.push(rec);
+                (self.outputs.len() - 1) as u32
+            }
+        };
+        let outputs = &self.outputs;
+        self.output_index
+            .insert_unique(low_bits(hash), idx, |&i| low_bits(outputs[i as usize].hash));
+        idx
+    }
+
+    /// The oldest epoch still within the window at `now_ms` (dropping older scrape times).
+    fn cutoff(&mut self, now_ms: i64) -> u32 {
+        let horizon = now_ms.saturating_sub(i64::try_from(self.staleness_ms).unwrap_or(i64::MAX));
+        while self.times.front().is_some_and(|&(_, t)| t < horizon) && self.times.len() > 1 {
+            self.times.pop_front();
+        }
+        match self.times.front() {
+            Some(&(e, t)) if t >= horizon => e,
+            // Only the current scrape is left, and even it is outside a zero window.
+            _ => self.epoch,
+        }
+    }
+
+    /// Forgets inputs and targets not seen since before `cutoff`; expires outputs left
+    /// without inputs and not seen since before `cutoff`.
+    fn sweep(&mut self, cutoff: u32, report: &mut ApplyReport) {
+        self.targets.retain(|_, t| t.seen >= cutoff);
+        let mut swept = false;
+        if cutoff > self.min_seen {
+            swept = true;
+            let mut min_seen = self.epoch;
+            let mut i = 0;
+            while i < self.inputs.len() {
+                let rec = self.inputs[i];
+                if rec.seen >= cutoff {
+                    min_seen = min_seen.min(rec.seen);
+                    i += 1;
+                    continue;
+                }
+                self.stats.inputs_expired += 1;
+                self.outputs[rec.output as usize].inputs -= 1;
+                self.remove_input(i);
+            }
+            self.min_seen = min_seen;
+            self.cursor = 0;
+        }
+        if swept || self.orphans {
+            self.orphans = false;
+            for idx in 0..self.outputs.len() {
+                let out = &self.outputs[idx];
+                if !out.alive || out.inputs > 0 {
+                    continue;
+                }
+                if out.seen >= cutoff {
+                    self.orphans = true;
+                    continue;
+                }
+                let hash = out.hash;
+                if out.carried {
+                    self.stats.outputs_carried -= 1;
+                }
+                self.stats.outputs_expired += 1;
+                report.expired.push(hash);
+                if let Ok(entry) = self
+                    .output_index
+                    .find_entry(low_bits(hash), |&i| i as usize == idx)
+                {
+                    entry.remove();
+                }
+                self.outputs[idx] = OutputRecord {
+                    alive: false,
+                    ..OutputRecord::new(0, 0)
+                };
+                self.free_outputs.push(idx as u32);
+            }
+        }
+    }
+
+    /// Removes input `i`, moving the last input into its place.
+    fn remove_input(&mut self, i: usize) {
+        let key = self.inputs[i].key;
+        if let Ok(entry) = self
+            .input_index
+            .find_entry(low_bits(key), |&j| j as usize == i)
+        {
+            entry.remove();
+        }
+        let last = self.inputs.len() - 1;
+        if i != last {
+            let moved_key = self.inputs[last].key;
+            if let Some(slot) = self
+                .input_index
+                .find_mut(low_bits(moved_key), |&j| j as usize == last)
+            {
+                *slot = i as u32;
+            }
+        }
+        self.inputs.swap_remove(i);
+    }
+
+    /// What to serve for output `hash`: its pass-through value or carried total. `None` when
+    /// it is not tracked (never observed, or expired).
+    pub fn served(&self, hash: u128) -> Option<Served> {
+        let outputs = &self.outputs;
+        let &i = self
+            .output_index
+            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)?;
+        let out = &self.outputs[i as usize];
+        Some(if out.carried {
+            Served::Carried(out.total.value())
+        } else {
+            Served::PassThrough(out.raw)
+        })
+    }
+
+    /// Carried outputs that no input fed in the last applied scrape but that are still within
+    /// the window: serve them with their carried total. Outputs that were never described
+    /// ([`ApplyReport::needs_description`]) cannot be listed. Outputs that pass through are
+    /// not listed: like a directly scraped series, they are absent while their input is.
+    pub fn absent(&self) -> impl Iterator<Item = Absent<'_>> + '_ {
+        let epoch = self.epoch;
+        self.outputs
+            .iter()
+            .filter(move |o| o.alive && o.carried && o.seen != epoch)
+            .filter_map(|o| {
+                let d = o.description.as_deref()?;
+                let f = self.families.get(d.family as usize)?;
+                Some(Absent {
+                    output: o.hash,
+                    family: &f.name,
+                    typ: &f.typ,
+                    help: &f.help,
+                    series: &d.series,
+                    value: o.total.value(),
+                })
+            })
+    }
+
+    /// Tells the state how output `hash` is rendered, so it can be served while none of its
+    /// inputs is seen: `series` is the rendered series (`name{labels}`), `family` its family's
+    /// name, `typ` the `# TYPE` word and `help` the `# HELP` text (the latest description of a
+    /// family wins). Returns false when the output is not tracked.
+    pub fn describe(
+        &mut self,
+        hash: u128,
+        family: &str,
+        typ: &str,
+        help: &str,
+        series: &[u8],
+    ) -> bool {
+        let outputs = &self.outputs;
+        let Some(&i) = self
+            .output_index
+            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)
+        else {
+            return false;
+        };
+        let family = self.intern_family(family, typ, help);
+        self.outputs[i as usize].description = Some(Box::new(Description {
+            family,
+            series: series.into(),
+        }));
+        true
+    }
+
+    fn intern_family(&mut self, name: &str, typ: &str, help: &str) -> u32 {
+        if let Some(&i) = self.family_index.get(name) {
+            let f = &mut self.families[i as usize];
+            if &*f.typ != typ {
+                f.typ = typ.into();
+            }
+            if &*f.help != help {
+                f.help = help.into();
+            }
+            return i;
+        }
+        let i = self.families.len() as u32;
+        self.families.push(Family {
+            name: name.into(),
+            typ: typ.into(),
+            help: help.into(),
+        });
+        self.family_index.insert(name.into(), i);
+        i
+    }
+
+    /// The state as bytes, for `--state-file`: a versioned little-endian format (magic, version,
+    /// then scrape clock, targets, families, outputs, inputs). Sequence numbers are not kept.
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64 + self.inputs.len() * 32));
+        w.0.extend_from_slice(MAGIC);
+        w.u32(FORMAT_VERSION);
+        w.u64(self.staleness_ms);
+        w.u32(self.epoch);
+        w.i64(self.last_now_ms.unwrap_or(i64::MIN));
+        w.u32(self.times.len() as u32);
+        for &(e, t) in &self.times {
+            w.u32(e);
+            w.i64(t);
+        }
+        let s = &self.stats;
+        for n in [
+            s.resets,
+            s.target_restarts,
+            s.inputs_expired,
+            s.outputs_expired,
+            s.first_samples_skipped,
+            s.non_finite,
+            s.scrapes_refused,
+        ] {
+            w.u64(n);
+        }
+        w.u32(self.targets.len() as u32);
+        let mut targets: Vec<_> = self.targets.iter().collect();
+        targets.sort_unstable_by_key(|(&key, _)| key);
+        for (&key, t) in targets {
+            w.u128(key);
+            w.f64(t.start.unwrap_or(f64::NAN));
+            w.u32(t.seen);
+            w.u32(t.restart);
+        }
+        w.u32(self.families.len() as u32);
+        for f in &self.families {
+            w.bytes(f.name.as_bytes());
+            w.bytes(f.typ.as_bytes());
+            w.bytes(f.help.as_bytes());
+        }
+        // Live outputs only, renumbered densely; inputs refer to the new numbers.
+        let mut renumber = vec![u32::MAX; self.outputs.len()];
+        let mut live = Vec::with_capacity(self.outputs.len());
+        for (old, o) in self.outputs.iter().enumerate().filter(|(_, o)| o.alive) {
+            renumber[old] = live.len() as u32;
+            live.push(o);
+        }
+        w.u32(live.len() as u32);
+        for o in live {
+            w.u128(o.hash);
+            let (naive, comp) = o.total.to_parts();
+            w.f64(naive);
+            w.f64(comp);
+            w.f64(o.raw);
+            w.u32(o.seen);
+            w.u32(o.multi);
+            w.u32(o.created);
+            w.0.push(u8::from(o.carried));
+            match &o.description {
+                Some(d) => {
+                    w.0.push(1);
+                    w.u32(d.family);
+                    w.bytes(&d.series);
+                }
+                None => w.0.push(0),
+            }
+        }
+        w.u32(self.inputs.len() as u32);
+        for r in &self.inputs {
+            w.u128(r.key);
+            w.f64(r.last);
+            w.u32(r.seen);
+            w.u32(renumber[r.output as usize]);
+        }
+        w.0
+    }
+
+    /// Restores a state from [`CounterState::serialize`]'s bytes, with the staleness window
+    /// given now (a changed flag wins over the stored one). The first scrape applied after
+    /// loading accepts any sequence number. Times are compared with the new process's clock,
+    /// so inputs that were not seen for the window while metric-gate was down are forgotten at
+    /// the first scrape.
+    pub fn deserialize(bytes: &[u8], staleness_ms: u64) -> Result<CounterState, StateError> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(StateError::BadMagic);
+        }
+        let version = r.u32()?;
+        if version != FORMAT_VERSION {
+            return Err(StateError::Version(version));
+        }
+        let _stored_staleness = r.u64()?;
+        let mut st = CounterState::new(staleness_ms);
+        st.epoch = r.u32()?;
+        let last_now = r.i64()?;
+        st.last_now_ms = (last_now != i64::MIN).then_some(last_now);
+        let n = r.count(12)?;
+        for _ in 0..n {
+            let e = r.u32()?;
+            let t = r.i64()?;
+            st.times.push_back((e, t));
+        }
+        st.stats.resets = r.u64()?;
+        st.stats.target_restarts = r.u64()?;
+        st.stats.inputs_expired = r.u64()?;
+        st.stats.outputs_expired = r.u64()?;
+        st.stats.first_samples_skipped = r.u64()?;
+        st.stats.non_finite = r.u64()?;
+        st.stats.scrapes_refused = r.u64()?;
+        let n = r.count(32)?;
+        for _ in 0..n {
+            let key = r.u128()?;
+            let start = r.f64()?;
+            let seen = r.u32()?;
+            let restart = r.u32()?;
+            st.targets.insert(
+                key,
+                TargetRecord {
+                    start: (!start.is_nan()).then_some(start),
+                    seen,
+                    restart,
+                },
+            );
+        }
+        let n = r.count(12)?;
+        for _ in 0..n {
+            let name = r.string()?;
+            let typ = r.string()?;
+            let help = r.string()?;
+            if st.family_index.contains_key(name.as_str()) {
+                return Err(StateError::Corrupt("duplicate family"));
+            }
+            st.intern_family(&name, &typ, &help);
+        }
+        let n = r.count(54)?;
+        for idx in 0..n {
+            let hash = r.u128()?;
+            let naive = r.f64()?;
+            let comp = r.f64()?;
+            let raw = r.f64()?;
+            let seen = r.u32()?;
+            let multi = r.u32()?;
+            let created = r.u32()?;
+            let carried = r.u8()? != 0;
+            let description = match r.u8()? {
+                0 => None,
+                _ => {
+                    let family = r.u32()?;
+                    if family as usize >= st.families.len() {
+                        return Err(StateError::Corrupt("output refers to an unknown family"));
+                    }
+                    let series = r.take_len()?.into();
+                    Some(Box::new(Description { family, series }))
+                }
+            };
+            let outputs = &st.outputs;
+            if st
+                .output_index
+                .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)
+                .is_some()
+            {
+                return Err(StateError::Corrupt("duplicate output"));
+            }
+            st.outputs.push(OutputRecord {
+                total: Sum::from_parts(naive, comp),
+                raw,
+                seen,
+                multi,
+                carried,
+                description,
+                ..OutputRecord::new(hash, created)
+            });
+            let outputs = &st.outputs;
+            st.output_index
+                .insert_unique(low_bits(hash), idx as u32, |&i| {
+                    low_bits(outputs[i as usize].hash)
+                });
+            if carried {
+                st.stats.outputs_carried += 1;
+            }
+        }
+        let n = r.count(32)?;
+        st.inputs.reserve_exact(n);
+        st.min_seen = st.epoch;
+        for _ in 0..n {
+            let key = r.u128()?;
+            let last = r.f64()?;
+            let seen = r.u32()?;
+            let output = r.u32()?;
+            let Some(out) = st.outputs.get_mut(output as usize) else {
+                return Err(StateError::Corrupt("input refers to an unknown output"));
+            };
+            out.inputs += 1;
+            if st.find_input(key).is_some() {
+                return Err(StateError::Corrupt("duplicate input"));
+            }
+            st.min_seen = st.min_seen.min(seen);
+            st.insert_input(InputRecord {
+                key,
+                last,
+                seen,
+                output,
+            });
+        }
+        if r.pos != bytes.len() {
+            return Err(StateError::Corrupt("trailing bytes"));
+        }
+        // Outputs without inputs expire at the next sweep if they are old enough.
+        st.orphans = st.outputs.iter().any(|o| o.inputs == 0);
+        Ok(st)
+    }
+}
+
+/// Per target, for one scrape.
+#[derive(Debug, Clone, Copy)]
+struct TargetInfo {
+    restarted: bool,
+    restart_epoch: u32,
+    count_first: bool,
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
+        let end = self.pos.checked_add(n).ok_or(StateError::Truncated)?;
+        let s = self.bytes.get(self.pos..end).ok_or(StateError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StateError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, StateError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, StateError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, StateError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, StateError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn u128(&mut self) -> Result<u128, StateError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+    fn f64(&mut self) -> Result<f64, StateError> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    /// A count of items of at least `min_size` bytes each, checked against what is left, so a
+    /// corrupt count cannot make the reader reserve unbounded memory.
+    fn count(&mut self, min_size: usize) -> Result<usize, StateError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.bytes.len() - self.pos {
+            return Err(StateError::Truncated);
+        }
+        Ok(n)
+    }
+    fn take_len(&mut self) -> Result<&'a [u8], StateError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Result<String, StateError> {
+        let b = self.take_len()?;
+        String::from_utf8(b.to_vec()).map_err(|_| StateError::Corrupt("family text is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod model_tests;
