@@ -16,8 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use metric_gate::aggregate::Aggregator;
-use metric_gate::aggregate::RenderOptions;
+use metric_gate::aggregate::{Aggregator, KeyBuf, Point, RenderOptions};
 use metric_gate::analyze::Analyzer;
 use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
 use metric_gate::labels::{LabelBuf, METRIC_NAME};
@@ -138,9 +137,8 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut p = Pipeline::new(&config);
             feed_in_chunks(&data, &mut p);
-            let subsets = p.into_subsets();
             let mut out = Vec::new();
-            subsets[0]
+            p.subsets()[0]
                 .aggregator
                 .render(&mut out, &RenderOptions::default());
             black_box(out.len())
@@ -195,8 +193,15 @@ fn benches(c: &mut Criterion) {
         .collect();
     let fill = || {
         let mut agg = Aggregator::new();
+        let mut key = KeyBuf::new();
         for (s, labels) in samples.iter().zip(&relabeled) {
-            agg.add(&s.family, labels, s.value, &s.raw, s.timestamp_ms);
+            let series = key.label_set(labels).expect("every series keeps its name");
+            let point = Point {
+                value: s.value,
+                text: &s.raw,
+                timestamp_ms: s.timestamp_ms,
+            };
+            agg.add(&s.family, series, point).expect("no label limits");
         }
         agg
     };

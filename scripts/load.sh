@@ -6,6 +6,14 @@
 #            --ingresses N (default 100)      --keep DIR (keep payload, logs and wrk output)
 #            --secure: serve TLS (self-signed, openssl) with basic auth (bcrypt cost 10 from
 #                      htpasswd) through --web.config.file; the scrapers send credentials
+#            --slow-readers N: N more connections that ask for /metrics and never read the
+#                      answer (4 KiB receive buffer), each replaced by a new one after 5-15 s
+#            --passthrough: no rules on /metrics (it answers the whole payload, 27 MB with
+#                      the default size); the subsets stay
+#            --hostile: one more client looping over hostile requests (a 0.15 s scrape
+#                      timeout, absurd and invalid timeout headers, junk Accept headers, odd
+#                      subset names and /source targets), counting the statuses it gets
+#            (--slow-readers and --hostile speak plain HTTP: not with --secure)
 #
 # Builds the release binary, generates an ingress-nginx-shaped payload with gen_ingress, serves
 # it from a local static upstream (python3 http.server), starts metric-gate with
@@ -14,7 +22,8 @@
 #   /metrics (plain), /metrics (Accept-Encoding: gzip), /metrics/process, /metrics/requests
 # while sampling metric-gate's VmRSS every second. Prints per scraper: requests, non-2xx
 # responses, socket errors, p50/p99 latency; and RSS at start/peak/end, with the mean of the
-# first and last quarter of the run (a leak shows as a last quarter above the first).
+# first and last quarter of the run (a leak shows as a last quarter above the first), and RSS
+# every 5 s.
 # Installs wrk (and apache2-utils for --secure) with apt-get when missing (expects root). Everything listens on 127.0.0.1.
 set -euo pipefail
 {
@@ -22,7 +31,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-DURATION=60; CONNS=4; INGRESSES=100; KEEP=""; SECURE=0
+DURATION=60; CONNS=4; INGRESSES=100; KEEP=""; SECURE=0; SLOW=0; HOSTILE=0; PASS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift ;;
@@ -30,11 +39,18 @@ while [ $# -gt 0 ]; do
     --ingresses) INGRESSES=$2; shift ;;
     --keep) KEEP=$2; shift ;;
     --secure) SECURE=1 ;;
-    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
+    --slow-readers) SLOW=$2; shift ;;
+    --hostile) HOSTILE=1 ;;
+    --passthrough) PASS=1 ;;
+    -h|--help) sed -n 2,28p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+if [ "$SECURE" = 1 ] && { [ "$SLOW" -gt 0 ] || [ "$HOSTILE" = 1 ]; }; then
+  echo "--slow-readers and --hostile speak plain HTTP: not with --secure" >&2; exit 2
+fi
 
 log() { printf '[load %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -75,6 +91,13 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+RELABEL="$ROOT/testdata/relabel/subsets.yaml"
+if [ "$PASS" = 1 ]; then
+  # The subsets of subsets.yaml without its default list.
+  { echo 'metric_relabel_configs: []'; sed -n '/^process:/,$p' "$RELABEL"; } >"$WORK/relabel.yaml"
+  RELABEL="$WORK/relabel.yaml"
+fi
+
 GATE_PORT=$(free_port)
 WEB_ARGS=(); CURL=(curl -sf); AUTH_HEADER=(); SCHEME=http
 if [ "$SECURE" = 1 ]; then
@@ -90,7 +113,7 @@ if [ "$SECURE" = 1 ]; then
   SCHEME=https
 fi
 "$BIN" --listen-address 127.0.0.1 -p "$GATE_PORT" -H "http://127.0.0.1:$UP_PORT/metrics" \
-  --relabel-file "$ROOT/testdata/relabel/subsets.yaml" --log-level warn "${WEB_ARGS[@]}" >"$WORK/gate.log" 2>&1 &
+  --relabel-file "$RELABEL" --log-level warn "${WEB_ARGS[@]}" >"$WORK/gate.log" 2>&1 &
 GATE_PID=$!
 PIDS+=("$GATE_PID")
 BASE="$SCHEME://127.0.0.1:$GATE_PORT"
@@ -109,7 +132,66 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$GATE_PID/status"; }
 SAMPLER=$!
 PIDS+=("$SAMPLER")
 
-log "scraping $BASE for ${DURATION}s: 4 scrapers x ${CONNS} connections"
+# Clients that misbehave beside the scrapers (--slow-readers, --hostile): plain HTTP only.
+cat >"$WORK/bad_clients.py" <<'PY'
+import socket, sys, time, random, collections
+mode, host, port, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+end = time.time() + duration
+
+def slow(n):
+    def conn():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((host, port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: load\r\n\r\n")
+        return s
+    life = lambda: time.time() + random.uniform(5, 15)
+    conns, replaced = [(conn(), life()) for _ in range(n)], 0
+    while time.time() < end:
+        time.sleep(0.5)
+        for i, (s, until) in enumerate(conns):
+            if time.time() > until:
+                s.close()
+                conns[i] = (conn(), life())
+                replaced += 1
+    print(f"slow readers: {n} connections open at any time, never read; {replaced} replaced after 5-15 s")
+
+def hostile():
+    long = "a" * 4000
+    reqs = [("/metrics", "X-Prometheus-Scrape-Timeout-Seconds: 0.15")]
+    reqs += [("/metrics", f"X-Prometheus-Scrape-Timeout-Seconds: {v}")
+             for v in ["1e20", "1e300", "18446744073709551616", "-1", "NaN", "inf", "junk", "0"]]
+    reqs += [("/metrics", "Accept: */*;q=2"), ("/metrics", "Accept-Encoding: gzip;q=NaN"),
+             ("/metrics/..", ""), ("/metrics/%00", ""), (f"/metrics/{long}", ""),
+             ("/source?target=%ff", ""), ("/metrics", "Authorization: Basic !!!")]
+    statuses, i = collections.Counter(), 0
+    while time.time() < end:
+        path, header = reqs[i % len(reqs)]
+        i += 1
+        try:
+            s = socket.create_connection((host, port), timeout=15)
+            h = f"{header}\r\n" if header else ""
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: load\r\nConnection: close\r\n{h}\r\n".encode())
+            head = s.recv(64)
+            statuses[head.split(b" ")[1].decode() if head.count(b" ") else "none"] += 1
+            s.close()
+        except OSError as e:
+            statuses[type(e).__name__] += 1
+    print("hostile client: %d requests, statuses %s" % (sum(statuses.values()), dict(sorted(statuses.items()))))
+
+slow(int(mode)) if mode != "hostile" else hostile()
+PY
+BAD=()
+if [ "$SLOW" -gt 0 ]; then
+  python3 "$WORK/bad_clients.py" "$SLOW" 127.0.0.1 "$GATE_PORT" "$DURATION" >"$WORK/slow.txt" 2>&1 &
+  BAD+=($!)
+fi
+if [ "$HOSTILE" = 1 ]; then
+  python3 "$WORK/bad_clients.py" hostile 127.0.0.1 "$GATE_PORT" "$DURATION" >"$WORK/hostile.txt" 2>&1 &
+  BAD+=($!)
+fi
+
+log "scraping $BASE for ${DURATION}s: 4 scrapers x ${CONNS} connections, ${SLOW} slow readers, hostile client: ${HOSTILE}"
 WRK=(wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency "${AUTH_HEADER[@]}")
 "${WRK[@]}" "$BASE/metrics" >"$WORK/wrk_metrics.txt" 2>&1 &
 W1=$!
@@ -120,6 +202,7 @@ W3=$!
 "${WRK[@]}" "$BASE/metrics/requests" >"$WORK/wrk_requests.txt" 2>&1 &
 W4=$!
 wait "$W1" "$W2" "$W3" "$W4"
+for p in "${BAD[@]}"; do wait "$p" || true; done
 sleep 2
 kill "$SAMPLER" 2>/dev/null || true
 
@@ -153,9 +236,15 @@ if rss:
     q = max(1, len(rss) // 4)
     print(f"\nRSS (MiB), {len(rss)} samples 1 s apart: start {rss[0]:.1f}, peak {max(rss):.1f}, end {rss[-1]:.1f}; "
           f"mean of first quarter {statistics.mean(rss[:q]):.1f}, of last quarter {statistics.mean(rss[-q:]):.1f}")
+    print("RSS every 5 s (MiB): " + " ".join(f"{x:.0f}" for x in rss[::5]))
+for f in ("slow.txt", "hostile.txt"):
+    try:
+        print(open(f"{work}/{f}").read().strip())
+    except OSError:
+        pass
 PY
 echo
 echo "metric-gate self-metrics after the run:"
-printf '%s\n' "$SELF" | grep -E '^metric_gate_(http_requests_total|scrapes_shared_total|http_connections_|upstream_errors_total)' | sort || true
+printf '%s\n' "$SELF" | grep -E '^metric_gate_(http_requests_total|scrapes_shared_total|http_connections_|http_response_held_bytes|upstream_errors_total)' | sort || true
 
 }

@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use metric_gate::cli::{run_analyze, run_apply, Args};
+use metric_gate::cli::{run_analyze, run_analyze_relabeled, run_apply, Args};
 use metric_gate::server::{self, RelabelConfig};
 
 fn main() -> ExitCode {
@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the mode the flags ask for: `--file --apply`, `--file`, or the server.
+/// Runs the mode the flags ask for: `--file --apply`, `--file` (on the relabeled output when a
+/// relabel config is given), or the server.
 fn run(args: &Args, relabel: RelabelConfig) -> Result<(), Box<dyn Error>> {
     match &args.file {
         Some(path) if args.apply => run_apply(
@@ -38,7 +39,20 @@ fn run(args: &Args, relabel: RelabelConfig) -> Result<(), Box<dyn Error>> {
             &mut io::stdout().lock(),
             &mut io::stderr().lock(),
         )?,
-        Some(path) => run_analyze(path, args.parse_options(), &mut io::stdout().lock())?,
+        Some(path) if args.relabels_file() => run_analyze_relabeled(
+            path,
+            &relabel.config,
+            args.subset.as_deref(),
+            &args.apply_limits(),
+            &mut io::stdout().lock(),
+            &mut io::stderr().lock(),
+        )?,
+        Some(path) => run_analyze(
+            path,
+            args.parse_options(),
+            args.max_body_size,
+            &mut io::stdout().lock(),
+        )?,
         None => server::run(args.server_config()?, relabel)?,
     }
     Ok(())

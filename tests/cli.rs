@@ -442,3 +442,227 @@ fn sample_limit_flag_in_file_mode() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+fn gzipped(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_input_is_read_by_its_magic_bytes() {
+    let plain = std::fs::read(root().join("testdata/ingress_small.prom")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("ingress_small.prom.gz");
+    std::fs::write(&gz, gzipped(&plain)).unwrap();
+    // The same name without `.gz` is read the same way: the bytes decide, not the name.
+    let disguised = dir.path().join("ingress_small.prom");
+    std::fs::copy(&gz, &disguised).unwrap();
+
+    let want = stdout(&run(&["--file", "testdata/ingress_small.prom"]));
+    for path in [&gz, &disguised] {
+        let o = run(&["--file", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), want, "{}", path.display());
+    }
+    let o = run_stdin(
+        &[
+            "--file",
+            "-",
+            "--apply",
+            "--relabel-file",
+            "testdata/relabel/labeldrop_path.yaml",
+        ],
+        &gzipped(&plain),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    golden("ingress_small.labeldrop_path.prom", &stdout(&o));
+
+    // A truncated gzip file is an error that says so.
+    let z = gzipped(&plain);
+    let cut = dir.path().join("cut.prom.gz");
+    std::fs::write(&cut, &z[..z.len() / 2]).unwrap();
+    let o = run(&["--file", cut.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("gzip"), "{}", stderr(&o));
+}
+
+#[test]
+fn analyze_with_a_relabel_config_reports_the_relabeled_output() {
+    let o = run(&[
+        "--file",
+        "testdata/ingress_small.prom",
+        "--relabel-file",
+        "testdata/relabel/labeldrop_path.yaml",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stdout(&o);
+    // The report of what `--apply` would print, not of the input.
+    let applied = stdout(&run(&[
+        "--file",
+        "testdata/ingress_small.prom",
+        "--apply",
+        "--relabel-file",
+        "testdata/relabel/labeldrop_path.yaml",
+    ]));
+    let series = applied
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    assert!(
+        report.starts_with(&format!("total: {series} series, ")),
+        "{report}"
+    );
+    assert!(!report.contains(" path"), "{report}");
+    assert_ne!(
+        report,
+        stdout(&run(&["--file", "testdata/ingress_small.prom"]))
+    );
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("report of the relabeled output of the default list; series in: 136, "),
+        "{err}"
+    );
+
+    // A subset, without --apply.
+    let o = run(&[
+        "--file",
+        "testdata/ingress_small.prom",
+        "--relabel-file",
+        "testdata/relabel/subsets.yaml",
+        "--subset",
+        "process",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stdout(&o);
+    assert!(
+        !report.contains("nginx_ingress_controller_request"),
+        "{report}"
+    );
+    assert!(stderr(&o).contains("subset \"process\""), "{}", stderr(&o));
+    let o = run(&["--file", "testdata/ingress_small.prom", "--subset", "nope"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown subset \"nope\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn relabel_value_may_start_with_a_document_marker() {
+    let o = run(&[
+        "--file",
+        "testdata/ingress_small.prom",
+        "--apply",
+        "--relabel",
+        "---\nmetric_relabel_configs:\n- action: labeldrop\n  regex: path\n",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    golden("ingress_small.labeldrop_path.prom", &stdout(&o));
+}
+
+#[test]
+fn short_and_long_help() {
+    let short = run(&["-h"]);
+    assert!(short.status.success());
+    let short = stdout(&short);
+    for heading in [
+        "Offline mode (--file):",
+        "Server mode (without --file):",
+        "Upstream (server mode):",
+        "TLS and authentication (server mode):",
+    ] {
+        assert!(short.contains(heading), "{heading} not in\n{short}");
+    }
+    assert!(short.lines().count() < 45, "{short}");
+    assert!(!short.contains("--label-value-length-limit"), "{short}");
+    let long = run(&["--help"]);
+    assert!(long.status.success());
+    let long = stdout(&long);
+    for flag in [
+        "--label-value-length-limit",
+        "--upstream.basic-auth-password-file",
+        "--web.header-read-timeout",
+        "--dns.ip-family",
+        "--fan-out.require-all",
+        "--sample-limit",
+    ] {
+        assert!(long.contains(flag), "{flag} not in --help");
+    }
+    assert!(long.lines().count() > 2 * short.lines().count());
+}
+
+#[test]
+fn zero_scrape_timeout_is_refused_at_start() {
+    let o = run(&["-t", "0s", "--listen-address", "127.0.0.1", "-p", "0"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("must be above zero"), "{err}");
+}
+
+#[test]
+fn max_body_size_bounds_files_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.txt");
+    let text: String = (0..100_000)
+        .map(|i| format!("m{{i=\"{i}\"}} 1\n"))
+        .collect();
+    std::fs::write(&big, &text).unwrap();
+    let path = big.to_str().unwrap();
+    for apply in [false, true] {
+        let mode: &[&str] = if apply { &["--apply"] } else { &[] };
+        let o = run(&[&["-f", path, "--max-body-size", "1MB"][..], mode].concat());
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(&format!(
+                "{path}: input larger than the limit of 1000000 bytes (--max-body-size)"
+            )),
+            "{}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty());
+        // Within the limit, and exactly at it, the input is read whole.
+        let o = run(&[&["-f", path, "--max-body-size", "2MB"][..], mode].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let exact = text.len().to_string();
+        let o = run(&[&["-f", path, "--max-body-size", exact.as_str()][..], mode].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    // Endless stdin: reading stops at the limit and the process exits.
+    let mut child = bin()
+        .args(["-f", "-", "--apply", "--max-body-size", "1MB"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let line = b"endless{a=\"b\"} 1\n".repeat(1000);
+        let mut written = 0usize;
+        // Stops at the broken pipe, when metric-gate has exited.
+        while stdin.write_all(&line).is_ok() {
+            written += line.len();
+            if written > 500 << 20 {
+                break;
+            }
+        }
+        written
+    });
+    let o = child.wait_with_output().expect("binary runs");
+    let written = writer.join().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("<stdin>: input larger than the limit of 1000000 bytes (--max-body-size); reading stopped there"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        written < 100 << 20,
+        "{written} bytes written before metric-gate stopped reading"
+    );
+}

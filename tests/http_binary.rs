@@ -86,3 +86,39 @@ fn invalid_upstream_is_refused_at_startup() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the scheme must be http or https"), "{err}");
 }
+
+#[test]
+fn dns_upstream_without_scheme_is_explained_at_startup() {
+    let out = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+        .args([
+            "--listen-address",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-H",
+            "dns+localhost:9100/metrics",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dns+ needs a scheme: dns+http://localhost:9100/metrics"),
+        "{err}"
+    );
+}
+
+/// The default listen address takes IPv6 and IPv4 clients on one socket. This test binds the
+/// wildcard address (on a random port, for well under a second), as the default does.
+#[tokio::test]
+async fn default_listener_takes_both_families() {
+    let up = Upstream::start(Behave::Text("up 1\n".into())).await;
+    let (child, _rx, addr) = spawn_gate_binary(&["-p", "0", "-H", &up.url()]);
+    let _child = KillOnDrop(Some(child));
+    assert!(addr.starts_with("[::]:"), "{addr}");
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    for host in ["127.0.0.1", "[::1]"] {
+        let r = get(&format!("http://{host}:{port}/-/healthy"), &[]).await;
+        assert_eq!(r.status, 200, "{host}");
+    }
+}

@@ -1,13 +1,14 @@
-//! dns+ and dnssrv+ fan-out against upstreams on 127.0.0.2, 127.0.0.3, ... resolved through a
-//! DNS server on loopback (`--dns-server`).
+//! dns+ and dnssrv+ fan-out against upstreams on 127.0.0.2, 127.0.0.3, ... (and ::1) resolved
+//! through a DNS server on loopback (`--dns-server`).
 
 mod http_support;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use http_support::*;
 use metric_gate::relabel::{Config, Program};
+use metric_gate::upstream::IpFamily;
 
 fn body(value: u32) -> String {
     format!(
@@ -218,4 +219,139 @@ async fn a_hanging_dns_server_counts_against_the_timeout() {
     assert_eq!(r.status, 502);
     assert!(r.text().contains("timeout after 400ms"), "{}", r.text());
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+/// One dual-stack "pod": the same exporter on 127.0.0.2 and on ::1, one port.
+async fn dual_stack_pod(text: &str) -> (u16, Upstream, Upstream) {
+    for _ in 0..20 {
+        let v4 =
+            Upstream::start_at("127.0.0.2:0".parse().unwrap(), Behave::Plain(text.into())).await;
+        let port = v4.addr.port();
+        let v6_addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        // Probe first: `start_at` panics when the port is taken on ::1.
+        if tokio::net::TcpListener::bind(v6_addr).await.is_err() {
+            continue;
+        }
+        let v6 = Upstream::start_at(v6_addr, Behave::Plain(text.into())).await;
+        return (port, v4, v6);
+    }
+    panic!("no port free on both 127.0.0.2 and ::1");
+}
+
+async fn gate_with_family(dns: &DnsServer, upstream: &str, family: IpFamily) -> Gate {
+    let mut cfg = config_for(upstream);
+    cfg.upstream.dns_server = Some(dns.addr);
+    cfg.upstream.ip_family = family;
+    Gate::start(cfg, &Config::passthrough()).await
+}
+
+#[tokio::test]
+async fn a_dual_stack_pod_is_scraped_once() {
+    let (port, v4, v6) = dual_stack_pod(&body(10)).await;
+    let dns = DnsServer::start().await;
+    dns.set_a("pod.test", &[lo(2)]);
+    dns.set_aaaa("pod.test", &[Ipv6Addr::LOCALHOST]);
+    let url = format!("dns+http://pod.test:{port}/metrics");
+
+    // Default: the IPv4 address only, so the pod counts once.
+    let gate = gate_with_family(&dns, &url, IpFamily::default()).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("reqs{code=\"200\"} 10\n"), "{t}");
+    assert_eq!(t.matches("metric_gate_upstream_up{").count(), 1, "{t}");
+    assert!(
+        t.contains(&format!(
+            "metric_gate_upstream_up{{target=\"127.0.0.2:{port}\"}} 1"
+        )),
+        "{t}"
+    );
+    assert_eq!((v4.request_count(), v6.request_count()), (1, 0));
+
+    // `both`: every address, so the same pod is summed twice (what --dns.ip-family=both means).
+    let gate = gate_with_family(&dns, &url, IpFamily::Both).await;
+    let t = gate.get("/metrics").await.text();
+    assert!(t.contains("reqs{code=\"200\"} 20\n"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "metric_gate_upstream_up{{target=\"[::1]:{port}\"}} 1"
+        )),
+        "{t}"
+    );
+    assert_eq!((v4.request_count(), v6.request_count()), (2, 1));
+
+    // `ipv6`: the AAAA address only.
+    let gate = gate_with_family(&dns, &url, IpFamily::Ipv6).await;
+    let t = gate.get("/metrics").await.text();
+    assert!(t.contains("reqs{code=\"200\"} 10\n"), "{t}");
+    assert_eq!((v4.request_count(), v6.request_count()), (2, 2));
+
+    // `auto` on a name with AAAA records only: IPv6.
+    dns.set_aaaa("v6only.test", &[Ipv6Addr::LOCALHOST]);
+    let gate = gate_with_family(
+        &dns,
+        &format!("dns+http://v6only.test:{port}/metrics"),
+        IpFamily::Auto,
+    )
+    .await;
+    let t = gate.get("/metrics").await.text();
+    assert!(t.contains("reqs{code=\"200\"} 10\n"), "{t}");
+    assert!(t.contains(&format!("target=\"[::1]:{port}\"")), "{t}");
+    assert_eq!((v4.request_count(), v6.request_count()), (2, 3));
+}
+
+#[tokio::test]
+async fn require_all_answers_502_when_a_target_failed() {
+    let (port, _ups) = upstreams_on_loopbacks(vec![
+        Behave::Plain(body(1)),
+        Behave::Status(503),
+        Behave::Plain(body(2)),
+    ])
+    .await;
+    let dns = DnsServer::start().await;
+    dns.set_a("some.test", &[lo(2), lo(3), lo(4)]);
+    dns.set_a("good.test", &[lo(2), lo(4)]);
+    let gate_for_name = |name: &str, require_all: bool| {
+        let mut cfg = config_for(&format!("dns+http://{name}:{port}/metrics"));
+        cfg.upstream.dns_server = Some(dns.addr);
+        cfg.upstream.require_all = require_all;
+        cfg
+    };
+    let relabel = Config {
+        default: Program::default(),
+        subsets: vec![("all".into(), Program::default())],
+    };
+
+    // Default: the partial sum.
+    let gate = Gate::start(gate_for_name("some.test", false), &relabel).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("reqs{code=\"200\"} 3\n"), "{}", r.text());
+
+    // --fan-out.require-all: one target failed, so no sum at all.
+    let gate = Gate::start(gate_for_name("some.test", true), &relabel).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.text(),
+        format!(
+            "upstream dns+http://some.test:{port}/metrics: 1 of 3 targets failed (--fan-out.require-all): 127.0.0.3:{port}: upstream answered 503 Service Unavailable\n"
+        )
+    );
+    // Subsets were not computed from the partial scrape either.
+    assert_eq!(gate.get("/metrics/all").await.status, 503);
+    assert_eq!(gate.get("/-/ready").await.status, 503);
+    let m = gate.get("/-/metrics").await.text();
+    assert!(m.contains("metric_gate_upstream_targets_up 2\n"), "{m}");
+
+    // Every target answered: the sum, as without the flag.
+    let gate = Gate::start(gate_for_name("good.test", true), &relabel).await;
+    let r = gate.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("reqs{code=\"200\"} 3\n"), "{}", r.text());
+    assert!(gate
+        .get("/metrics/all")
+        .await
+        .text()
+        .contains("reqs{code=\"200\"} 3 "));
 }

@@ -19,6 +19,7 @@ async fn gate(up: &Upstream, max_connections: usize, header_read_timeout: Durati
         web: None,
         max_connections,
         header_read_timeout,
+        ..ListenerConfig::default()
     };
     Gate::start_with(config_for(&up.url()), &Config::passthrough(), listener).await
 }

@@ -203,7 +203,7 @@ async fn upstream_errors_are_502() {
     assert!(r.text().contains("line 2"), "{}", r.text());
     let m = gate.get("/-/metrics").await.text();
     assert_eq!(metric_value(&m, "metric_gate_parse_errors_total"), 1.0);
-    assert!(m.contains("cause=\"parse\""), "{m}");
+    assert!(m.contains("cause=\"parse\"} 1\n"), "{m}");
 }
 
 #[tokio::test]
@@ -326,7 +326,11 @@ async fn source_analyze_health_and_self_metrics() {
     assert_eq!(gate.get("/-/ready").await.status, 200);
 
     gate.get("/metrics").await;
-    let r = gate.get("/-/metrics").await;
+    let r = get(
+        &gate.url("/-/metrics"),
+        &[("accept", "application/openmetrics-text;version=1.0.0")],
+    )
+    .await;
     assert!(r
         .header("content-type")
         .unwrap()
@@ -507,4 +511,149 @@ async fn repeat_scrapes_use_the_series_cache_and_stay_exact() {
     let hits = metric_value(&m, "metric_gate_series_cache_hits_total");
     // Scrape 2 knows 2 series of scrape 1; scrape 3 knows 2 (/b and 500 /a).
     assert_eq!(hits, 4.0, "{m}");
+}
+
+/// True when a missing tool must fail the test instead of skipping it (CI sets these).
+fn tools_required() -> bool {
+    std::env::var_os("CI").is_some()
+        || std::env::var("METRIC_GATE_E2E").is_ok_and(|v| v == "require")
+}
+
+/// Runs `cmd` with `input` on stdin; `None` when the program is not installed.
+fn run_with_stdin(cmd: &mut std::process::Command, input: &str) -> Option<std::process::Output> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    Some(child.wait_with_output().expect("wait"))
+}
+
+/// OpenMetrics parser of Python's `prometheus_client` (the reference implementation's).
+const PARSE_OPENMETRICS: &str = "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+names = [f.name for f in text_string_to_metric_families(sys.stdin.read())]
+print(len(names))
+";
+
+#[tokio::test]
+async fn self_metrics_are_negotiated_and_valid_in_both_formats() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["temps"])).await;
+    assert_eq!(gate.get("/metrics").await.status, 200);
+
+    // Without Accept (curl, promtool): text 0.0.4, every family with HELP and TYPE.
+    let r = gate.get("/-/metrics").await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(r.header("vary"), Some("Accept"));
+    let text = r.text();
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
+    for line in [
+        "# HELP metric_gate_http_requests_total ",
+        "# TYPE metric_gate_http_requests_total counter\n",
+        "# TYPE metric_gate_upstream_request_duration_seconds histogram\n",
+        // Labelled counters exist before their first event.
+        "metric_gate_upstream_errors_total{target=",
+        "cause=\"timeout\"} 0\n",
+        "metric_gate_sample_limit_exceeded_total{subset=\"temps\"} 0\n",
+        "metric_gate_http_connections_dropped_total{reason=\"max_connections\"} 0\n",
+        "metric_gate_last_successful_scrape_timestamp_seconds{subset=\"(default)\"} ",
+        "metric_gate_last_successful_scrape_timestamp_seconds{subset=\"temps\"} ",
+        "# TYPE metric_gate_build_info gauge\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    #[cfg(target_os = "linux")]
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("\n# HELP {name} ")),
+            "{name} not in\n{text}"
+        );
+    }
+    // Every sample's family has a HELP line.
+    let helped: HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for sample in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = sample.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| helped.contains(f)))
+            .unwrap_or(name);
+        assert!(helped.contains(family), "no HELP for {name}");
+    }
+    match run_with_stdin(
+        std::process::Command::new("promtool").args(["check", "metrics"]),
+        &text,
+    ) {
+        Some(out) => assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        None if tools_required() => panic!("promtool is not installed"),
+        None => eprintln!("promtool not installed: skipping `promtool check metrics`"),
+    }
+
+    // Prometheus asks for OpenMetrics first: it gets OpenMetrics.
+    let r = get(
+        &gate.url("/-/metrics"),
+        &[(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )],
+    )
+    .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = r.text();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    let parsed = run_with_stdin(
+        std::process::Command::new("python3").args(["-c", PARSE_OPENMETRICS]),
+        &om,
+    );
+    match parsed {
+        Some(out) if out.status.success() => {
+            let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            assert_eq!(families, helped.len(), "{om}");
+        }
+        Some(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No module named 'prometheus_client'") && !tools_required() {
+                eprintln!("Python prometheus_client not installed: skipping the OpenMetrics parse");
+            } else {
+                panic!("OpenMetrics parser rejected /-/metrics: {err}\n{om}");
+            }
+        }
+        None if tools_required() => panic!("python3 is not installed"),
+        None => eprintln!("python3 not installed: skipping the OpenMetrics parse"),
+    }
 }

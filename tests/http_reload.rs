@@ -158,26 +158,33 @@ async fn subsets_come_and_go_with_the_file() {
     let gone = gate.get("/metrics/old_subset").await;
     assert_eq!(gone.status, 404);
     assert!(gone.text().contains("new_subset"), "{}", gone.text());
-    // Known now, but no scrape has computed it yet.
-    assert_eq!(gate.get("/metrics/new_subset").await.status, 503);
+    // The reload started a scrape for the new subset: it is served at once, without waiting
+    // for the next /metrics (the request waits for that scrape if it is still running).
+    let r = gate.get("/metrics/new_subset").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        up.request_count(),
+        2,
+        "the test's /metrics, then the reload's scrape"
+    );
     assert!(gate.get("/").await.text().contains("/metrics/new_subset"));
     assert!(!gate.get("/").await.text().contains("old_subset"));
-    assert_eq!(gate.get("/metrics").await.status, 200);
-    let r = gate.get("/metrics/new_subset").await;
-    assert_eq!(r.status, 200);
     let s = samples(&r.text());
     assert_eq!(s.len(), 1, "{s:?}");
     assert!(
         s[0].starts_with("reqs{code=\"500\",path=\"/a\"} 4 "),
         "{s:?}"
     );
-    // The removed subset's self-metrics are gone too.
+    // The removed subset's self-metrics are gone too; the new one's counters start at 0.
     let selfm = gate.get("/-/metrics").await.text();
     assert!(!selfm.contains("subset=\"old_subset\""), "{selfm}");
-    assert!(
-        selfm.contains("metric_gate_series_written{subset=\"new_subset\"} 1"),
-        "{selfm}"
-    );
+    for line in [
+        "metric_gate_series_written{subset=\"new_subset\"} 1",
+        "metric_gate_sample_limit_exceeded_total{subset=\"new_subset\"} 0",
+        "metric_gate_last_successful_scrape_timestamp_seconds{subset=\"new_subset\"} ",
+    ] {
+        assert!(selfm.contains(line), "{line} not in\n{selfm}");
+    }
 }
 
 #[tokio::test]

@@ -880,6 +880,10 @@ async fn proxy_url_tunnels_with_connect() {
     assert_eq!(lines, [format!("CONNECT {} HTTP/1.1", mock.addr)]);
 }
 
+#[path = "../examples/gen_ingress.rs"]
+#[allow(dead_code)]
+mod gen_ingress;
+
 /// Bytes on the wire per sample for the 100x10 ingress payload after `labeldrop: path`, in
 /// 1.0 and 2.0 requests of 2000 samples. Run with `--ignored --nocapture`.
 #[test]
@@ -894,10 +898,6 @@ fn bytes_per_sample_100x10() {
     use metric_gate::remote_write::encode::{Batch, Encoder};
     use metric_gate::remote_write::sender::encode_body;
     use metric_gate::remote_write::Protocol;
-
-    #[path = "../examples/gen_ingress.rs"]
-    #[allow(dead_code)]
-    mod gen_ingress;
 
     let mut payload = Vec::new();
     gen_ingress::generate(&gen_ingress::Args::sized(100, 10), &mut payload).unwrap();
@@ -942,4 +942,114 @@ fn bytes_per_sample_100x10() {
         );
         assert_eq!(samples, scrape.len());
     }
+}
+
+/// Samples per second through the push path on one core, for the 100x10 ingress payload
+/// after `labeldrop: path`: the list's rendered text parsed (`Scrape::from_text`), encoded by
+/// one endpoint (stale tracking, batches of 2000) and serialized (protobuf + snappy), 1.0 and
+/// 2.0; and the receiver's decoding of the same samples in 2000-sample 1.0 requests. Run with
+/// `cargo test --release --test remote_write -- --ignored --nocapture push_throughput`.
+#[test]
+#[ignore]
+fn push_throughput_100x10() {
+    use metric_gate::aggregate::RenderOptions;
+    use metric_gate::exposition::{ParseOptions, Parser};
+    use metric_gate::pipeline::Pipeline;
+    use metric_gate::relabel::{Config, Program};
+    use metric_gate::remote_write::config::MetadataConfig;
+    use metric_gate::remote_write::convert::NameEscaping;
+    use metric_gate::remote_write::encode::{Batch, Encoder};
+    use metric_gate::remote_write::sender::encode_body;
+    use metric_gate::remote_write::{decode, Protocol};
+
+    let mut payload = Vec::new();
+    gen_ingress::generate(&gen_ingress::Args::sized(100, 10), &mut payload).unwrap();
+    let config = Config::from_yaml(
+        "metric_relabel_configs:\n- action: labeldrop\n  regex: path\n",
+        "bench",
+    )
+    .unwrap();
+    let mut p = Pipeline::new(&config);
+    let mut parser = Parser::new(ParseOptions::default());
+    for chunk in payload.chunks(1 << 20) {
+        parser.feed(chunk, &mut p).unwrap();
+    }
+    parser.finish(&mut p).unwrap();
+    let mut text = Vec::new();
+    p.subsets()[0]
+        .aggregator
+        .render(&mut text, &RenderOptions::default());
+    let series = Scrape::from_text(&text, 0).unwrap().len();
+
+    let run = |label: &str, mut step: Box<dyn FnMut(i64) -> usize>| {
+        // Warm-up round, then as many rounds as fit in 2 s.
+        step(1);
+        let start = std::time::Instant::now();
+        let (mut rounds, mut samples) = (0i64, 0usize);
+        while start.elapsed() < Duration::from_secs(2) {
+            rounds += 1;
+            samples += step(rounds + 1);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{label}: {series} series per scrape, {rounds} rounds in {secs:.2} s: {:.0} samples/s, {:.2} ms per scrape",
+            samples as f64 / secs,
+            secs * 1000.0 / rounds as f64
+        );
+    };
+    for protocol in [Protocol::V1, Protocol::V2] {
+        let mut enc = Encoder::new(vec![], Program::default(), 2000, MetadataConfig::default());
+        let text = text.clone();
+        run(
+            &format!("push {protocol:?} (parse + encode + protobuf + snappy)"),
+            Box::new(move |round| {
+                let scrape = Scrape::from_text(&text, 1_700_000_000_000 + round * 15_000).unwrap();
+                let out = enc.encode(&scrape, protocol);
+                let mut n = 0;
+                for b in &out.batches {
+                    let body = encode_body(b, protocol, NameEscaping::Underscores);
+                    assert!(!body.is_empty());
+                    if let Batch::Series(_) = b {
+                        n += b.weight();
+                    }
+                }
+                n
+            }),
+        );
+    }
+    // The receiver: the same samples as 1.0 requests of 2000 samples, decoded and validated.
+    let mut enc = Encoder::new(vec![], Program::default(), 2000, MetadataConfig::default());
+    let bodies: Vec<(usize, bytes::Bytes)> = enc
+        .encode(
+            &Scrape::from_text(&text, 1_700_000_000_000).unwrap(),
+            Protocol::V1,
+        )
+        .batches
+        .iter()
+        .filter(|b| matches!(b, Batch::Series(_)))
+        .map(|b| {
+            (
+                b.weight(),
+                encode_body(b, Protocol::V1, NameEscaping::Underscores),
+            )
+        })
+        .collect();
+    run(
+        "receive 1.0 (snappy + protobuf + validation)",
+        Box::new(move |_| {
+            let mut n = 0;
+            for (w, body) in &bodies {
+                let d = decode(
+                    Some("application/x-protobuf"),
+                    Some("snappy"),
+                    body,
+                    32 << 20,
+                )
+                .unwrap();
+                assert_eq!(d.samples as usize, *w);
+                n += w;
+            }
+            n
+        }),
+    );
 }

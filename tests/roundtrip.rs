@@ -162,9 +162,8 @@ proptest! {
         let mut p = Parser::new(ParseOptions::default());
         p.feed(&text, &mut pipeline).map_err(|e| TestCaseError::fail(e.to_string()))?;
         p.finish(&mut pipeline).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let subsets = pipeline.into_subsets();
         let mut out = Vec::new();
-        subsets[0].aggregator.render(&mut out, &RenderOptions::default());
+        pipeline.subsets()[0].aggregator.render(&mut out, &RenderOptions::default());
         let mut reparsed = parse_all(&out, 4096)
             .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&out))))?
             .series;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::aggregate::RenderOptions;
 use crate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
 use crate::limits::LimitSink;
-use crate::pipeline::{Pipeline, Subset};
+use crate::pipeline::{ListName, Pipeline, Subset};
 use crate::relabel::{Config, ConfigError, LoadOptions, DEFAULT_LIST};
 
 use super::profile::{Profile, ProfileBudget, Profiler};
@@ -366,7 +366,12 @@ impl Trial {
             .map_err(|e| ExplorerError::Config(ConfigProblem::new(&e, &config)))?;
         let program = match &request.subset {
             None => loaded.default,
-            Some(name) => loaded.subset(name).cloned().ok_or_else(|| {
+            Some(name) => loaded
+                .subsets
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.clone())
+                .ok_or_else(|| {
                 let known: Vec<&str> = loaded.subsets.iter().map(|(n, _)| n.as_str()).collect();
                 ExplorerError::Config(ConfigProblem {
                     message: format!(
@@ -378,7 +383,7 @@ impl Trial {
                 })
             })?,
         };
-        let pipeline = Pipeline::from_subsets(vec![Subset::new(None, program)])
+        let pipeline = Pipeline::from_subsets(vec![Subset::new(ListName::Default, program)])
             .normalize_float_labels(opts.normalize_float_labels);
         Ok(Self {
             pipeline,

@@ -113,11 +113,6 @@ impl Config {
         };
         Ok(Config { default, subsets })
     }
-
-    /// The program of subset `name`.
-    pub fn subset(&self, name: &str) -> Option<&Program> {
-        self.subsets.iter().find(|(n, _)| n == name).map(|(_, p)| p)
-    }
 }
 
 /// A subset name is a URL path segment (`/metrics/<name>`): `[A-Za-z0-9_.-]+`, and not `.` or
@@ -180,7 +175,6 @@ requests:
         let requests = &mut config.subsets[0].1;
         assert!(apply(requests, &series).is_some());
         assert!(apply(requests, &[("__name__", "up")]).is_none());
-        assert!(config.subset("requests").is_some() && config.subset("nope").is_none());
     }
 
     #[test]

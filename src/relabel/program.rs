@@ -36,23 +36,11 @@ pub const DEFAULT_CACHE_CAPACITY: usize = cache::DEFAULT_CAPACITY;
 /// A `Program` is used by one thread at a time (`apply` takes `&mut self` to update its
 /// caches); clone it for each worker. The default program has no rules and passes every series
 /// through unchanged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Program {
     rules: Vec<Rule>,
     scratch: Scratch,
-    cache_capacity: usize,
     names: NameValidation,
-}
-
-impl Default for Program {
-    fn default() -> Self {
-        Program {
-            rules: Vec::new(),
-            scratch: Scratch::default(),
-            cache_capacity: DEFAULT_CACHE_CAPACITY,
-            names: NameValidation::default(),
-        }
-    }
 }
 
 /// Compiles the rules of one configuration: checks them under its [`LoadOptions`], and
@@ -422,15 +410,9 @@ impl Program {
         self.rules.iter().map(Rule::cache_entries).sum()
     }
 
-    /// The bound on each rule's decision cache.
-    pub fn cache_capacity(&self) -> usize {
-        self.cache_capacity
-    }
-
     /// Changes the bound on each rule's decision cache and empties the caches. 0 disables
     /// caching (every regex decision runs the regex).
     pub fn set_cache_capacity(&mut self, per_rule: usize) {
-        self.cache_capacity = per_rule;
         for rule in &mut self.rules {
             rule.reset_cache(per_rule);
         }
@@ -1354,7 +1336,6 @@ mod tests {
 ";
         let mut p = Program::compile("t", &rules(yaml)).unwrap();
         p.set_cache_capacity(10);
-        assert_eq!(p.cache_capacity(), 10);
         for i in 0..1000 {
             let id = i.to_string();
             let mut buf = labels(&[("__name__", "m"), ("id", &id), ("tmp_1", "t"), ("l_1", "v")]);

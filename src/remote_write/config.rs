@@ -454,9 +454,15 @@ impl RemoteWriteConfig {
 
     /// Checks that every endpoint's `subset` names a list of the relabel configuration.
     pub fn check_subsets(&self, relabel: &crate::relabel::Config) -> Result<(), ConfigError> {
+        self.check_lists(|s| relabel.subsets.iter().any(|(name, _)| name == s))
+    }
+
+    /// Checks that every endpoint's `subset` is a list for which `exists` is true (a reload
+    /// checks against the subset names of the relabel configuration it swaps in).
+    pub fn check_lists(&self, exists: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
         for ep in &self.endpoints {
             if let Some(s) = &ep.subset {
-                if relabel.subset(s).is_none() {
+                if !exists(s) {
                     return Err(ConfigError(format!(
                         "{}: subset: no relabel list named {s:?}",
                         endpoint_name(ep.index, &ep.name, &ep.url.to_string())

@@ -230,6 +230,12 @@ impl Encoder {
         }
     }
 
+    /// Takes the live series of `previous` (the same endpoint's encoder before a reload), so
+    /// that those the next scrape lacks get their stale markers; `previous` forgets them.
+    pub fn take_live_from(&mut self, previous: &mut Encoder) {
+        self.live = std::mem::take(&mut previous.live);
+    }
+
     /// Series sent by the last scrape that would get a stale marker if they disappeared.
     pub fn live_series(&self) -> usize {
         self.live.len()

@@ -39,6 +39,7 @@ pub mod wire;
 
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::time::Instant;
 
 pub use config::{EndpointConfig, RemoteWriteConfig};
@@ -148,6 +149,33 @@ impl RemoteWrite {
             e.forward(s, metadata.clone()).map_err(|_| refused(e))?;
         }
         Ok(())
+    }
+
+    /// Hands over to `next`, the configuration a reload swaps in: an endpoint `next` keeps
+    /// (same `name`, or same URL when unnamed) gives its live series to its successor and
+    /// delivers its queue without stale markers; an endpoint `next` lacks is flushed (stale
+    /// markers for its live series, then its queue). All at once, until `deadline`. Returns
+    /// the labels of the endpoints that are gone (to forget their self-metrics).
+    ///
+    /// Call it before anything is pushed to `next`, and push nothing to `next` until it
+    /// returns: an endpoint's old and new queues then reach it in order.
+    pub async fn hand_over(&self, next: &RemoteWrite, deadline: Instant) -> Vec<String> {
+        let mut gone = Vec::new();
+        let mut work = Vec::new();
+        for old in &self.endpoints {
+            match next.endpoints.iter().find(|e| e.label() == old.label()) {
+                Some(new) => {
+                    new.adopt_series(old);
+                    work.push(old.drain(deadline).boxed());
+                }
+                None => {
+                    gone.push(old.label().to_owned());
+                    work.push(old.flush(deadline).boxed());
+                }
+            }
+        }
+        futures_util::future::join_all(work).await;
+        gone
     }
 
     /// Flushes every endpoint at once (stale markers for every live series, then what is

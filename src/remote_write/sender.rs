@@ -478,6 +478,14 @@ impl Endpoint {
         })
     }
 
+    /// Takes over the live series of `previous`, this endpoint as configured before a reload:
+    /// the reload itself then ends no series, and a series the new configuration no longer
+    /// sends gets its stale marker at the next push. Call before the first push.
+    pub fn adopt_series(&self, previous: &Endpoint) {
+        let mut prev = previous.encoder();
+        self.encoder().take_live_from(&mut prev);
+    }
+
     /// Whether `n` more forwarded samples would be accepted now.
     pub fn has_room_for(&self, n: usize) -> bool {
         let q = &self.shared.queue;
@@ -490,6 +498,13 @@ impl Endpoint {
     pub async fn flush(&self, deadline: Instant) {
         let enc = self.encoder().stale_all(now_ms(), self.protocol());
         self.enqueue_dropping_oldest(enc);
+        self.drain(deadline).await;
+    }
+
+    /// Delivers what is queued until `deadline`, without stale markers (a reload that keeps
+    /// the endpoint: its series go on in the new one, see [`Endpoint::adopt_series`]); what
+    /// is left then is dropped (counted as `shutdown`). The endpoint sends nothing afterwards.
+    pub async fn drain(&self, deadline: Instant) {
         self.shared.queue.close();
         let handle = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(mut handle) = handle else {

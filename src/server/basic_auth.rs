@@ -5,18 +5,65 @@
 //! remembered: per user, a SHA-256 digest of (the user's bcrypt hash, the password). A request
 //! whose password digest matches (compared in constant time) is let through without bcrypt. At
 //! most one digest per configured user is held, so the cache cannot grow; a new web config
-//! starts with an empty one. Failed checks are not remembered. bcrypt runs on the blocking
-//! thread pool, one check at a time, so guessing passwords costs at most one core and never
-//! stalls the threads that serve requests.
+//! starts with an empty one. The last [`MAX_REMEMBERED_FAILURES`] failed checks are remembered
+//! too (a digest of user, hash and password), so a flood repeating a wrong password costs one
+//! bcrypt run and is answered 401 at once after that. bcrypt runs on the blocking thread pool,
+//! one check at a time, so guessing passwords costs at most one core and never stalls the
+//! threads that serve requests.
+//!
+//! The queue of checks is bounded: at most [`MAX_BCRYPT_CHECKS`] run or wait at once, and a
+//! check beyond that fails at once ([`AuthOutcome::Busy`], answered 503 with `Retry-After`).
+//! Under a flood of wrong passwords, a legitimate client's first login therefore never waits
+//! behind the flood: it is checked after at most [`MAX_BCRYPT_CHECKS`] - 1 others, or told at
+//! once to retry. Once it has passed, its later requests are answered from the remembered
+//! digest and never queue.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use axum::http::HeaderValue;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+
+/// bcrypt checks running or waiting at once; more fail at once with [`AuthOutcome::Busy`].
+pub const MAX_BCRYPT_CHECKS: usize = 4;
+
+/// Failed checks remembered (oldest forgotten first): 1024 digests, about 100 KiB.
+pub const MAX_REMEMBERED_FAILURES: usize = 1024;
+
+/// Recently failed (user, hash, password) digests, oldest first.
+#[derive(Debug, Default)]
+struct Failures {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Failures {
+    fn insert(&mut self, key: [u8; 32]) {
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            if self.order.len() > MAX_REMEMBERED_FAILURES {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The result of checking a request's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials of this configured user.
+    Allowed(String),
+    /// No credentials, or wrong ones.
+    Denied,
+    /// The credentials would need a bcrypt check and [`MAX_BCRYPT_CHECKS`] are already running
+    /// or waiting: refused at once, nothing was checked.
+    Busy,
+}
 
 /// The configured users and the checks that succeeded.
 #[derive(Debug)]
@@ -32,6 +79,10 @@ pub struct BasicAuth {
     decoy: String,
     /// bcrypt checks run so far.
     bcrypt_runs: AtomicU64,
+    /// bcrypt checks running or waiting now.
+    bcrypt_pending: AtomicUsize,
+    /// Checks that failed lately.
+    failed: Mutex<Failures>,
 }
 
 /// Salt and digest of the decoy hash (bcrypt's base64 alphabet; the last characters carry no
@@ -58,14 +109,17 @@ impl BasicAuth {
             verified: Mutex::new(HashMap::new()),
             bcrypt_turn: tokio::sync::Mutex::new(()),
             bcrypt_runs: AtomicU64::new(0),
+            bcrypt_pending: AtomicUsize::new(0),
+            failed: Mutex::new(Failures::default()),
             decoy: format!("$2b${:02}${DECOY_SALT_AND_DIGEST}", decoy_cost.min(31)),
         })
     }
 
-    /// True if `authorization` carries the name and password of a configured user.
-    pub async fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+    /// Whether `authorization` carries the name and password of a configured user; see
+    /// [`AuthOutcome`].
+    pub async fn check(&self, authorization: Option<&HeaderValue>) -> AuthOutcome {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return AuthOutcome::Denied;
         };
         let known = self.users.get(&user);
         let hash = match known {
@@ -81,14 +135,34 @@ impl BasicAuth {
                     .is_some_and(|d| bool::from(d.ct_eq(&digest)))
             }
         };
+        let failure = password_digest(&format!("{user}\0{hash}"), &password);
+        let failed_before = || {
+            self.failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set
+                .contains(&failure)
+        };
         if remembered() {
-            return true;
+            return AuthOutcome::Allowed(user);
         }
+        if failed_before() {
+            return AuthOutcome::Denied;
+        }
+        // A place in the bounded queue, or a refusal at once.
+        if self.bcrypt_pending.fetch_add(1, Ordering::AcqRel) >= MAX_BCRYPT_CHECKS {
+            self.bcrypt_pending.fetch_sub(1, Ordering::AcqRel);
+            return AuthOutcome::Busy;
+        }
+        let _queued = Pending(&self.bcrypt_pending);
         let ok = {
             let _turn = self.bcrypt_turn.lock().await;
-            // A request with the same credentials may have passed while this one waited.
+            // A request with the same credentials may have been checked while this one waited.
             if remembered() {
-                return true;
+                return AuthOutcome::Allowed(user);
+            }
+            if failed_before() {
+                return AuthOutcome::Denied;
             }
             self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
             tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
@@ -99,10 +173,24 @@ impl BasicAuth {
             self.verified
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(user, digest);
-            return true;
+                .insert(user.clone(), digest);
+            return AuthOutcome::Allowed(user);
         }
-        false
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(failure);
+        AuthOutcome::Denied
+    }
+}
+
+/// A place in the bcrypt queue, given back when dropped (also when the request is dropped
+/// while it waits).
+struct Pending<'a>(&'a AtomicUsize);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -143,23 +231,31 @@ mod tests {
         let hash = bcrypt::hash("s3cret:with colon", 4).unwrap();
         let users = BTreeMap::from([("alice".to_owned(), hash)]);
         let auth = BasicAuth::new(&users).unwrap();
-        assert!(!auth.check(None).await);
-        assert!(!auth.check(Some(&header("alice", "wrong"))).await);
-        assert!(auth.verified.lock().unwrap().is_empty());
-        assert!(!auth.check(Some(&header("bob", "s3cret:with colon"))).await);
-        assert!(
-            auth.check(Some(&header("alice", "s3cret:with colon")))
-                .await
+        let ok = |o: AuthOutcome| o == AuthOutcome::Allowed("alice".into());
+        assert_eq!(auth.check(None).await, AuthOutcome::Denied);
+        assert_eq!(
+            auth.check(Some(&header("alice", "wrong"))).await,
+            AuthOutcome::Denied
         );
+        assert!(auth.verified.lock().unwrap().is_empty());
+        assert_eq!(
+            auth.check(Some(&header("bob", "s3cret:with colon"))).await,
+            AuthOutcome::Denied
+        );
+        assert!(ok(auth
+            .check(Some(&header("alice", "s3cret:with colon")))
+            .await));
         assert_eq!(auth.verified.lock().unwrap().len(), 1);
         // From the cache now; a wrong password still fails.
-        assert!(
-            auth.check(Some(&header("alice", "s3cret:with colon")))
-                .await
+        assert!(ok(auth
+            .check(Some(&header("alice", "s3cret:with colon")))
+            .await));
+        assert_eq!(
+            auth.check(Some(&header("alice", "s3cret"))).await,
+            AuthOutcome::Denied
         );
-        assert!(!auth.check(Some(&header("alice", "s3cret"))).await);
         let bearer = HeaderValue::from_static("Bearer abc");
-        assert!(!auth.check(Some(&bearer)).await);
+        assert_eq!(auth.check(Some(&bearer)).await, AuthOutcome::Denied);
         let lower = HeaderValue::from_str(
             &header("alice", "s3cret:with colon")
                 .to_str()
@@ -167,23 +263,83 @@ mod tests {
                 .replace("Basic", "basic"),
         )
         .unwrap();
-        assert!(auth.check(Some(&lower)).await);
+        assert!(ok(auth.check(Some(&lower)).await));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_burst_of_first_requests_costs_one_bcrypt_run() {
         let users = BTreeMap::from([("p".to_owned(), bcrypt::hash("pw", 6).unwrap())]);
         let auth = std::sync::Arc::new(BasicAuth::new(&users).unwrap());
-        let tasks: Vec<_> = (0..8)
+        let tasks: Vec<_> = (0..MAX_BCRYPT_CHECKS)
             .map(|_| {
                 let a = std::sync::Arc::clone(&auth);
                 tokio::spawn(async move { a.check(Some(&header("p", "pw"))).await })
             })
             .collect();
         for t in tasks {
-            assert!(t.await.unwrap());
+            assert_eq!(t.await.unwrap(), AuthOutcome::Allowed("p".into()));
         }
         assert_eq!(auth.bcrypt_runs.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_wrong_passwords_is_refused_beyond_the_queue() {
+        let users = BTreeMap::from([("p".to_owned(), bcrypt::hash("pw", 8).unwrap())]);
+        let auth = std::sync::Arc::new(BasicAuth::new(&users).unwrap());
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let a = std::sync::Arc::clone(&auth);
+                tokio::spawn(async move { a.check(Some(&header("p", &format!("no{i}")))).await })
+            })
+            .collect();
+        let mut denied = 0;
+        let mut busy = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                AuthOutcome::Denied => denied += 1,
+                AuthOutcome::Busy => busy += 1,
+                AuthOutcome::Allowed(u) => panic!("{u} allowed with a wrong password"),
+            }
+        }
+        // Each check that was let in ran bcrypt (every password differs); the rest were refused
+        // without one.
+        let runs = auth.bcrypt_runs.load(Ordering::Relaxed) as usize;
+        assert_eq!(runs, denied);
+        assert!(
+            busy >= 40 - 2 * MAX_BCRYPT_CHECKS,
+            "{busy} refused, {denied} checked"
+        );
+        assert_eq!(auth.bcrypt_pending.load(Ordering::Relaxed), 0);
+        // The queue is free again: the right password passes.
+        assert_eq!(
+            auth.check(Some(&header("p", "pw"))).await,
+            AuthOutcome::Allowed("p".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_wrong_password_costs_one_bcrypt_run() {
+        let users = BTreeMap::from([("p".to_owned(), bcrypt::hash("pw", 4).unwrap())]);
+        let auth = BasicAuth::new(&users).unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                auth.check(Some(&header("p", "wrong"))).await,
+                AuthOutcome::Denied
+            );
+            assert_eq!(
+                auth.check(Some(&header("nobody", "wrong"))).await,
+                AuthOutcome::Denied
+            );
+        }
+        assert_eq!(auth.bcrypt_runs.load(Ordering::Relaxed), 2);
+        let mut f = Failures::default();
+        for i in 0..MAX_REMEMBERED_FAILURES + 10 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            f.insert(key);
+        }
+        assert_eq!(f.set.len(), MAX_REMEMBERED_FAILURES);
+        assert_eq!(f.order.len(), MAX_REMEMBERED_FAILURES);
     }
 
     #[test]

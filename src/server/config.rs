@@ -13,14 +13,18 @@ use std::time::Duration;
 
 use crate::limits::LabelLimits;
 use crate::relabel::{Config, ConfigError, LoadOptions};
-use crate::upstream::{ClientOptions, FetchOptions, UpstreamSpec};
+use crate::remote_write::config::ConfigError as RemoteWriteConfigError;
+use crate::remote_write::RemoteWriteConfig;
+use crate::upstream::{ClientOptions, Deadline, FetchOptions, IpFamily, UpstreamSpec};
 
 use super::web_config::WebConfigWatcher;
 
 /// Everything the server needs, checked and loaded.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The address to listen on (`--listen-address`, `--port`).
+    /// The address to listen on (`--listen-address`, `--port`). `[::]` listens on both
+    /// families (IPv4 too, through IPv4-mapped addresses), or on `0.0.0.0` where the host has
+    /// no IPv6: see `listener::bind`.
     pub listen: SocketAddr,
     /// How connections are accepted and served.
     pub listener: ListenerConfig,
@@ -33,12 +37,75 @@ pub struct ServerConfig {
     /// Scrape once at startup (and retry until one succeeds) so `/-/ready` turns ready and the
     /// subsets are filled before the first Prometheus scrape. The binary does; tests may not.
     pub warm_up: bool,
+    /// `--remote-write.*`: push to remote-write endpoints, and receive writes to forward.
+    pub remote_write: Option<RemoteWriteSettings>,
+    /// `--staleness-window`: the program's one staleness window. What is kept per input (a
+    /// target's self-metric series now; families and counter state as the aggregation grows) is
+    /// forgotten once its input has not been seen for this long.
+    pub staleness_window: Duration,
 }
+
+/// Default `--remote-write.receiver.max-body-size`: VictoriaMetrics' default request limit,
+/// far above what a Prometheus sends in one request (2000 samples, some hundred KiB).
+pub const DEFAULT_RECEIVER_MAX_BODY: usize = 32 << 20;
+/// Default `--remote-write.flush-deadline`.
+pub const DEFAULT_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Remote write (`server::push`): the `--remote-write.config-file` loaded and checked, and the
+/// receiver's settings.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteSettings {
+    /// The file, read again on every reload.
+    pub path: PathBuf,
+    /// Its text when it was loaded: a reload that finds the same text keeps the endpoints,
+    /// their queues and their series.
+    pub text: String,
+    /// The configuration parsed from `text`.
+    pub config: RemoteWriteConfig,
+    /// `--remote-write.receiver`: serve `POST /api/v1/write` and forward what it receives.
+    pub receiver: bool,
+    /// `--remote-write.receiver.max-body-size`: largest accepted request body, compressed and
+    /// decompressed alike.
+    pub receiver_max_body: usize,
+    /// `--remote-write.flush-deadline`: how long delivering the queues may take at shutdown.
+    pub flush_deadline: Duration,
+}
+
+impl RemoteWriteSettings {
+    /// Reads and checks `path` (every field; the lists the endpoints push are checked against
+    /// the relabel configuration when the server starts). The receiver is off and the limits
+    /// are the defaults.
+    pub fn load(path: &Path) -> Result<Self, RemoteWriteConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            RemoteWriteConfigError(format!(
+                "--remote-write.config-file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let config =
+            RemoteWriteConfig::from_yaml(&text, &path.display().to_string(), path.parent())?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+            config,
+            receiver: false,
+            receiver_max_body: DEFAULT_RECEIVER_MAX_BODY,
+            flush_deadline: DEFAULT_FLUSH_DEADLINE,
+        })
+    }
+}
+
+/// Default `--staleness-window`: Prometheus' own lookback (a series unseen for 5 minutes is
+/// gone from queries).
+pub const DEFAULT_STALENESS_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// Default `--web.max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Default `--web.header-read-timeout`.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `--web.response-write-timeout`: generous for a slow link (a 30 MB body at 1 MB/s),
+/// short enough that a client that never reads frees its response within a minute.
+pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How the listener treats connections (`server::listener`).
 #[derive(Debug, Clone)]
@@ -50,6 +117,9 @@ pub struct ListenerConfig {
     /// `--web.header-read-timeout`: bound on reading a request's headers and on the TLS
     /// handshake.
     pub header_read_timeout: Duration,
+    /// `--web.response-write-timeout`: bound on writing a response, from when it is ready
+    /// (`server::responses`).
+    pub response_write_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
@@ -59,6 +129,7 @@ impl Default for ListenerConfig {
             web: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            response_write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
         }
     }
 }
@@ -72,6 +143,11 @@ pub struct UpstreamConfig {
     pub client: ClientOptions,
     /// `--dns-server`: the DNS server of fan-out upstreams, instead of the system's.
     pub dns_server: Option<SocketAddr>,
+    /// `--dns.ip-family`: which addresses of a `dns+` name are targets.
+    pub ip_family: IpFamily,
+    /// `--fan-out.require-all`: in fan-out mode, answer 502 unless every target answered in
+    /// full, instead of the sum of those that did.
+    pub require_all: bool,
     /// `-t/--scrape-timeout`: bound on each upstream request (Prometheus' own timeout may
     /// shorten it per request).
     pub scrape_timeout: Duration,
@@ -91,12 +167,10 @@ pub struct ScrapeLimits {
 }
 
 impl ScrapeLimits {
-    /// The options of one upstream request that must be done by `deadline`; `timeout` is the
-    /// timeout the deadline came from, for error messages.
-    pub fn fetch_options(&self, deadline: tokio::time::Instant, timeout: Duration) -> FetchOptions {
+    /// The options of one upstream request that must be done by `deadline`.
+    pub fn fetch_options(&self, deadline: Deadline) -> FetchOptions {
         FetchOptions {
             deadline,
-            timeout,
             max_body: self.max_body,
             max_line: self.max_line,
         }

@@ -1,4 +1,9 @@
 //! Response bodies: gzip when the client accepts it, computed once per rendered result.
+//!
+//! A scrape renders each list once ([`Rendered`]); every client of that scrape gets the same
+//! bytes (`Bytes` shares one allocation), and each encoding a client asks for is made once per
+//! result, on first demand, and shared the same way. How long responses may hold these bytes is
+//! bounded separately (`server::responses`).
 
 use std::io::Write as _;
 
@@ -13,15 +18,36 @@ use tokio::sync::OnceCell;
 pub struct Rendered {
     /// The plain text.
     pub body: Bytes,
+    /// The scrape that rendered it: responses holding bodies of the same scrape hold one set of
+    /// bytes between them.
+    pub generation: u64,
     gzip: OnceCell<Bytes>,
 }
 
+/// A content coding a client may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The text as rendered.
+    Identity,
+    /// gzip (`Content-Encoding: gzip`).
+    Gzip,
+}
+
 impl Rendered {
-    /// Wraps a rendered body.
-    pub fn new(body: Bytes) -> Self {
+    /// Wraps a body rendered by scrape number `generation`.
+    pub fn new(body: Bytes, generation: u64) -> Self {
         Self {
             body,
+            generation,
             gzip: OnceCell::new(),
+        }
+    }
+
+    /// The body in `encoding`, made on first demand and shared after that.
+    pub async fn encoded(&self, encoding: Encoding) -> Bytes {
+        match encoding {
+            Encoding::Identity => self.body.clone(),
+            Encoding::Gzip => self.gzipped().await,
         }
     }
 
@@ -52,6 +78,15 @@ pub fn gzip(data: &[u8]) -> Bytes {
     // Writing into a Vec cannot fail.
     let _ = e.write_all(data);
     Bytes::from(e.finish().unwrap_or_default())
+}
+
+/// The encoding to answer with: gzip when the client accepts it.
+pub fn negotiate_encoding(headers: &HeaderMap) -> Encoding {
+    if accepts_gzip(headers) {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    }
 }
 
 /// True when `Accept-Encoding` accepts gzip (`gzip` or `*` with a non-zero q). Lenient: an

@@ -7,29 +7,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use serde::Deserialize;
-use tokio::time::Instant;
 
 use crate::analyze::Analyzer;
 use crate::exposition::render::CONTENT_TYPE_TEXT_004;
 use crate::upstream::fetch::{self, scrape_into};
-use crate::upstream::{FetchError, ResolveError, Target};
+use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
-use super::encoding::{accepts_gzip, Rendered};
+use super::encoding::{negotiate_encoding, Encoding, Rendered};
+use super::flight::{FlightError, Patience};
+use super::metrics_format::SelfMetricsFormat;
 use super::reload::ReloadError;
+use super::responses::{ConnControl, SharedBody};
 use super::scrape::{ScrapeError, TargetFailures};
 use super::state::AppState;
 
 type AppStateRef = Arc<AppState>;
 
-const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const CONTENT_TYPE_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// The router with every endpoint and the request counter.
@@ -44,6 +46,7 @@ pub fn router(state: AppStateRef) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/metrics", get(self_metrics))
         .route("/-/reload", post(reload))
+        .merge(super::push::routes(&state))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_requests,
@@ -62,6 +65,7 @@ pub(crate) fn endpoint_of(path: &str) -> &'static str {
         "/-/ready" => "/-/ready",
         "/-/metrics" => "/-/metrics",
         "/-/reload" => "/-/reload",
+        super::push::RECEIVER_PATH => super::push::RECEIVER_PATH,
         p if p.starts_with("/metrics/") => "/metrics/{subset}",
         _ => "other",
     }
@@ -100,7 +104,7 @@ pub(crate) enum ApiError {
     #[error(transparent)]
     Scrape(#[from] ScrapeError),
     /// `/metrics/{subset}` names no configured subset: 404.
-    #[error("unknown subset {name:?}; known subsets: [{}]", .known.join(", "))]
+    #[error("unknown subset {:?}; known subsets: [{}]", clip(.name), .known.join(", "))]
     UnknownSubset {
         /// The name asked for.
         name: String,
@@ -108,7 +112,7 @@ pub(crate) enum ApiError {
         known: Vec<String>,
     },
     /// A subset asked for before any scrape computed it: 503.
-    #[error("subset {0:?} has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start")]
+    #[error("subset {0:?} has no result yet: subsets are computed by scrapes (of /metrics, at start and at reload), and none has succeeded since it was configured")]
     NoResultYet(String),
     /// Resolving the upstream failed (`/source`, `/analyze`): 502.
     #[error(transparent)]
@@ -117,7 +121,7 @@ pub(crate) enum ApiError {
     #[error("no targets")]
     NoTargets,
     /// `/source?target=` names none of the current targets: 400.
-    #[error("no target {wanted:?}; current targets: [{}]", .current.join(", "))]
+    #[error("no target {:?}; current targets: [{}]", clip(.wanted), .current.join(", "))]
     NoSuchTarget {
         /// The target asked for.
         wanted: String,
@@ -132,13 +136,21 @@ pub(crate) enum ApiError {
         /// Why the request failed.
         source: FetchError,
     },
-    /// Every target of `/analyze` failed: 502.
-    #[error("upstream {upstream}: {failures}")]
-    Analyze {
-        /// The upstream as configured.
-        upstream: String,
-        /// Each target and why it failed.
-        failures: TargetFailures,
+    /// `/analyze` could not resolve the upstream, or every target failed: 502.
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeFailure),
+    /// The request's own deadline passed before the shared upstream pass finished; the pass
+    /// goes on for the other requests: 504.
+    #[error("{0}")]
+    GaveUp(FlightError),
+    /// As many requests of this kind as allowed at once are being served: 503 with
+    /// `Retry-After: 1`, at once.
+    #[error("{limit} {what} requests are in progress, the most allowed at once; retry later")]
+    Busy {
+        /// The endpoint.
+        what: &'static str,
+        /// Requests allowed at once.
+        limit: usize,
     },
     /// `POST /-/reload` failed; the previous configuration keeps serving: 500.
     #[error("reload failed, still serving the previous configuration: {0}")]
@@ -149,33 +161,74 @@ impl ApiError {
     /// The status the error is answered with.
     fn status(&self) -> StatusCode {
         match self {
-            Self::Scrape(_) | Self::Resolve(_) | Self::Fetch { .. } | Self::Analyze { .. } => {
+            Self::Scrape(_) | Self::Resolve(_) | Self::Fetch { .. } | Self::Analyze(_) => {
                 StatusCode::BAD_GATEWAY
             }
+            Self::GaveUp(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::UnknownSubset { .. } => StatusCode::NOT_FOUND,
-            Self::NoResultYet(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoResultYet(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoTargets | Self::NoSuchTarget { .. } => StatusCode::BAD_REQUEST,
             Self::Reload(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        plain(self.status(), self.to_string())
+impl From<FlightError> for ApiError {
+    fn from(e: FlightError) -> Self {
+        match e {
+            FlightError::Task(msg) => Self::Scrape(ScrapeError::Task(msg)),
+            gave_up @ FlightError::GaveUp(_) => Self::GaveUp(gave_up),
+        }
     }
 }
 
-/// A metrics body in text 0.0.4, gzip-compressed when the client accepts it.
-async fn metrics_body(headers: &HeaderMap, rendered: &Rendered) -> Response {
-    let mut resp = if accepts_gzip(headers) {
-        let mut r = Response::new(Body::from(rendered.gzipped().await));
-        r.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = plain(self.status(), self.to_string());
+        if matches!(self, Self::Busy { .. }) {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         r
-    } else {
-        Response::new(Body::from(rendered.body.clone()))
-    };
+    }
+}
+
+/// At most this many bytes of a request's own input are quoted in an error message.
+const QUOTE_MAX: usize = 200;
+
+/// `s`, cut to [`QUOTE_MAX`] bytes (at a character boundary) with `…` when longer.
+fn clip(s: &str) -> String {
+    if s.len() <= QUOTE_MAX {
+        return s.to_owned();
+    }
+    let mut end = QUOTE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// `/source` requests served at once; more are answered 503 at once. Each is an upstream fetch
+/// of its own, streamed to its client, so it cannot be shared as `/analyze` passes are.
+pub(crate) const MAX_SOURCE_REQUESTS: usize = 2;
+
+/// A metrics body in text 0.0.4, gzip-compressed when the client accepts it. The bytes are
+/// the scrape's own (shared with every client of that scrape); the response holds them through
+/// `conn`'s [`super::responses::HeldResults`] registration until they are written.
+async fn metrics_body(
+    state: &AppState,
+    conn: Option<&Arc<ConnControl>>,
+    headers: &HeaderMap,
+    rendered: &Rendered,
+) -> Response {
+    let encoding = negotiate_encoding(headers);
+    let bytes = rendered.encoded(encoding).await;
+    let hold = state.held.hold(rendered.generation, &bytes, conn);
+    let mut resp = Response::new(Body::new(SharedBody::new(bytes, Some(hold))));
+    if encoding == Encoding::Gzip {
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -185,23 +238,41 @@ async fn metrics_body(headers: &HeaderMap, rendered: &Rendered) -> Response {
     resp
 }
 
+/// `X-Prometheus-Scrape-Timeout-Seconds` values above this many seconds (a year) are taken as
+/// this: they mean "no hurry", and `--scrape-timeout` bounds the wait anyway.
+const MAX_HEADER_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// How long a request waits for its upstream pass: see [`effective_timeout`].
+pub(crate) fn request_patience(flag: Duration, headers: &HeaderMap) -> Patience {
+    Patience::from_now(effective_timeout(flag, headers))
+}
+
 /// The upstream timeout for a request: `--scrape-timeout`, or Prometheus' own timeout minus a
-/// margin when that is smaller, so the answer arrives before Prometheus gives up.
+/// margin when that is smaller, so the answer arrives before Prometheus gives up. Any header
+/// value is safe: a positive number of seconds is used (values above a year are taken as a
+/// year); anything else (negative, zero, `NaN`, `inf`, not a number, not ASCII) is ignored with
+/// a debug log, and the flag applies.
 pub(crate) fn effective_timeout(flag: Duration, headers: &HeaderMap) -> Duration {
-    let from_header = headers
-        .get("x-prometheus-scrape-timeout-seconds")
-        .and_then(|v| v.to_str().ok())
+    let Some(raw) = headers.get("x-prometheus-scrape-timeout-seconds") else {
+        return flag;
+    };
+    let secs = raw
+        .to_str()
+        .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
-    match from_header {
-        Some(t) => {
-            // Leave time for rendering and sending: 10% of the timeout, at most 500 ms.
-            let margin = (t / 10).min(Duration::from_millis(500));
-            flag.min(t - margin)
-        }
-        None => flag,
-    }
+        .filter(|s| s.is_finite() && *s > 0.0);
+    let Some(t) =
+        secs.and_then(|s| Duration::try_from_secs_f64(s.min(MAX_HEADER_TIMEOUT_SECS)).ok())
+    else {
+        tracing::debug!(
+            value = %clip(&String::from_utf8_lossy(raw.as_bytes())),
+            "ignoring an invalid X-Prometheus-Scrape-Timeout-Seconds header"
+        );
+        return flag;
+    };
+    // Leave time for rendering and sending: 10% of the timeout, at most 500 ms.
+    let margin = (t / 10).min(Duration::from_millis(500));
+    flag.min(t - margin)
 }
 
 async fn index(State(state): State<AppStateRef>) -> Html<String> {
@@ -269,20 +340,25 @@ fn percent_encode_path(s: &str) -> String {
     out
 }
 
+/// The connection's controls, which the listener puts in every request's extensions.
+type Conn = Option<Extension<Arc<ConnControl>>>;
+
 async fn metrics(
     State(state): State<AppStateRef>,
+    conn: Conn,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
-    let outcome = state.scrape(timeout).await;
+    let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
+    let outcome = state.scrape(patience).await?;
     match &outcome.result {
-        Ok(rendered) => Ok(metrics_body(&headers, rendered).await),
+        Ok(rendered) => Ok(metrics_body(&state, conn.as_deref(), &headers, rendered).await),
         Err(e) => Err(e.clone().into()),
     }
 }
 
 async fn subset(
     State(state): State<AppStateRef>,
+    conn: Conn,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -290,11 +366,19 @@ async fn subset(
     if !known.contains(&name) {
         return Err(ApiError::UnknownSubset { name, known });
     }
-    let snap = state
-        .subset_snapshot(&name)
-        .ok_or(ApiError::NoResultYet(name))?;
+    let snap = match state.subset_snapshot(&name) {
+        Some(snap) => snap,
+        None => {
+            // Not computed yet (just after start, or added by a reload): the scrape in flight,
+            // if any, brings it.
+            state.wait_for_scrape().await;
+            state
+                .subset_snapshot(&name)
+                .ok_or(ApiError::NoResultYet(name))?
+        }
+    };
     match &snap.rendered {
-        Ok(rendered) => Ok(metrics_body(&headers, rendered).await),
+        Ok(rendered) => Ok(metrics_body(&state, conn.as_deref(), &headers, rendered).await),
         Err(e) => Err(e.clone().into()),
     }
 }
@@ -325,51 +409,88 @@ fn pick_target(targets: Vec<Target>, wanted: Option<&str>) -> Result<Target, Api
         })
 }
 
-/// Hop-by-hop headers that must not be passed through.
-fn is_hop_by_hop(name: &header::HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-    )
+/// The upstream response headers `/source` passes on: those that describe the body. Anything
+/// else (`Set-Cookie`, `Location`, caching and connection headers...) is the upstream's
+/// business, not its client's.
+fn source_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in [header::CONTENT_TYPE, header::CONTENT_ENCODING] {
+        if let Some(v) = upstream.get(&name) {
+            out.insert(name, v.clone());
+        }
+    }
+    // Content-Length stays valid: the body is passed through byte for byte. Only a single,
+    // well-formed length is passed; otherwise the body is sent chunked.
+    let mut lengths = upstream.get_all(header::CONTENT_LENGTH).iter();
+    if let (Some(v), None) = (lengths.next(), lengths.next()) {
+        if v.to_str().is_ok_and(|s| s.parse::<u64>().is_ok()) {
+            out.insert(header::CONTENT_LENGTH, v.clone());
+        }
+    }
+    out
 }
 
+/// `/source`: the body of one target as the upstream sent it. The status is metric-gate's own:
+/// 200 when the upstream answered 2xx; any other upstream status (1xx such as
+/// `101 Switching Protocols`, redirects, errors) is a 502 naming it, never passed on. At most
+/// [`MAX_SOURCE_REQUESTS`] run at once; more are answered 503 at once.
 async fn source(
     State(state): State<AppStateRef>,
     Query(q): Query<SourceQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let target = pick_target(state.targets().await?, q.target.as_deref())?;
+    let Ok(slot) = Arc::clone(&state.source_slots).try_acquire_owned() else {
+        return Err(ApiError::Busy {
+            what: "/source",
+            limit: MAX_SOURCE_REQUESTS,
+        });
+    };
     let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
-    let deadline = Instant::now() + timeout;
+    let deadline = Deadline::after(timeout);
+    let targets = match deadline.run(state.targets()).await {
+        Ok(t) => t?,
+        Err(_) => {
+            return Err(ApiError::Resolve(ResolveError::Lookup {
+                name: state.config().upstream.spec.to_string(),
+                cause: format!("timeout after {timeout:?}"),
+            }))
+        }
+    };
+    let target = pick_target(targets, q.target.as_deref())?;
     let ae = headers.get(header::ACCEPT_ENCODING);
-    let upstream = fetch::send(&state.client(), &target, ae, deadline, timeout)
+    let fetch_error = |target: &Target, source| ApiError::Fetch {
+        target: target.name.clone(),
+        source,
+    };
+    let upstream = fetch::send(&state.client(), &target, ae, &deadline)
         .await
-        .map_err(|source| ApiError::Fetch {
-            target: target.name.clone(),
-            source,
-        })?;
-    if upstream.status().is_success() {
-        state.mark_ready();
+        .map_err(|e| fetch_error(&target, e))?;
+    let status = upstream.status();
+    if status.is_redirection() {
+        let location = upstream
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        return Err(fetch_error(
+            &target,
+            FetchError::Redirect(status, clip(&location)),
+        ));
     }
+    if !status.is_success() {
+        return Err(fetch_error(&target, FetchError::Status(status)));
+    }
+    state.mark_ready();
     let (parts, body) = upstream.into_parts();
     let name = target.name;
-    // The body streams through as it arrives, still bounded by the deadline.
-    let stream =
-        fetch::body_stream(body, deadline, timeout).map_err(move |e| source_body_error(&name, e));
+    // The body streams through as it arrives, still bounded by the deadline; the slot is held
+    // until the body is done.
+    let stream = fetch::body_stream(body, deadline).map_err(move |e| {
+        let _slot = &slot;
+        source_body_error(&name, e)
+    });
     let mut resp = Response::new(Body::from_stream(stream));
-    *resp.status_mut() = parts.status;
-    // Content-Length stays valid: the body is passed through byte for byte.
-    for (k, v) in &parts.headers {
-        if !is_hop_by_hop(k) {
-            resp.headers_mut().append(k.clone(), v.clone());
-        }
-    }
+    *resp.headers_mut() = source_headers(&parts.headers);
     Ok(resp)
 }
 
@@ -388,24 +509,77 @@ fn source_body_error(name: &str, e: FetchError) -> std::io::Error {
     std::io::Error::other(msg)
 }
 
+/// Why an `/analyze` pass has no report.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum AnalyzeFailure {
+    /// The upstream could not be resolved (or not in time).
+    #[error(transparent)]
+    Resolve(ResolveError),
+    /// Every target failed.
+    #[error("upstream {upstream}: {failures}")]
+    AllTargets {
+        /// The upstream as configured.
+        upstream: String,
+        /// Each target and why it failed.
+        failures: TargetFailures,
+    },
+}
+
+/// What one `/analyze` pass produced, shared by every request that waited for it.
+pub(crate) type Analysis = Result<Bytes, AnalyzeFailure>;
+
+/// `/analyze`: the cardinality report of the upstream's response. Single-flight like
+/// `/metrics` (concurrent requests share one pass over the upstream, with per-request
+/// deadlines): one upstream fetch, and one analyzer in memory, however many clients ask.
 async fn analyze(
     State(state): State<AppStateRef>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let targets = state.targets().await?;
-    let timeout = effective_timeout(state.config().upstream.scrape_timeout, &headers);
+    let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
+    let pass_state = Arc::clone(&state);
+    let joined = state
+        .analyses
+        .run(
+            patience,
+            state.config().upstream.scrape_timeout,
+            move |_, deadline| analyze_pass(pass_state, deadline),
+        )
+        .await?;
+    match &*joined.value {
+        Ok(report) => {
+            let mut r = Response::new(Body::from(report.clone()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(CONTENT_TYPE_PLAIN),
+            );
+            Ok(r)
+        }
+        Err(e) => Err(e.clone().into()),
+    }
+}
+
+/// One `/analyze` pass: every target in turn into one analyzer, all within `deadline`.
+async fn analyze_pass(state: AppStateRef, deadline: Deadline) -> Analysis {
+    let upstream = state.config().upstream.spec.to_string();
+    let targets = match deadline.run(state.targets()).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(AnalyzeFailure::Resolve(e)),
+        Err(_) => {
+            return Err(AnalyzeFailure::Resolve(ResolveError::Lookup {
+                name: upstream,
+                cause: format!("timeout after {:?}", deadline.timeout()),
+            }))
+        }
+    };
     let mut analyzer = Analyzer::new();
     let mut failed: Vec<(String, FetchError)> = Vec::new();
     let total = targets.len();
     // One report over all targets: the analyzer goes from one body to the next.
     // One deadline for all targets together.
-    let opts = state
-        .config()
-        .limits
-        .fetch_options(Instant::now() + timeout, timeout);
+    let opts = state.config().limits.fetch_options(deadline);
     let client = state.client();
     for target in &targets {
-        let (a, result) = scrape_into(&client, target, opts, analyzer).await;
+        let (a, result) = scrape_into(&client, target, opts.clone(), analyzer).await;
         analyzer = a;
         match result {
             Ok(stats) => {
@@ -419,8 +593,8 @@ async fn analyze(
         }
     }
     if failed.len() == total {
-        return Err(ApiError::Analyze {
-            upstream: state.config().upstream.spec.to_string(),
+        return Err(AnalyzeFailure::AllTargets {
+            upstream,
             failures: TargetFailures(failed),
         });
     }
@@ -431,7 +605,7 @@ async fn analyze(
             "# target {t} failed ({e}); the report may include part of its body"
         );
     }
-    Ok(plain(StatusCode::OK, report))
+    Ok(Bytes::from(report))
 }
 
 async fn healthy() -> Response {
@@ -456,13 +630,19 @@ async fn reload(State(state): State<AppStateRef>) -> Result<Response, ApiError> 
     Ok(plain(StatusCode::OK, summary))
 }
 
-async fn self_metrics(State(state): State<AppStateRef>) -> Response {
+/// `GET /-/metrics`: OpenMetrics when the client asks for it, text 0.0.4 otherwise.
+async fn self_metrics(State(state): State<AppStateRef>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = SelfMetricsFormat::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE_OPENMETRICS),
-        )],
-        state.metrics.encode(),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static("Accept")),
+        ],
+        state.metrics.encode_as(format),
     )
         .into_response()
 }
@@ -496,6 +676,35 @@ mod tests {
             HeaderValue::from_static("junk"),
         );
         assert_eq!(effective_timeout(flag, &h), flag);
+        // Absurd values are clamped, invalid ones ignored: never a panic.
+        for v in [
+            "1e20",
+            "1e300",
+            "18446744073709551616",
+            "-1",
+            "0",
+            "NaN",
+            "inf",
+            "-inf",
+            "",
+            "1e",
+        ] {
+            h.insert(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                HeaderValue::from_static(v),
+            );
+            assert_eq!(effective_timeout(flag, &h), flag, "{v}");
+        }
+        h.insert(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        assert_eq!(effective_timeout(flag, &h), flag);
+        h.insert(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            HeaderValue::from_static("1e-300"),
+        );
+        assert_eq!(effective_timeout(flag, &h), Duration::ZERO);
     }
 
     #[test]
@@ -518,7 +727,7 @@ mod tests {
             (
                 ApiError::NoResultYet("a".into()),
                 503,
-                "subset \"a\" has no result yet: subsets are computed by /metrics scrapes, and no scrape has succeeded since start",
+                "subset \"a\" has no result yet: subsets are computed by scrapes (of /metrics, at start and at reload), and none has succeeded since it was configured",
             ),
             (ApiError::NoTargets, 400, "no targets"),
             (
@@ -543,13 +752,13 @@ mod tests {
                 "upstream a:1: timeout after 1s",
             ),
             (
-                ApiError::Analyze {
+                ApiError::Analyze(AnalyzeFailure::AllTargets {
                     upstream: "http://a:1/m".into(),
                     failures: TargetFailures(vec![(
                         "a:1".into(),
                         FetchError::Timeout(Duration::from_secs(1)),
                     )]),
-                },
+                }),
                 502,
                 "upstream http://a:1/m: a:1: timeout after 1s",
             ),

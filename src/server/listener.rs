@@ -9,6 +9,9 @@
 //!   whole within it, counted from when the server starts waiting for them, so a client that
 //!   trickles a request line (slowloris) or sits idle on a keep-alive connection is closed.
 //! - **TLS handshake timeout**: the same duration bounds the TLS handshake.
+//! - **Response write timeout** (`--web.response-write-timeout`) and the bound on scrape
+//!   results held by unread responses: see [`super::responses`]. Each connection's
+//!   [`ConnControl`] is put in its requests' extensions for the handlers.
 //!
 //! With `--web.config.file`, each connection is served with the web config in force when it
 //! was accepted (TLS settings, basic auth users, response headers); see
@@ -33,9 +36,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
+use super::basic_auth::AuthOutcome;
 use super::config::ListenerConfig;
 use super::handlers::endpoint_of;
 use super::metrics::SelfMetrics;
+use super::responses::{ConnControl, WriteDeadlineIo};
 use super::web_config::WebConfig;
 
 /// Logs "connections refused at the cap" at most once per this interval, with a count.
@@ -83,6 +88,7 @@ pub(crate) async fn serve_connections(
             metrics: Arc::clone(&metrics),
             web,
             header_read_timeout: cfg.header_read_timeout,
+            control: ConnControl::new(cfg.response_write_timeout),
             _open: OpenGuard::new(Arc::clone(&metrics), slot),
         };
         let watcher = graceful.watcher();
@@ -159,6 +165,7 @@ struct Connection {
     metrics: Arc<SelfMetrics>,
     web: Option<Arc<WebConfig>>,
     header_read_timeout: Duration,
+    control: Arc<ConnControl>,
     _open: OpenGuard,
 }
 
@@ -170,7 +177,10 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let tls = self.web.as_ref().and_then(|w| w.tls.clone());
         match tls {
-            None => self.serve_http(TokioIo::new(stream), watcher).await,
+            None => {
+                let io = WriteDeadlineIo::new(stream, Arc::clone(&self.control));
+                self.serve_http(TokioIo::new(io), watcher).await
+            }
             Some(tls) => {
                 let deadline = tokio::time::Instant::now() + self.header_read_timeout;
                 let dropped = |reason: &'static str| self.metrics.count_dropped(reason);
@@ -196,7 +206,8 @@ impl Connection {
                     .await;
                     return;
                 }
-                let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                let io = WriteDeadlineIo::new(stream, Arc::clone(&self.control));
+                let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);
                 match tokio::time::timeout_at(deadline, accept).await {
                     Ok(Ok(tls_stream)) => self.serve_http(TokioIo::new(tls_stream), watcher).await,
                     Ok(Err(e)) => {
@@ -219,11 +230,19 @@ impl Connection {
         let router = self.router.clone();
         let web = self.web.clone();
         let metrics = Arc::clone(&self.metrics);
-        let svc = service_fn(move |req: Request<Incoming>| {
+        let control = Arc::clone(&self.control);
+        let svc = service_fn(move |mut req: Request<Incoming>| {
             let router = router.clone();
             let web = web.clone();
             let metrics = Arc::clone(&metrics);
-            async move { Ok::<_, Infallible>(handle(req, router, web.as_deref(), &metrics).await) }
+            let control = Arc::clone(&control);
+            async move {
+                control.request_started();
+                req.extensions_mut().insert(Arc::clone(&control));
+                let resp = handle(req, router, web.as_deref(), &metrics).await;
+                control.response_ready();
+                Ok::<_, Infallible>(resp)
+            }
         });
         let mut builder = http1::Builder::new();
         builder
@@ -231,8 +250,20 @@ impl Connection {
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(true);
         let conn = builder.serve_connection(io, svc);
-        if let Err(e) = watcher.watch(conn).await {
-            if e.is_timeout() {
+        let result = tokio::select! {
+            r = watcher.watch(conn) => r,
+            () = self.control.evicted() => {
+                // Dropping the connection closes it and frees what its response held.
+                self.metrics.count_dropped("slow_reader");
+                tracing::debug!("closed a connection holding an old scrape result (slow reader)");
+                return;
+            }
+        };
+        if let Err(e) = result {
+            if self.control.timed_out() {
+                self.metrics.count_dropped("response_write_timeout");
+                tracing::debug!("response not written in time: connection closed");
+            } else if e.is_timeout() {
                 self.metrics.count_dropped("header_read_timeout");
                 tracing::debug!("request headers not received in time: connection closed");
             } else {
@@ -242,7 +273,12 @@ impl Connection {
     }
 }
 
-/// Rate limit, basic auth and configured headers around the router.
+/// Basic auth, rate limit and configured headers around the router.
+///
+/// Authentication comes first, so that the rate limit counts authenticated requests only,
+/// per user (see [`super::web_config::RateLimiter`]): a flood without valid credentials gets
+/// 401s (or 503s when the bcrypt queue is full) and never uses up the requests of a
+/// legitimate scraper. Without basic auth, the rate limit counts every request.
 async fn handle(
     req: Request<Incoming>,
     router: Router,
@@ -253,21 +289,39 @@ async fn handle(
         return router.oneshot(req).await.unwrap_or_else(|e| match e {});
     };
     let endpoint = endpoint_of(req.uri().path());
-    let mut resp = if web.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
-        metrics.count_request(endpoint, 429);
-        status_response(StatusCode::TOO_MANY_REQUESTS)
-    } else if let Some(auth) = &web.auth {
-        if auth.check(req.headers().get(header::AUTHORIZATION)).await {
-            router.oneshot(req).await.unwrap_or_else(|e| match e {})
-        } else {
-            metrics.count_request(endpoint, 401);
-            let mut r = status_response(StatusCode::UNAUTHORIZED);
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
-            r
+    let user = match &web.auth {
+        None => Ok(None),
+        Some(auth) => match auth.check(req.headers().get(header::AUTHORIZATION)).await {
+            AuthOutcome::Allowed(user) => Ok(Some(user)),
+            AuthOutcome::Denied => {
+                metrics.count_request(endpoint, 401);
+                let mut r = status_response(StatusCode::UNAUTHORIZED);
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                Err(r)
+            }
+            AuthOutcome::Busy => {
+                metrics.count_request(endpoint, 503);
+                metrics.basic_auth_checks_refused.inc();
+                let mut r = status_response(StatusCode::SERVICE_UNAVAILABLE);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(r)
+            }
+        },
+    };
+    let mut resp = match user {
+        Err(refused) => refused,
+        Ok(user)
+            if web
+                .rate_limit
+                .as_ref()
+                .is_some_and(|r| !r.allow(user.as_deref())) =>
+        {
+            metrics.count_request(endpoint, 429);
+            status_response(StatusCode::TOO_MANY_REQUESTS)
         }
-    } else {
-        router.oneshot(req).await.unwrap_or_else(|e| match e {})
+        Ok(_) => router.oneshot(req).await.unwrap_or_else(|e| match e {}),
     };
     for (name, value) in &web.headers {
         resp.headers_mut().insert(name.clone(), value.clone());

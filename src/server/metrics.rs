@@ -1,8 +1,23 @@
-//! metric-gate's own metrics, served on `/-/metrics` (OpenMetrics text from `prometheus-client`;
-//! never spliced into the proxied 0.0.4 output).
+//! metric-gate's own metrics, served on `/-/metrics` (OpenMetrics text from `prometheus-client`,
+//! or text 0.0.4 converted from it: see [`super::metrics_format`]; never spliced into the
+//! proxied output).
+//!
+//! Counters with labels start at 0 for every label value known in advance (error causes per
+//! target, sample-limit hits per list, dropped-connection reasons), so an alert on `increase()`
+//! has a series before the first event. `process_*` metrics come from `/proc/self` (Linux) at
+//! each scrape of `/-/metrics`.
 
 use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::upstream::FetchError;
+
+use super::metrics_format::{openmetrics_to_text, SelfMetricsFormat};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -44,8 +59,9 @@ pub struct ErrorLabels {
 /// Labels of connections the listener closed without serving them to the end.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DroppedLabels {
-    /// `max_connections`, `tls_handshake_timeout`, `tls_handshake_error`, `plain_http_on_tls`
-    /// or `header_read_timeout`.
+    /// `max_connections`, `tls_handshake_timeout`, `tls_handshake_error`, `plain_http_on_tls`,
+    /// `header_read_timeout`, `response_write_timeout` or `slow_reader` (closed because it
+    /// still held an old scrape result, see `server::responses`).
     pub reason: &'static str,
 }
 
@@ -62,6 +78,32 @@ pub struct SubsetLabels {
     /// The subset's name, or [`DEFAULT_SUBSET_LABEL`].
     pub subset: String,
 }
+
+/// Labels of `metric_gate_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: &'static str,
+    /// The CPU architecture the binary was built for (`x86_64`, `aarch64`, ...).
+    pub arch: &'static str,
+    /// The operating system the binary was built for.
+    pub os: &'static str,
+}
+
+/// Every `cause` of `metric_gate_upstream_errors_total`: the fetch errors' kinds, and
+/// `resolve` (a fan-out name that could not be resolved; its `target` is the upstream).
+pub fn error_causes() -> impl Iterator<Item = &'static str> {
+    FetchError::KINDS.into_iter().chain(["resolve"])
+}
+
+/// Every `reason` of `metric_gate_http_connections_dropped_total`.
+pub const DROP_REASONS: [&str; 5] = [
+    "max_connections",
+    "tls_handshake_timeout",
+    "tls_handshake_error",
+    "plain_http_on_tls",
+    "header_read_timeout",
+];
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -128,6 +170,17 @@ pub struct SelfMetrics {
     pub web_config_reloads: Family<ReloadLabels, Counter>,
     /// 1 if the last web config reload succeeded (or none was needed), 0 if it failed.
     pub web_config_last_reload_successful: Gauge,
+    /// When the upstream fetch of the last scrape that rendered a list started, Unix seconds,
+    /// by subset: a subset job can alert on its staleness.
+    pub last_successful_scrape: Family<SubsetLabels, Gauge<f64, AtomicU64>>,
+    /// 1, with the build's version in labels.
+    pub build_info: Family<BuildLabels, Gauge>,
+    /// `process_*` metrics, without the `metric_gate_` prefix.
+    process: Registry,
+    /// Bytes of scrape results held by responses not yet written (see `server::responses`).
+    pub response_held_bytes: Gauge,
+    /// Basic-auth checks refused at once because the bcrypt queue was full (answered 503).
+    pub basic_auth_checks_refused: Counter,
 }
 
 impl SelfMetrics {
@@ -162,6 +215,11 @@ impl SelfMetrics {
             connections_dropped: Family::default(),
             web_config_reloads: Family::default(),
             web_config_last_reload_successful: Gauge::default(),
+            last_successful_scrape: Family::default(),
+            build_info: Family::default(),
+            process: Registry::default(),
+            response_held_bytes: Gauge::default(),
+            basic_auth_checks_refused: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -300,8 +358,83 @@ impl SelfMetrics {
             "1 if the last web config reload succeeded or none was needed, 0 if it failed",
             m.web_config_last_reload_successful.clone(),
         );
+        r.register(
+            "http_response_held_bytes",
+            "Bytes of scrape results held by responses that are not fully written yet",
+            m.response_held_bytes.clone(),
+        );
+        r.register(
+            "basic_auth_checks_refused",
+            "Basic-auth checks refused at once (503) because the bcrypt queue was full",
+            m.basic_auth_checks_refused.clone(),
+        );
         m.web_config_last_reload_successful.set(1);
-        Self { registry, ..m }
+        r.register(
+            "last_successful_scrape_timestamp_seconds",
+            "Start of the upstream fetch of the last scrape that rendered this list, Unix seconds, by subset",
+            m.last_successful_scrape.clone(),
+        );
+        r.register(
+            "build_info",
+            "Always 1; the labels say which build of metric-gate runs",
+            m.build_info.clone(),
+        );
+        m.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                arch: std::env::consts::ARCH,
+                os: std::env::consts::OS,
+            })
+            .set(1);
+        for reason in DROP_REASONS {
+            // Created at 0; the guard is not needed.
+            let _ = m
+                .connections_dropped
+                .get_or_create(&DroppedLabels { reason });
+        }
+        let mut process = Registry::default();
+        process.register_collector(Box::new(ProcessCollector));
+        Self {
+            registry,
+            process,
+            ..m
+        }
+    }
+
+    /// Starts every error counter of `target` at 0 (every cause of [`error_causes`] but
+    /// `resolve`, which belongs to the upstream: see [`SelfMetrics::init_upstream`]).
+    pub fn init_target(&self, target: &str) {
+        for cause in FetchError::KINDS {
+            let _ = self.upstream_errors.get_or_create(&ErrorLabels {
+                target: target.to_owned(),
+                cause,
+            });
+        }
+    }
+
+    /// Starts the `resolve` error counter of a fan-out upstream at 0.
+    pub fn init_upstream(&self, upstream: &str) {
+        let _ = self.upstream_errors.get_or_create(&ErrorLabels {
+            target: upstream.to_owned(),
+            cause: "resolve",
+        });
+    }
+
+    /// Starts the per-list counters of the default list and of `subsets` at 0.
+    pub fn init_subsets<'a>(&self, subsets: impl IntoIterator<Item = &'a str>) {
+        for name in [DEFAULT_SUBSET_LABEL].into_iter().chain(subsets) {
+            let _ = self.sample_limit_exceeded.get_or_create(&SubsetLabels {
+                subset: name.to_owned(),
+            });
+        }
+    }
+
+    /// Records that a scrape rendered list `label`, from an upstream fetch that started at
+    /// `fetched_at_ms` (ms since the epoch).
+    pub fn record_list_success(&self, label: &SubsetLabels, fetched_at_ms: i64) {
+        self.last_successful_scrape
+            .get_or_create(label)
+            .set(fetched_at_ms as f64 / 1000.0);
     }
 
     /// Records a configuration load (start or reload): sets the success gauge, and on success
@@ -326,14 +459,47 @@ impl SelfMetrics {
         self.dropped_by_relabel.remove(&label);
         self.dropped_nameless.remove(&label);
         self.aggregate_bytes.remove(&label);
+        self.sample_limit_exceeded.remove(&label);
+        self.last_successful_scrape.remove(&label);
+    }
+
+    /// The registry, to register more metrics into (remote write's
+    /// `RemoteWriteMetrics::new`) before the metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Forgets the per-target series of `target` (its request durations and its errors of the
+    /// `causes` it had), so a target gone for the staleness window leaves `/-/metrics`.
+    pub fn forget_target(&self, target: &str, causes: &[&'static str]) {
+        self.upstream_duration.remove(&TargetLabels {
+            target: target.to_owned(),
+        });
+        for &cause in causes {
+            self.upstream_errors.remove(&ErrorLabels {
+                target: target.to_owned(),
+                cause,
+            });
+        }
     }
 
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.process);
+        let _ = encode_eof(&mut out);
         out
+    }
+
+    /// Every metric in `format`.
+    pub fn encode_as(&self, format: SelfMetricsFormat) -> String {
+        match format {
+            SelfMetricsFormat::OpenMetrics => self.encode(),
+            SelfMetricsFormat::Text => openmetrics_to_text(&self.encode()),
+        }
     }
 
     /// Counts one HTTP request.
@@ -368,5 +534,210 @@ impl SelfMetrics {
 impl Default for SelfMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The `process_*` metrics Prometheus' client libraries export, read from `/proc/self` when
+/// `/-/metrics` is scraped. Where `/proc` cannot be read (not Linux), none are written.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = ProcessStats::read() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                Some(p.resident_bytes),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                Some(p.virtual_bytes),
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                Some(p.open_fds),
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors (the soft limit)",
+                p.max_fds,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                Some(p.start_time_seconds),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let Some(value) = value else { continue };
+            let g = ConstGauge::new(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the `process_*` metrics report.
+#[derive(Debug, Clone, PartialEq)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    virtual_bytes: f64,
+    open_fds: f64,
+    /// `None` when unlimited.
+    max_fds: Option<f64>,
+    start_time_seconds: f64,
+}
+
+/// Clock ticks per second of `/proc` times (`USER_HZ`): fixed at 100 by the kernel's ABI on the
+/// architectures metric-gate runs on (reading it needs `sysconf`, i.e. `unsafe` FFI).
+const USER_HZ: f64 = 100.0;
+
+impl ProcessStats {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let system = std::fs::read_to_string("/proc/stat").ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count();
+        Self::parse(&stat, &status, &limits, &system, open_fds)
+    }
+
+    /// From the texts of `/proc/self/stat`, `/proc/self/status`, `/proc/self/limits` and
+    /// `/proc/stat`, and the count of `/proc/self/fd`.
+    fn parse(
+        stat: &str,
+        status: &str,
+        limits: &str,
+        system: &str,
+        open_fds: usize,
+    ) -> Option<Self> {
+        // Fields after the command name, which is in parentheses and may hold anything;
+        // `fields[0]` is field 3 (state) of proc(5).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        let cpu_seconds = (field(14)? + field(15)?) / USER_HZ;
+        let start_ticks = field(22)?;
+        let boot_time = system
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+                .map(|k| k * 1024.0)
+        };
+        let max_fds = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|soft| soft.parse::<f64>().ok());
+        Some(Self {
+            cpu_seconds,
+            resident_bytes: kib("VmRSS:")?,
+            virtual_bytes: kib("VmSize:")?,
+            open_fds: open_fds as f64,
+            max_fds,
+            start_time_seconds: boot_time + start_ticks / USER_HZ,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_stats_from_proc_texts() {
+        let stat = "4242 (metric gate) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 12300 1000000 500 18446744073709551615";
+        let status = "Name:\tmetric-gate\nVmSize:\t  204800 kB\nVmRSS:\t   10240 kB\n";
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 1048576              files\n";
+        let system = "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n";
+        let p = ProcessStats::parse(stat, status, limits, system, 7).unwrap();
+        assert_eq!(
+            p,
+            ProcessStats {
+                cpu_seconds: 3.0,
+                resident_bytes: 10240.0 * 1024.0,
+                virtual_bytes: 204800.0 * 1024.0,
+                open_fds: 7.0,
+                max_fds: Some(1024.0),
+                start_time_seconds: 1_700_000_123.0,
+            }
+        );
+        let unlimited = limits.replace("1024                 1048576", "unlimited unlimited");
+        let p = ProcessStats::parse(stat, status, &unlimited, system, 7).unwrap();
+        assert_eq!(p.max_fds, None);
+        assert!(ProcessStats::parse("garbage", status, limits, system, 7).is_none());
+    }
+
+    #[test]
+    fn labelled_counters_start_at_zero() {
+        let m = SelfMetrics::new();
+        m.init_target("10.0.0.5:10254");
+        m.init_upstream("dns+http://svc:10254/metrics");
+        m.init_subsets(["cpu"]);
+        let text = m.encode_as(SelfMetricsFormat::Text);
+        for cause in FetchError::KINDS {
+            let line = format!(
+                "metric_gate_upstream_errors_total{{target=\"10.0.0.5:10254\",cause=\"{cause}\"}} 0\n"
+            );
+            assert!(text.contains(&line), "{line} not in\n{text}");
+        }
+        for line in [
+            "metric_gate_upstream_errors_total{target=\"dns+http://svc:10254/metrics\",cause=\"resolve\"} 0\n",
+            "metric_gate_sample_limit_exceeded_total{subset=\"(default)\"} 0\n",
+            "metric_gate_sample_limit_exceeded_total{subset=\"cpu\"} 0\n",
+            "metric_gate_http_connections_dropped_total{reason=\"header_read_timeout\"} 0\n",
+            "# TYPE metric_gate_build_info gauge\n",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "metric_gate_build_info{{version=\"{}\",",
+            env!("CARGO_PKG_VERSION")
+        )));
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(text.contains(&format!("\n{name}")), "{name} not in\n{text}");
+        }
+        let label = SubsetLabels {
+            subset: "cpu".into(),
+        };
+        m.record_list_success(&label, 1_700_000_000_500);
+        let om = m.encode_as(SelfMetricsFormat::OpenMetrics);
+        assert!(
+            om.contains("metric_gate_last_successful_scrape_timestamp_seconds{subset=\"cpu\"} 1700000000.5\n"),
+            "{om}"
+        );
+        assert!(om.ends_with("# EOF\n"));
+        m.forget_subset("cpu");
+        let text = m.encode_as(SelfMetricsFormat::Text);
+        assert!(!text.contains("subset=\"cpu\""), "{text}");
     }
 }

@@ -6,7 +6,10 @@
 //! therefore costs one upstream request when their scrapes overlap, and both get the same,
 //! consistent answer. The scrape runs in its own task, so a client that disconnects does not
 //! cancel it (the relabel programs it holds always come back to the [`scrape::Engine`]).
-//! The first request's `X-Prometheus-Scrape-Timeout-Seconds` sets the flight's timeout.
+//! Each request's `X-Prometheus-Scrape-Timeout-Seconds` is its own: the scrape runs until the
+//! latest deadline among the requests waiting for it (at most `--scrape-timeout`), and each
+//! request stops waiting at its own deadline (`504`), so a client with a short timeout never
+//! cuts the scrape short for the others (see [`flight`]).
 //!
 //! # Subsets
 //! Every scrape also computes each named subset. Their rendered results are swapped in together
@@ -25,16 +28,26 @@
 //!   where a scrape's report becomes self-metrics, logs, the answer and the subsets' snapshots.
 //! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
 //! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
+//! - [`flight`]: single-flight passes (`/metrics`, `/analyze`) with a deadline per request.
 //! - `handlers`: the endpoints, and the one error type that turns failures into responses.
-//! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router.
+//! - [`responses`]: shared response bodies, the bound on what unread responses hold, the
+//!   response write timeout.
+//! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router;
+//!   [`bind`]: the listen socket (dual-stack by default).
+//! - [`push`]: remote write: the push loop, `POST /api/v1/write`, its reload and shutdown.
 
 mod basic_auth;
+pub mod bind;
 pub mod config;
 pub mod encoding;
+pub mod flight;
 mod handlers;
 pub mod listener;
 pub mod metrics;
+pub mod metrics_format;
+pub mod push;
 pub mod reload;
+pub mod responses;
 pub mod scrape;
 mod state;
 pub mod web_config;
@@ -47,14 +60,16 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{
-    ListenerConfig, RelabelConfig, RelabelError, RelabelSource, ScrapeLimits, ServerConfig,
-    UpstreamConfig,
+    ListenerConfig, RelabelConfig, RelabelError, RelabelSource, RemoteWriteSettings, ScrapeLimits,
+    ServerConfig, UpstreamConfig,
 };
 pub use reload::ReloadError;
 pub use state::{AppState, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};
 
 /// Serves `state` on `listener`, with the listener settings of its configuration (web config,
 /// connection cap, timeouts), until `shutdown` completes; then finishes in-flight requests.
+/// With remote write, the push loop runs meanwhile, and at the end the endpoints are flushed
+/// (stale markers for every series, then the queues) within `--remote-write.flush-deadline`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -65,6 +80,10 @@ pub async fn serve(
         .config()
         .warm_up
         .then(|| tokio::spawn(warm_up(Arc::clone(&state))));
+    let push = state
+        .remote_write
+        .is_some()
+        .then(|| tokio::spawn(push::push_loop(Arc::clone(&state))));
     let app = handlers::router(Arc::clone(&state));
     let result = listener::serve_connections(
         listener,
@@ -77,6 +96,12 @@ pub async fn serve(
     if let Some(w) = warm_up {
         w.abort();
     }
+    if let Some(p) = push {
+        p.abort();
+    }
+    if let Some(rw) = &state.remote_write {
+        rw.shutdown().await;
+    }
     result
 }
 
@@ -84,8 +109,8 @@ pub async fn serve(
 async fn warm_up(state: Arc<AppState>) {
     let mut wait = Duration::from_secs(1);
     while !state.is_ready() {
-        let outcome = state.scrape(state.config().upstream.scrape_timeout).await;
-        if outcome.result.is_ok() {
+        let patience = flight::Patience::from_now(state.config().upstream.scrape_timeout);
+        if state.scrape(patience).await.is_ok_and(|o| o.result.is_ok()) {
             return;
         }
         tokio::time::sleep(wait).await;
@@ -177,7 +202,7 @@ pub fn run(config: ServerConfig, relabel: RelabelConfig) -> Result<(), ServerErr
         let addr = config.listen;
         let state = AppState::new(config, relabel)?;
         let listen_error = |source| ServerError::Listen { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let listener = bind::bind(addr).map_err(listen_error)?;
         let local = listener.local_addr().map_err(listen_error)?;
         // Before the "listening" line: from then on a SIGHUP reloads instead of killing us.
         reload_on_sighup(Arc::clone(&state)).map_err(ServerError::Signal)?;

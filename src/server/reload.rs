@@ -57,6 +57,10 @@ pub enum ReloadError {
     /// The TLS files could not be read, or the client could not be built from them.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// `--remote-write.config-file` could not be read, is invalid, pushes a subset the relabel
+    /// configuration lacks, or names unusable files.
+    #[error(transparent)]
+    RemoteWrite(#[from] super::push::RemoteWriteError),
 }
 
 /// What a reload found.

@@ -12,7 +12,8 @@
 //! # All or nothing per target
 //! Each target gets its own [`Pipeline`]. A target that fails at any point (connection, status,
 //! timeout, a bad line, the body limit) is left out whole: its half-filled aggregates are never
-//! merged. In static mode there is one target and its aggregates are rendered directly.
+//! merged. In static mode there is one target and its aggregates are rendered directly. With
+//! `--fan-out.require-all` one failed target fails the whole scrape (no list is rendered).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,9 +25,9 @@ use tokio::sync::OwnedMutexGuard;
 use crate::aggregate::{Aggregator, RenderOptions};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
+use crate::pipeline::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::pipeline::Pipeline;
 use crate::relabel::Config;
-use crate::series_cache::DEFAULT_MAX_ENTRIES;
 use crate::upstream::fetch::scrape_into;
 use crate::upstream::{BodyStats, Client, FetchError, FetchOptions, ResolveError, Target};
 
@@ -127,6 +128,13 @@ pub struct ScrapeInput {
     pub sample_limit: usize,
     /// In fan-out mode, append the per-target health series to the default list.
     pub target_health: bool,
+    /// In fan-out mode, produce no output unless every target answered in full
+    /// (`--fan-out.require-all`); otherwise the targets that answered are summed.
+    pub require_all: bool,
+    /// Subsets to render a second time without the fetch time on their samples: the lists
+    /// remote write pushes (it stamps the samples itself, and only samples without a
+    /// timestamp of their own get stale markers).
+    pub untimed: Vec<String>,
 }
 
 /// What one scrape did: every target's outcome and, when at least one target answered in
@@ -139,7 +147,8 @@ pub struct ScrapeReport {
     pub targets: Vec<TargetReport>,
     /// Targets whose pipelines the engine keeps for the next scrape.
     pub cached_targets: usize,
-    /// The lists' outputs; `None` when every target failed.
+    /// The lists' outputs; `None` when every target failed, or when one did and every target
+    /// was required (`--fan-out.require-all`).
     pub output: Option<ScrapeOutput>,
 }
 
@@ -172,6 +181,9 @@ pub struct ListOutput {
     pub name: Option<String>,
     /// The text, or the sample limit it broke (then nothing was rendered).
     pub body: Result<Bytes, SampleLimitError>,
+    /// For a subset in [`ScrapeInput::untimed`] whose body rendered: the text without the
+    /// fetch time on samples that have no timestamp of their own.
+    pub untimed: Option<Bytes>,
     /// Output series.
     pub series: usize,
     /// Bytes of series keys and values held by the output.
@@ -222,6 +234,16 @@ pub enum ScrapeError {
         /// Each target and why it failed.
         failures: TargetFailures,
     },
+    /// Some targets of a fan-out upstream failed, and `--fan-out.require-all` asks for all.
+    #[error("upstream {upstream}: {} of {total} targets failed (--fan-out.require-all): {failures}", .failures.0.len())]
+    NotAllTargets {
+        /// The upstream as configured.
+        upstream: String,
+        /// Targets resolved for the scrape.
+        total: usize,
+        /// Each failed target and why it failed.
+        failures: TargetFailures,
+    },
     /// A list's output had more series than `--sample-limit`.
     #[error("upstream {upstream}: {}{source}", subset_prefix(.subset))]
     SampleLimit {
@@ -265,9 +287,20 @@ impl ScrapeReport {
         self.targets.iter().filter(|t| t.result.is_ok()).count()
     }
 
-    /// Why there is no output, for a report whose targets all failed: the one target's error
-    /// in static mode, every target's in fan-out mode.
+    /// Why there is no output: the one target's error in static mode, every failed target's in
+    /// fan-out mode (all of them, or some when every target was required).
     pub fn failure(&self, upstream: &str) -> ScrapeError {
+        if self.fan_out && self.targets_ok() > 0 {
+            let failures = self.targets.iter().filter_map(|t| {
+                let e = t.result.as_ref().err()?;
+                Some((t.target.name.clone(), e.clone()))
+            });
+            return ScrapeError::NotAllTargets {
+                upstream: upstream.to_owned(),
+                total: self.targets.len(),
+                failures: TargetFailures(failures.collect()),
+            };
+        }
         let mut failures = self.targets.iter().filter_map(|t| {
             let e = t.result.as_ref().err()?;
             Some((t.target.name.clone(), e.clone()))
@@ -302,11 +335,14 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
         fetched_at_ms,
         sample_limit,
         target_health,
+        require_all,
+        untimed,
     } = input;
     let fan_out = engine.fan_out;
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
         let client = client.clone();
+        let fetch = fetch.clone();
         async move {
             let t0 = Instant::now();
             let (pipeline, result) = scrape_into(&client, &target, fetch, pipeline).await;
@@ -323,7 +359,8 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
     }))
     .await;
 
-    if runs.iter().all(|r| r.report.result.is_err()) {
+    let failed = runs.iter().filter(|r| r.report.result.is_err()).count();
+    if failed == runs.len() || (fan_out && require_all && failed > 0) {
         // Pipelines go back for the next scrape; the half-filled aggregates are cleared then.
         let targets = engine.put_back(runs);
         return ScrapeReport {
@@ -336,7 +373,14 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
     let health = (fan_out && target_health).then(|| health_series(&runs));
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
     tokio::task::spawn_blocking(move || {
-        let lists = render_all(&mut engine, &runs, fetched_at_ms, health, sample_limit);
+        let lists = render_all(
+            &mut engine,
+            &runs,
+            fetched_at_ms,
+            health,
+            sample_limit,
+            &untimed,
+        );
         let targets = engine.put_back(runs);
         ScrapeReport {
             fan_out,
@@ -359,6 +403,7 @@ fn render_all(
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
     sample_limit: usize,
+    untimed: &[String],
 ) -> Vec<ListOutput> {
     let ok: Vec<&Pipeline> = runs
         .iter()
@@ -403,9 +448,19 @@ fn render_all(
             }
             Bytes::from(body)
         });
+        let wants_untimed = list
+            .name
+            .as_named()
+            .is_some_and(|n| untimed.iter().any(|u| u == n));
+        let untimed = (wants_untimed && body.is_ok()).then(|| {
+            let mut text = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24);
+            agg.render(&mut text, &RenderOptions::default());
+            Bytes::from(text)
+        });
         outputs.push(ListOutput {
-            name: list.name.clone(),
+            name: list.name.as_named().map(str::to_owned),
             body,
+            untimed,
             series: agg.series_count(),
             arena_bytes: agg.arena_bytes(),
             dropped_by_relabel,
@@ -458,6 +513,7 @@ fn health_series(runs: &[TargetRun]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     fn failed(name: &str, e: FetchError) -> TargetReport {
         TargetReport {
@@ -510,6 +566,21 @@ mod tests {
         assert_eq!(
             subset.to_string(),
             format!("upstream u: subset \"s\": {limit}")
+        );
+        let mut some = report(
+            true,
+            vec![failed(
+                "10.0.0.1:80",
+                FetchError::Status(StatusCode::SERVICE_UNAVAILABLE),
+            )],
+        );
+        some.targets.push(TargetReport {
+            result: Ok(BodyStats::default()),
+            ..failed("10.0.0.2:80", FetchError::TooLarge(1))
+        });
+        assert_eq!(
+            some.failure("dns+http://svc:80/m").to_string(),
+            "upstream dns+http://svc:80/m: 1 of 2 targets failed (--fan-out.require-all): 10.0.0.1:80: upstream answered 503 Service Unavailable"
         );
         let default = ScrapeError::SampleLimit {
             upstream: "u".into(),

@@ -3,23 +3,26 @@
 //! self-metrics.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use crate::upstream::{
-    Client, ClientError, DnsResolver, FetchError, ResolveError, ResolverConfigError, Target,
-    UpstreamSpec,
+    Client, ClientError, Deadline, DnsResolver, FetchError, ResolveError, ResolverConfigError,
+    Target, UpstreamSpec,
 };
 
 use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
 use super::encoding::Rendered;
+use super::flight::{FlightError, Patience, SingleFlight};
+use super::handlers::{Analysis, MAX_SOURCE_REQUESTS};
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
+use super::push::{RemoteWriteError, RemoteWriteState, UntimedLists};
 use super::reload::{Live, ReloadError, Reloaded};
+use super::responses::HeldResults;
 use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
 
 /// The server could not start: the upstream's resolver or client could not be built.
@@ -31,6 +34,10 @@ pub enum StartError {
     /// The TLS files or credentials of the upstream client are unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The remote-write configuration does not fit the relabel configuration, or an
+    /// endpoint's files are unusable.
+    #[error(transparent)]
+    RemoteWrite(#[from] RemoteWriteError),
 }
 
 /// What a `/metrics` request answers: the default list's output, or why there is none.
@@ -38,6 +45,12 @@ pub enum StartError {
 pub struct ScrapeOutcome {
     /// The body, or why there is none (answered with a 502).
     pub result: Result<Rendered, ScrapeError>,
+    /// When the upstream fetch started, ms since the epoch (also for a failed scrape: remote
+    /// write stamps its stale markers with it).
+    pub fetched_at_ms: i64,
+    /// The subsets remote write pushes, rendered without the fetch time (empty without remote
+    /// write; a subset over `--sample-limit` is missing).
+    pub untimed: UntimedLists,
 }
 
 /// A named subset's last result.
@@ -60,8 +73,6 @@ pub struct SubsetSnapshots {
     pub by_name: HashMap<String, Arc<SubsetSnapshot>>,
 }
 
-type Flight = Shared<BoxFuture<'static, Arc<ScrapeOutcome>>>;
-
 /// State shared by all handlers.
 pub struct AppState {
     cfg: ServerConfig,
@@ -70,14 +81,33 @@ pub struct AppState {
     live: ArcSwap<Live>,
     /// One reload at a time.
     reload_lock: tokio::sync::Mutex<()>,
-    /// The scrape in flight, if any, with its generation number.
-    inflight: Mutex<Option<(u64, Flight)>>,
-    generation: AtomicU64,
+    /// The `/metrics` scrape in flight; its generation numbers the scrape's results.
+    scrapes: Arc<SingleFlight<ScrapeOutcome>>,
     /// The named subsets' last results.
     subsets: ArcSwapOption<SubsetSnapshots>,
     ready: AtomicBool,
     /// Self-metrics, shared with the listener.
     pub metrics: Arc<SelfMetrics>,
+    /// Remote write (`--remote-write.config-file`): endpoints, push schedule, receiver.
+    pub(crate) remote_write: Option<RemoteWriteState>,
+    /// The scrape results that responses not yet written hold.
+    pub(crate) held: Arc<HeldResults>,
+    /// The `/analyze` pass in flight.
+    pub(crate) analyses: Arc<SingleFlight<Analysis>>,
+    /// `/source` requests being served.
+    pub(crate) source_slots: Arc<tokio::sync::Semaphore>,
+    /// The targets that have per-target self-metric series, for forgetting them after the
+    /// staleness window.
+    target_series: std::sync::Mutex<HashMap<String, TargetSeries>>,
+}
+
+/// What the self-metrics hold for one target.
+#[derive(Debug)]
+struct TargetSeries {
+    /// The last scrape that had the target.
+    last_seen: Instant,
+    /// The `cause` labels of its error series.
+    causes: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,23 +125,45 @@ impl AppState {
     pub fn new(cfg: ServerConfig, relabel: RelabelConfig) -> Result<Arc<Self>, StartError> {
         let up = &cfg.upstream;
         let resolver = if up.spec.is_fan_out() {
-            Some(DnsResolver::new(up.dns_server, Duration::from_secs(2))?)
+            Some(DnsResolver::new(
+                up.dns_server,
+                Duration::from_secs(2),
+                up.ip_family,
+            )?)
         } else {
             None
         };
         warn_about_client_settings(up);
+        let mut metrics = SelfMetrics::new();
+        let remote_write = match &cfg.remote_write {
+            Some(settings) => Some(RemoteWriteState::start(
+                settings,
+                |s| relabel.config.subsets.iter().any(|(name, _)| name == s),
+                metrics.registry_mut(),
+            )?),
+            None => None,
+        };
         let live = Live::new(&cfg, relabel)?;
-        let metrics = Arc::new(SelfMetrics::new());
+        let metrics = Arc::new(metrics);
         metrics.record_reload(true);
+        metrics.init_subsets(live.subset_names.iter().map(String::as_str));
+        match &up.spec {
+            UpstreamSpec::Static { uri } => metrics.init_target(&Target::fixed(uri).name),
+            spec => metrics.init_upstream(&spec.to_string()),
+        }
         Ok(Arc::new(Self {
             resolver,
             live: ArcSwap::from_pointee(live),
             reload_lock: tokio::sync::Mutex::new(()),
-            inflight: Mutex::new(None),
-            generation: AtomicU64::new(0),
+            scrapes: SingleFlight::new(),
             subsets: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
+            held: HeldResults::new(Arc::clone(&metrics)),
+            analyses: SingleFlight::new(),
+            source_slots: Arc::new(tokio::sync::Semaphore::new(MAX_SOURCE_REQUESTS)),
+            target_series: std::sync::Mutex::new(HashMap::new()),
             metrics,
+            remote_write,
             cfg,
         }))
     }
@@ -157,52 +209,44 @@ impl AppState {
         }
     }
 
-    /// The result of the scrape in flight, or of a new one started now with `timeout`.
-    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<ScrapeOutcome> {
-        let flight = {
-            let mut slot = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
-                Some((_, f)) => {
-                    self.metrics.scrapes_shared.inc();
-                    f.clone()
-                }
-                None => {
-                    let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-                    let state = Arc::clone(self);
-                    let task = tokio::spawn(async move {
-                        // Later requests start a new scrape rather than reuse this result; the
-                        // guard also frees the slot if the scrape panics.
-                        let _clear = ClearFlight {
-                            state: Arc::clone(&state),
-                            generation,
-                        };
-                        Arc::new(state.scrape_now(timeout).await)
-                    });
-                    let f = task
-                        .map(|r| match r {
-                            Ok(o) => o,
-                            Err(e) => Arc::new(ScrapeOutcome {
-                                result: Err(ScrapeError::Task(e.to_string())),
-                            }),
-                        })
-                        .boxed()
-                        .shared();
-                    *slot = Some((generation, f.clone()));
-                    f
-                }
-            }
-        };
-        flight.await
+    /// The result of the scrape in flight, or of a new one (see [`super::flight`]): the scrape
+    /// runs until the latest deadline of the requests waiting for it (at most
+    /// `--scrape-timeout` from its start); this request waits as `patience` says.
+    pub async fn scrape(
+        self: &Arc<Self>,
+        patience: Patience,
+    ) -> Result<Arc<ScrapeOutcome>, FlightError> {
+        let state = Arc::clone(self);
+        let joined =
+            self.scrapes
+                .run(
+                    patience,
+                    self.cfg.upstream.scrape_timeout,
+                    move |generation, deadline| async move {
+                        state.scrape_now(generation, deadline).await
+                    },
+                )
+                .await?;
+        if joined.shared {
+            self.metrics.scrapes_shared.inc();
+        }
+        Ok(joined.value)
+    }
+
+    /// Waits for the scrape in flight, if any.
+    pub async fn wait_for_scrape(&self) {
+        if let Some(pass) = self.scrapes.current() {
+            let _ = pass.await;
+        }
     }
 
     /// One scrape from resolution to publishing; runs in the flight's task.
-    async fn scrape_now(&self, timeout: Duration) -> ScrapeOutcome {
+    async fn scrape_now(&self, generation: u64, deadline: Deadline) -> ScrapeOutcome {
         let started = Instant::now();
         let fetched_at_ms = now_ms();
-        let deadline = tokio::time::Instant::from_std(started + timeout);
         // Resolution counts against the scrape's timeout too: a slow DNS server must not make the
         // answer miss Prometheus' deadline.
-        let report = match tokio::time::timeout_at(deadline, self.targets()).await {
+        let report = match deadline.run(self.targets()).await {
             Ok(Ok(targets)) => {
                 // The configuration of this scrape, kept to its end even if a reload swaps in
                 // another.
@@ -212,20 +256,26 @@ impl AppState {
                     engine,
                     client: live.client.clone(),
                     targets,
-                    fetch: self.cfg.limits.fetch_options(deadline, timeout),
+                    fetch: self.cfg.limits.fetch_options(deadline.clone()),
                     fetched_at_ms,
                     sample_limit: self.cfg.limits.sample_limit,
                     target_health: self.cfg.target_health,
+                    require_all: self.cfg.upstream.require_all,
+                    untimed: self
+                        .remote_write
+                        .as_ref()
+                        .map(RemoteWriteState::pushed_subsets)
+                        .unwrap_or_default(),
                 })
                 .await)
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ResolveError::Lookup {
                 name: self.cfg.upstream.spec.to_string(),
-                cause: format!("timeout after {timeout:?}"),
+                cause: format!("timeout after {:?}", deadline.timeout()),
             }),
         };
-        self.publish(report, started, fetched_at_ms)
+        self.publish(report, generation, started, fetched_at_ms)
     }
 
     /// The one place a scrape's results become visible: self-metrics and logs from `report`,
@@ -234,11 +284,15 @@ impl AppState {
     fn publish(
         &self,
         report: Result<ScrapeReport, ResolveError>,
+        generation: u64,
         started: Instant,
         fetched_at_ms: i64,
     ) -> ScrapeOutcome {
         let m = &self.metrics;
         let upstream = self.cfg.upstream.spec.to_string();
+        if let Ok(r) = &report {
+            self.note_targets(&r.targets);
+        }
         let report = match report {
             Ok(r) => r,
             Err(e) => {
@@ -254,6 +308,8 @@ impl AppState {
                         upstream,
                         source: e,
                     }),
+                    fetched_at_ms,
+                    untimed: UntimedLists::new(),
                 };
             }
         };
@@ -267,6 +323,8 @@ impl AppState {
         let Some(output) = report.output else {
             return ScrapeOutcome {
                 result: Err(report.failure(&upstream)),
+                fetched_at_ms,
+                untimed: UntimedLists::new(),
             };
         };
         let caches = &output.caches;
@@ -277,7 +335,11 @@ impl AppState {
 
         let mut by_name = HashMap::new();
         let mut default = None;
+        let mut untimed = UntimedLists::new();
         for list in output.lists {
+            if let (Some(name), Some(text)) = (&list.name, &list.untimed) {
+                untimed.insert(name.clone(), text.clone());
+            }
             let label = SubsetLabels {
                 subset: list
                     .name
@@ -285,6 +347,9 @@ impl AppState {
                     .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned()),
             };
             record_list(m, &label, &list);
+            if list.body.is_ok() {
+                m.record_list_success(&label, fetched_at_ms);
+            }
             let body = list.body.map_err(|e| {
                 m.sample_limit_exceeded.get_or_create(&label).inc();
                 tracing::warn!(
@@ -304,7 +369,7 @@ impl AppState {
                 None => default = Some(body),
                 Some(n) => {
                     let snapshot = SubsetSnapshot {
-                        rendered: body.map(Rendered::new),
+                        rendered: body.map(|b| Rendered::new(b, generation)),
                         series: list.series,
                     };
                     by_name.insert(n, Arc::new(snapshot));
@@ -326,30 +391,51 @@ impl AppState {
             "scrape done"
         );
         ScrapeOutcome {
-            result: default.map(Rendered::new),
+            result: default.map(|b| Rendered::new(b, generation)),
+            fetched_at_ms,
+            untimed,
         }
+    }
+
+    /// Remembers that `targets` were just scraped (with the causes of their errors), and
+    /// removes the self-metric series of targets unseen for the staleness window: with a
+    /// `dns+` upstream whose pods come and go, `/-/metrics` would otherwise grow by a few
+    /// series per pod ever seen.
+    fn note_targets(&self, targets: &[TargetReport]) {
+        let now = Instant::now();
+        let window = self.cfg.staleness_window;
+        let mut seen = self.target_series.lock().unwrap_or_else(|e| e.into_inner());
+        for t in targets {
+            let entry = seen
+                .entry(t.target.name.clone())
+                .or_insert_with(|| TargetSeries {
+                    last_seen: now,
+                    causes: Vec::new(),
+                });
+            entry.last_seen = now;
+            if let Err(e) = &t.result {
+                if !entry.causes.contains(&e.kind()) {
+                    entry.causes.push(e.kind());
+                }
+            }
+        }
+        seen.retain(|name, s| {
+            let keep = now.duration_since(s.last_seen) < window;
+            if !keep {
+                self.metrics.forget_target(name, &s.causes);
+                tracing::debug!(target_addr = %name, "target gone for the staleness window: its self-metric series are removed");
+            }
+            keep
+        });
     }
 
     /// Re-reads the configuration files and swaps in what changed; returns a one-line summary,
     /// or the error while the previous configuration keeps serving. Logs and records the result
-    /// in the self-metrics either way.
-    pub async fn reload(&self) -> Result<String, ReloadError> {
+    /// in the self-metrics either way. Subsets the reload adds are filled by a scrape started
+    /// now ([`AppState::fill_new_subsets`]), not at the next `/metrics` request.
+    pub async fn reload(self: &Arc<Self>) -> Result<String, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let current = self.live.load_full();
-        let result = current.reload(&self.cfg).map(|found| match found {
-            Reloaded::Unchanged(summary) => summary,
-            Reloaded::Changed { live, summary } => {
-                for gone in current
-                    .subset_names
-                    .iter()
-                    .filter(|n| !live.subset_names.contains(n))
-                {
-                    self.metrics.forget_subset(gone);
-                }
-                self.live.store(live);
-                summary
-            }
-        });
+        let result = self.reload_locked().await;
         self.metrics.record_reload(result.is_ok());
         match &result {
             Ok(summary) => tracing::info!(result = %summary, "configuration reloaded"),
@@ -359,6 +445,86 @@ impl AppState {
             ),
         }
         result
+    }
+
+    /// Everything is read and checked before anything is swapped in: a bad relabel file or a
+    /// bad remote-write file (or one whose `subset` the new relabel file lacks) keeps both.
+    async fn reload_locked(self: &Arc<Self>) -> Result<String, ReloadError> {
+        let current = self.live.load_full();
+        let found = current.reload(&self.cfg)?;
+        let subset_names = match &found {
+            Reloaded::Unchanged(_) => &current.subset_names,
+            Reloaded::Changed { live, .. } => &live.subset_names,
+        };
+        let remote_write = match &self.remote_write {
+            Some(rw) => rw.prepare_reload(subset_names).await?,
+            None => None,
+        };
+        let mut summary = match found {
+            Reloaded::Unchanged(summary) => summary,
+            Reloaded::Changed { live, summary } => {
+                for gone in current
+                    .subset_names
+                    .iter()
+                    .filter(|n| !live.subset_names.contains(n))
+                {
+                    self.metrics.forget_subset(gone);
+                }
+                let added: Vec<String> = live
+                    .subset_names
+                    .iter()
+                    .filter(|n| !current.subset_names.contains(n))
+                    .cloned()
+                    .collect();
+                self.live.store(live);
+                if !added.is_empty() {
+                    self.metrics.init_subsets(added.iter().map(String::as_str));
+                    self.fill_new_subsets();
+                }
+                summary
+            }
+        };
+        match (&self.remote_write, remote_write) {
+            (Some(rw), Some(prepared)) => {
+                summary = format!("{summary}; {}", rw.apply_reload(prepared).await);
+            }
+            (Some(_), None) => summary.push_str("; remote write config unchanged"),
+            (None, _) => {}
+        }
+        Ok(summary)
+    }
+}
+
+impl AppState {
+    /// Starts a scrape with the configuration just swapped in, so that subsets a reload added
+    /// are served at once (a scrape computes every subset). It shares the single-flight: when
+    /// no scrape is in flight, the new one is registered before this returns, so a request for
+    /// a new subset waits for it (see the `/metrics/{subset}` handler). A scrape in flight
+    /// started with the old configuration and does not compute the new subsets: the new
+    /// scrape starts when it ends.
+    fn fill_new_subsets(self: &Arc<Self>) {
+        let timeout = self.cfg.upstream.scrape_timeout;
+        match self.scrapes.current() {
+            // The pass runs in its own task; its result is published like any other. It is in
+            // the slot when this returns, so a request for a new subset waits for it.
+            None => {
+                let state = Arc::clone(self);
+                drop(self.scrapes.join_or_start(
+                    Patience::from_now(timeout),
+                    timeout,
+                    move |generation, deadline| async move {
+                        state.scrape_now(generation, deadline).await
+                    },
+                ));
+            }
+            Some(old) => {
+                let state = Arc::clone(self);
+                tokio::spawn(async move {
+                    let _ = old.await;
+                    let _ = state.scrape(Patience::from_now(timeout)).await;
+                });
+            }
+        }
     }
 }
 
@@ -386,25 +552,6 @@ fn warn_about_client_settings(cfg: &UpstreamConfig) {
     }
 }
 
-/// Empties the in-flight slot when a scrape task ends, however it ends.
-struct ClearFlight {
-    state: Arc<AppState>,
-    generation: u64,
-}
-
-impl Drop for ClearFlight {
-    fn drop(&mut self) {
-        let mut slot = self
-            .state
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if matches!(&*slot, Some((g, _)) if *g == self.generation) {
-            *slot = None;
-        }
-    }
-}
-
 /// Counts one list's output.
 fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
     m.series_written
@@ -424,6 +571,7 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
 /// Logs and counts one target's result.
 fn record_target(m: &SelfMetrics, run: &TargetReport) {
     let target = run.target.name.clone();
+    m.init_target(&target);
     m.upstream_duration
         .get_or_create(&TargetLabels {
             target: target.clone(),

@@ -33,8 +33,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
+use super::deadline::Deadline;
 use super::tls::{describe_tls_error, find_tls_error, https_connector, Authorization};
 use super::{ClientOptions, Target, TlsFiles, UpstreamSpec};
 use crate::exposition::{Format, ParseError, ParseErrorKind, ParseOptions, Parser};
@@ -107,12 +107,11 @@ pub enum ClientError {
 }
 
 /// Limits of one upstream request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// When the whole request (connect, response headers, the whole body) must be done.
-    pub deadline: Instant,
-    /// The timeout the deadline came from, for error messages.
-    pub timeout: Duration,
+    /// When the whole request (connect, response headers, the whole body) must be done; shared
+    /// by every target of a scrape, and extended by requests that join it (see [`Deadline`]).
+    pub deadline: Deadline,
     /// Largest accepted decoded body, in bytes.
     pub max_body: u64,
     /// Longest accepted line, in bytes (`--max-line-length`).
@@ -151,7 +150,7 @@ pub enum FetchError {
     /// The upstream answered with a redirect, which is not followed.
     #[error("upstream answered {0} redirecting to {1:?}; redirects are not followed: set --upstream to the final URL")]
     Redirect(StatusCode, String),
-    /// The upstream answered in a format that cannot be read (protobuf).
+    /// The upstream answered in a format that cannot be read (protobuf, or an HTML page).
     #[error("{0}")]
     ContentType(String),
     /// Reading the body failed midway (connection reset, truncated chunked encoding...).
@@ -172,7 +171,27 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// A short, fixed cause for the `cause` label of the error counter.
+    /// Every value [`FetchError::kind`] returns, so that counters by cause can start at 0.
+    pub const KINDS: [&'static str; 15] = [
+        "connect",
+        "tls",
+        "auth",
+        "timeout",
+        "status",
+        "redirect",
+        "content_type",
+        "body",
+        "decode",
+        "too_large",
+        "line_too_long",
+        "parse",
+        "label_limit",
+        "label_name_length_limit",
+        "label_value_length_limit",
+    ];
+
+    /// A short, fixed cause for the `cause` label of the error counter (one of
+    /// [`FetchError::KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Connect(_) => "connect",
@@ -208,15 +227,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Sends a GET to `target` and waits for the response headers, until `deadline`.
+/// Sends a GET to `target` and waits for the response headers, until `deadline`. A timeout
+/// reports [`Deadline::timeout`].
 /// `accept_encoding` is the `Accept-Encoding` to send (`gzip` for scrapes; `/source` passes the
 /// client's own).
 pub async fn send(
     client: &Client,
     target: &Target,
     accept_encoding: Option<&HeaderValue>,
-    deadline: Instant,
-    timeout: Duration,
+    deadline: &Deadline,
 ) -> Result<Response<Incoming>, FetchError> {
     let mut req = Request::get(target.uri.clone())
         .header(ACCEPT, ACCEPT_UPSTREAM)
@@ -239,36 +258,40 @@ pub async fn send(
     let req = req
         .body(Empty::new())
         .map_err(|e| FetchError::Connect(e.to_string()))?;
-    match tokio::time::timeout_at(deadline, client.http.request(req)).await {
+    match deadline.run(client.http.request(req)).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(match find_tls_error(&e) {
             Some(tls) => FetchError::Tls(describe_tls_error(tls)),
             None => FetchError::Connect(error_chain(&e)),
         }),
-        Err(_) => Err(FetchError::Timeout(timeout)),
+        Err(_) => Err(FetchError::Timeout(deadline.timeout())),
     }
 }
 
 /// The body of a response as it arrives, frame by frame and without copying, for passing it
 /// through unchanged (`/source`). The whole body stays bounded by `deadline`, like a scrape's.
-/// A failure ends the stream with [`FetchError::Timeout`] (with `timeout`, the timeout the
-/// deadline came from) or [`FetchError::Body`]; nothing follows an error.
+/// A failure ends the stream with [`FetchError::Timeout`] (with the deadline's timeout) or
+/// [`FetchError::Body`]; nothing follows an error.
 pub fn body_stream(
     body: Incoming,
-    deadline: Instant,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> impl Stream<Item = Result<Bytes, FetchError>> + Send + 'static {
-    futures_util::stream::unfold(Some(body), move |body| async move {
-        let mut body = body?;
-        loop {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(Some(Ok(f))) => match f.into_data() {
-                    Ok(d) => return Some((Ok(d), Some(body))),
-                    Err(_) => continue, // trailers
-                },
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => return Some((Err(FetchError::Body(error_chain(&e))), None)),
-                Err(_) => return Some((Err(FetchError::Timeout(timeout)), None)),
+    futures_util::stream::unfold(Some(body), move |body| {
+        let deadline = deadline.clone();
+        async move {
+            let mut body = body?;
+            loop {
+                match deadline.run(body.frame()).await {
+                    Ok(Some(Ok(f))) => match f.into_data() {
+                        Ok(d) => return Some((Ok(d), Some(body))),
+                        Err(_) => continue, // trailers
+                    },
+                    Ok(None) => return None,
+                    Ok(Some(Err(e))) => {
+                        return Some((Err(FetchError::Body(error_chain(&e))), None))
+                    }
+                    Err(_) => return Some((Err(FetchError::Timeout(deadline.timeout())), None)),
+                }
             }
         }
     })
@@ -303,7 +326,7 @@ pub async fn scrape_into<S: LimitSink + Send + 'static>(
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
     let gzip = HeaderValue::from_static("gzip");
-    let resp = match send(client, target, Some(&gzip), opts.deadline, opts.timeout).await {
+    let resp = match send(client, target, Some(&gzip), &opts.deadline).await {
         Ok(r) => r,
         Err(e) => return (sink, Err(e)),
     };
@@ -324,7 +347,6 @@ pub async fn scrape_into<S: LimitSink + Send + 'static>(
         parse,
         opts.max_body,
         opts.deadline,
-        opts.timeout,
         sink,
     )
     .await
@@ -336,7 +358,8 @@ const PROTOBUF_MEDIA_TYPES: [&str; 2] =
 
 /// Refuses a response that cannot be read: a non-2xx status (redirects are not followed: the
 /// upstream is one fixed URL per target, and a redirect, typically `/metrics` to `/metrics/`
-/// or to a login page, is a configuration error better fixed than chased), or a protobuf body.
+/// or to a login page, is a configuration error better fixed than chased), a protobuf body, or
+/// an HTML page (a wrong path).
 fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
     let status = resp.status();
     if status.is_redirection() {
@@ -363,6 +386,13 @@ fn check_response(resp: &Response<Incoming>) -> Result<(), FetchError> {
         return Err(FetchError::ContentType(format!(
             "upstream answered in the protobuf exposition format (Content-Type: {content_type}), which metric-gate does not read; it asks for text (Accept: text/plain;version=0.0.4): configure the exporter to serve text"
         )));
+    }
+    if media.eq_ignore_ascii_case("text/html") {
+        // A web page: usually `-H host:port` without the path, which fetches the exporter's
+        // landing page; parsing it would fail at line 1 with a message that hides the cause.
+        return Err(FetchError::ContentType(
+            "upstream answered text/html: is the path /metrics?".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -394,8 +424,7 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
     gzipped: bool,
     parse: ParseOptions,
     max_body: u64,
-    deadline: Instant,
-    timeout: Duration,
+    deadline: Deadline,
     sink: S,
 ) -> (S, Result<BodyStats, FetchError>) {
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_FRAMES);
@@ -418,8 +447,8 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
     let mut wire_bytes = 0u64;
     let net_result: Result<(), FetchError> = async {
         loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => return Err(FetchError::Timeout(timeout)),
+            let frame = match deadline.run(body.frame()).await {
+                Err(_) => return Err(FetchError::Timeout(deadline.timeout())),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(FetchError::Body(error_chain(&e))),
                 Ok(Some(Ok(f))) => f,
@@ -428,9 +457,9 @@ pub async fn stream_body<S: LimitSink + Send + 'static>(
                 continue; // trailers
             };
             wire_bytes += data.len() as u64;
-            let sent = tokio::time::timeout_at(deadline, tx.send(Msg::Chunk(data))).await;
+            let sent = deadline.run(tx.send(Msg::Chunk(data))).await;
             match sent {
-                Err(_) => return Err(FetchError::Timeout(timeout)),
+                Err(_) => return Err(FetchError::Timeout(deadline.timeout())),
                 // The parser thread stopped (a parse error or the body limit): it has the error.
                 Ok(Err(_)) => return Ok(()),
                 Ok(Ok(())) => {}
@@ -570,6 +599,53 @@ mod tests {
             .err()
             .or_else(|| c.finish(&mut sink).err());
         assert!(matches!(err, Some(FetchError::TooLarge(50_000))), "{err:?}");
+    }
+
+    #[test]
+    fn every_kind_is_listed() {
+        use crate::limits::{LimitError, LimitHit};
+        let parse = |kind| {
+            FetchError::Parse(ParseError {
+                line: 1,
+                column: 1,
+                message: String::new(),
+                kind,
+            })
+        };
+        let limit = |error| FetchError::Limit(LimitHit { line: 1, error });
+        let all = [
+            FetchError::Connect(String::new()),
+            FetchError::Tls(String::new()),
+            FetchError::Auth(String::new()),
+            FetchError::Timeout(Duration::ZERO),
+            FetchError::Status(StatusCode::BAD_GATEWAY),
+            FetchError::Redirect(StatusCode::FOUND, String::new()),
+            FetchError::ContentType(String::new()),
+            FetchError::Body(String::new()),
+            FetchError::Decode(String::new()),
+            FetchError::TooLarge(1),
+            parse(ParseErrorKind::LineTooLong),
+            parse(ParseErrorKind::Syntax),
+            limit(LimitError::Labels {
+                metric: String::new(),
+                count: 2,
+                limit: 1,
+            }),
+            limit(LimitError::NameLength {
+                metric: String::new(),
+                name: String::new(),
+                length: 2,
+                limit: 1,
+            }),
+            limit(LimitError::ValueLength {
+                metric: String::new(),
+                name: String::new(),
+                length: 2,
+                limit: 1,
+            }),
+        ];
+        let kinds: Vec<&str> = all.iter().map(FetchError::kind).collect();
+        assert_eq!(kinds, FetchError::KINDS);
     }
 
     #[test]

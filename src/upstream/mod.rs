@@ -2,14 +2,15 @@
 //!
 //! Three kinds of upstream (see [`UpstreamSpec`]), each over `http` or `https`:
 //! - a plain `http://host:port/path`: one target, resolved by the HTTP connector as usual;
-//! - `dns+http://name:port/path`: the name is resolved (A and AAAA) on **every** scrape and each
-//!   address is a target;
+//! - `dns+http://name:port/path`: the name is resolved on **every** scrape and each address is
+//!   a target (of one address family by default: [`IpFamily`]);
 //! - `dnssrv+http://_port._proto.name/path`: SRV records give host names and ports, each host
 //!   name is resolved and each address is a target.
 //!
 //! [`resolve`] turns a spec into [`Target`]s; [`fetch`] requests one target and streams its body
 //! into a parser sink; [`tls`] holds the `--upstream.*` TLS and authorization settings.
 
+pub mod deadline;
 pub mod fetch;
 pub mod resolve;
 pub mod tls;
@@ -19,8 +20,9 @@ use std::net::SocketAddr;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
+pub use deadline::Deadline;
 pub use fetch::{BodyStats, Client, ClientError, FetchError, FetchOptions};
-pub use resolve::{DnsResolver, ResolveError, ResolverConfigError};
+pub use resolve::{DnsResolver, IpFamily, ResolveError, ResolverConfigError};
 pub use tls::{ClientOptions, TlsFiles};
 
 /// How targets are found, parsed once from `--upstream`.
@@ -31,7 +33,8 @@ pub enum UpstreamSpec {
         /// The URL as requested.
         uri: Uri,
     },
-    /// `dns+http://name:port/path`: every A/AAAA address of `host` is a target on `port`.
+    /// `dns+http://name:port/path`: every address of `host` (of the chosen [`IpFamily`]) is a
+    /// target on `port`.
     Dns {
         /// `http` or `https`: how every target is requested.
         scheme: Scheme,
@@ -81,6 +84,13 @@ impl UpstreamSpec {
         } else {
             (0, url)
         };
+        if mode != 0 && !rest.contains("://") {
+            // `dns+localhost:9100/metrics`: the scheme of the fetch is missing, not the prefix's.
+            let prefix = &url[..url.len() - rest.len()];
+            return Err(err(&format!(
+                "{prefix} needs a scheme: {prefix}http://{rest}"
+            )));
+        }
         let uri: Uri = rest
             .parse()
             .map_err(|e: http::uri::InvalidUri| err(&e.to_string()))?;
@@ -291,6 +301,19 @@ mod tests {
             "http://",
         ] {
             assert!(UpstreamSpec::parse(bad).is_err(), "{bad}");
+        }
+        for (bad, hint) in [
+            (
+                "dns+localhost:9100/metrics",
+                "dns+ needs a scheme: dns+http://localhost:9100/metrics",
+            ),
+            (
+                "dnssrv+_m._tcp.svc/metrics",
+                "dnssrv+ needs a scheme: dnssrv+http://_m._tcp.svc/metrics",
+            ),
+        ] {
+            let e = UpstreamSpec::parse(bad).unwrap_err().to_string();
+            assert_eq!(e, format!("invalid upstream {bad:?}: {hint}"));
         }
     }
 

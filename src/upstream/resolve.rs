@@ -3,8 +3,16 @@
 //! Every scrape resolves again: pods come and go behind a headless Service and a cached answer
 //! would keep scraping a pod that is gone (or miss a new one). The resolver is built with a zero
 //! TTL ceiling and its cache is cleared before each lookup, so no answer outlives one scrape.
+//!
+//! # One address per pod
+//! In a dual-stack cluster a headless Service answers both an A and an AAAA record for every
+//! pod; scraping both would count each pod twice in the sum. So by default ([`IpFamily::Auto`])
+//! only one family is used: IPv4 when the name has A records, else IPv6
+//! (`--dns.ip-family` chooses otherwise).
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_resolver::config::{
@@ -42,10 +50,88 @@ pub struct ResolverConfigError {
     pub cause: String,
 }
 
+/// Which addresses of a name become targets (`--dns.ip-family`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4 when the name has A records, else IPv6: one address per pod of a dual-stack
+    /// Service (the AAAA record of a pod that has an A record is the same pod).
+    #[default]
+    Auto,
+    /// A records only.
+    Ipv4,
+    /// AAAA records only.
+    Ipv6,
+    /// A and AAAA records: every address is a target. Right only when each address is a
+    /// different process; a dual-stack pod is then scraped (and summed) twice.
+    Both,
+}
+
+impl IpFamily {
+    /// Every value, as the flag spells them.
+    pub const NAMES: [&'static str; 4] = ["auto", "ipv4", "ipv6", "both"];
+
+    /// The hickory lookup that asks for what this family keeps (`Auto` asks for A, then for
+    /// AAAA only when there is no A record).
+    fn strategy(self) -> LookupIpStrategy {
+        match self {
+            Self::Auto => LookupIpStrategy::Ipv4thenIpv6,
+            Self::Ipv4 => LookupIpStrategy::Ipv4Only,
+            Self::Ipv6 => LookupIpStrategy::Ipv6Only,
+            Self::Both => LookupIpStrategy::Ipv4AndIpv6,
+        }
+    }
+
+    /// Keeps the addresses of this family from `ips` (`Auto`: the IPv4 ones if there are any,
+    /// else all). The resolver already asks for the right records; this holds the rule for
+    /// answers that mix families anyway (e.g. /etc/hosts).
+    pub fn select(self, mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
+        match self {
+            Self::Both => {}
+            Self::Ipv4 => ips.retain(IpAddr::is_ipv4),
+            Self::Ipv6 => ips.retain(IpAddr::is_ipv6),
+            Self::Auto => {
+                if ips.iter().any(IpAddr::is_ipv4) {
+                    ips.retain(IpAddr::is_ipv4);
+                }
+            }
+        }
+        ips
+    }
+}
+
+impl FromStr for IpFamily {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "ipv4" | "4" => Ok(Self::Ipv4),
+            "ipv6" | "6" => Ok(Self::Ipv6),
+            "both" => Ok(Self::Both),
+            _ => Err(format!(
+                "invalid IP family {s:?}: expected one of {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+impl fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+            Self::Both => "both",
+        })
+    }
+}
+
 /// A resolver for `dns+` and `dnssrv+` upstreams.
 #[derive(Clone)]
 pub struct DnsResolver {
     inner: TokioResolver,
+    family: IpFamily,
 }
 
 impl std::fmt::Debug for DnsResolver {
@@ -57,8 +143,13 @@ impl std::fmt::Debug for DnsResolver {
 impl DnsResolver {
     /// A resolver using the system configuration (`/etc/resolv.conf`, `/etc/hosts`), or only the
     /// given DNS server (UDP and TCP on the same port) when `server` is set; `/etc/hosts` is
-    /// read in both cases. `timeout` bounds each DNS query.
-    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, ResolverConfigError> {
+    /// read in both cases. `timeout` bounds each DNS query; `family` says which addresses of a
+    /// name are targets.
+    pub fn new(
+        server: Option<SocketAddr>,
+        timeout: Duration,
+        family: IpFamily,
+    ) -> Result<Self, ResolverConfigError> {
         let (config, mut opts) = match server {
             Some(addr) => (
                 ResolverConfig::from_parts(
@@ -74,8 +165,8 @@ impl DnsResolver {
                 }
             })?,
         };
-        // A and AAAA, as a headless Service may be dual-stack.
-        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // A headless Service may be dual-stack: see the module docs.
+        opts.ip_strategy = family.strategy();
         opts.use_hosts_file = ResolveHosts::Always;
         // Never reuse an answer across scrapes (see the module docs).
         opts.positive_max_ttl = Some(Duration::ZERO);
@@ -86,10 +177,11 @@ impl DnsResolver {
         let inner = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
             .with_options(opts)
             .build();
-        Ok(Self { inner })
+        Ok(Self { inner, family })
     }
 
-    /// All addresses of `host` (A and AAAA), sorted and deduplicated.
+    /// The addresses of `host` in the resolver's [`IpFamily`], sorted and deduplicated. An IP
+    /// address given as the host is returned as it is.
     pub async fn lookup_ips(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![ip]);
@@ -100,7 +192,7 @@ impl DnsResolver {
             .lookup_ip(host)
             .await
             .map_err(|e| lookup_error(host, &e))?;
-        let mut ips: Vec<IpAddr> = found.iter().collect();
+        let mut ips = self.family.select(found.iter().collect());
         ips.sort_unstable();
         ips.dedup();
         if ips.is_empty() {
@@ -174,5 +266,29 @@ fn lookup_error(name: &str, e: &hickory_resolver::ResolveError) -> ResolveError 
             name: name.to_owned(),
             cause: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_family_by_default() {
+        let v4: IpAddr = "10.0.0.5".parse().unwrap();
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        let both = vec![v4, v6];
+        assert_eq!(IpFamily::default(), IpFamily::Auto);
+        assert_eq!(IpFamily::Auto.select(both.clone()), vec![v4]);
+        assert_eq!(IpFamily::Auto.select(vec![v6]), vec![v6]);
+        assert!(IpFamily::Ipv4.select(vec![v6]).is_empty());
+        assert_eq!(IpFamily::Ipv6.select(both.clone()), vec![v6]);
+        assert_eq!(IpFamily::Both.select(both.clone()), both);
+        for name in IpFamily::NAMES {
+            let f: IpFamily = name.parse().unwrap();
+            assert_eq!(f.to_string(), name);
+        }
+        let e = "dual".parse::<IpFamily>().unwrap_err();
+        assert!(e.contains("auto, ipv4, ipv6, both"), "{e}");
     }
 }

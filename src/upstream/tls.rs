@@ -30,13 +30,12 @@ use base64::Engine as _;
 use http::HeaderValue;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError};
 
 use super::UpstreamSpec;
+use crate::tls::pem;
+use crate::tls::verify::AcceptAnyCertificate;
 
 /// The `--upstream.*` TLS and authorization flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,43 +132,22 @@ impl TlsFiles {
     }
 }
 
-/// The ring provider: the only crypto backend this binary links (no aws-lc, no OpenSSL).
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn pem_certs(
-    flag: &str,
-    path: Option<&Path>,
-    pem: &[u8],
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let name = path.map(|p| p.display().to_string()).unwrap_or_default();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{flag} {name}: invalid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{flag} {name}: no CERTIFICATE block found"));
-    }
-    Ok(certs)
+/// `path` for an error message (empty when the flag is not set).
+fn display(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// The root store for verifying upstream certificates: the CA file, or the system's roots.
 fn root_store(opts: &ClientOptions, files: &TlsFiles) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(pem) = &files.ca {
-        let certs = pem_certs("--upstream.ca-file", opts.ca_file.as_deref(), pem)?;
-        let name = opts
-            .ca_file
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("--upstream.ca-file {name}: unusable CA certificate: {e}"))?;
-        }
-        return Ok(roots);
+    if let Some(text) = &files.ca {
+        return pem::root_store(text).map_err(|e| {
+            format!(
+                "--upstream.ca-file {}: {e}",
+                display(opts.ca_file.as_deref())
+            )
+        });
     }
+    let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
         tracing::warn!(error = %e, "reading the system CA certificates");
@@ -192,13 +170,14 @@ pub fn client_config(
     files: &TlsFiles,
     https: bool,
 ) -> Result<rustls::ClientConfig, String> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
+    let provider = Arc::new(crate::tls::provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let builder = if opts.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
+            .with_custom_certificate_verifier(AcceptAnyCertificate::server(&provider))
     } else if https {
         builder.with_root_certificates(root_store(opts, files)?)
     } else {
@@ -207,14 +186,17 @@ pub fn client_config(
     // No ALPN here: hyper-rustls sets it from the HTTP versions enabled (and refuses a preset).
     let config = match (&files.cert, &files.key) {
         (Some(cert), Some(key)) => {
-            let chain = pem_certs("--upstream.cert-file", opts.cert_file.as_deref(), cert)?;
-            let key_name = opts
-                .key_file
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
-                format!("--upstream.key-file {key_name}: no usable private key: {e}")
+            let chain = pem::certificates(cert).map_err(|e| {
+                format!(
+                    "--upstream.cert-file {}: {e}",
+                    display(opts.cert_file.as_deref())
+                )
+            })?;
+            let key = pem::private_key(key).map_err(|e| {
+                format!(
+                    "--upstream.key-file {}: {e}",
+                    display(opts.key_file.as_deref())
+                )
             })?;
             builder
                 .with_client_auth_cert(chain, key)
@@ -260,56 +242,6 @@ pub fn https_connector(
         .with_server_name_resolver(FixedServerNameResolver::new(server_name?))
         .enable_http1()
         .wrap_connector(http))
-}
-
-/// `--upstream.insecure-skip-verify`: any certificate is accepted; the handshake's signatures
-/// are still checked, so the connection is encrypted to whoever holds the presented key.
-#[derive(Debug)]
-struct SkipVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Where the `Authorization` header comes from.

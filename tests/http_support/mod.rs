@@ -243,6 +243,8 @@ pub fn config_for(upstream: &str) -> ServerConfig {
             spec: UpstreamSpec::parse(upstream).expect("upstream spec"),
             client: Default::default(),
             dns_server: None,
+            ip_family: Default::default(),
+            require_all: false,
             scrape_timeout: Duration::from_secs(5),
         },
         limits: ScrapeLimits {
@@ -253,6 +255,8 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         },
         target_health: true,
         warm_up: false,
+        remote_write: None,
+        staleness_window: metric_gate::server::config::DEFAULT_STALENESS_WINDOW,
     }
 }
 
@@ -400,14 +404,15 @@ pub fn samples(text: &str) -> Vec<String> {
 }
 
 /// A DNS server on 127.0.0.1 (random UDP port) answering from a table that tests may change
-/// between queries: A records for names, SRV records for service names. Every answer has TTL
-/// 300 s, so a resolver that caches would be caught by a test that changes the table.
+/// between queries: A and AAAA records for names, SRV records for service names. Every answer
+/// has TTL 300 s, so a resolver that caches would be caught by a test that changes the table.
 /// SRV table: service name -> (target host, port).
 type SrvTable = Arc<Mutex<HashMap<String, Vec<(String, u16)>>>>;
 
 pub struct DnsServer {
     pub addr: SocketAddr,
     pub a: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>,
+    pub aaaa: Arc<Mutex<HashMap<String, Vec<std::net::Ipv6Addr>>>>,
     pub srv: SrvTable,
     pub queries: Arc<AtomicUsize>,
     task: JoinHandle<()>,
@@ -416,15 +421,17 @@ pub struct DnsServer {
 impl DnsServer {
     pub async fn start() -> Self {
         use hickory_proto::op::{Message, MessageType, ResponseCode};
-        use hickory_proto::rr::rdata::{A, SRV};
+        use hickory_proto::rr::rdata::{A, AAAA, SRV};
         use hickory_proto::rr::{Name, RData, Record, RecordType};
 
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let a: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>> = Arc::default();
+        let aaaa: Arc<Mutex<HashMap<String, Vec<std::net::Ipv6Addr>>>> = Arc::default();
         let srv: SrvTable = Arc::default();
         let queries = Arc::new(AtomicUsize::new(0));
         let (ta, ts, tq) = (a.clone(), srv.clone(), queries.clone());
+        let t6 = aaaa.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
@@ -465,6 +472,24 @@ impl DnsServer {
                                         RData::A(A(*ip)),
                                     ));
                                 }
+                            } else {
+                                // The name may exist with AAAA records only.
+                                found_name = t6.lock().unwrap().contains_key(&key);
+                            }
+                        }
+                        RecordType::AAAA => {
+                            if let Some(ips) = t6.lock().unwrap().get(&key) {
+                                found_name = true;
+                                for ip in ips {
+                                    resp.add_answer(Record::from_rdata(
+                                        query.name().clone(),
+                                        300,
+                                        RData::AAAA(AAAA(*ip)),
+                                    ));
+                                }
+                            } else {
+                                // The name may exist with A records only: NOERROR, no answer.
+                                found_name = ta.lock().unwrap().contains_key(&key);
                             }
                         }
                         RecordType::SRV => {
@@ -485,7 +510,8 @@ impl DnsServer {
                             }
                         }
                         _ => {
-                            found_name = ta.lock().unwrap().contains_key(&key);
+                            found_name = ta.lock().unwrap().contains_key(&key)
+                                || t6.lock().unwrap().contains_key(&key);
                         }
                     }
                 }
@@ -500,6 +526,7 @@ impl DnsServer {
         Self {
             addr,
             a,
+            aaaa,
             srv,
             queries,
             task,
@@ -508,6 +535,13 @@ impl DnsServer {
 
     pub fn set_a(&self, name: &str, ips: &[Ipv4Addr]) {
         self.a.lock().unwrap().insert(name.to_owned(), ips.to_vec());
+    }
+
+    pub fn set_aaaa(&self, name: &str, ips: &[std::net::Ipv6Addr]) {
+        self.aaaa
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), ips.to_vec());
     }
 
     pub fn set_srv(&self, name: &str, targets: &[(&str, u16)]) {

@@ -197,6 +197,11 @@ impl LineState {
             layout: self.line_layout,
             plain_name: series.plain_name,
         });
+        // Asked after every sample, so where the input ends does not depend on how it was
+        // split into chunks (a later syntax error is reported, or not, the same either way).
+        if sink.should_stop() {
+            self.ended = true;
+        }
         Ok(())
     }
 

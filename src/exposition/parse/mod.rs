@@ -197,8 +197,8 @@ impl Parser {
     ///
     /// Events for the lines before an erroneous line have been delivered when this returns an
     /// error. After `# EOF` the rest of the input is ignored, and so it is once the sink says it
-    /// [should stop](Sink::should_stop) (asked here, once per call) until `finish` or
-    /// [`Parser::reset`] starts a new input.
+    /// [should stop](Sink::should_stop) (asked here and after every sample, so the outcome does
+    /// not depend on the chunking) until `finish` or [`Parser::reset`] starts a new input.
     pub fn feed<S: Sink + ?Sized>(&mut self, chunk: &[u8], sink: &mut S) -> Result<(), ParseError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());

@@ -747,18 +747,33 @@ fn a_sink_that_should_stop_ends_the_input() {
         seen: Vec::new(),
         stop_after: 1,
     };
-    // Asked once per call: the chunk that crosses the limit is parsed whole.
-    p.feed(b"a 1\nb 2\nc", &mut sink).unwrap();
-    assert_eq!(sink.seen, ["a", "b"]);
+    // Asked after every sample: the rest of the chunk is ignored, a syntax error included.
+    p.feed(b"a 1\nb{{ 2\nc", &mut sink).unwrap();
+    assert_eq!(sink.seen, ["a"]);
     // Then the rest of the input is ignored, errors and the carried line included.
     p.feed(b" 3\nd 4\n{{{\n", &mut sink).unwrap();
     p.finish(&mut sink).unwrap();
-    assert_eq!(sink.seen, ["a", "b"]);
+    assert_eq!(sink.seen, ["a"]);
     // The next input is parsed again once the sink takes input.
     sink.stop_after = 10;
     p.feed(b"e 5\n", &mut sink).unwrap();
     p.finish(&mut sink).unwrap();
-    assert_eq!(sink.seen, ["a", "b", "e"]);
+    assert_eq!(sink.seen, ["a", "e"]);
+
+    // Whole or byte by byte, the input ends at the same sample and no later error is seen.
+    let input = b"a 1\nb 2\nc{{ 3\n";
+    for chunk in [1, 2, 3, input.len()] {
+        let mut p = Parser::new(ParseOptions::default());
+        let mut sink = Stop {
+            seen: Vec::new(),
+            stop_after: 2,
+        };
+        for piece in input.chunks(chunk) {
+            p.feed(piece, &mut sink).unwrap();
+        }
+        p.finish(&mut sink).unwrap();
+        assert_eq!(sink.seen, ["a", "b"], "chunks of {chunk}");
+    }
 }
 
 #[test]

@@ -4,10 +4,16 @@
 //! deterministic output: families in first-seen order with their HELP/TYPE, series in first-seen
 //! order within their family.
 //!
+//! # Adding a sample
+//! A sample arrives as a [`Point`] (value, its text, timestamp) and goes either to the series
+//! its key names ([`Aggregator::add`]) or, when the caller remembers where that series is, to its
+//! slot ([`Aggregator::add_to_slot`]). Both end in one place, `Aggregator::contribute`, which
+//! sums a contribution into a series.
+//!
 //! # Keys
 //! A series' key is its rendered text `name{a="x",b="y"}` with labels sorted by name: that is
 //! both the canonical form to compare on and exactly what the renderer writes, so rendering the
-//! output is a copy. The key is built in a reused scratch buffer and looked up by hash in a
+//! output is a copy. The key is built in a reused buffer ([`key`]) and looked up by hash in a
 //! [`hashbrown::HashTable`]; bytes are copied into the arena only when a new output series is
 //! inserted.
 //!
@@ -23,11 +29,13 @@ use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 use crate::exposition::render::{
-    write_help, write_series, write_series_checked, write_timestamp_line_end, write_type,
-    write_value_line_end,
+    write_help, write_timestamp_line_end, write_type, write_value_line_end,
 };
-use crate::labels::{LabelBuf, METRIC_NAME};
 use crate::limits::{LabelLimits, LimitError};
+
+pub mod key;
+
+pub use key::{KeyBuf, SeriesKey};
 
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
 /// is not needed, but a fixed seed keeps benchmark runs comparable.
@@ -79,7 +87,19 @@ pub struct AggregateStats {
     pub dropped_invalid: u64,
 }
 
-/// Why [`Aggregator::add_slot`] did not take a sample.
+/// One sample's value as it travels to an output series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point<'a> {
+    /// The value, parsed.
+    pub value: f64,
+    /// The value exactly as written in the input: rendered as is while nothing is summed into
+    /// the series, so an unchanged value keeps its spelling (`1e6`, `+Inf`).
+    pub text: &'a str,
+    /// Timestamp in milliseconds, if the sample has one; a sum carries the latest.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Why a sample could not be added to an output series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
     /// No `__name__`, or an empty one.
@@ -111,7 +131,6 @@ pub struct Aggregator {
     arena: Vec<u8>,
     /// Value texts of the current scrape.
     raw: Vec<u8>,
-    key: Vec<u8>,
     hasher: FixedState,
     stats: AggregateStats,
     /// The current scrape (starts at 1, so that 0 never counts as live).
@@ -141,7 +160,6 @@ impl Aggregator {
             table: HashTable::new(),
             arena: Vec::new(),
             raw: Vec::new(),
-            key: Vec::with_capacity(512),
             hasher: FixedState::with_seed(SEED),
             stats: AggregateStats::default(),
             epoch: 1,
@@ -320,152 +338,40 @@ impl Aggregator {
         }
     }
 
-    /// Adds one sample. `labels` must be sorted by name and hold `__name__`; `family` is the
-    /// family it belongs to (see [`crate::exposition::Sample::family`]). `raw` is the value as
-    /// written in the input, kept for output while nothing is summed into the series.
+    /// Adds one sample to the output series `series` names, creating the series (in `family`,
+    /// see [`crate::exposition::Sample::family`]) when the aggregator does not hold it yet.
+    /// Returns its slot: later samples of the same series can go straight there with
+    /// [`Aggregator::add_to_slot`], in this or a later scrape, until
+    /// [`Aggregator::begin_scrape`] reports a compaction.
     ///
-    /// Returns false when the series was dropped for having no metric name or an empty label
-    /// name (both counted in [`AggregateStats`]).
-    pub fn add(
+    /// A new series that breaks the label limits ([`Aggregator::with_label_limits`]) is not
+    /// created and the sample is rejected with [`Rejected::Limit`]; the error is kept for
+    /// [`Aggregator::take_limit_error`].
+    #[inline]
+    pub fn add<'a, L>(
         &mut self,
         family: &str,
-        labels: &LabelBuf,
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-    ) -> bool {
-        self.add_slot(family, labels, value, raw, timestamp_ms)
-            .is_ok()
-    }
-
-    /// [`Aggregator::add`], returning the slot the sample went to: later samples of the same
-    /// series can go straight there with [`Aggregator::add_to_slot`], in this or a later scrape,
-    /// until [`Aggregator::begin_scrape`] reports a compaction.
-    pub fn add_slot(
-        &mut self,
-        family: &str,
-        labels: &LabelBuf,
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-    ) -> Result<u32, Rejected> {
-        let all = labels.as_slice();
-        let name_at = match labels.position(METRIC_NAME) {
-            Some(i) if !all[i].value.is_empty() => i,
-            _ => {
-                self.count_rejected(Rejected::Nameless);
-                return Err(Rejected::Nameless);
-            }
-        };
-        // `labelmap` can produce an empty label name, which no exposition format can carry.
-        if all.iter().any(|l| l.name.is_empty()) {
-            self.count_rejected(Rejected::InvalidLabel);
-            return Err(Rejected::InvalidLabel);
-        }
-        let name = all[name_at].value.as_str();
-        let others = all
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != name_at)
-            .map(|(_, l)| (l.name.as_str(), l.value.as_str()));
-        let mut key = std::mem::take(&mut self.key);
-        key.clear();
-        write_series(&mut key, name, others.clone());
+        series: SeriesKey<'a, L>,
+        point: Point<'_>,
+    ) -> Result<u32, Rejected>
+    where
+        L: Iterator<Item = (&'a str, &'a str)> + Clone,
+    {
         let limits = self.label_limits;
-        let slot = self.add_key_checked(family, &key, value, raw, timestamp_ms, 1, || {
-            if limits.is_unlimited() {
-                return Ok(());
-            }
-            limits.check_labels(name, all.len() - 1, others)
-        });
-        self.key = key;
-        slot
+        let slot = self.slot_for(family, series.as_bytes(), || series.check(&limits))?;
+        self.contribute(slot, point, 1);
+        Ok(slot)
     }
 
-    /// [`Aggregator::add_slot`] for a series given as its metric name and its other labels as
-    /// borrowed pairs, sorted by name, none empty (the label-filter fast path of the pipeline,
-    /// which builds no label set).
-    pub fn add_named(
-        &mut self,
-        family: &str,
-        name: &str,
-        labels: &[(&str, &str)],
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-    ) -> Result<u32, Rejected> {
-        let mut key = std::mem::take(&mut self.key);
-        key.clear();
-        write_series(&mut key, name, labels.iter().copied());
-        let limits = self.label_limits;
-        let slot = self.add_key_checked(family, &key, value, raw, timestamp_ms, 1, || {
-            if limits.is_unlimited() {
-                return Ok(());
-            }
-            limits.check_labels(name, labels.len(), labels.iter().copied())
-        });
-        self.key = key;
-        slot
+    /// Adds one sample to the series at `slot` (from [`Aggregator::add`]): how a sample of a
+    /// series the pipeline's series cache knows is added, without building its key.
+    #[inline]
+    pub fn add_to_slot(&mut self, slot: u32, point: Point<'_>) {
+        self.contribute(slot, point, 1);
     }
 
-    /// [`Aggregator::add_named`] for labels whose shape the caller has checked, as
-    /// [`write_series_checked`] takes them (legacy label names, sorted, `verbatim` values need no
-    /// escaping; empty values are skipped).
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_checked<'a>(
-        &mut self,
-        family: &str,
-        name: &str,
-        legacy_name: bool,
-        labels: impl Iterator<Item = (&'a str, &'a str, bool)> + Clone,
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-    ) -> Result<u32, Rejected> {
-        let mut key = std::mem::take(&mut self.key);
-        key.clear();
-        write_series_checked(&mut key, name, legacy_name, labels.clone());
-        let slot = self.add_written(family, &key, name, labels, value, raw, timestamp_ms);
-        self.key = key;
-        slot
-    }
-
-    /// [`Aggregator::add_checked`] with the series key already written: `key` must be exactly
-    /// what [`write_series_checked`] writes for `name` and `labels` (the pipeline
-    /// copies runs of labels from the input line when they stand there as they would render).
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_written<'a>(
-        &mut self,
-        family: &str,
-        key: &[u8],
-        name: &str,
-        labels: impl Iterator<Item = (&'a str, &'a str, bool)> + Clone,
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-    ) -> Result<u32, Rejected> {
-        debug_assert!(
-            {
-                let mut want = Vec::new();
-                let legacy = crate::exposition::render::is_legacy_metric_name(name);
-                write_series_checked(&mut want, name, legacy, labels.clone());
-                want == key
-            },
-            "key {:?} is not the rendered series",
-            String::from_utf8_lossy(key)
-        );
-        let limits = self.label_limits;
-        self.add_key_checked(family, key, value, raw, timestamp_ms, 1, || {
-            if limits.is_unlimited() {
-                return Ok(());
-            }
-            let present = labels.filter(|l| !l.1.is_empty()).map(|(n, v, _)| (n, v));
-            limits.check_labels(name, present.clone().count(), present)
-        })
-    }
-
-    /// Counts a sample rejected for `why` (the pipeline's series cache knows the outcome without
-    /// asking again).
+    /// Counts a sample the pipeline found it cannot add for `why` (it has no name or an empty
+    /// label name: [`KeyBuf::label_set`] says so, or the series cache remembers it).
     pub fn count_rejected(&mut self, why: Rejected) {
         match why {
             Rejected::Nameless => self.stats.dropped_nameless += 1,
@@ -475,31 +381,21 @@ impl Aggregator {
         }
     }
 
-    /// Adds one sample to the series at `slot` (from [`Aggregator::add_slot`]).
+    /// Sums a contribution of `count` samples (one sample, or a series of another aggregate
+    /// when merging) into the series at `slot`. Every sample that reaches an output series goes
+    /// through here: the first contribution of a scrape replaces what the series held from
+    /// earlier scrapes, later ones add to it.
     #[inline]
-    pub fn add_to_slot(&mut self, slot: u32, value: f64, raw: &str, timestamp_ms: Option<i64>) {
-        self.stats.samples_in += 1;
-        self.contribute(slot, value, raw, timestamp_ms, 1);
-    }
-
-    /// Sums a contribution of `count` samples into the series at `slot`; the first contribution
-    /// of a scrape replaces what the series held from earlier scrapes.
-    #[inline]
-    fn contribute(
-        &mut self,
-        slot: u32,
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-        count: u32,
-    ) {
+    fn contribute(&mut self, slot: u32, point: Point<'_>, count: u32) {
+        self.stats.samples_in += u64::from(count);
         let epoch = self.epoch;
         let s = &mut self.series[slot as usize];
         if s.epoch != epoch {
             s.epoch = epoch;
-            s.value = value;
+            s.value = point.value;
             s.count = count;
-            s.timestamp_ms = timestamp_ms;
+            s.timestamp_ms = point.timestamp_ms;
+            let raw = point.text;
             // Values longer than u16 are not real-world numbers; they are formatted instead.
             if count == 1 && !raw.is_empty() && raw.len() <= u16::MAX as usize {
                 s.raw_start = self.raw.len() as u32;
@@ -511,43 +407,23 @@ impl Aggregator {
             self.live += 1;
             return;
         }
-        s.value += value;
+        s.value += point.value;
         s.count += count;
-        s.timestamp_ms = match (s.timestamp_ms, timestamp_ms) {
+        s.timestamp_ms = match (s.timestamp_ms, point.timestamp_ms) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
         self.stats.samples_merged += u64::from(count);
     }
 
-    /// Adds a contribution of `count` samples (a sum, when merging) to the series whose key
-    /// (`name{sorted labels}`, as [`write_series`] renders it) is `key`; returns its slot.
-    fn add_key_counted(
-        &mut self,
-        family: &str,
-        key: &[u8],
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-        count: u32,
-    ) -> u32 {
-        // Merged series were checked when their source aggregate created them.
-        self.add_key_checked(family, key, value, raw, timestamp_ms, count, || Ok(()))
-            .unwrap_or(u32::MAX)
-    }
-
-    /// [`Aggregator::add_key_counted`], running `check` before a new series is created; a
-    /// failed check rejects the sample with [`Rejected::Limit`] and keeps the error.
-    #[allow(clippy::too_many_arguments)]
+    /// The slot of the series whose key is `key`; a series not held yet is created in
+    /// `family` once `check` passes (a failed check rejects it with [`Rejected::Limit`] and
+    /// keeps the error).
     #[inline]
-    fn add_key_checked(
+    fn slot_for(
         &mut self,
         family: &str,
         key: &[u8],
-        value: f64,
-        raw: &str,
-        timestamp_ms: Option<i64>,
-        count: u32,
         check: impl FnOnce() -> Result<(), LimitError>,
     ) -> Result<u32, Rejected> {
         let hash = self.hasher.hash_one(key);
@@ -557,39 +433,34 @@ impl Aggregator {
             let s = &series[i as usize];
             s.hash == hash && &arena[s.start..s.start + s.key_len as usize] == key
         });
-        let slot = match found {
-            Some(&i) => i,
-            None => {
-                if let Err(e) = check() {
-                    self.limit_error = Some(e);
-                    return Err(Rejected::Limit);
-                }
-                let family = self.family_id(family);
-                let id = self.series.len() as u32;
-                let start = self.arena.len();
-                self.arena.extend_from_slice(key);
-                self.series.push(Series {
-                    hash,
-                    start,
-                    key_len: key.len() as u32,
-                    raw_start: 0,
-                    raw_len: 0,
-                    // Not live yet: `contribute` makes it live.
-                    epoch: self.epoch.wrapping_sub(1),
-                    count: 0,
-                    value: 0.0,
-                    timestamp_ms: None,
-                });
-                let series = &self.series;
-                self.table
-                    .insert_unique(hash, id, |&i| series[i as usize].hash);
-                self.families[family as usize].series.push(id);
-                id
-            }
-        };
-        self.stats.samples_in += u64::from(count);
-        self.contribute(slot, value, raw, timestamp_ms, count);
-        Ok(slot)
+        if let Some(&slot) = found {
+            return Ok(slot);
+        }
+        if let Err(e) = check() {
+            self.limit_error = Some(e);
+            return Err(Rejected::Limit);
+        }
+        let family = self.family_id(family);
+        let id = self.series.len() as u32;
+        let start = self.arena.len();
+        self.arena.extend_from_slice(key);
+        self.series.push(Series {
+            hash,
+            start,
+            key_len: key.len() as u32,
+            raw_start: 0,
+            raw_len: 0,
+            // Not live yet: `contribute` makes it live.
+            epoch: self.epoch.wrapping_sub(1),
+            count: 0,
+            value: 0.0,
+            timestamp_ms: None,
+        });
+        let series = &self.series;
+        self.table
+            .insert_unique(hash, id, |&i| series[i as usize].hash);
+        self.families[family as usize].series.push(id);
+        Ok(id)
     }
 
     /// True when the series at `id` received a sample in the current scrape.
@@ -625,11 +496,18 @@ impl Aggregator {
                 }
                 let s = &other.series[id as usize];
                 let key = &other.arena[s.start..s.start + s.key_len as usize];
-                let raw = other
-                    .raw_text(s)
-                    .and_then(|r| std::str::from_utf8(r).ok())
-                    .unwrap_or("");
-                self.add_key_counted(&f.name, key, s.value, raw, s.timestamp_ms, s.count);
+                let point = Point {
+                    value: s.value,
+                    text: other
+                        .raw_text(s)
+                        .and_then(|r| std::str::from_utf8(r).ok())
+                        .unwrap_or(""),
+                    timestamp_ms: s.timestamp_ms,
+                };
+                // Merged series were checked when their source aggregate created them.
+                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(())) {
+                    self.contribute(slot, point, s.count);
+                }
             }
         }
         // The counters tell what happened to samples: the sources' counts, not the merge's.
@@ -679,6 +557,8 @@ impl Aggregator {
 mod tests {
     use super::*;
 
+    use crate::labels::LabelBuf;
+
     fn labels(pairs: &[(&str, &str)]) -> LabelBuf {
         let mut b = LabelBuf::new();
         for (n, v) in pairs {
@@ -686,6 +566,34 @@ mod tests {
         }
         b.sort();
         b
+    }
+
+    fn pt(value: f64, text: &str, timestamp_ms: Option<i64>) -> Point<'_> {
+        Point {
+            value,
+            text,
+            timestamp_ms,
+        }
+    }
+
+    /// Adds a sample given as a label set, as the pipeline's general path does.
+    fn add(
+        a: &mut Aggregator,
+        family: &str,
+        labels: &LabelBuf,
+        value: f64,
+        text: &str,
+        timestamp_ms: Option<i64>,
+    ) -> Result<u32, Rejected> {
+        let mut key = KeyBuf::new();
+        let added = match key.label_set(labels) {
+            Ok(series) => a.add(family, series, pt(value, text, timestamp_ms)),
+            Err(why) => {
+                a.count_rejected(why);
+                Err(why)
+            }
+        };
+        added
     }
 
     fn render(a: &Aggregator) -> String {
@@ -699,28 +607,34 @@ mod tests {
         let mut a = Aggregator::new();
         a.set_help("req", "Requests.");
         a.set_type("req", "counter");
-        a.add(
+        add(
+            &mut a,
             "req",
             &labels(&[("__name__", "req"), ("code", "200")]),
             1.0,
             "1",
             None,
-        );
-        a.add(
+        )
+        .unwrap();
+        add(
+            &mut a,
             "req",
             &labels(&[("__name__", "req"), ("code", "500")]),
             2.0,
             "2",
             None,
-        );
-        a.add(
+        )
+        .unwrap();
+        add(
+            &mut a,
             "req",
             &labels(&[("code", "200"), ("__name__", "req")]),
             3.5,
             "3.5",
             None,
-        );
-        a.add("up", &labels(&[("__name__", "up")]), 1.0, "1", None);
+        )
+        .unwrap();
+        add(&mut a, "up", &labels(&[("__name__", "up")]), 1.0, "1", None).unwrap();
         assert_eq!(
             render(&a),
             "# HELP req Requests.\n# TYPE req counter\nreq{code=\"200\"} 4.5\nreq{code=\"500\"} 2\nup 1\n"
@@ -732,14 +646,24 @@ mod tests {
     #[test]
     fn unsummed_series_keep_raw_value_text() {
         let mut a = Aggregator::new();
-        a.add("x", &labels(&[("__name__", "x")]), 1e6, "1000000", None);
-        a.add(
+        add(
+            &mut a,
+            "x",
+            &labels(&[("__name__", "x")]),
+            1e6,
+            "1000000",
+            None,
+        )
+        .unwrap();
+        add(
+            &mut a,
             "y",
             &labels(&[("__name__", "y")]),
             f64::INFINITY,
             "Inf",
             None,
-        );
+        )
+        .unwrap();
         assert_eq!(render(&a), "x 1000000\ny Inf\n");
     }
 
@@ -747,17 +671,25 @@ mod tests {
     fn latest_timestamp_wins_and_nan_propagates() {
         let mut a = Aggregator::new();
         let l = labels(&[("__name__", "x")]);
-        a.add("x", &l, 1.0, "1", Some(2000));
-        a.add("x", &l, f64::NAN, "NaN", Some(1000));
-        a.add("x", &l, 1.0, "1", None);
+        add(&mut a, "x", &l, 1.0, "1", Some(2000)).unwrap();
+        add(&mut a, "x", &l, f64::NAN, "NaN", Some(1000)).unwrap();
+        add(&mut a, "x", &l, 1.0, "1", None).unwrap();
         assert_eq!(render(&a), "x NaN 2000\n");
     }
 
     #[test]
     fn default_timestamp_only_where_missing() {
         let mut a = Aggregator::new();
-        a.add("x", &labels(&[("__name__", "x")]), 1.0, "1", Some(5));
-        a.add("y", &labels(&[("__name__", "y")]), 1.0, "1", None);
+        add(
+            &mut a,
+            "x",
+            &labels(&[("__name__", "x")]),
+            1.0,
+            "1",
+            Some(5),
+        )
+        .unwrap();
+        add(&mut a, "y", &labels(&[("__name__", "y")]), 1.0, "1", None).unwrap();
         let mut out = Vec::new();
         a.render(
             &mut out,
@@ -771,7 +703,10 @@ mod tests {
     #[test]
     fn nameless_series_are_dropped_and_counted() {
         let mut a = Aggregator::new();
-        assert!(!a.add("x", &labels(&[("a", "b")]), 1.0, "1", None));
+        assert_eq!(
+            add(&mut a, "x", &labels(&[("a", "b")]), 1.0, "1", None),
+            Err(Rejected::Nameless)
+        );
         assert_eq!(a.stats().dropped_nameless, 1);
         assert_eq!(render(&a), "");
     }
@@ -782,7 +717,7 @@ mod tests {
         a.set_help("gone", "All dropped.");
         a.set_type("gone", "gauge");
         a.set_type("om", "stateset");
-        a.add("om", &labels(&[("__name__", "om")]), 1.0, "1", None);
+        add(&mut a, "om", &labels(&[("__name__", "om")]), 1.0, "1", None).unwrap();
         assert_eq!(render(&a), "# TYPE om untyped\nom 1\n");
     }
 
@@ -790,31 +725,37 @@ mod tests {
     fn merge_sums_across_aggregates() {
         let mut a = Aggregator::new();
         a.set_type("x", "counter");
-        a.add(
+        add(
+            &mut a,
             "x",
             &labels(&[("__name__", "x"), ("p", "1")]),
             1.0,
             "1",
             None,
-        );
+        )
+        .unwrap();
         let mut b = Aggregator::new();
         b.set_help("x", "X.");
-        b.add(
+        add(
+            &mut b,
             "x",
             &labels(&[("__name__", "x"), ("p", "1")]),
             2.0,
             "2",
             Some(7),
-        );
-        b.add(
+        )
+        .unwrap();
+        add(
+            &mut b,
             "x",
             &labels(&[("__name__", "x"), ("p", "2")]),
             5.0,
             "5.0",
             None,
-        );
-        b.add("y", &labels(&[("__name__", "y")]), 3.0, "3", None);
-        b.add("y", &labels(&[("__name__", "y")]), 4.0, "4", None);
+        )
+        .unwrap();
+        add(&mut b, "y", &labels(&[("__name__", "y")]), 3.0, "3", None).unwrap();
+        add(&mut b, "y", &labels(&[("__name__", "y")]), 4.0, "4", None).unwrap();
         a.merge_from(&b);
         assert_eq!(
             render(&a),
@@ -826,31 +767,31 @@ mod tests {
     fn scrapes_keep_slots_and_render_only_live_series() {
         let mut a = Aggregator::new();
         a.set_type("x", "gauge");
-        let s1 = a
-            .add_slot(
-                "x",
-                &labels(&[("__name__", "x"), ("p", "1")]),
-                1.0,
-                "1",
-                None,
-            )
-            .unwrap();
-        let s2 = a
-            .add_slot(
-                "x",
-                &labels(&[("__name__", "x"), ("p", "2")]),
-                2.0,
-                "2",
-                None,
-            )
-            .unwrap();
-        a.add_to_slot(s1, 3.0, "3", None);
+        let s1 = add(
+            &mut a,
+            "x",
+            &labels(&[("__name__", "x"), ("p", "1")]),
+            1.0,
+            "1",
+            None,
+        )
+        .unwrap();
+        let s2 = add(
+            &mut a,
+            "x",
+            &labels(&[("__name__", "x"), ("p", "2")]),
+            2.0,
+            "2",
+            None,
+        )
+        .unwrap();
+        a.add_to_slot(s1, pt(3.0, "3", None));
         assert_eq!(render(&a), "# TYPE x gauge\nx{p=\"1\"} 4\nx{p=\"2\"} 2\n");
 
         assert!(!a.begin_scrape());
         assert_eq!(render(&a), "", "nothing is live in a new scrape");
         a.set_help("x", "Now with help.");
-        a.add_to_slot(s2, 7.0, "7.0", Some(5));
+        a.add_to_slot(s2, pt(7.0, "7.0", Some(5)));
         assert_eq!(a.series_count(), 1);
         assert_eq!(
             render(&a),
@@ -858,7 +799,8 @@ mod tests {
             "values and metadata are the new scrape's; the old TYPE is gone"
         );
         assert_eq!(
-            a.add_slot(
+            add(
+                &mut a,
                 "x",
                 &labels(&[("__name__", "x"), ("p", "1")]),
                 1.0,
@@ -875,34 +817,36 @@ mod tests {
         let mut a = Aggregator::new();
         for i in 0..8 {
             let v = i.to_string();
-            a.add(
+            add(
+                &mut a,
                 "x",
                 &labels(&[("__name__", "x"), ("i", &v)]),
                 1.0,
                 "1",
                 None,
-            );
+            )
+            .unwrap();
         }
         let keep = labels(&[("__name__", "x"), ("i", "7")]);
         let mut compacted = false;
         for _ in 0..=IDLE_SCRAPES + 1 {
             compacted |= a.begin_scrape();
-            a.add("x", &keep, 2.0, "2", None);
+            add(&mut a, "x", &keep, 2.0, "2", None).unwrap();
         }
         assert!(compacted);
         assert_eq!(a.slots(), 1);
         assert_eq!(render(&a), "x{i=\"7\"} 2\n");
-        assert_eq!(a.add_slot("x", &keep, 1.0, "1", None), Ok(0));
+        assert_eq!(add(&mut a, "x", &keep, 1.0, "1", None), Ok(0));
         assert_eq!(render(&a), "x{i=\"7\"} 3\n");
     }
 
     #[test]
     fn clear_resets() {
         let mut a = Aggregator::new();
-        a.add("x", &labels(&[("__name__", "x")]), 1.0, "1", None);
+        add(&mut a, "x", &labels(&[("__name__", "x")]), 1.0, "1", None).unwrap();
         a.clear();
         assert_eq!(a.series_count(), 0);
-        a.add("x", &labels(&[("__name__", "x")]), 2.0, "2", None);
+        add(&mut a, "x", &labels(&[("__name__", "x")]), 2.0, "2", None).unwrap();
         assert_eq!(render(&a), "x 2\n");
     }
 }

@@ -2,25 +2,70 @@
 //!
 //! A sidecar sees the same series every scrape. The pipeline keys each sample by a 128-bit hash
 //! of its raw series text (metric name and label block, exactly as the upstream wrote them) and
-//! remembers, per subset, the outcome: dropped by relabeling, rejected (no name, bad label), or
-//! the aggregator slot it sums into. A known series then costs one hash and one lookup: no label
-//! copying, no relabeling, no key building.
+//! remembers, per subset, the [`Outcome`]: dropped by relabeling, rejected (no name, bad label),
+//! or the aggregator slot it sums into, packed into a `u32`. A known series then costs one hash
+//! and one lookup: no label copying, no relabeling, no key building.
 //!
 //! Slots stay valid across scrapes because aggregators keep their series between scrapes
 //! ([`crate::aggregate::Aggregator::begin_scrape`]); when an aggregator compacts, the cache is
 //! cleared. Entries unseen for [`crate::aggregate::IDLE_SCRAPES`] scrapes are evicted; the
 //! number of entries is capped.
 
-use crate::aggregate::IDLE_SCRAPES;
+use crate::aggregate::{Rejected, IDLE_SCRAPES};
 
-/// Outcome: the subset's rules dropped the series.
-pub const DROPPED: u32 = u32::MAX;
-/// Outcome: relabeling left the series without a metric name.
-pub const NAMELESS: u32 = u32::MAX - 1;
-/// Outcome: relabeling left the series with an empty label name.
-pub const INVALID_LABEL: u32 = u32::MAX - 2;
-/// Slots are below this value.
-pub const MAX_SLOT: u32 = u32::MAX - 3;
+use super::Outcome;
+
+// An outcome is stored as a `u32`: a slot as itself, the other outcomes as the top values, which
+// no slot reaches (an outcome that cannot be packed is not remembered).
+const DROPPED: u32 = u32::MAX;
+const NAMELESS: u32 = u32::MAX - 1;
+const INVALID_LABEL: u32 = u32::MAX - 2;
+
+/// The stored form of `outcome`; `None` for what is never remembered: a broken label limit
+/// (checked again in every scrape) and a slot too large to store.
+#[inline]
+fn pack(outcome: Outcome) -> Option<u32> {
+    match outcome {
+        Outcome::Dropped => Some(DROPPED),
+        Outcome::Rejected(Rejected::Nameless) => Some(NAMELESS),
+        Outcome::Rejected(Rejected::InvalidLabel) => Some(INVALID_LABEL),
+        Outcome::Rejected(Rejected::Limit) => None,
+        Outcome::Slot(slot) => (slot < INVALID_LABEL).then_some(slot),
+    }
+}
+
+/// The outcome stored as `packed`.
+#[inline(always)]
+fn unpack(packed: u32) -> Outcome {
+    match packed {
+        DROPPED => Outcome::Dropped,
+        NAMELESS => Outcome::Rejected(Rejected::Nameless),
+        INVALID_LABEL => Outcome::Rejected(Rejected::InvalidLabel),
+        slot => Outcome::Slot(slot),
+    }
+}
+
+/// The outcomes remembered for one series, one per subset in subset order.
+#[derive(Debug, Clone, Copy)]
+pub struct Remembered<'a>(&'a [u32]);
+
+impl Remembered<'_> {
+    /// Calls `f` with each subset of `subsets` and its remembered outcome, in order.
+    // Walking the packed slice here, rather than handing out an `Iterator<Item = Outcome>`,
+    // lets the compiler match on the packed values directly: ~10 instructions less per subset
+    // on a repeat scrape (callgrind).
+    #[inline(always)]
+    pub fn for_each<T>(self, subsets: &mut [T], mut f: impl FnMut(&mut T, Outcome)) {
+        for (subset, &packed) in subsets.iter_mut().zip(self.0) {
+            f(subset, unpack(packed));
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(self) -> Vec<Outcome> {
+        self.0.iter().map(|&p| unpack(p)).collect()
+    }
+}
 
 /// Default cap on entries: about 1 GB of upstream text per scrape, at ~50 bytes per entry.
 pub const DEFAULT_MAX_ENTRIES: usize = 4_000_000;
@@ -57,7 +102,7 @@ pub struct SeriesCache {
     cursor: usize,
     /// Per entry: the scrape it was last used in.
     last_seen: Vec<u32>,
-    /// Per entry: `stride` outcomes, one per subset.
+    /// Per entry: `stride` packed outcomes, one per subset.
     outcomes: Vec<u32>,
     stride: usize,
     max_entries: usize,
@@ -92,9 +137,9 @@ impl SeriesCache {
         xxhash_rust::xxh3::xxh3_128_with_seed(series_text, seed)
     }
 
-    /// The outcomes remembered for `key`, marking it used in this scrape.
+    /// The outcomes remembered for `key`, one per subset, marking it used in this scrape.
     #[inline]
-    pub fn lookup(&mut self, key: u128) -> Option<&[u32]> {
+    pub fn lookup(&mut self, key: u128) -> Option<Remembered<'_>> {
         let i = if self.keys.get(self.cursor) == Some(&key) {
             self.cursor
         } else {
@@ -110,11 +155,14 @@ impl SeriesCache {
         self.stats.hits += 1;
         self.cursor = i + 1;
         self.last_seen[i] = self.epoch;
-        Some(&self.outcomes[i * self.stride..(i + 1) * self.stride])
+        Some(Remembered(
+            &self.outcomes[i * self.stride..(i + 1) * self.stride],
+        ))
     }
 
-    /// Remembers `outcomes` (one per subset) for `key`, unless the cache is full.
-    pub fn insert(&mut self, key: u128, outcomes: &[u32]) {
+    /// Remembers `outcomes` (one per subset) for `key`, unless the cache is full or one of them
+    /// is never remembered (see [`Outcome`]).
+    pub fn insert(&mut self, key: u128, outcomes: &[Outcome]) {
         debug_assert_eq!(outcomes.len(), self.stride);
         if self.keys.len() >= self.max_entries || outcomes.len() != self.stride {
             self.stats.full += 1;
@@ -127,10 +175,17 @@ impl SeriesCache {
             |&i| low_bits(keys[i as usize]),
         );
         if let hashbrown::hash_table::Entry::Vacant(v) = entry {
+            let at = self.outcomes.len();
+            for &o in outcomes {
+                let Some(packed) = pack(o) else {
+                    self.outcomes.truncate(at);
+                    return;
+                };
+                self.outcomes.push(packed);
+            }
             v.insert(self.keys.len() as u32);
             self.keys.push(key);
             self.last_seen.push(self.epoch);
-            self.outcomes.extend_from_slice(outcomes);
             self.cursor = self.keys.len();
         }
     }
@@ -198,6 +253,10 @@ impl SeriesCache {
 mod tests {
     use super::*;
 
+    fn outcomes(c: &mut SeriesCache, key: u128) -> Option<Vec<Outcome>> {
+        c.lookup(key).map(Remembered::to_vec)
+    }
+
     #[test]
     fn remembers_outcomes_and_evicts_idle_entries() {
         let mut c = SeriesCache::new(2, 100);
@@ -208,10 +267,12 @@ mod tests {
             SeriesCache::key(b"x{a=\"1\"}", 2, 0),
             "family is part of the key"
         );
-        assert_eq!(c.lookup(a), None);
-        c.insert(a, &[3, DROPPED]);
-        c.insert(b, &[4, 5]);
-        assert_eq!(c.lookup(a), Some(&[3, DROPPED][..]));
+        assert_eq!(outcomes(&mut c, a), None);
+        let for_a = [Outcome::Slot(3), Outcome::Dropped];
+        let for_b = [Outcome::Rejected(Rejected::InvalidLabel), Outcome::Slot(5)];
+        c.insert(a, &for_a);
+        c.insert(b, &for_b);
+        assert_eq!(outcomes(&mut c, a).as_deref(), Some(&for_a[..]));
         assert_eq!(
             c.stats(),
             CacheStats {
@@ -225,17 +286,36 @@ mod tests {
             assert!(c.lookup(b).is_some());
         }
         assert_eq!(c.len(), 1, "a was evicted");
-        assert_eq!(c.lookup(b), Some(&[4, 5][..]));
-        assert_eq!(c.lookup(a), None);
+        assert_eq!(outcomes(&mut c, b).as_deref(), Some(&for_b[..]));
+        assert_eq!(outcomes(&mut c, a), None);
     }
 
     #[test]
     fn is_bounded() {
         let mut c = SeriesCache::new(1, 2);
         for i in 0..5u8 {
-            c.insert(SeriesCache::key(&[i], 1, 0), &[u32::from(i)]);
+            c.insert(SeriesCache::key(&[i], 1, 0), &[Outcome::Slot(u32::from(i))]);
         }
         assert_eq!(c.len(), 2);
         assert_eq!(c.stats().full, 3);
+    }
+
+    #[test]
+    fn every_outcome_round_trips_and_limits_are_not_remembered() {
+        for o in [
+            Outcome::Dropped,
+            Outcome::Rejected(Rejected::Nameless),
+            Outcome::Rejected(Rejected::InvalidLabel),
+            Outcome::Slot(0),
+            Outcome::Slot(INVALID_LABEL - 1),
+        ] {
+            assert_eq!(pack(o).map(unpack), Some(o));
+        }
+        assert_eq!(pack(Outcome::Slot(INVALID_LABEL)), None);
+        let mut c = SeriesCache::new(2, 100);
+        let key = SeriesCache::key(b"x", 1, 0);
+        c.insert(key, &[Outcome::Slot(1), Outcome::Rejected(Rejected::Limit)]);
+        assert!(c.is_empty());
+        assert_eq!(outcomes(&mut c, key), None);
     }
 }

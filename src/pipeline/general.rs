@@ -1,0 +1,95 @@
+//! The general path: any relabel rules, any number of lists. The sample's labels are copied
+//! once into a reused [`LabelBuf`] (sorted, empty values left out, `le`/`quantile` normalized
+//! when asked), then every list runs its rules on its own copy and its aggregate keys the
+//! result ([`KeyBuf::label_set`]).
+
+use crate::aggregate::{KeyBuf, Point};
+use crate::exposition::Sample;
+use crate::labels::{LabelBuf, METRIC_NAME};
+
+use super::float_labels::FloatLabelNormalizer;
+use super::{Outcome, Subset};
+
+/// Reused label sets of the general path.
+#[derive(Debug, Clone, Default)]
+pub(super) struct General {
+    /// The sample's labels as parsed.
+    input: LabelBuf,
+    /// A copy of `input` for each list but the last, which relabels `input` itself.
+    work: LabelBuf,
+}
+
+impl General {
+    /// Routes `sample` through every list in `subsets`, pushing one outcome per list onto
+    /// `outcomes`. `float_label` names the label whose value is rewritten to its canonical float
+    /// text first, when the sample's family is a histogram or summary being normalized.
+    #[inline]
+    pub(super) fn route(
+        &mut self,
+        subsets: &mut [Subset],
+        key: &mut KeyBuf,
+        sample: &Sample<'_>,
+        point: Point<'_>,
+        float_label: Option<(&mut FloatLabelNormalizer, &str)>,
+        outcomes: &mut Vec<Outcome>,
+    ) {
+        let input = &mut self.input;
+        input.clear();
+        input.push(METRIC_NAME, sample.name);
+        match float_label {
+            None => {
+                for (n, v) in sample.labels() {
+                    // An empty label value is the same as an absent label.
+                    if !v.is_empty() {
+                        input.push(n, v);
+                    }
+                }
+            }
+            Some((norm, label)) => {
+                for (n, v) in sample.labels() {
+                    if !v.is_empty() {
+                        let v = if n == label { norm.normalize(v) } else { v };
+                        input.push(n, v);
+                    }
+                }
+            }
+        }
+        // Prometheus relabels sorted label sets; order decides e.g. which of two labelmap
+        // sources wins. Exporters nearly always write sorted labels, making this a linear check.
+        input.sort();
+        let Some((last, rest)) = subsets.split_last_mut() else {
+            return;
+        };
+        for sub in rest {
+            self.work.copy_from(&self.input);
+            outcomes.push(route_one(sub, &mut self.work, key, sample, point));
+        }
+        // The last list may consume the input labels: no copy in the common single-list case.
+        outcomes.push(route_one(last, &mut self.input, key, sample, point));
+    }
+}
+
+/// Runs one list's rules on `labels` and adds the survivor to its aggregate.
+#[inline]
+fn route_one(
+    sub: &mut Subset,
+    labels: &mut LabelBuf,
+    key: &mut KeyBuf,
+    sample: &Sample<'_>,
+    point: Point<'_>,
+) -> Outcome {
+    if !sub.program.is_empty() && !sub.program.apply(labels) {
+        return sub.drop_sample();
+    }
+    labels.sort();
+    // A renamed series leaves its family: it joins the family of its new name.
+    let family = match labels.get(METRIC_NAME) {
+        Some(n) if n == sample.name => sample.family,
+        Some(n) => n,
+        None => sample.family,
+    };
+    match key.label_set(labels) {
+        Ok(series) => sub.add(family, series, point),
+        Err(why) => sub.reject(why),
+    }
+}

@@ -1,0 +1,440 @@
+//! The one-pass pipeline: parsed samples -> relabel (per list) -> aggregate.
+//!
+//! [`Pipeline`] is a parser [`Sink`]: the CLI feeds it from a file with [`read_all`], the server
+//! from an HTTP body chunk by chunk. Every list (the default list and each named subset) sees
+//! every sample of the same input, so one upstream response serves all of them.
+//!
+//! # One sample's way
+//! [`Pipeline`]'s `Sink::sample` makes one cheap decision per sample and hands it to one of
+//! three strategies, each in its own file:
+//!
+//! - `replay.rs`: the [`series_cache`] knows the series (a repeat scrape): each list gets the
+//!   outcome it got before, with no relabeling and no key;
+//! - `filter.rs`: the only list just filters labels by name: the key is written straight from
+//!   the parsed line;
+//! - `general.rs`: anything else: the labels are copied into a label set and every list runs
+//!   its rules on it.
+//!
+//! Each strategy speaks the same vocabulary: the sample's value travels as a [`Point`], the
+//! output series is named by a key from [`KeyBuf`], the aggregate takes it with
+//! [`Aggregator::add`] (or `add_to_slot` for a replayed slot), and what happened in each list is
+//! an [`Outcome`], which the series cache remembers.
+
+use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
+use crate::exposition::{MetaKind, Metadata, Sample, Sink};
+use crate::limits::{LabelLimits, LimitHit, LimitSink};
+use crate::relabel::{Config, Program};
+
+mod filter;
+mod float_labels;
+mod general;
+mod input;
+mod replay;
+pub mod series_cache;
+
+pub use float_labels::canonical_float_text;
+pub use input::{read_all, InputError, READ_CHUNK};
+
+use filter::LabelFilter;
+use float_labels::FloatLabelNormalizer;
+use general::General;
+use series_cache::SeriesCache;
+
+/// What one list did with one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The list's rules dropped the sample (counted in [`Subset::dropped_by_relabel`]).
+    Dropped,
+    /// The aggregate could not take it (counted in its [`AggregateStats`], except a broken
+    /// label limit, which stops the input).
+    Rejected(Rejected),
+    /// Summed into the output series at this slot of the list's aggregate.
+    Slot(u32),
+}
+
+/// Which relabel list a [`Subset`] runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListName {
+    /// The default list (`metric_relabel_configs`), served at `/metrics`.
+    Default,
+    /// A named subset, served at `/metrics/<name>`.
+    Named(String),
+}
+
+impl ListName {
+    /// The subset's name; `None` for the default list.
+    pub fn as_named(&self) -> Option<&str> {
+        match self {
+            ListName::Default => None,
+            ListName::Named(name) => Some(name),
+        }
+    }
+}
+
+/// A subset's name, or `(default)` for the default list (as the self-metrics label it).
+impl std::fmt::Display for ListName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_named().unwrap_or("(default)"))
+    }
+}
+
+/// One relabel list and the aggregate it feeds.
+#[derive(Debug, Clone)]
+pub struct Subset {
+    /// Which list this is.
+    pub name: ListName,
+    /// The compiled rules, with their caches.
+    pub program: Program,
+    /// The summed output.
+    pub aggregator: Aggregator,
+    /// Samples the rules dropped.
+    pub dropped_by_relabel: u64,
+}
+
+impl Subset {
+    /// A subset with an empty aggregate.
+    pub fn new(name: ListName, program: Program) -> Self {
+        Self {
+            name,
+            program,
+            aggregator: Aggregator::new(),
+            dropped_by_relabel: 0,
+        }
+    }
+
+    /// The aggregate's counters.
+    pub fn stats(&self) -> AggregateStats {
+        self.aggregator.stats()
+    }
+
+    /// Counts a sample the rules dropped.
+    #[inline]
+    fn drop_sample(&mut self) -> Outcome {
+        self.dropped_by_relabel += 1;
+        Outcome::Dropped
+    }
+
+    /// Counts a sample the aggregate cannot take.
+    #[inline]
+    fn reject(&mut self, why: Rejected) -> Outcome {
+        self.aggregator.count_rejected(why);
+        Outcome::Rejected(why)
+    }
+
+    /// Adds a sample to the output series `series` names.
+    #[inline]
+    fn add<'a, L>(&mut self, family: &str, series: SeriesKey<'a, L>, point: Point<'_>) -> Outcome
+    where
+        L: Iterator<Item = (&'a str, &'a str)> + Clone,
+    {
+        match self.aggregator.add(family, series, point) {
+            Ok(slot) => Outcome::Slot(slot),
+            Err(why) => Outcome::Rejected(why),
+        }
+    }
+}
+
+/// Relabels and aggregates parsed samples into every subset.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    subsets: Vec<Subset>,
+    samples: u64,
+    /// Outcome per subset of a series (see [`series_cache`]), when caching across scrapes.
+    cache: Option<SeriesCache>,
+    /// One subset whose rules only filter labels by name: [`filter`] takes its samples.
+    label_filter: Option<LabelFilter>,
+    general: General,
+    /// The series key of the sample being routed.
+    key: KeyBuf,
+    /// Scratch: the outcomes of the sample being routed by the general path.
+    outcomes: Vec<Outcome>,
+    /// Rewrite `le`/`quantile` values to Prometheus 3's canonical float text (see
+    /// [`Pipeline::normalize_float_labels`]).
+    normalize: Option<FloatLabelNormalizer>,
+    /// The family of the last `# TYPE` line and whether its `le`/`quantile` is a float label.
+    typed_family: String,
+    typed_label: Option<&'static str>,
+    /// The first label limit a sample broke in this input; the input is then abandoned (later
+    /// samples are ignored) and the reader reports it.
+    limit_hit: Option<LimitHit>,
+}
+
+impl Pipeline {
+    /// A pipeline for the default list and every subset of `config` (programs are cloned, so
+    /// their caches start from the config's state).
+    pub fn new(config: &Config) -> Self {
+        let mut subsets = vec![Subset::new(ListName::Default, config.default.clone())];
+        subsets.extend(
+            config
+                .subsets
+                .iter()
+                .map(|(n, p)| Subset::new(ListName::Named(n.clone()), p.clone())),
+        );
+        Self::from_subsets(subsets)
+    }
+
+    /// A pipeline over prepared subsets; the first is the default list.
+    pub fn from_subsets(subsets: Vec<Subset>) -> Self {
+        let label_filter = matches!(&subsets[..], [only] if only.program.is_label_filter());
+        Self {
+            label_filter: label_filter.then(LabelFilter::default),
+            subsets,
+            samples: 0,
+            cache: None,
+            general: General::default(),
+            key: KeyBuf::new(),
+            outcomes: Vec::new(),
+            normalize: None,
+            typed_family: String::new(),
+            typed_label: None,
+            limit_hit: None,
+        }
+    }
+
+    /// Refuse output series that break `limits` (see [`crate::limits`]): the first one stops
+    /// the input, and [`LimitSink::limit_hit`] reports it.
+    pub fn with_label_limits(mut self, limits: LabelLimits) -> Self {
+        for sub in &mut self.subsets {
+            let agg = std::mem::take(&mut sub.aggregator);
+            sub.aggregator = agg.with_label_limits(limits);
+        }
+        self
+    }
+
+    /// Remember per raw series what the subsets did with it, across scrapes, for up to
+    /// `max_entries` series: a series seen before then costs a hash and a lookup instead of
+    /// relabeling and key building. For a pipeline that serves many scrapes through
+    /// [`Pipeline::begin_scrape`].
+    pub fn with_series_cache(mut self, max_entries: usize) -> Self {
+        self.cache = Some(SeriesCache::new(self.subsets.len(), max_entries));
+        self
+    }
+
+    /// The series cache, if enabled.
+    pub fn series_cache(&self) -> Option<&SeriesCache> {
+        self.cache.as_ref()
+    }
+
+    /// Starts a new input (the next scrape): counters reset, aggregates emptied of live series
+    /// while keeping what they learned (slots, capacity), and the series cache stays valid
+    /// unless an aggregate compacted.
+    pub fn begin_scrape(&mut self) {
+        self.samples = 0;
+        self.limit_hit = None;
+        self.typed_family.clear();
+        self.typed_label = None;
+        let mut compacted = false;
+        for sub in &mut self.subsets {
+            sub.dropped_by_relabel = 0;
+            compacted |= sub.aggregator.begin_scrape();
+        }
+        if let Some(cache) = &mut self.cache {
+            if compacted {
+                cache.clear();
+            }
+            cache.begin_scrape();
+        }
+    }
+
+    /// Compare histogram `le` and summary `quantile` labels by float value, not by text: their
+    /// values are rewritten the way Prometheus 3 stores them (`le="1"` becomes `le="1.0"`,
+    /// `le="0.250"` becomes `le="0.25"`). Needed when summing series of several targets, whose
+    /// exporters may spell the same bound differently; a single upstream's text is kept as is
+    /// otherwise.
+    pub fn normalize_float_labels(mut self, on: bool) -> Self {
+        self.normalize = on.then(FloatLabelNormalizer::default);
+        self
+    }
+
+    /// Samples seen.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// The subsets, default list first.
+    pub fn subsets(&self) -> &[Subset] {
+        &self.subsets
+    }
+
+    /// The label whose value is normalized in `sample`: its family is the one the last
+    /// `# TYPE` made a histogram or summary, and normalization is on.
+    #[inline]
+    fn float_label(&self, sample: &Sample<'_>) -> Option<&'static str> {
+        match self.typed_label {
+            Some(label) if self.normalize.is_some() && sample.family == self.typed_family => {
+                Some(label)
+            }
+            _ => None,
+        }
+    }
+
+    /// Ends a sample that was routed afresh: a broken label limit stops the input, any other
+    /// outcomes are remembered for the series when caching.
+    #[inline]
+    fn settle(&mut self, cache_key: Option<u128>, outcomes: &[Outcome], line: u64) {
+        if outcomes.contains(&Outcome::Rejected(Rejected::Limit)) {
+            self.record_limit_hit(line);
+            return;
+        }
+        if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
+            cache.insert(key, outcomes);
+        }
+    }
+
+    /// Records the limit the current sample broke in one of the subsets.
+    #[cold]
+    fn record_limit_hit(&mut self, line: u64) {
+        // Take every subset's error, so that none is left to be reported for a later sample.
+        let mut first = None;
+        for sub in &mut self.subsets {
+            let e = sub.aggregator.take_limit_error();
+            first = first.or(e);
+        }
+        if let Some(error) = first {
+            self.limit_hit = Some(LimitHit { line, error });
+        }
+    }
+}
+
+/// The value of `sample` as it travels to an output series.
+#[inline(always)]
+fn point<'a>(sample: &Sample<'a>) -> Point<'a> {
+    Point {
+        value: sample.value,
+        text: sample.value_text,
+        timestamp_ms: sample.timestamp_ms,
+    }
+}
+
+impl LimitSink for Pipeline {
+    fn limit_hit(&self) -> Option<&LimitHit> {
+        self.limit_hit.as_ref()
+    }
+}
+
+impl Sink for Pipeline {
+    fn metadata(&mut self, meta: &Metadata<'_>) {
+        if meta.kind == MetaKind::Type {
+            self.typed_family.clear();
+            self.typed_family.push_str(meta.family);
+            self.typed_label = match meta.text {
+                "histogram" | "gaugehistogram" => Some("le"),
+                "summary" => Some("quantile"),
+                _ => None,
+            };
+        }
+        for sub in &mut self.subsets {
+            match meta.kind {
+                MetaKind::Help => sub.aggregator.set_help(meta.family, meta.text),
+                MetaKind::Type => sub.aggregator.set_type(meta.family, meta.text),
+                // Text 0.0.4 has no UNIT line; Prometheus ignores it there.
+                MetaKind::Unit => {}
+            }
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.limit_hit.is_some()
+    }
+
+    fn sample(&mut self, sample: &Sample<'_>) {
+        if self.limit_hit.is_some() {
+            return;
+        }
+        self.samples += 1;
+        let float_label = self.float_label(sample);
+        let cache_key = match &mut self.cache {
+            Some(cache) => {
+                let key = replay::cache_key(sample, float_label);
+                if let Some(outcomes) = cache.lookup(key) {
+                    replay::replay(&mut self.subsets, outcomes, sample);
+                    return;
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        // The label filter keeps label values as written; samples whose `le`/`quantile` must be
+        // rewritten take the general path.
+        if let (Some(filter), None, [sub]) =
+            (&mut self.label_filter, float_label, &mut self.subsets[..])
+        {
+            if let Some(outcome) = filter.route(sub, &mut self.key, sample, point(sample)) {
+                self.settle(cache_key, &[outcome], sample.line);
+                return;
+            }
+        }
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        outcomes.clear();
+        let float_label = float_label.and_then(|label| Some((self.normalize.as_mut()?, label)));
+        self.general.route(
+            &mut self.subsets,
+            &mut self.key,
+            sample,
+            point(sample),
+            float_label,
+            &mut outcomes,
+        );
+        self.settle(cache_key, &outcomes, sample.line);
+        self.outcomes = outcomes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::ParseOptions;
+
+    fn feed(p: &mut Pipeline, text: &str) -> Result<u64, InputError> {
+        read_all(text.as_bytes(), ParseOptions::default(), p)
+    }
+
+    #[test]
+    fn list_names() {
+        let config = Config::from_yaml(
+            "metric_relabel_configs: []\nrequests: [{action: labeldrop, regex: path}]",
+            "test",
+        )
+        .unwrap();
+        let p = Pipeline::new(&config);
+        let names: Vec<_> = p.subsets().iter().map(|s| s.name.clone()).collect();
+        assert_eq!(
+            names,
+            [ListName::Default, ListName::Named("requests".into())]
+        );
+        assert_eq!(names[0].as_named(), None);
+        assert_eq!(names[1].as_named(), Some("requests"));
+        assert_eq!(format!("{} {}", names[0], names[1]), "(default) requests");
+    }
+
+    #[test]
+    fn label_limits_on_both_paths_and_never_cached() {
+        let limits = LabelLimits {
+            labels: 3,
+            ..LabelLimits::UNLIMITED
+        };
+        let input = "ok{a=\"1\"} 1\nwide{a=\"1\",b=\"2\",c=\"3\"} 1\n";
+        for yaml in [
+            // General path (a rule that is not a label filter) and the label-filter fast path.
+            "metric_relabel_configs: [{action: replace, target_label: z, replacement: ''}]",
+            "metric_relabel_configs: [{action: labeldrop, regex: zzz}]",
+        ] {
+            let config = Config::from_yaml(yaml, "test").unwrap();
+            let mut p = Pipeline::new(&config)
+                .with_label_limits(limits)
+                .with_series_cache(1000);
+            let e = feed(&mut p, input).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("line 2: label limit exceeded: series \"wide\" has 4 labels"),
+                "{yaml}: {e}"
+            );
+            // The next scrape checks again: the outcome was not cached.
+            p.begin_scrape();
+            assert!(feed(&mut p, input).is_err(), "{yaml}");
+            // Dropping a label brings it under the limit.
+            p.begin_scrape();
+            assert!(feed(&mut p, "wide{a=\"1\",b=\"2\"} 1\n").is_ok(), "{yaml}");
+        }
+    }
+}
