@@ -1,28 +1,24 @@
 //! The explorer page in a real browser: Debian's `chromium`, headless, started by the test.
 //!
-//! The offline page (`--file --html`) of `testdata/ingress_small.prom` is loaded with
-//! `--dump-dom`: the top metric and its series count must be on the page, and the what-if in
-//! the URL (`#drop=path`) must predict exactly what `--file --apply` with `labeldrop: path`
-//! serves. A screenshot is taken too.
+//! The offline page (`--file --html`, written by the binary) of `testdata/ingress_small.prom`
+//! is loaded with `--dump-dom`: the top metric and its series count must be on the page, and
+//! the what-if in the URL (`#drop=path`) must predict exactly what `--file --apply` with
+//! `labeldrop: path` serves. A screenshot is taken too. Then the real server's `/analyze` (the
+//! binary, in front of a loopback upstream serving the same body) is loaded the same way, with
+//! the what-if in the query (computed by the server and embedded) and in the fragment (asked
+//! for with `fetch`, as after a click).
 //!
 //! Without chromium the browser tests are skipped with a message, unless `CI` is set (`.ci/run`
 //! installs chromium), where its absence fails them. `METRIC_GATE_EXPLORER_OUT=DIR` keeps the
 //! page and light and dark screenshots in DIR (how `docs/explorer.png` is made).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use metric_gate::explorer::{
-    content_security_policy, drop_config_yaml, negotiate, render_page, what_if, write_html,
-    Analysis, AnalyzeQuery, HtmlOptions, PageData, ResponseFormat, WhatIfOptions, WhatIfRequest,
-    HTML_CONTENT_TYPE, JSON_CONTENT_TYPE,
-};
-use metric_gate::exposition::ParseOptions;
-use metric_gate::pipeline::read_all;
+use metric_gate::explorer::{drop_config_yaml, what_if, WhatIfOptions, WhatIfRequest};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ingress_small.prom");
 const LABELDROP_PATH: &str = concat!(
@@ -66,6 +62,36 @@ fn what_if_matches_the_apply_binary() {
     .unwrap();
     assert_eq!(w.totals.series_after, apply_count());
     assert!(w.totals.series_after < w.totals.series_before);
+}
+
+/// `--html` goes with `--file` alone, and a bad input leaves no page behind.
+#[test]
+fn html_flag_checks_its_company_and_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("out.html");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+            .args(args)
+            .arg("--html")
+            .arg(&page)
+            .output()
+            .unwrap()
+    };
+    for other in [&["--file", SAMPLE, "--apply"][..], &["--file", SAMPLE, "--relabel", "x: []"], &[]] {
+        let out = run(other);
+        assert_eq!(out.status.code(), Some(2), "{other:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--html"),
+            "{other:?}"
+        );
+    }
+    let bad = dir.path().join("bad.prom");
+    std::fs::write(&bad, "metric{ 1\n").unwrap();
+    let out = run(&["--file", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.prom: line 1"), "{err}");
+    assert!(!page.exists(), "no page for a bad input");
 }
 
 /// The chromium binary, or `None` (after saying why) when the browser tests should be skipped.
@@ -178,16 +204,20 @@ fn explorer_page_in_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("explorer.html");
-    let opts = HtmlOptions {
-        source: "testdata/ingress_small.prom".into(),
-        ..HtmlOptions::default()
-    };
-    write_html(
-        File::open(SAMPLE).unwrap(),
-        &opts,
-        File::create(&page).unwrap(),
-    )
-    .unwrap();
+    // The binary writes the page: `--file --html`, from the repository root so the page names
+    // the file as the docs' screenshot does.
+    let out = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--file", "testdata/ingress_small.prom", "--html"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert!(
+        summary.starts_with(&format!("wrote {}: 136 series, 23 metrics, ", page.display())),
+        "{summary}"
+    );
     let url = format!("file://{}", page.display());
     let body = std::fs::read(SAMPLE).unwrap();
     let run = |labels: &[&str]| {
@@ -337,85 +367,104 @@ fn explorer_page_in_chromium() {
     }
 }
 
-/// A stand-in for the server's `/analyze` over a fixed body, answering as the explorer API
-/// documents: the page (with the what-if of the URL computed and embedded) for browsers, JSON
-/// for `format=json`. `/lazy` serves the page without the what-if, so the page has to ask for
-/// it with `fetch`, as it does after a click.
-fn serve(body: Vec<u8>) -> SocketAddr {
+/// A loopback upstream that answers every request with `body` as text 0.0.4.
+fn upstream(body: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
             let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            let mut accept = None;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
                 }
-                if let Some((k, v)) = line.split_once(':') {
-                    if k.eq_ignore_ascii_case("accept") {
-                        accept = Some(v.trim().to_owned());
-                    }
-                }
             }
-            let target = request_line.split(' ').nth(1).unwrap_or("/");
-            let (path, query) = target.split_once('?').unwrap_or((target, ""));
-            let q = AnalyzeQuery::parse(query);
-            let format = negotiate(&q, accept.as_deref());
-            let opts = WhatIfOptions::default();
-            let (status, content_type, payload) = if path == "/favicon.ico" {
-                (404, "text/plain", b"not found".to_vec())
-            } else {
-                let lazy = path == "/lazy" && format == ResponseFormat::Html;
-                let (mut analysis, config_error) = if lazy {
-                    (Analysis::profile_only(&opts), None)
-                } else {
-                    q.analysis(&opts)
-                };
-                let n = read_all(&body[..], ParseOptions::default(), &mut analysis).unwrap();
-                analysis.add_bytes(n);
-                let shown = if lazy {
-                    AnalyzeQuery::default()
-                } else {
-                    q.clone()
-                };
-                let data = PageData::server(
-                    "http://127.0.0.1/metrics",
-                    &shown,
-                    config_error,
-                    analysis.finish(),
-                );
-                match format {
-                    ResponseFormat::Json => (data.http_status(), JSON_CONTENT_TYPE, data.to_json()),
-                    ResponseFormat::Html => (
-                        data.http_status(),
-                        HTML_CONTENT_TYPE,
-                        render_page(&data).into_bytes(),
-                    ),
-                    ResponseFormat::Text => (406, "text/plain", b"text report".to_vec()),
-                }
-            };
             let head = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-                 Content-Security-Policy: {}; frame-ancestors 'none'\r\nConnection: close\r\n\r\n",
-                payload.len(),
-                content_security_policy()
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
             );
             let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(&payload);
+            let _ = conn.write_all(&body);
         }
     });
-    addr
+    format!("http://{addr}/metrics")
 }
 
-/// The server-mode page: the what-if of the URL shown on load, computed on the server (embedded)
-/// or asked for with `fetch` (`/lazy`); a bad config's error with its line.
+/// The metric-gate binary serving in front of an upstream; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `metric-gate -H upstream` on a random loopback port and waits for its
+    /// `listening addr=...` log line.
+    fn start(upstream: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+            .args(["-H", upstream, "--listen-address", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: String::new(),
+        };
+        while server.addr.is_empty() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a 'listening' log line from metric-gate");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                server.addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+            }
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain `GET` to the server with an `Accept` header; returns the status line and body.
+fn http_get(addr: &str, path: &str, accept: &str) -> (String, String) {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or("").to_owned();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The server's page: the what-if of the URL shown on load, computed by the server and
+/// embedded (`?drop=path`) or asked for with `fetch` (`#drop=path`), equal to `--file --apply`;
+/// a bad config's error with its line. The text report for `curl` is unchanged.
 #[test]
 fn server_page_in_chromium() {
     let Some(chromium) = chromium() else {
@@ -423,22 +472,49 @@ fn server_page_in_chromium() {
     };
     let body = std::fs::read(SAMPLE).unwrap();
     let expected = apply_count();
-    let addr = serve(body);
+    let server = Server::start(&upstream(body));
     let profile = tempfile::tempdir().unwrap();
-    for path in ["analyze", "lazy"] {
+
+    // The page as loaded: the top metric and its series count.
+    let dom = run_chromium(
+        &chromium,
+        profile.path(),
+        &[
+            "--dump-dom".into(),
+            "--virtual-time-budget=10000".into(),
+            server.url("/analyze"),
+        ],
+    );
+    let top = "nginx_ingress_controller_request_duration_seconds_bucket";
+    let first_row = &dom[dom.find("id=\"metric-list\"").unwrap()..];
+    let first_row = &first_row[first_row.find("data-metric=").unwrap()..];
+    assert!(
+        first_row.starts_with(&format!("data-metric=\"{top}\"")),
+        "the first row is not the top metric"
+    );
+    assert_eq!(
+        attr_near(first_row, "class=\"before\"", "data-value").as_deref(),
+        Some("40")
+    );
+    assert_eq!(
+        attr_near(&dom, "id=\"total-series\"", "data-value").as_deref(),
+        Some("136")
+    );
+
+    for path in ["/analyze?drop=path", "/analyze#drop=path"] {
         let dom = run_chromium(
             &chromium,
             profile.path(),
             &[
                 "--dump-dom".into(),
                 "--virtual-time-budget=10000".into(),
-                format!("http://{addr}/{path}?drop=path"),
+                server.url(path),
             ],
         );
         assert_eq!(
             attr_near(&dom, "id=\"whatif-series-after\"", "data-value"),
             Some(expected.to_string()),
-            "{path}"
+            "{path}: predicted series after dropping path"
         );
         assert_eq!(
             text_of(&dom, "id=\"whatif-config\""),
@@ -453,26 +529,39 @@ fn server_page_in_chromium() {
         profile.path(),
         &[
             "--dump-dom".into(),
-            format!("http://{addr}/analyze?relabel={yaml}"),
+            server.url(&format!("/analyze?relabel={yaml}")),
         ],
     );
     let status = text_of(&dom, "id=\"whatif-status\"").unwrap();
     assert!(status.starts_with("line 4, column 1: "), "{status}");
     assert!(status.contains("metric_relabel_configs[1]"), "{status}");
     // The profile is still shown.
+    assert!(dom.contains(&format!("data-metric=\"{top}\"")));
+
+    // `curl` still gets the text report.
+    let (status, text) = http_get(&server.addr, "/analyze", "*/*");
+    assert!(status.contains(" 200 "), "{status}");
     assert!(
-        dom.contains("data-metric=\"nginx_ingress_controller_request_duration_seconds_bucket\"")
+        text.starts_with("total: 136 series, 23 metrics, "),
+        "{text}"
     );
+
     if let Some(keep) = std::env::var_os("METRIC_GATE_EXPLORER_OUT").map(PathBuf::from) {
         std::fs::create_dir_all(&keep).unwrap();
-        run_chromium(
-            &chromium,
-            profile.path(),
-            &[
-                format!("--screenshot={}", keep.join("server-error.png").display()),
-                "--window-size=1280,900".into(),
-                format!("http://{addr}/analyze?relabel={yaml}"),
-            ],
-        );
+        for (name, path) in [
+            ("server.png", "/analyze?drop=path".to_owned()),
+            ("server-error.png", format!("/analyze?relabel={yaml}")),
+            ("index.png", "/".to_owned()),
+        ] {
+            run_chromium(
+                &chromium,
+                profile.path(),
+                &[
+                    format!("--screenshot={}", keep.join(name).display()),
+                    "--window-size=1280,900".into(),
+                    server.url(&path),
+                ],
+            );
+        }
     }
 }
