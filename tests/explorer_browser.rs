@@ -77,7 +77,11 @@ fn html_flag_checks_its_company_and_its_input() {
             .output()
             .unwrap()
     };
-    for other in [&["--file", SAMPLE, "--apply"][..], &["--file", SAMPLE, "--relabel", "x: []"], &[]] {
+    for other in [
+        &["--file", SAMPLE, "--apply"][..],
+        &["--file", SAMPLE, "--relabel", "x: []"],
+        &[],
+    ] {
         let out = run(other);
         assert_eq!(out.status.code(), Some(2), "{other:?}");
         assert!(
@@ -215,7 +219,10 @@ fn explorer_page_in_chromium() {
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{summary}");
     assert!(
-        summary.starts_with(&format!("wrote {}: 136 series, 23 metrics, ", page.display())),
+        summary.starts_with(&format!(
+            "wrote {}: 136 series, 23 metrics, ",
+            page.display()
+        )),
         "{summary}"
     );
     let url = format!("file://{}", page.display());

@@ -146,12 +146,18 @@ async fn what_ifs_run_the_real_pipeline() {
 
     // A pasted configuration (URL-encoded YAML) runs like a file would.
     let yaml = "metric_relabel_configs:%0A-+action:+labeldrop%0A++regex:+path%0A";
-    let v = json(&gate.get(&format!("/analyze?relabel={yaml}&format=json")).await);
+    let v = json(
+        &gate
+            .get(&format!("/analyze?relabel={yaml}&format=json"))
+            .await,
+    );
     assert_eq!(v["whatif"]["totals"]["series_after"], expected);
 
     // A configuration that does not load: 400 with its line; the profile is still there.
     let bad = "metric_relabel_configs:%0A-+action:+keep%0A++regex:+a%0A-+action:+hashmod%0A";
-    let r = gate.get(&format!("/analyze?relabel={bad}&format=json")).await;
+    let r = gate
+        .get(&format!("/analyze?relabel={bad}&format=json"))
+        .await;
     assert_eq!(r.status, 400);
     let v = json(&r);
     assert_eq!(v["error"]["kind"], "config");
@@ -167,11 +173,7 @@ async fn what_ifs_run_the_real_pipeline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn passes_are_shared_and_another_what_if_waits_for_the_next() {
-    let up = Upstream::start(Behave::SlowStart(
-        SAMPLE.into(),
-        Duration::from_millis(600),
-    ))
-    .await;
+    let up = Upstream::start(Behave::SlowStart(SAMPLE.into(), Duration::from_millis(600))).await;
     let gate = Arc::new(Gate::start(config_for(&up.url()), &Config::passthrough()).await);
     let ask = |path: &'static str, accept: &'static str| {
         let url = gate.url(path);
@@ -210,6 +212,23 @@ async fn passes_are_shared_and_another_what_if_waits_for_the_next() {
         m.contains("metric_gate_http_requests_total{endpoint=\"/analyze\",code=\"200\"} 5"),
         "{m}"
     );
+
+    // A text-only pass does not profile (it costs what it always did): a page arriving during
+    // it waits for the next pass, which the page's JSON, arriving later, shares.
+    let text = ask("/analyze", "*/*");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let page = ask("/analyze", BROWSER);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let json_page = ask("/analyze", "application/json");
+    let (text, page, json_page) = (
+        text.await.unwrap(),
+        page.await.unwrap(),
+        json_page.await.unwrap(),
+    );
+    assert_eq!(text.text(), text_report(SAMPLE));
+    assert_eq!(page.status, 200);
+    assert_eq!(json(&json_page)["profile"]["totals"]["series"], 136);
+    assert_eq!(up.request_count(), 4);
 }
 
 #[tokio::test]
@@ -318,7 +337,10 @@ async fn the_entry_page_shows_a_failed_target() {
     );
     assert!(text.contains("  failed: upstream "), "{text}");
     let html = get(&gate.url("/"), &[("accept", BROWSER)]).await.text();
-    assert!(html.contains("<span class=\"down\">down</span>: "), "{html}");
+    assert!(
+        html.contains("<span class=\"down\">down</span>: "),
+        "{html}"
+    );
     // /analyze of a failing upstream: 502, as text or in the page.
     assert_eq!(gate.get("/analyze").await.status, 502);
     let r = get(&gate.url("/analyze"), &[("accept", BROWSER)]).await;

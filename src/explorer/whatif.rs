@@ -372,16 +372,16 @@ impl Trial {
                 .find(|(n, _)| n == name)
                 .map(|(_, p)| p.clone())
                 .ok_or_else(|| {
-                let known: Vec<&str> = loaded.subsets.iter().map(|(n, _)| n.as_str()).collect();
-                ExplorerError::Config(ConfigProblem {
-                    message: format!(
-                        "unknown subset {name:?}; known subsets: [{}]",
-                        known.join(", ")
-                    ),
-                    line: None,
-                    column: None,
-                })
-            })?,
+                    let known: Vec<&str> = loaded.subsets.iter().map(|(n, _)| n.as_str()).collect();
+                    ExplorerError::Config(ConfigProblem {
+                        message: format!(
+                            "unknown subset {name:?}; known subsets: [{}]",
+                            known.join(", ")
+                        ),
+                        line: None,
+                        column: None,
+                    })
+                })?,
         };
         let pipeline = Pipeline::from_subsets(vec![Subset::new(ListName::Default, program)])
             .normalize_float_labels(opts.normalize_float_labels);

@@ -10,11 +10,12 @@
 //!
 //! # Sharing
 //! Passes are single-flight ([`super::flight`], `AppState::analyses`): a request arriving while
-//! a pass is in flight shares it when the pass answers it, which is always true for the text
-//! report and the profile. A what-if is part of the pass that runs it: a request for another
-//! what-if waits for the pass in flight to end and then starts (or shares) the next one, within
-//! its own deadline. So N clients cost one upstream fetch when they ask the same thing, and
-//! never more than one fetch at a time.
+//! a pass is in flight shares it when the pass answers it ([`Want::answered_by`]). Every pass
+//! answers the text report; a pass started for the page also profiles; a what-if is part of
+//! the pass that runs it (which profiles too). A request the pass in flight does not answer
+//! waits for it to end and then starts (or shares) the next one, within its own deadline. So
+//! N clients cost one upstream fetch when they ask the same thing, there is never more than one
+//! `/analyze` fetch at a time, and a text-only pass costs what it always did.
 //!
 //! # Bounds
 //! A pass is bounded like a scrape: `--max-body-size` and `--max-line-length` per target, the
@@ -33,11 +34,11 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::analyze::Analyzer;
-use crate::exposition::{Metadata, Sample, Sink};
 use crate::explorer::{
     self, negotiate, render_page, AnalyzeQuery, ExplorerError, PageData, ResponseFormat,
     WhatIfOptions, WhatIfRequest, HTML_CONTENT_TYPE, JSON_CONTENT_TYPE,
 };
+use crate::exposition::{Metadata, Sample, Sink};
 use crate::limits::LimitSink;
 use crate::upstream::fetch::scrape_into;
 use crate::upstream::{Deadline, FetchError, ResolveError};
@@ -63,11 +64,34 @@ pub(crate) enum AnalyzeFailure {
     },
 }
 
+/// What a request needs from a pass, and what a pass was started to compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// The text report only.
+    Text,
+    /// The text report and the explorer's profile (the page, or its JSON, without a what-if).
+    Profile,
+    /// Both, and this what-if.
+    WhatIf(WhatIfRequest),
+}
+
+impl Want {
+    /// Whether a pass started for `pass` has what this request needs.
+    pub(crate) fn answered_by(&self, pass: &Want) -> bool {
+        match (self, pass) {
+            (Want::Text, _) => true,
+            (Want::Profile, Want::Profile | Want::WhatIf(_)) => true,
+            (Want::WhatIf(mine), Want::WhatIf(its)) => mine == its,
+            _ => false,
+        }
+    }
+}
+
 /// What one `/analyze` pass produced, shared by every request that waited for it.
 #[derive(Debug)]
 pub(crate) struct Analysis {
-    /// The what-if this pass ran; a request for another one does not share the pass.
-    pub what_if: Option<WhatIfRequest>,
+    /// What the pass was started for.
+    pub want: Want,
     /// The reports, or why there are none.
     pub result: Result<Reports, AnalyzeFailure>,
 }
@@ -77,8 +101,8 @@ pub(crate) struct Analysis {
 pub(crate) struct Reports {
     /// The text report, with a comment line per failed target (the format `curl` gets).
     pub text: Bytes,
-    /// The explorer's profile and what-if.
-    pub explorer: Result<explorer::Report, ExplorerError>,
+    /// The explorer's profile and what-if; `None` for a [`Want::Text`] pass.
+    pub explorer: Option<Result<explorer::Report, ExplorerError>>,
     /// Remarks for the page: the targets that failed.
     pub notes: Vec<String>,
 }
@@ -94,21 +118,26 @@ fn what_if_options(state: &AppState) -> WhatIfOptions {
     }
 }
 
-/// The sink of a pass: every sample goes to both reports.
+/// The sink of a pass: every sample goes to the text report, and to the explorer when the
+/// pass computes it.
 struct PassSink {
     text: Analyzer,
-    explorer: explorer::Analysis,
+    explorer: Option<explorer::Analysis>,
 }
 
 impl Sink for PassSink {
     fn metadata(&mut self, meta: &Metadata<'_>) {
         self.text.metadata(meta);
-        self.explorer.metadata(meta);
+        if let Some(e) = &mut self.explorer {
+            e.metadata(meta);
+        }
     }
 
     fn sample(&mut self, sample: &Sample<'_>) {
         self.text.sample(sample);
-        self.explorer.sample(sample);
+        if let Some(e) = &mut self.explorer {
+            e.sample(sample);
+        }
     }
 }
 
@@ -127,31 +156,40 @@ pub(crate) async fn analyze(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = negotiate(&query, accept);
     let opts = what_if_options(&state);
-    // A configuration that does not load is answered without a what-if (400), and the pass
-    // only profiles.
-    let (wanted, config_error) = match query.request() {
-        Some(r) => match explorer::Analysis::new(Some(&r), &opts) {
-            Ok(_) => (Some(r), None),
-            Err(e) => (None, Some(e)),
+    // A configuration that does not load is answered without a what-if: 400 at once for text;
+    // the page and JSON show the error next to the profile.
+    let (want, config_error) = match (query.request(), format) {
+        (Some(r), _) => match explorer::Analysis::new(Some(&r), &opts) {
+            Ok(_) => (Want::WhatIf(r), None),
+            Err(e) if format == ResponseFormat::Text => {
+                return Ok(with_vary(text_response(
+                    status_of(&e),
+                    format!("what-if: {e}\n"),
+                )))
+            }
+            Err(e) => (Want::Profile, Some(e)),
         },
-        None => (None, None),
+        (None, ResponseFormat::Text) => (Want::Text, None),
+        (None, _) => (Want::Profile, None),
     };
-    if format == ResponseFormat::Text {
-        if let Some(e) = &config_error {
-            return Ok(with_vary(text_response(
-                StatusCode::BAD_REQUEST,
-                format!("what-if: {e}\n"),
-            )));
-        }
-    }
     let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
     let cap = state.config().upstream.scrape_timeout;
     let pass = loop {
-        let (st, request, o) = (Arc::clone(&state), wanted.clone(), opts.clone());
+        // The explorer's sink is built here, not in the pass: its configuration was checked
+        // above with the same options, and a pass never fails to start.
+        let sink = match &want {
+            Want::Text => None,
+            Want::Profile => Some(explorer::Analysis::profile_only(&opts)),
+            Want::WhatIf(r) => Some(
+                explorer::Analysis::new(Some(r), &opts)
+                    .unwrap_or_else(|_| explorer::Analysis::profile_only(&opts)),
+            ),
+        };
+        let (st, w) = (Arc::clone(&state), want.clone());
         let joined = state
             .analyses
             .run(patience, cap, move |_, deadline| {
-                analyze_pass(st, deadline, request, o)
+                analyze_pass(st, deadline, w, sink)
             })
             .await;
         let joined = match joined {
@@ -168,12 +206,12 @@ pub(crate) async fn analyze(
                 ));
             }
         };
-        if wanted.is_none() || joined.value.what_if == wanted {
+        if want.answered_by(&joined.value.want) {
             break joined.value;
         }
-        // That pass ran another what-if: the next one runs this one (the slot is free once a
-        // pass has ended, so the loop starts or joins a new pass; `run` gives up at this
-        // request's own deadline, which bounds the loop).
+        // The pass in flight computed something else: the next one computes this (the slot
+        // is free once a pass has ended, so the loop starts or joins a new pass; `run` gives up
+        // at this request's own deadline, which bounds the loop).
     };
     let reports = match (&pass.result, format) {
         (Ok(r), _) => r,
@@ -186,29 +224,34 @@ pub(crate) async fn analyze(
             ));
         }
     };
-    match format {
-        ResponseFormat::Text => {
-            let what_if = reports.explorer.as_ref().ok().and_then(|r| r.whatif.as_ref());
-            let resp = match (&wanted, what_if, &reports.explorer) {
-                (None, _, _) => {
-                    let mut r = Response::new(Body::from(reports.text.clone()));
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(CONTENT_TYPE_PLAIN),
-                    );
-                    r
-                }
-                (Some(_), Some(w), _) => text_response(StatusCode::OK, w.to_text()),
-                (Some(_), None, Err(e)) => text_response(status_of(e), format!("what-if: {e}\n")),
-                (Some(_), None, Ok(_)) => text_response(
+    let explorer = reports.explorer.clone().unwrap_or_else(|| {
+        // `answered_by` gives the page and JSON only passes that profiled.
+        Err(ExplorerError::Io("the analysis has no profile".to_owned()))
+    });
+    match (format, &want) {
+        (ResponseFormat::Text, Want::WhatIf(_)) => {
+            let resp = match &explorer {
+                Ok(explorer::Report {
+                    whatif: Some(w), ..
+                }) => text_response(StatusCode::OK, w.to_text()),
+                Ok(_) => text_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "what-if: no result\n".to_owned(),
                 ),
+                Err(e) => text_response(status_of(e), format!("what-if: {e}\n")),
             };
             Ok(with_vary(resp))
         }
+        (ResponseFormat::Text, _) => {
+            let mut r = Response::new(Body::from(reports.text.clone()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(CONTENT_TYPE_PLAIN),
+            );
+            Ok(with_vary(r))
+        }
         _ => {
-            let mut data = page_data(&state, &query, config_error, reports.explorer.clone());
+            let mut data = page_data(&state, &query, config_error, explorer);
             data.notes.extend(reports.notes.iter().cloned());
             Ok(explorer_response(format, &data))
         }
@@ -279,17 +322,17 @@ pub(crate) fn explorer_response(format: ResponseFormat, data: &PageData) -> Resp
     with_vary(r)
 }
 
-/// One `/analyze` pass: every target in turn into one sink, all within `deadline`; then both
+/// One `/analyze` pass: every target in turn into one sink, all within `deadline`; then the
 /// reports (the explorer's on a blocking thread: rendering a what-if's output is real work).
 async fn analyze_pass(
     state: Arc<AppState>,
     deadline: Deadline,
-    what_if: Option<WhatIfRequest>,
-    opts: WhatIfOptions,
+    want: Want,
+    explorer: Option<explorer::Analysis>,
 ) -> Analysis {
     let upstream = state.config().upstream.spec.to_string();
     let fail = |e| Analysis {
-        what_if: what_if.clone(),
+        want: want.clone(),
         result: Err(e),
     };
     let targets = match deadline.run(state.targets()).await {
@@ -301,12 +344,6 @@ async fn analyze_pass(
                 cause: format!("timeout after {:?}", deadline.timeout()),
             }))
         }
-    };
-    // The request's configuration was checked before the pass; should it fail now, the pass
-    // still profiles, and the answer says so.
-    let (explorer, build_error) = match explorer::Analysis::new(what_if.as_ref(), &opts) {
-        Ok(a) => (a, None),
-        Err(e) => (explorer::Analysis::profile_only(&opts), Some(e)),
     };
     let mut sink = PassSink {
         text: Analyzer::new(),
@@ -324,7 +361,9 @@ async fn analyze_pass(
         match result {
             Ok(stats) => {
                 sink.text.add_bytes(stats.decoded_bytes);
-                sink.explorer.add_bytes(stats.decoded_bytes);
+                if let Some(e) = &mut sink.explorer {
+                    e.add_bytes(stats.decoded_bytes);
+                }
                 state.mark_ready();
             }
             Err(e) => {
@@ -350,21 +389,41 @@ async fn analyze_pass(
             "target {t} failed ({e}); the numbers may include part of its body"
         ));
     }
-    let finish = sink.explorer;
-    let explorer = match tokio::task::spawn_blocking(move || finish.finish()).await {
-        Ok(r) => r,
-        Err(e) => Err(ExplorerError::Io(format!("the analysis failed: {e}"))),
-    };
-    let explorer = match build_error {
-        Some(e) => Err(e),
-        None => explorer,
+    let explorer = match sink.explorer {
+        None => None,
+        Some(e) => Some(
+            match tokio::task::spawn_blocking(move || e.finish()).await {
+                Ok(r) => r,
+                Err(e) => Err(ExplorerError::Io(format!("the analysis failed: {e}"))),
+            },
+        ),
     };
     Analysis {
-        what_if,
+        want,
         result: Ok(Reports {
             text: Bytes::from(text),
             explorer,
             notes,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_pass_answers_which_request() {
+        let path = Want::WhatIf(WhatIfRequest::drop(["path"]));
+        let method = Want::WhatIf(WhatIfRequest::drop(["method"]));
+        for pass in [&Want::Text, &Want::Profile, &path] {
+            assert!(Want::Text.answered_by(pass), "{pass:?}");
+        }
+        assert!(!Want::Profile.answered_by(&Want::Text));
+        assert!(Want::Profile.answered_by(&Want::Profile));
+        assert!(Want::Profile.answered_by(&path));
+        assert!(path.answered_by(&path));
+        assert!(!path.answered_by(&method));
+        assert!(!path.answered_by(&Want::Profile));
     }
 }

@@ -20,12 +20,12 @@ use crate::exposition::render::CONTENT_TYPE_TEXT_004;
 use crate::upstream::fetch;
 use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
+pub(crate) use super::analyze::{Analysis, AnalyzeFailure};
 use super::encoding::{negotiate_encoding, Encoding, Rendered};
 use super::flight::{FlightError, Patience};
 use super::metrics_format::SelfMetricsFormat;
 use super::reload::ReloadError;
 use super::responses::{ConnControl, SharedBody};
-pub(crate) use super::analyze::{AnalyzeFailure, Analysis};
 use super::scrape::ScrapeError;
 use super::state::AppState;
 
@@ -276,7 +276,10 @@ pub(crate) fn effective_timeout(flag: Duration, headers: &HeaderMap) -> Duration
 
 /// The endpoints the entry page links to, with what they answer.
 const ENDPOINTS: [(&str, &str); 6] = [
-    ("metrics", "relabeled, summed metrics (scrapes the upstream)"),
+    (
+        "metrics",
+        "relabeled, summed metrics (scrapes the upstream)",
+    ),
     (
         "analyze",
         "cardinality explorer (browsers) or report (text), with what-ifs: ?drop=label",
@@ -341,10 +344,7 @@ impl IndexView {
             upstream: state.config().upstream.spec.to_string(),
             last: state.last_scrape(),
             lists,
-            receiver: state
-                .remote_write
-                .as_ref()
-                .is_some_and(|rw| rw.receiver()),
+            receiver: state.remote_write.as_ref().is_some_and(|rw| rw.receiver()),
         }
     }
 
@@ -476,7 +476,9 @@ impl IndexView {
                 }
             }
         }
-        s.push_str("<h2>Lists</h2>\n<table id=\"lists\"><tr><th>endpoint</th><th>series</th></tr>\n");
+        s.push_str(
+            "<h2>Lists</h2>\n<table id=\"lists\"><tr><th>endpoint</th><th>series</th></tr>\n",
+        );
         for (path, found) in self.list_rows() {
             let href = match path.strip_prefix("/metrics/") {
                 Some(name) => format!("metrics/{}", percent_encode_path(name)),
@@ -496,7 +498,11 @@ impl IndexView {
         }
         s.push_str("</table>\n<h2>Endpoints</h2>\n<ul>\n");
         for (href, what) in ENDPOINTS {
-            let _ = writeln!(s, "<li><a href=\"{href}\">/{href}</a>: {}</li>", html_escape(what));
+            let _ = writeln!(
+                s,
+                "<li><a href=\"{href}\">/{href}</a>: {}</li>",
+                html_escape(what)
+            );
         }
         if self.receiver {
             let _ = writeln!(

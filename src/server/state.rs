@@ -356,7 +356,12 @@ impl AppState {
             targets: report
                 .targets
                 .iter()
-                .map(|t| (t.target.name.clone(), t.result.as_ref().err().map(|e| e.to_string())))
+                .map(|t| {
+                    (
+                        t.target.name.clone(),
+                        t.result.as_ref().err().map(|e| e.to_string()),
+                    )
+                })
                 .collect(),
             lists: Vec::new(),
             error: None,
