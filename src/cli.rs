@@ -282,21 +282,21 @@ pub struct Args {
     /// Push the lists to Prometheus remote-write endpoints: a YAML file with Prometheus'
     /// `remote_write` section (plus `interval`, `external_labels` and per endpoint `subset`).
     /// metric-gate then scrapes its upstream every `interval` by itself.
-    #[arg(long = "remote-write.config-file", value_name = "PATH")]
+    #[arg(long = "remote-write.config-file", value_name = "PATH", help_heading = HELP_REMOTE_WRITE)]
     pub remote_write_config_file: Option<PathBuf>,
 
     /// Serve `POST /api/v1/write` (remote write 1.0 and 2.0) and forward what it receives to
     /// the endpoints of --remote-write.config-file.
-    #[arg(long = "remote-write.receiver", requires = "remote_write_config_file")]
+    #[arg(long = "remote-write.receiver", requires = "remote_write_config_file", help_heading = HELP_REMOTE_WRITE, hide_short_help = true)]
     pub remote_write_receiver: bool,
 
     /// Largest remote-write request body accepted by the receiver, compressed or not.
-    #[arg(long = "remote-write.receiver.max-body-size", value_name = "SIZE", default_value = "32MiB", value_parser = parse_receiver_body_size)]
+    #[arg(long = "remote-write.receiver.max-body-size", value_name = "SIZE", default_value = "32MiB", value_parser = parse_receiver_body_size, help_heading = HELP_REMOTE_WRITE, hide_short_help = true)]
     pub remote_write_receiver_max_body_size: usize,
 
     /// At shutdown, how long delivering the remote-write queues (and the stale markers that
     /// end every pushed series) may take. Go duration syntax.
-    #[arg(long = "remote-write.flush-deadline", value_name = "D", default_value = "10s", value_parser = parse_go_duration)]
+    #[arg(long = "remote-write.flush-deadline", value_name = "D", default_value = "10s", value_parser = parse_go_duration, help_heading = HELP_REMOTE_WRITE, hide_short_help = true)]
     pub remote_write_flush_deadline: Duration,
 
     /// Time to write a response, from when it is ready (the scrape does not count): a client
@@ -327,6 +327,7 @@ const HELP_SERVER: &str = "Server mode (without --file)";
 const HELP_UPSTREAM: &str = "Upstream (server mode)";
 const HELP_LIMITS: &str = "Limits";
 const HELP_TLS: &str = "TLS and authentication (server mode)";
+const HELP_REMOTE_WRITE: &str = "Remote write (server mode)";
 
 /// Parses `-t/--scrape-timeout`: a Go duration above zero.
 fn parse_scrape_timeout(s: &str) -> Result<Duration, String> {

@@ -24,9 +24,9 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::budget::{Budget, Limits, LoadOptions, Nullable, Text, TextList};
 use super::case;
 use super::goregex;
-use super::load::{Budget, Limits, LoadOptions, Nullable, Text, TextList};
 use super::names::NameValidation;
 use super::quote::{Backticked, Quoted};
 

@@ -17,6 +17,7 @@
 //! behave exactly as Prometheus' `metric_relabel_configs` do (see [`config`] for reading and
 //! validating a rule, [`program`] for applying it).
 
+mod budget;
 mod cache;
 mod case;
 pub mod config;
@@ -28,13 +29,14 @@ pub mod program;
 mod quote;
 mod template;
 
+pub use budget::{read_file, Limits, LoadOptions, VALUE_OVERHEAD};
 pub use config::{Action, ConfigError, RelabelConfig};
-pub use load::{read_file, Limits, LoadOptions, VALUE_OVERHEAD};
 pub use names::NameValidation;
 pub use program::Program;
 pub use quote::{Quoted, QUOTE_LIMIT};
 
-use load::{parse_document, Budget, Document};
+use budget::Budget;
+use load::{parse_document, Document};
 use program::Compiler;
 use quote::shorten;
 
@@ -75,7 +77,7 @@ impl Config {
     pub fn load(text: &str, origin: &str, options: &LoadOptions) -> Result<Self, ConfigError> {
         if text.len() > options.limits.max_bytes {
             return Err(
-                ConfigError::new(load::too_large(options.limits.max_bytes)).with_origin(origin)
+                ConfigError::new(budget::too_large(options.limits.max_bytes)).with_origin(origin),
             );
         }
         let budget = Budget::new(options.limits);

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use md5::{Digest, Md5};
 use regex::CaptureLocations;
 
+use super::budget::LoadOptions;
 use super::cache::{self, DecisionCache};
 use super::case;
 use super::config::{check_regex_len, invalid_regex, Action, ConfigError, RelabelConfig};
-use super::load::LoadOptions;
 use super::matcher::{Groups, Matcher};
 use super::names::NameValidation;
 use super::template::Template;

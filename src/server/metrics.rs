@@ -469,13 +469,14 @@ impl SelfMetrics {
         &mut self.registry
     }
 
-    /// Forgets the per-target series of `target` (its request durations and its errors of the
-    /// `causes` it had), so a target gone for the staleness window leaves `/-/metrics`.
-    pub fn forget_target(&self, target: &str, causes: &[&'static str]) {
+    /// Forgets the per-target series of `target` (its request durations, and its error
+    /// counters of every cause: they are all created at 0 by [`SelfMetrics::init_target`]), so
+    /// a target gone for the staleness window leaves `/-/metrics`.
+    pub fn forget_target(&self, target: &str) {
         self.upstream_duration.remove(&TargetLabels {
             target: target.to_owned(),
         });
-        for &cause in causes {
+        for cause in FetchError::KINDS {
             self.upstream_errors.remove(&ErrorLabels {
                 target: target.to_owned(),
                 cause,

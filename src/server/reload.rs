@@ -60,7 +60,7 @@ pub enum ReloadError {
     /// `--remote-write.config-file` could not be read, is invalid, pushes a subset the relabel
     /// configuration lacks, or names unusable files.
     #[error(transparent)]
-    RemoteWrite(#[from] super::push::RemoteWriteError),
+    RemoteWrite(#[from] super::push::endpoints::RemoteWriteError),
 }
 
 /// What a reload found.

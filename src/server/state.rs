@@ -20,7 +20,7 @@ use super::encoding::Rendered;
 use super::flight::{FlightError, Patience, SingleFlight};
 use super::handlers::{Analysis, MAX_SOURCE_REQUESTS};
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
-use super::push::{RemoteWriteError, RemoteWriteState, UntimedLists};
+use super::push::endpoints::{RemoteWriteError, RemoteWriteState, UntimedLists};
 use super::reload::{Live, ReloadError, Reloaded};
 use super::responses::HeldResults;
 use super::scrape::{self, ListOutput, ScrapeError, ScrapeInput, ScrapeReport, TargetReport};
@@ -113,18 +113,9 @@ pub struct AppState {
     pub(crate) analyses: Arc<SingleFlight<Analysis>>,
     /// `/source` requests being served.
     pub(crate) source_slots: Arc<tokio::sync::Semaphore>,
-    /// The targets that have per-target self-metric series, for forgetting them after the
-    /// staleness window.
-    target_series: std::sync::Mutex<HashMap<String, TargetSeries>>,
-}
-
-/// What the self-metrics hold for one target.
-#[derive(Debug)]
-struct TargetSeries {
-    /// The last scrape that had the target.
-    last_seen: Instant,
-    /// The `cause` labels of its error series.
-    causes: Vec<&'static str>,
+    /// The targets that have per-target self-metric series, with the last scrape that had
+    /// each, for forgetting them after the staleness window.
+    target_series: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -456,7 +447,7 @@ impl AppState {
         }
     }
 
-    /// Remembers that `targets` were just scraped (with the causes of their errors), and
+    /// Remembers that `targets` were just scraped, and
     /// removes the self-metric series of targets unseen for the staleness window: with a
     /// `dns+` upstream whose pods come and go, `/-/metrics` would otherwise grow by a few
     /// series per pod ever seen.
@@ -465,23 +456,12 @@ impl AppState {
         let window = self.cfg.staleness_window;
         let mut seen = self.target_series.lock().unwrap_or_else(|e| e.into_inner());
         for t in targets {
-            let entry = seen
-                .entry(t.target.name.clone())
-                .or_insert_with(|| TargetSeries {
-                    last_seen: now,
-                    causes: Vec::new(),
-                });
-            entry.last_seen = now;
-            if let Err(e) = &t.result {
-                if !entry.causes.contains(&e.kind()) {
-                    entry.causes.push(e.kind());
-                }
-            }
+            seen.insert(t.target.name.clone(), now);
         }
-        seen.retain(|name, s| {
-            let keep = now.duration_since(s.last_seen) < window;
+        seen.retain(|name, last_seen| {
+            let keep = now.duration_since(*last_seen) < window;
             if !keep {
-                self.metrics.forget_target(name, &s.causes);
+                self.metrics.forget_target(name);
                 tracing::debug!(target_addr = %name, "target gone for the staleness window: its self-metric series are removed");
             }
             keep
