@@ -158,9 +158,13 @@ pub(crate) async fn analyze(
     let opts = what_if_options(&state);
     // A configuration that does not load is answered without a what-if: 400 at once for text;
     // the page and JSON show the error next to the profile.
+    let mut prepared = None;
     let (want, config_error) = match (query.request(), format) {
         (Some(r), _) => match explorer::Analysis::new(Some(&r), &opts) {
-            Ok(_) => (Want::WhatIf(r), None),
+            Ok(a) => {
+                prepared = Some(a);
+                (Want::WhatIf(r), None)
+            }
             Err(e) if format == ResponseFormat::Text => {
                 return Ok(with_vary(text_response(
                     status_of(&e),
@@ -175,15 +179,16 @@ pub(crate) async fn analyze(
     let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
     let cap = state.config().upstream.scrape_timeout;
     let pass = loop {
-        // The explorer's sink is built here, not in the pass: its configuration was checked
-        // above with the same options, and a pass never fails to start.
+        // The explorer's sink is built here, not in the pass, so a pass never fails to start:
+        // the one checked above, or (after a pass that did not answer, which took it along
+        // unused) again from the same, already checked, configuration.
         let sink = match &want {
             Want::Text => None,
             Want::Profile => Some(explorer::Analysis::profile_only(&opts)),
-            Want::WhatIf(r) => Some(
+            Want::WhatIf(r) => Some(prepared.take().unwrap_or_else(|| {
                 explorer::Analysis::new(Some(r), &opts)
-                    .unwrap_or_else(|_| explorer::Analysis::profile_only(&opts)),
-            ),
+                    .unwrap_or_else(|_| explorer::Analysis::profile_only(&opts))
+            })),
         };
         let (st, w) = (Arc::clone(&state), want.clone());
         let joined = state
@@ -224,21 +229,19 @@ pub(crate) async fn analyze(
             ));
         }
     };
-    let explorer = reports.explorer.clone().unwrap_or_else(|| {
-        // `answered_by` gives the page and JSON only passes that profiled.
-        Err(ExplorerError::Io("the analysis has no profile".to_owned()))
-    });
+    // `answered_by` gives the page, JSON and what-ifs only passes that ran the explorer.
+    let no_profile = || ExplorerError::Io("the analysis has no profile".to_owned());
     match (format, &want) {
         (ResponseFormat::Text, Want::WhatIf(_)) => {
-            let resp = match &explorer {
-                Ok(explorer::Report {
+            let resp = match &reports.explorer {
+                Some(Ok(explorer::Report {
                     whatif: Some(w), ..
-                }) => text_response(StatusCode::OK, w.to_text()),
-                Ok(_) => text_response(
+                })) => text_response(StatusCode::OK, w.to_text()),
+                Some(Err(e)) => text_response(status_of(e), format!("what-if: {e}\n")),
+                _ => text_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "what-if: no result\n".to_owned(),
                 ),
-                Err(e) => text_response(status_of(e), format!("what-if: {e}\n")),
             };
             Ok(with_vary(resp))
         }
@@ -251,6 +254,10 @@ pub(crate) async fn analyze(
             Ok(with_vary(r))
         }
         _ => {
+            let explorer = reports
+                .explorer
+                .clone()
+                .unwrap_or_else(|| Err(no_profile()));
             let mut data = page_data(&state, &query, config_error, explorer);
             data.notes.extend(reports.notes.iter().cloned());
             Ok(explorer_response(format, &data))
