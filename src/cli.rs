@@ -1,6 +1,7 @@
 //! Command-line flags, compatible with the Go original's (`-f/--file`, `--log-level`,
 //! `-p/--port`, `--relabel`, `--relabel-file`, `-t/--scrape-timeout`, `-H/--upstream`,
-//! `-v/--version`), and the offline modes `--file` (analyze) and `--file --apply`.
+//! `-v/--version`), and the offline modes `--file` (analyze), `--file --apply` and
+//! `--file --html` (the explorer as a file).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -114,6 +115,17 @@ pub struct Args {
     /// For --apply, or for the report of the relabeled output.
     #[arg(long = "subset", value_name = "NAME", requires = "file", help_heading = HELP_OFFLINE)]
     pub subset: Option<String>,
+
+    /// With --file: write the cardinality explorer to this HTML file.
+    #[arg(
+        long = "html",
+        value_name = "OUT.html",
+        requires = "file",
+        conflicts_with_all = ["apply", "subset", "relabel", "relabel_file"],
+        long_help = crate::explorer::HTML_FLAG_HELP,
+        help_heading = HELP_OFFLINE
+    )]
+    pub html: Option<PathBuf>,
 
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
@@ -713,6 +725,22 @@ pub enum RunError {
         /// Series and limit.
         source: SampleLimitError,
     },
+    /// `--file --html`: the input could not be read or profiled, or the page not written.
+    #[error("{input}: {source}")]
+    Explorer {
+        /// The file, or `<stdin>`.
+        input: String,
+        /// What went wrong.
+        source: crate::explorer::ExplorerError,
+    },
+    /// `--html`'s output file could not be created.
+    #[error("{}: {source}", .path.display())]
+    CreateOutput {
+        /// The path given to `--html`.
+        path: PathBuf,
+        /// Why it could not be created.
+        source: io::Error,
+    },
     /// Writing the report of `--file` failed.
     #[error("writing report: {0}")]
     WriteReport(#[source] io::Error),
@@ -735,6 +763,54 @@ pub fn run_analyze(
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
         .map_err(RunError::WriteReport)
+}
+
+/// `--file PATH --html OUT`: writes the explorer page of the input to `html` (the profile,
+/// and the what-if of dropping each label computed by the pipeline; see
+/// [`crate::explorer::write_html`]), then a summary line to `summary`. Reads at most
+/// `limits.max_body` bytes; a partly written page is left behind only when writing it failed.
+pub fn run_html(
+    path: &str,
+    html: &std::path::Path,
+    limits: &ApplyLimits,
+    summary: &mut dyn Write,
+) -> Result<(), RunError> {
+    use crate::explorer::{write_html, HtmlOptions, WhatIfOptions};
+    let input = open_input(path)?;
+    let opts = HtmlOptions {
+        source: input_name(path),
+        what_if: WhatIfOptions {
+            parse: limits.parse.clone(),
+            max_body_bytes: limits.max_body,
+            ..WhatIfOptions::default()
+        },
+        ..HtmlOptions::default()
+    };
+    // The page is built whole before the file is created, so a bad input leaves no file.
+    let mut page = Vec::new();
+    let written = write_html(input, &opts, &mut page).map_err(|source| RunError::Explorer {
+        input: input_name(path),
+        source,
+    })?;
+    std::fs::write(html, &page).map_err(|source| RunError::CreateOutput {
+        path: html.to_path_buf(),
+        source,
+    })?;
+    let _ = writeln!(
+        summary,
+        "wrote {}: {} series, {} metrics, {} label drops precomputed{}, {} bytes",
+        html.display(),
+        written.series,
+        written.metrics,
+        written.labels,
+        if written.skipped > 0 {
+            format!(" ({} labels not precomputed)", written.skipped)
+        } else {
+            String::new()
+        },
+        written.bytes
+    );
+    Ok(())
 }
 
 /// Limits of `--file --apply`.

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod analyze;
 pub mod cli;
 pub mod counters;
+pub mod explorer;
 pub mod exposition;
 pub mod labels;
 pub mod limits;

@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use metric_gate::cli::{run_analyze, run_analyze_relabeled, run_apply, Args};
+use metric_gate::cli::{run_analyze, run_analyze_relabeled, run_apply, run_html, Args};
 use metric_gate::server::{self, RelabelConfig};
 
 fn main() -> ExitCode {
@@ -27,9 +27,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the mode the flags ask for: `--file --apply`, `--file` (on the relabeled output when a
-/// relabel config is given), or the server.
+/// Runs the mode the flags ask for: `--file --html`, `--file --apply`, `--file` (on the
+/// relabeled output when a relabel config is given), or the server.
 fn run(args: &Args, relabel: RelabelConfig) -> Result<(), Box<dyn Error>> {
+    if let (Some(path), Some(html)) = (&args.file, &args.html) {
+        return Ok(run_html(
+            path,
+            html,
+            &args.apply_limits(),
+            &mut io::stderr().lock(),
+        )?);
+    }
     match &args.file {
         Some(path) if args.apply => run_apply(
             path,

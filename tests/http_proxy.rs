@@ -169,8 +169,8 @@ async fn subsets_carry_the_fetch_timestamp() {
     let n = up.request_count();
     assert_eq!(gate.get("/metrics/copy").await.status, 200);
     assert_eq!(up.request_count(), n);
-    // The index lists them.
-    let index = gate.get("/").await.text();
+    // The index lists them (the HTML one: a browser's Accept).
+    let index = get(&gate.url("/"), &[("accept", "text/html")]).await.text();
     assert!(index.contains("href=\"metrics/all\""), "{index}");
     assert!(index.contains("href=\"metrics/copy\""), "{index}");
 }

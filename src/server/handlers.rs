@@ -7,32 +7,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Extension, Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 
-use crate::analyze::Analyzer;
 use crate::exposition::escape::Escaping;
-use crate::upstream::fetch::{self, scrape_into};
+use crate::upstream::fetch;
 use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
+pub(crate) use super::analyze::{Analysis, AnalyzeFailure};
 use super::encoding::{negotiate_encoding, Encoding, Negotiated, Rendered};
 use super::flight::{FlightError, Patience};
 use super::metrics_format::SelfMetricsFormat;
 use super::reload::ReloadError;
 use super::responses::{ConnControl, SharedBody};
-use super::scrape::{ScrapeError, TargetFailures};
+use super::scrape::ScrapeError;
 use super::state::AppState;
 
 type AppStateRef = Arc<AppState>;
 
-const CONTENT_TYPE_PLAIN: &str = "text/plain; charset=utf-8";
+pub(crate) const CONTENT_TYPE_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// The router with every endpoint and the request counter.
 pub fn router(state: AppStateRef) -> Router {
@@ -41,7 +40,7 @@ pub fn router(state: AppStateRef) -> Router {
         .route("/metrics", get(metrics))
         .route("/metrics/{subset}", get(subset))
         .route("/source", get(source))
-        .route("/analyze", get(analyze))
+        .route("/analyze", get(super::analyze::analyze))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/metrics", get(self_metrics))
@@ -315,50 +314,246 @@ pub(crate) fn effective_timeout(flag: Duration, headers: &HeaderMap) -> Duration
     flag.min(t - margin)
 }
 
-async fn index(State(state): State<AppStateRef>) -> Html<String> {
-    let mut s = String::from(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>metric-gate</title></head><body>\n<h1>metric-gate</h1>\n",
-    );
-    let _ = writeln!(
-        s,
-        "<p>Upstream: <code>{}</code></p>\n<ul>",
-        html_escape(&state.config().upstream.spec.to_string())
-    );
-    let links = [
-        (
-            "metrics",
-            "relabeled, summed metrics (scrapes the upstream)",
-        ),
-        ("source", "the upstream response as is"),
-        ("analyze", "cardinality report of the upstream response"),
-        ("-/metrics", "metric-gate's own metrics"),
-        ("-/healthy", "liveness"),
-        ("-/ready", "readiness"),
-    ];
-    for (href, what) in links {
-        let _ = writeln!(s, "<li><a href=\"{href}\">/{href}</a>: {what}</li>");
-    }
-    s.push_str(
-        "</ul>\n<p><code>POST /-/reload</code> (or SIGHUP) re-reads the configuration files.</p>\n",
-    );
-    let subset_names = state.subset_names();
-    if !subset_names.is_empty() {
-        s.push_str(
-            "<p>Subsets (last result of /metrics, with the upstream fetch time):</p>\n<ul>\n",
+/// The endpoints the entry page links to, with what they answer.
+const ENDPOINTS: [(&str, &str); 6] = [
+    (
+        "metrics",
+        "relabeled, summed metrics (scrapes the upstream)",
+    ),
+    (
+        "analyze",
+        "cardinality explorer (browsers) or report (text), with what-ifs: ?drop=label",
+    ),
+    ("source", "the upstream response as is"),
+    ("-/metrics", "metric-gate's own metrics"),
+    ("-/healthy", "liveness"),
+    ("-/ready", "readiness"),
+];
+
+/// The entry page's style: system fonts, light and dark themes, nothing fetched.
+const INDEX_STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#1d2330;background:#fff}\
+code{font:13px ui-monospace,monospace}table{border-collapse:collapse;margin:.3em 0 1em}\
+td,th{padding:.2em .8em .2em 0;text-align:left;vertical-align:top}th{font-weight:600}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}.up{color:#18794e}.down{color:#c62a2f}\
+a{color:#2557b8}.muted{color:#667}\
+@media (prefers-color-scheme:dark){body{color:#dde2ea;background:#14171c}a{color:#7fa8ff}.up{color:#4cc38a}.down{color:#ff6369}.muted{color:#99a}}";
+
+/// `GET /`: the entry page. Browsers (`Accept` preferring `text/html`) get HTML; anything else
+/// a short plain-text index. Both show the upstream, the last scrape (time, duration, each
+/// target's health, each list's series) and the endpoints; neither scrapes.
+async fn index(
+    State(state): State<AppStateRef>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = crate::explorer::AnalyzeQuery::parse(raw.as_deref().unwrap_or(""));
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let html = crate::explorer::negotiate(&query, accept) == crate::explorer::ResponseFormat::Html;
+    let view = IndexView::of(&state);
+    let mut r = if html {
+        let mut r = Html(view.html()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
         );
-        for name in &subset_names {
-            let href = percent_encode_path(name);
+        r
+    } else {
+        plain(StatusCode::OK, view.text())
+    };
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    r
+}
+
+/// What the entry page shows.
+struct IndexView {
+    upstream: String,
+    last: Option<Arc<super::LastScrape>>,
+    /// Every configured list: `None` for the default one.
+    lists: Vec<Option<String>>,
+    receiver: bool,
+}
+
+impl IndexView {
+    fn of(state: &AppState) -> Self {
+        let mut lists = vec![None];
+        lists.extend(state.subset_names().into_iter().map(Some));
+        Self {
+            upstream: state.config().upstream.spec.to_string(),
+            last: state.last_scrape(),
+            lists,
+            receiver: state.remote_write.as_ref().is_some_and(|rw| rw.receiver()),
+        }
+    }
+
+    /// A list's path and its series in the last scrape (or the error, or nothing yet).
+    fn list_rows(&self) -> Vec<(String, Option<Result<usize, String>>)> {
+        self.lists
+            .iter()
+            .map(|name| {
+                let path = match name {
+                    None => "/metrics".to_owned(),
+                    Some(n) => format!("/metrics/{n}"),
+                };
+                let found = self.last.as_ref().and_then(|l| {
+                    l.lists
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, r)| r.clone())
+                });
+                (path, found)
+            })
+            .collect()
+    }
+
+    /// `Sun, 29 Nov 2026 07:00:00 GMT (3 s ago), took 12 ms`.
+    fn last_line(last: &super::LastScrape) -> String {
+        let at = std::time::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(last.fetched_at_ms).unwrap_or(0));
+        let ago = std::time::SystemTime::now()
+            .duration_since(at)
+            .map(|d| format!(" ({} s ago)", d.as_secs()))
+            .unwrap_or_default();
+        format!(
+            "{}{ago}, took {} ms",
+            httpdate::fmt_http_date(at),
+            last.duration.as_millis()
+        )
+    }
+
+    fn text(&self) -> String {
+        let mut s = format!(
+            "metric-gate {}\nupstream: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.upstream
+        );
+        match &self.last {
+            None => s.push_str("last scrape: none yet (GET /metrics scrapes)\n"),
+            Some(l) => {
+                let _ = writeln!(s, "last scrape: {}", Self::last_line(l));
+                if let Some(e) = &l.error {
+                    let _ = writeln!(s, "  failed: {e}");
+                }
+                if !l.targets.is_empty() {
+                    s.push_str("targets:\n");
+                }
+                for (t, e) in &l.targets {
+                    match e {
+                        None => {
+                            let _ = writeln!(s, "  {t} up");
+                        }
+                        Some(e) => {
+                            let _ = writeln!(s, "  {t} down: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        s.push_str("lists:\n");
+        for (path, found) in self.list_rows() {
+            let _ = match found {
+                Some(Ok(n)) => writeln!(s, "  {path} {n} series"),
+                Some(Err(e)) => writeln!(s, "  {path} failed: {e}"),
+                None => writeln!(s, "  {path}"),
+            };
+        }
+        s.push_str("endpoints:\n");
+        for (href, what) in ENDPOINTS {
+            let _ = writeln!(s, "  /{href}: {what}");
+        }
+        if self.receiver {
             let _ = writeln!(
                 s,
-                "<li><a href=\"metrics/{}\">/metrics/{}</a></li>",
-                html_escape(&href),
-                html_escape(name)
+                "  POST {}: remote-write receiver",
+                super::push::RECEIVER_PATH
             );
         }
-        s.push_str("</ul>\n");
+        s.push_str("  POST /-/reload (or SIGHUP): re-read the configuration files\n");
+        s
     }
-    s.push_str("</body></html>\n");
-    Html(s)
+
+    fn html(&self) -> String {
+        let mut s = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <meta name=\"color-scheme\" content=\"light dark\">\
+             <title>metric-gate</title><style>{INDEX_STYLE}</style></head><body>\n\
+             <h1>metric-gate</h1>\n<p>Upstream: <code>{}</code> \
+             <span class=\"muted\">(version {})</span></p>\n",
+            html_escape(&self.upstream),
+            env!("CARGO_PKG_VERSION")
+        );
+        s.push_str("<p><a href=\"analyze\"><b>Cardinality explorer</b></a>: series per metric and label, and what dropping labels would leave.</p>\n");
+        match &self.last {
+            None => s.push_str(
+                "<p id=\"last-scrape\">Last scrape: none yet (<a href=\"metrics\">/metrics</a> scrapes).</p>\n",
+            ),
+            Some(l) => {
+                let _ = writeln!(
+                    s,
+                    "<p id=\"last-scrape\">Last scrape: {}</p>",
+                    html_escape(&Self::last_line(l))
+                );
+                if let Some(e) = &l.error {
+                    let _ = writeln!(s, "<p class=\"down\">Failed: {}</p>", html_escape(e));
+                }
+                if !l.targets.is_empty() {
+                    s.push_str("<h2>Targets</h2>\n<table id=\"targets\"><tr><th>target</th><th>health</th></tr>\n");
+                    for (t, e) in &l.targets {
+                        let health = match e {
+                            None => "<span class=\"up\">up</span>".to_owned(),
+                            Some(e) => format!("<span class=\"down\">down</span>: {}", html_escape(e)),
+                        };
+                        let _ = writeln!(
+                            s,
+                            "<tr><td><code>{}</code></td><td>{health}</td></tr>",
+                            html_escape(t)
+                        );
+                    }
+                    s.push_str("</table>\n");
+                }
+            }
+        }
+        s.push_str(
+            "<h2>Lists</h2>\n<table id=\"lists\"><tr><th>endpoint</th><th>series</th></tr>\n",
+        );
+        for (path, found) in self.list_rows() {
+            let href = match path.strip_prefix("/metrics/") {
+                Some(name) => format!("metrics/{}", percent_encode_path(name)),
+                None => "metrics".to_owned(),
+            };
+            let cell = match found {
+                Some(Ok(n)) => format!("<td class=\"n\">{n}</td>"),
+                Some(Err(e)) => format!("<td class=\"down\">{}</td>", html_escape(&e)),
+                None => "<td class=\"muted\">not scraped yet</td>".to_owned(),
+            };
+            let _ = writeln!(
+                s,
+                "<tr><td><a href=\"{}\">{}</a></td>{cell}</tr>",
+                html_escape(&href),
+                html_escape(&path)
+            );
+        }
+        s.push_str("</table>\n<h2>Endpoints</h2>\n<ul>\n");
+        for (href, what) in ENDPOINTS {
+            let _ = writeln!(
+                s,
+                "<li><a href=\"{href}\">/{href}</a>: {}</li>",
+                html_escape(what)
+            );
+        }
+        if self.receiver {
+            let _ = writeln!(
+                s,
+                "<li><code>POST {}</code>: remote-write receiver</li>",
+                super::push::RECEIVER_PATH
+            );
+        }
+        s.push_str("<li><code>POST /-/reload</code> (or SIGHUP): re-read the configuration files</li>\n</ul>\n</body></html>\n");
+        s
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -549,105 +744,6 @@ fn source_body_error(name: &str, e: FetchError) -> std::io::Error {
     std::io::Error::other(msg)
 }
 
-/// Why an `/analyze` pass has no report.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum AnalyzeFailure {
-    /// The upstream could not be resolved (or not in time).
-    #[error(transparent)]
-    Resolve(ResolveError),
-    /// Every target failed.
-    #[error("upstream {upstream}: {failures}")]
-    AllTargets {
-        /// The upstream as configured.
-        upstream: String,
-        /// Each target and why it failed.
-        failures: TargetFailures,
-    },
-}
-
-/// What one `/analyze` pass produced, shared by every request that waited for it.
-pub(crate) type Analysis = Result<Bytes, AnalyzeFailure>;
-
-/// `/analyze`: the cardinality report of the upstream's response. Single-flight like
-/// `/metrics` (concurrent requests share one pass over the upstream, with per-request
-/// deadlines): one upstream fetch, and one analyzer in memory, however many clients ask.
-async fn analyze(
-    State(state): State<AppStateRef>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
-    let pass_state = Arc::clone(&state);
-    let joined = state
-        .analyses
-        .run(
-            patience,
-            state.config().upstream.scrape_timeout,
-            move |_, deadline| analyze_pass(pass_state, deadline),
-        )
-        .await?;
-    match &*joined.value {
-        Ok(report) => {
-            let mut r = Response::new(Body::from(report.clone()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(CONTENT_TYPE_PLAIN),
-            );
-            Ok(r)
-        }
-        Err(e) => Err(e.clone().into()),
-    }
-}
-
-/// One `/analyze` pass: every target in turn into one analyzer, all within `deadline`.
-async fn analyze_pass(state: AppStateRef, deadline: Deadline) -> Analysis {
-    let upstream = state.config().upstream.spec.to_string();
-    let targets = match deadline.run(state.targets()).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return Err(AnalyzeFailure::Resolve(e)),
-        Err(_) => {
-            return Err(AnalyzeFailure::Resolve(ResolveError::Lookup {
-                name: upstream,
-                cause: format!("timeout after {:?}", deadline.timeout()),
-            }))
-        }
-    };
-    let mut analyzer = Analyzer::new();
-    let mut failed: Vec<(String, FetchError)> = Vec::new();
-    let total = targets.len();
-    // One report over all targets: the analyzer goes from one body to the next.
-    // One deadline for all targets together.
-    let opts = state.config().limits.fetch_options(deadline);
-    let client = state.client();
-    for target in &targets {
-        let (a, result) = scrape_into(&client, target, opts.clone(), analyzer).await;
-        analyzer = a;
-        match result {
-            Ok(stats) => {
-                analyzer.add_bytes(stats.decoded_bytes);
-                state.mark_ready();
-            }
-            Err(e) => {
-                tracing::warn!(target_addr = %target, cause = e.kind(), error = %e, "analyze: target failed");
-                failed.push((target.name.clone(), e));
-            }
-        }
-    }
-    if failed.len() == total {
-        return Err(AnalyzeFailure::AllTargets {
-            upstream,
-            failures: TargetFailures(failed),
-        });
-    }
-    let mut report = analyzer.report();
-    for (t, e) in &failed {
-        let _ = writeln!(
-            report,
-            "# target {t} failed ({e}); the report may include part of its body"
-        );
-    }
-    Ok(Bytes::from(report))
-}
-
 async fn healthy() -> Response {
     plain(StatusCode::OK, "OK")
 }
@@ -690,6 +786,7 @@ async fn self_metrics(State(state): State<AppStateRef>, headers: HeaderMap) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::scrape::TargetFailures;
 
     #[test]
     fn timeout_from_prometheus_header() {

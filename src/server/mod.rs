@@ -29,13 +29,15 @@
 //! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
 //! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
 //! - [`flight`]: single-flight passes (`/metrics`, `/analyze`) with a deadline per request.
-//! - `handlers`: the endpoints, and the one error type that turns failures into responses.
+//! - `handlers`: the endpoints, and the one error type that turns failures into responses;
+//!   `analyze`: `GET /analyze` (text report, explorer page and what-ifs from one shared pass).
 //! - [`responses`]: shared response bodies, the bound on what unread responses hold, the
 //!   response write timeout.
 //! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router;
 //!   [`bind`]: the listen socket (dual-stack by default).
 //! - [`push`]: remote write: the push loop, `POST /api/v1/write`, its reload and shutdown.
 
+mod analyze;
 mod basic_auth;
 pub mod bind;
 pub mod config;
@@ -64,7 +66,7 @@ pub use config::{
     ServerConfig, UpstreamConfig,
 };
 pub use reload::ReloadError;
-pub use state::{AppState, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};
+pub use state::{AppState, LastScrape, ScrapeOutcome, StartError, SubsetSnapshot, SubsetSnapshots};
 
 /// Serves `state` on `listener`, with the listener settings of its configuration (web config,
 /// connection cap, timeouts), until `shutdown` completes; then finishes in-flight requests.

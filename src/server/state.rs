@@ -73,6 +73,21 @@ pub struct SubsetSnapshots {
     pub by_name: HashMap<String, Arc<SubsetSnapshot>>,
 }
 
+/// What the last finished scrape found, for the entry page (`GET /`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastScrape {
+    /// When its upstream fetch started, ms since the epoch.
+    pub fetched_at_ms: i64,
+    /// From the start to the published result.
+    pub duration: Duration,
+    /// Each target, with its error when it was left out.
+    pub targets: Vec<(String, Option<String>)>,
+    /// Each list (the default list first, as `None`) with its output series, or its error.
+    pub lists: Vec<(Option<String>, Result<usize, String>)>,
+    /// Why the scrape produced nothing, if it did not.
+    pub error: Option<String>,
+}
+
 /// State shared by all handlers.
 pub struct AppState {
     cfg: ServerConfig,
@@ -85,6 +100,8 @@ pub struct AppState {
     scrapes: Arc<SingleFlight<ScrapeOutcome>>,
     /// The named subsets' last results.
     subsets: ArcSwapOption<SubsetSnapshots>,
+    /// What the last finished scrape found (targets, lists, timing).
+    last_scrape: ArcSwapOption<LastScrape>,
     ready: AtomicBool,
     /// Self-metrics, shared with the listener.
     pub metrics: Arc<SelfMetrics>,
@@ -148,6 +165,7 @@ impl AppState {
             reload_lock: tokio::sync::Mutex::new(()),
             scrapes: SingleFlight::new(),
             subsets: ArcSwapOption::empty(),
+            last_scrape: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
             held: HeldResults::new(Arc::clone(&metrics)),
             analyses: SingleFlight::new(),
@@ -172,6 +190,11 @@ impl AppState {
     /// The last result of subset `name`; `None` before the first scrape that computed it.
     pub fn subset_snapshot(&self, name: &str) -> Option<Arc<SubsetSnapshot>> {
         self.subsets.load().as_ref()?.by_name.get(name).cloned()
+    }
+
+    /// What the last finished scrape found; `None` before the first one.
+    pub fn last_scrape(&self) -> Option<Arc<LastScrape>> {
+        self.last_scrape.load_full()
     }
 
     /// The upstream client of the current configuration.
@@ -288,6 +311,13 @@ impl AppState {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(upstream = %upstream, error = %e, "scrape failed");
+                self.last_scrape.store(Some(Arc::new(LastScrape {
+                    fetched_at_ms,
+                    duration: started.elapsed(),
+                    targets: Vec::new(),
+                    lists: Vec::new(),
+                    error: Some(e.to_string()),
+                })));
                 m.upstream_errors
                     .get_or_create(&ErrorLabels {
                         target: upstream.clone(),
@@ -311,9 +341,29 @@ impl AppState {
         m.targets.set(report.targets.len() as i64);
         m.targets_up.set(ok as i64);
         m.cached_targets.set(report.cached_targets as i64);
+        let mut last = LastScrape {
+            fetched_at_ms,
+            duration: Duration::ZERO,
+            targets: report
+                .targets
+                .iter()
+                .map(|t| {
+                    (
+                        t.target.name.clone(),
+                        t.result.as_ref().err().map(|e| e.to_string()),
+                    )
+                })
+                .collect(),
+            lists: Vec::new(),
+            error: None,
+        };
         let Some(output) = report.output else {
+            let failure = report.failure(&upstream);
+            last.duration = started.elapsed();
+            last.error = Some(failure.to_string());
+            self.last_scrape.store(Some(Arc::new(last)));
             return ScrapeOutcome {
-                result: Err(report.failure(&upstream)),
+                result: Err(failure),
                 fetched_at_ms,
                 untimed: UntimedLists::new(),
             };
@@ -338,6 +388,13 @@ impl AppState {
                     .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned()),
             };
             record_list(m, &label, &list);
+            last.lists.push((
+                list.name.clone(),
+                match &list.body {
+                    Ok(_) => Ok(list.series),
+                    Err(e) => Err(e.to_string()),
+                },
+            ));
             if list.body.is_ok() {
                 m.record_list_success(&label, fetched_at_ms);
             }
@@ -375,6 +432,8 @@ impl AppState {
             by_name,
         })));
         self.mark_ready();
+        last.duration = started.elapsed();
+        self.last_scrape.store(Some(Arc::new(last)));
         let (default, quoted, om) = default.unwrap_or_else(|| (Ok(Bytes::new()), false, None));
         tracing::info!(
             upstream = %upstream,
