@@ -25,6 +25,7 @@ impl General {
     /// `outcomes`. `float_label` names the label whose value is rewritten to its canonical float
     /// text first, when the sample's family is a histogram or summary being normalized.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn route(
         &mut self,
         subsets: &mut [Subset],

@@ -174,7 +174,7 @@ where
 /// The hash that groups one input histogram's or summary's samples (its buckets, quantiles,
 /// `_sum` and `_count`): its family and its labels but `le` and `quantile`.
 fn group_of(sample: &Sample<'_>) -> u64 {
-    let mut h = foldhash::fast::FixedState::with_seed(0x6772_6f75_70).build_hasher();
+    let mut h = foldhash::fast::FixedState::with_seed(0x0067_726f_7570).build_hasher();
     h.write(sample.family.as_bytes());
     for (n, v) in sample.labels() {
         if n == "le" || n == "quantile" {
