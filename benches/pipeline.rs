@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use metric_gate::agg_rules::{Action, Op};
 use metric_gate::aggregate::{Aggregator, KeyBuf, Point, RenderOptions};
 use metric_gate::analyze::Analyzer;
 use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
@@ -198,7 +199,8 @@ fn benches(c: &mut Criterion) {
                 text: &s.raw,
                 timestamp_ms: s.timestamp_ms,
             };
-            agg.add(&s.family, series, point).expect("no label limits");
+            agg.add(&s.family, series, point, |_| Action::Combine(Op::Sum))
+                .expect("no label limits");
         }
         agg
     };

@@ -28,6 +28,7 @@ async fn gate_for(dns: &DnsServer, upstream: &str, timeout: Duration) -> Gate {
     let relabel = Config {
         default: Program::default(),
         subsets: vec![("all".into(), Program::default())],
+        ..Config::default()
     };
     Gate::start(cfg, &relabel).await
 }
@@ -158,8 +159,11 @@ async fn resolves_again_on_every_scrape() {
     assert!(t.contains("reqs{code=\"200\"} 3\n"), "{t}");
     // The DNS answers had a 300 s TTL; the next scrape must still see the change.
     dns.set_a("churn.test", &[lo(3), lo(4)]);
+    // 127.0.0.2 left: its last value stays in the summed counter. 127.0.0.4 is a target never
+    // seen before, with no process start time: it counts from its second sample, so the total
+    // does not jump by its whole history.
     let t = gate.get("/metrics").await.text();
-    assert!(t.contains("reqs{code=\"200\"} 6\n"), "{t}");
+    assert!(t.contains("reqs{code=\"200\"} 3\n"), "{t}");
     assert!(!t.contains(&format!("127.0.0.2:{port}")), "{t}");
     assert_eq!(ups[0].request_count(), 1);
     assert_eq!(ups[2].request_count(), 1);
@@ -321,6 +325,7 @@ async fn require_all_answers_502_when_a_target_failed() {
     let relabel = Config {
         default: Program::default(),
         subsets: vec![("all".into(), Program::default())],
+        ..Config::default()
     };
 
     // Default: the partial sum.

@@ -47,6 +47,18 @@ where
         self.bytes
     }
 
+    /// The metric name.
+    #[inline]
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The labels other than `__name__`, none with an empty value.
+    #[inline]
+    pub fn labels(&self) -> L {
+        self.labels.clone()
+    }
+
     /// Checks the series against `limits` (done once, when its output series is created).
     pub(super) fn check(&self, limits: &LabelLimits) -> Result<(), LimitError> {
         if limits.is_unlimited() {

@@ -8,7 +8,16 @@
 //! A sample arrives as a [`Point`] (value, its text, timestamp) and goes either to the series
 //! its key names ([`Aggregator::add`]) or, when the caller remembers where that series is, to its
 //! slot ([`Aggregator::add_to_slot`]). Both end in one place, `Aggregator::contribute`, which
-//! sums a contribution into a series.
+//! folds a contribution into a series.
+//!
+//! # What a series holds
+//! Each output series carries an [`Action`], decided once when it is created (by the caller,
+//! from the family's `# TYPE` and the [`crate::agg_rules`] rules): a counter-like series is
+//! summed (compensated, see [`crate::sum`]) and may be served from the counter state instead
+//! ([`Aggregator::apply_counters`]); a gauge is combined by its op (`sum`, `max`, `min`, `avg`,
+//! `count`, `last`, `drop`); a summary quantile that two or more inputs fall into is not served.
+//! One input is always served as written. Timestamps follow [`crate::agg_rules::Stamp`]: a sample
+//! without one is "now", so a combination is never older than an input.
 //!
 //! # Keys
 //! A series' key is its rendered text `name{a="x",b="y"}` with labels sorted by name: that is
@@ -28,11 +37,14 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use crate::agg_rules::{Action, Op};
+use crate::counters::{output_hash, CounterState, Kind, Served};
 use crate::exposition::escape::series_has_quoted_name;
 use crate::exposition::render::{
     write_help, write_timestamp_line_end, write_type, write_value_line_end,
 };
 use crate::limits::{LabelLimits, LimitError};
+use crate::sum::Sum;
 
 pub mod key;
 mod openmetrics;
@@ -74,11 +86,35 @@ struct Series {
     raw_start: u32,
     /// Length of the original value text; 0 when there is none (or it was summed).
     raw_len: u16,
+    /// Served from the counter state: `value` holds the carried total.
+    carried: bool,
+    /// Some input of this scrape had no timestamp ("now"); for `last`, the chosen one had none.
+    any_now: bool,
     /// The scrape this series last received a sample in; live when equal to the current one.
     epoch: u32,
     count: u32,
+    /// How its inputs are combined, decided when the series was created.
+    action: Action,
+    /// `sum`, `avg`, `drop` and counter-like series: the plain running sum (with `comp`, a
+    /// [`Sum`]); `max`/`min`: the extreme; `last`: the newest input's value.
     value: f64,
+    /// The compensation of the running sum (see [`Sum::to_parts`]).
+    comp: f64,
+    /// The latest explicit timestamp of the inputs (`last`: the chosen input's).
     timestamp_ms: Option<i64>,
+    /// [`output_hash`] of the key, for counter-like series (the counter state's key); 0 else.
+    output: u128,
+}
+
+/// What a contribution brings to a series: one sample, or a series of another aggregate.
+#[derive(Debug, Clone, Copy)]
+struct Part<'a> {
+    value: f64,
+    comp: f64,
+    text: &'a str,
+    timestamp_ms: Option<i64>,
+    any_now: bool,
+    count: u32,
 }
 
 /// Counters of one aggregator's work (in the current scrape).
@@ -92,6 +128,16 @@ pub struct AggregateStats {
     pub dropped_nameless: u64,
     /// Samples dropped because relabeling left them with an empty label name.
     pub dropped_invalid: u64,
+}
+
+/// Live series not served in the current scrape because several inputs fell into them
+/// ([`Aggregator::summed_drops`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SummedDrops {
+    /// Summary quantile series (a quantile of several inputs cannot be computed).
+    pub quantiles: u64,
+    /// Series of a `drop` rule.
+    pub by_rule: u64,
 }
 
 /// One sample's value as it travels to an output series.
@@ -124,6 +170,9 @@ pub struct RenderOptions {
     /// Timestamp (ms) written on every sample that has none: subsets carry the upstream fetch
     /// time so that Prometheus stores them at the moment they were scraped.
     pub default_timestamp_ms: Option<i64>,
+    /// The scrape's time (ms), "now" for combined samples (see [`crate::agg_rules::Stamp`]);
+    /// `None`: the wall clock when rendering.
+    pub now_ms: Option<i64>,
 }
 
 /// Sums samples by label set; renders the result.
@@ -395,19 +444,28 @@ impl Aggregator {
     /// A new series that breaks the label limits ([`Aggregator::with_label_limits`]) is not
     /// created and the sample is rejected with [`Rejected::Limit`]; the error is kept for
     /// [`Aggregator::take_limit_error`].
+    ///
+    /// `decide` gives a new series its [`Action`]; it is called only when the series is
+    /// created, so the series keeps the action of its first sample.
     #[inline]
     pub fn add<'a, L>(
         &mut self,
         family: &str,
         series: SeriesKey<'a, L>,
         point: Point<'_>,
+        decide: impl FnOnce(&SeriesKey<'a, L>) -> Action,
     ) -> Result<u32, Rejected>
     where
         L: Iterator<Item = (&'a str, &'a str)> + Clone,
     {
         let limits = self.label_limits;
-        let slot = self.slot_for(family, series.as_bytes(), || series.check(&limits))?;
-        self.contribute(slot, point, 1);
+        let slot = self.slot_for(
+            family,
+            series.as_bytes(),
+            || series.check(&limits),
+            || decide(&series),
+        )?;
+        self.contribute(slot, Part::of(point));
         Ok(slot)
     }
 
@@ -415,7 +473,18 @@ impl Aggregator {
     /// series the pipeline's series cache knows is added, without building its key.
     #[inline]
     pub fn add_to_slot(&mut self, slot: u32, point: Point<'_>) {
-        self.contribute(slot, point, 1);
+        self.contribute(slot, Part::of(point));
+    }
+
+    /// The counter kind and [`output_hash`] of the series at `slot` when it is counter-like
+    /// (its samples go to the counter state); `None` otherwise.
+    #[inline]
+    pub fn carry(&self, slot: u32) -> Option<(Kind, u128)> {
+        let s = self.series.get(slot as usize)?;
+        match s.action {
+            Action::Carry(kind) => Some((kind, s.output)),
+            _ => None,
+        }
     }
 
     /// Counts a sample the pipeline found it cannot add for `why` (it has no name or an empty
@@ -429,21 +498,25 @@ impl Aggregator {
         }
     }
 
-    /// Sums a contribution of `count` samples (one sample, or a series of another aggregate
-    /// when merging) into the series at `slot`. Every sample that reaches an output series goes
-    /// through here: the first contribution of a scrape replaces what the series held from
-    /// earlier scrapes, later ones add to it.
+    /// Folds a contribution (one sample, or a series of another aggregate when merging) into
+    /// the series at `slot` by the series' action. Every sample that reaches an output series
+    /// goes through here: the first contribution of a scrape replaces what the series held from
+    /// earlier scrapes, later ones are combined with it.
     #[inline]
-    fn contribute(&mut self, slot: u32, point: Point<'_>, count: u32) {
+    fn contribute(&mut self, slot: u32, part: Part<'_>) {
+        let count = part.count;
         self.stats.samples_in += u64::from(count);
         let epoch = self.epoch;
         let s = &mut self.series[slot as usize];
         if s.epoch != epoch {
             s.epoch = epoch;
-            s.value = point.value;
+            s.value = part.value;
+            s.comp = part.comp;
             s.count = count;
-            s.timestamp_ms = point.timestamp_ms;
-            let raw = point.text;
+            s.timestamp_ms = part.timestamp_ms;
+            s.any_now = part.any_now;
+            s.carried = false;
+            let raw = part.text;
             // Values longer than u16 are not real-world numbers; they are formatted instead.
             if count == 1 && !raw.is_empty() && raw.len() <= u16::MAX as usize {
                 s.raw_start = self.raw.len() as u32;
@@ -455,13 +528,43 @@ impl Aggregator {
             self.live += 1;
             return;
         }
-        s.value += point.value;
-        s.count += count;
-        s.timestamp_ms = match (s.timestamp_ms, point.timestamp_ms) {
+        s.count = s.count.saturating_add(count);
+        self.stats.samples_merged += u64::from(count);
+        let op = s.action.op();
+        if op == Op::Last {
+            // The newest input wins: one without a timestamp is "now"; on a tie, the later.
+            let newer = part.any_now || (!s.any_now && part.timestamp_ms >= s.timestamp_ms);
+            if newer {
+                s.value = part.value;
+                s.timestamp_ms = part.timestamp_ms;
+                s.any_now = part.any_now;
+            }
+            return;
+        }
+        s.timestamp_ms = match (s.timestamp_ms, part.timestamp_ms) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        self.stats.samples_merged += u64::from(count);
+        s.any_now |= part.any_now;
+        match op {
+            Op::Sum | Op::Avg | Op::Drop => {
+                let mut sum = Sum::from_parts(s.value, s.comp);
+                sum.merge(&Sum::from_parts(part.value, part.comp));
+                (s.value, s.comp) = sum.to_parts();
+            }
+            // NaN inputs are ignored unless all are NaN, as PromQL's max and min.
+            Op::Max => {
+                if s.value.is_nan() || part.value > s.value {
+                    s.value = part.value;
+                }
+            }
+            Op::Min => {
+                if s.value.is_nan() || part.value < s.value {
+                    s.value = part.value;
+                }
+            }
+            Op::Count | Op::Last => {}
+        }
     }
 
     /// The slot of the series whose key is `key`; a series not held yet is created in
@@ -473,6 +576,7 @@ impl Aggregator {
         family: &str,
         key: &[u8],
         check: impl FnOnce() -> Result<(), LimitError>,
+        decide: impl FnOnce() -> Action,
     ) -> Result<u32, Rejected> {
         let hash = self.hasher.hash_one(key);
         let arena = &self.arena;
@@ -493,17 +597,27 @@ impl Aggregator {
         let start = self.arena.len();
         self.quoted_names |= series_has_quoted_name(key);
         self.arena.extend_from_slice(key);
+        let action = decide();
+        let output = match action {
+            Action::Carry(_) => output_hash(key),
+            _ => 0,
+        };
         self.series.push(Series {
             hash,
             start,
             key_len: key.len() as u32,
             raw_start: 0,
             raw_len: 0,
+            carried: false,
+            any_now: false,
             // Not live yet: `contribute` makes it live.
             epoch: self.epoch.wrapping_sub(1),
             count: 0,
+            action,
             value: 0.0,
+            comp: 0.0,
             timestamp_ms: None,
+            output,
         });
         let series = &self.series;
         self.table
@@ -520,8 +634,127 @@ impl Aggregator {
 
     /// The original value text of a live series nothing was summed into.
     fn raw_text(&self, s: &Series) -> Option<&[u8]> {
-        (s.count == 1 && s.raw_len > 0)
+        (s.count == 1 && s.raw_len > 0 && !s.carried)
             .then(|| &self.raw[s.raw_start as usize..s.raw_start as usize + s.raw_len as usize])
+    }
+
+    /// True when the live series at `id` is served: every one but those that several inputs
+    /// fell into under `drop` (or that are summary quantiles).
+    #[inline]
+    fn is_served(&self, id: u32) -> bool {
+        let s = &self.series[id as usize];
+        s.epoch == self.epoch
+            && !(s.count > 1
+                && matches!(s.action, Action::DropQuantile | Action::Combine(Op::Drop)))
+    }
+
+    /// Live series not served because several inputs fell into them.
+    pub fn summed_drops(&self) -> SummedDrops {
+        let mut d = SummedDrops::default();
+        for s in self
+            .series
+            .iter()
+            .filter(|s| s.epoch == self.epoch && s.count > 1)
+        {
+            match s.action {
+                Action::DropQuantile => d.quantiles += 1,
+                Action::Combine(Op::Drop) => d.by_rule += 1,
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// The value and timestamp a live series is served with (`now_ms`: the scrape's time).
+    fn served_value(s: &Series, now_ms: i64) -> (f64, Option<i64>) {
+        let op = s.action.op();
+        if op == Op::Last {
+            return (s.value, if s.any_now { None } else { s.timestamp_ms });
+        }
+        let value = if s.carried {
+            s.value
+        } else {
+            match op {
+                Op::Sum | Op::Drop => Sum::from_parts(s.value, s.comp).value(),
+                Op::Avg => Sum::from_parts(s.value, s.comp).value() / f64::from(s.count.max(1)),
+                Op::Count => f64::from(s.count),
+                Op::Max | Op::Min | Op::Last => s.value,
+            }
+        };
+        // A combination with an input that is "now" is not older than now.
+        let ts = match s.timestamp_ms {
+            Some(t) if s.any_now && t <= now_ms => None,
+            t => t,
+        };
+        (value, ts)
+    }
+
+    /// Serves the counter-like live series from `state` (one list's counter state, just
+    /// applied): carried outputs get their carried total, pass-through ones keep their value.
+    /// Describes the outputs in `needs_description` to the state, and adds the carried outputs
+    /// none of whose inputs was seen in this scrape ([`CounterState::absent`]) as live series.
+    pub fn apply_counters(&mut self, state: &mut CounterState, needs_description: &[u128]) {
+        let epoch = self.epoch;
+        for f in &self.families {
+            for &id in &f.series {
+                let s = &mut self.series[id as usize];
+                if s.epoch != epoch || !matches!(s.action, Action::Carry(_)) {
+                    continue;
+                }
+                if let Some(Served::Carried(v)) = state.served(s.output) {
+                    s.value = v;
+                    s.comp = 0.0;
+                    s.carried = true;
+                }
+                if !needs_description.is_empty() && needs_description.contains(&s.output) {
+                    let key = &self.arena[s.start..s.start + s.key_len as usize];
+                    let typ = if f.meta_epoch == epoch { f.typ } else { None };
+                    let help = if f.meta_epoch == epoch && f.has_help {
+                        f.help.as_str()
+                    } else {
+                        ""
+                    };
+                    state.describe(s.output, &f.name, typ.unwrap_or("counter"), help, key);
+                }
+            }
+        }
+        let absent: Vec<(String, String, String, Vec<u8>, f64)> = state
+            .absent()
+            .map(|a| {
+                (
+                    a.family.to_owned(),
+                    a.typ.to_owned(),
+                    a.help.to_owned(),
+                    a.series.to_vec(),
+                    a.value,
+                )
+            })
+            .collect();
+        for (family, typ, help, series, value) in absent {
+            if !help.is_empty() {
+                self.set_help(&family, &help);
+            }
+            self.set_type(&family, &typ);
+            let Ok(slot) =
+                self.slot_for(&family, &series, || Ok(()), || Action::Carry(Kind::Counter))
+            else {
+                continue;
+            };
+            self.contribute(
+                slot,
+                Part {
+                    value,
+                    comp: 0.0,
+                    text: "",
+                    timestamp_ms: None,
+                    any_now: true,
+                    count: 1,
+                },
+            );
+            let s = &mut self.series[slot as usize];
+            s.carried = true;
+            s.value = value;
+        }
     }
 
     /// Sums every live series of `other` into `self` (fan-out: one aggregate per target, merged
@@ -548,17 +781,22 @@ impl Aggregator {
                 }
                 let s = &other.series[id as usize];
                 let key = &other.arena[s.start..s.start + s.key_len as usize];
-                let point = Point {
+                let part = Part {
                     value: s.value,
+                    comp: s.comp,
                     text: other
                         .raw_text(s)
                         .and_then(|r| std::str::from_utf8(r).ok())
                         .unwrap_or(""),
                     timestamp_ms: s.timestamp_ms,
+                    any_now: s.any_now,
+                    count: s.count,
                 };
-                // Merged series were checked when their source aggregate created them.
-                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(())) {
-                    self.contribute(slot, point, s.count);
+                // Merged series were checked when their source aggregate created them, and
+                // keep the action it gave them.
+                let action = s.action;
+                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
+                    self.contribute(slot, part);
                 }
             }
         }
@@ -571,10 +809,11 @@ impl Aggregator {
         };
     }
 
-    /// Renders every family that has live series: `# HELP`, `# TYPE`, then its samples.
+    /// Renders every family that has served series: `# HELP`, `# TYPE`, then its samples.
     pub fn render(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
+        let now_ms = opts.now_ms.unwrap_or_else(wall_clock_ms);
         for f in &self.families {
-            if !f.series.iter().any(|&id| self.is_live(id)) {
+            if !f.series.iter().any(|&id| self.is_served(id)) {
                 continue;
             }
             if f.meta_epoch == self.epoch {
@@ -586,23 +825,51 @@ impl Aggregator {
                 }
             }
             for &id in &f.series {
-                if !self.is_live(id) {
+                if !self.is_served(id) {
                     continue;
                 }
                 let s = &self.series[id as usize];
                 out.extend_from_slice(&self.arena[s.start..s.start + s.key_len as usize]);
-                let ts = s.timestamp_ms.or(opts.default_timestamp_ms);
-                match self.raw_text(s) {
+                // One input: as written (`count` is 1 even then, and not the value).
+                match self
+                    .raw_text(s)
+                    .filter(|_| s.action != Action::Combine(Op::Count))
+                {
                     Some(raw) => {
                         out.push(b' ');
                         out.extend_from_slice(raw);
-                        write_timestamp_line_end(out, ts);
+                        write_timestamp_line_end(out, s.timestamp_ms.or(opts.default_timestamp_ms));
                     }
-                    None => write_value_line_end(out, s.value, ts),
+                    None => {
+                        let (value, ts) = Self::served_value(s, now_ms);
+                        write_value_line_end(out, value, ts.or(opts.default_timestamp_ms));
+                    }
                 }
             }
         }
     }
+}
+
+impl<'a> Part<'a> {
+    /// One sample.
+    #[inline]
+    fn of(point: Point<'a>) -> Part<'a> {
+        Part {
+            value: point.value,
+            comp: 0.0,
+            text: point.text,
+            timestamp_ms: point.timestamp_ms,
+            any_now: point.timestamp_ms.is_none(),
+            count: 1,
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -639,7 +906,9 @@ mod tests {
     ) -> Result<u32, Rejected> {
         let mut key = KeyBuf::new();
         let added = match key.label_set(labels) {
-            Ok(series) => a.add(family, series, pt(value, text, timestamp_ms)),
+            Ok(series) => a.add(family, series, pt(value, text, timestamp_ms), |_| {
+                Action::Combine(Op::Sum)
+            }),
             Err(why) => {
                 a.count_rejected(why);
                 Err(why)
@@ -726,7 +995,8 @@ mod tests {
         add(&mut a, "x", &l, 1.0, "1", Some(2000)).unwrap();
         add(&mut a, "x", &l, f64::NAN, "NaN", Some(1000)).unwrap();
         add(&mut a, "x", &l, 1.0, "1", None).unwrap();
-        assert_eq!(render(&a), "x NaN 2000\n");
+        // An input without a timestamp is "now": the sum is not stamped in 1970.
+        assert_eq!(render(&a), "x NaN\n");
     }
 
     #[test]
@@ -747,6 +1017,7 @@ mod tests {
             &mut out,
             &RenderOptions {
                 default_timestamp_ms: Some(99),
+                now_ms: None,
             },
         );
         assert_eq!(String::from_utf8(out).unwrap(), "x 1 5\ny 1 99\n");
@@ -811,7 +1082,7 @@ mod tests {
         a.merge_from(&b);
         assert_eq!(
             render(&a),
-            "# HELP x X.\n# TYPE x counter\nx{p=\"1\"} 3 7\nx{p=\"2\"} 5.0\ny 7\n"
+            "# HELP x X.\n# TYPE x counter\nx{p=\"1\"} 3\nx{p=\"2\"} 5.0\ny 7\n"
         );
     }
 

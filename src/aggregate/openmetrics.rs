@@ -112,6 +112,7 @@ q_gcount 1
             &mut out,
             &RenderOptions {
                 default_timestamp_ms: Some(1_700_000_001_250),
+                ..RenderOptions::default()
             },
         );
         let out = String::from_utf8(out).unwrap();

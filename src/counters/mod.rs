@@ -184,6 +184,12 @@ impl TargetScrape {
         });
     }
 
+    /// Empties the record for the next scrape of the same target, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.process_start = None;
+        self.observations.clear();
+    }
+
     /// Number of recorded samples.
     pub fn len(&self) -> usize {
         self.observations.len()
@@ -689,6 +695,12 @@ impl CounterState {
                     old.inputs -= 1;
                     if old.inputs == 0 {
                         self.orphans = true;
+                        // Every input went to another output (a reload changed the rules): the
+                        // old output no longer exists, so it expires now instead of being
+                        // served without inputs for the window.
+                        if old.seen != epoch {
+                            old.seen = 0;
+                        }
                     }
                     self.outputs[out_idx as usize].inputs += 1;
                     self.inputs[i].output = out_idx;

@@ -9,6 +9,7 @@
 //! ([`KeyBuf::planned`]). Samples without a layout collect their kept labels on the stack.
 //! Gives exactly what the general path gives for the same rules (`tests/label_filter.rs`).
 
+use crate::agg_rules::SampleKind;
 use crate::aggregate::{KeyBuf, Point, Rejected};
 use crate::exposition::Sample;
 use crate::labels::METRIC_NAME;
@@ -38,6 +39,7 @@ impl LabelFilter {
         key: &mut KeyBuf,
         sample: &Sample<'_>,
         point: Point<'_>,
+        kind: SampleKind,
     ) -> Option<Outcome> {
         if sub.program.filters_names() && !self.keeps_series_named(&mut sub.program, sample.name) {
             return Some(sub.drop_sample());
@@ -48,7 +50,7 @@ impl LabelFilter {
                     return Some(sub.reject(Rejected::Nameless));
                 }
                 let series = key.planned(sample, plan.order(), plan.runs());
-                return Some(sub.add(sample.family, series, point));
+                return Some(sub.add(sample.family, series, point, kind));
             }
         }
         if !sub.program.keeps_label(METRIC_NAME) {
@@ -68,7 +70,7 @@ impl LabelFilter {
         if !kept.is_sorted_by(|a, b| a.0 < b.0) {
             kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
-        Some(sub.add(sample.family, key.pairs(sample.name, kept), point))
+        Some(sub.add(sample.family, key.pairs(sample.name, kept), point, kind))
     }
 
     /// The `keep`/`drop` verdict of `program` on series named `name`, remembered for the last

@@ -3,6 +3,7 @@
 //! when asked), then every list runs its rules on its own copy and its aggregate keys the
 //! result ([`KeyBuf::label_set`]).
 
+use crate::agg_rules::SampleKind;
 use crate::aggregate::{KeyBuf, Point};
 use crate::exposition::Sample;
 use crate::labels::{LabelBuf, METRIC_NAME};
@@ -24,12 +25,14 @@ impl General {
     /// `outcomes`. `float_label` names the label whose value is rewritten to its canonical float
     /// text first, when the sample's family is a histogram or summary being normalized.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn route(
         &mut self,
         subsets: &mut [Subset],
         key: &mut KeyBuf,
         sample: &Sample<'_>,
         point: Point<'_>,
+        kind: SampleKind,
         float_label: Option<(&mut FloatLabelNormalizer, &str)>,
         outcomes: &mut Vec<Outcome>,
     ) {
@@ -62,10 +65,10 @@ impl General {
         };
         for sub in rest {
             self.work.copy_from(&self.input);
-            outcomes.push(route_one(sub, &mut self.work, key, sample, point));
+            outcomes.push(route_one(sub, &mut self.work, key, sample, point, kind));
         }
         // The last list may consume the input labels: no copy in the common single-list case.
-        outcomes.push(route_one(last, &mut self.input, key, sample, point));
+        outcomes.push(route_one(last, &mut self.input, key, sample, point, kind));
     }
 }
 
@@ -77,6 +80,7 @@ fn route_one(
     key: &mut KeyBuf,
     sample: &Sample<'_>,
     point: Point<'_>,
+    kind: SampleKind,
 ) -> Outcome {
     if !sub.program.is_empty() && !sub.program.apply(labels) {
         return sub.drop_sample();
@@ -89,7 +93,7 @@ fn route_one(
         None => sample.family,
     };
     match key.label_set(labels) {
-        Ok(series) => sub.add(family, series, point),
+        Ok(series) => sub.add(family, series, point, kind),
         Err(why) => sub.reject(why),
     }
 }

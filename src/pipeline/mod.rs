@@ -20,7 +20,12 @@
 //! [`Aggregator::add`] (or `add_to_slot` for a replayed slot), and what happened in each list is
 //! an [`Outcome`], which the series cache remembers.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+
+use crate::agg_rules::{sample_kind, Action, Rules, SampleKind};
 use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
+use crate::counters::{Kind, TargetScrape};
 use crate::exposition::{MetaKind, Metadata, Sample, Sink};
 use crate::limits::{LabelLimits, LimitHit, LimitSink};
 use crate::relabel::{Config, Program};
@@ -89,6 +94,12 @@ pub struct Subset {
     pub aggregator: Aggregator,
     /// Samples the rules dropped.
     pub dropped_by_relabel: u64,
+    /// How series that several inputs fall into are combined (the configuration's
+    /// `aggregation:` rules, the same for every list).
+    pub rules: Rules,
+    /// The samples of counter-like series of this input, for the counter state (when the
+    /// pipeline tracks counters: [`Pipeline::track_counters`]).
+    pub counters: Option<TargetScrape>,
 }
 
 impl Subset {
@@ -99,6 +110,8 @@ impl Subset {
             program,
             aggregator: Aggregator::new(),
             dropped_by_relabel: 0,
+            rules: Rules::default(),
+            counters: None,
         }
     }
 
@@ -121,17 +134,81 @@ impl Subset {
         Outcome::Rejected(why)
     }
 
-    /// Adds a sample to the output series `series` names.
+    /// Adds a sample of `kind` to the output series `series` names; a new output series gets
+    /// the action the rules give it.
     #[inline]
-    fn add<'a, L>(&mut self, family: &str, series: SeriesKey<'a, L>, point: Point<'_>) -> Outcome
+    fn add<'a, L>(
+        &mut self,
+        family: &str,
+        series: SeriesKey<'a, L>,
+        point: Point<'_>,
+        kind: SampleKind,
+    ) -> Outcome
     where
         L: Iterator<Item = (&'a str, &'a str)> + Clone,
     {
-        match self.aggregator.add(family, series, point) {
+        let rules = &mut self.rules;
+        match self
+            .aggregator
+            .add(family, series, point, |key| decide(rules, kind, key))
+        {
             Ok(slot) => Outcome::Slot(slot),
             Err(why) => Outcome::Rejected(why),
         }
     }
+}
+
+/// The action of a new output series `key` whose samples are of `kind`.
+fn decide<'a, L>(rules: &mut Rules, kind: SampleKind, key: &SeriesKey<'a, L>) -> Action
+where
+    L: Iterator<Item = (&'a str, &'a str)> + Clone,
+{
+    if rules.uses_labels() {
+        let labels: Vec<(&str, &str)> = key.labels().collect();
+        rules.action(kind, key.name(), &labels)
+    } else {
+        rules.action(kind, key.name(), &[])
+    }
+}
+
+/// The hash that groups one input histogram's or summary's samples (its buckets, quantiles,
+/// `_sum` and `_count`): its family and its labels but `le` and `quantile`.
+fn group_of(sample: &Sample<'_>) -> u64 {
+    let mut h = foldhash::fast::FixedState::with_seed(0x0067_726f_7570).build_hasher();
+    h.write(sample.family.as_bytes());
+    for (n, v) in sample.labels() {
+        if n == "le" || n == "quantile" {
+            continue;
+        }
+        h.write_u8(0xff);
+        h.write(n.as_bytes());
+        h.write_u8(0xfe);
+        h.write(v.as_bytes());
+    }
+    h.finish()
+}
+
+/// Records `sample` (series cache key `key`) into the counter record of every list that sends
+/// it to a counter-like output series. `group` is computed at most once per sample.
+#[inline]
+fn observe(
+    sub: &mut Subset,
+    key: u128,
+    outcome: Outcome,
+    sample: &Sample<'_>,
+    group: &mut Option<u64>,
+) {
+    let (Some(record), Outcome::Slot(slot)) = (&mut sub.counters, outcome) else {
+        return;
+    };
+    let Some((kind, output)) = sub.aggregator.carry(slot) else {
+        return;
+    };
+    let g = match kind {
+        Kind::Counter => 0,
+        _ => *group.get_or_insert_with(|| group_of(sample)),
+    };
+    record.observe(key, output, kind, g, sample.value);
 }
 
 /// Relabels and aggregates parsed samples into every subset.
@@ -160,6 +237,14 @@ pub struct Pipeline {
     /// `--label-limit` when no list has a rule, so input and output series have the same
     /// labels and the parser may count them ([`LimitSink::input_label_limit`]); else 0.
     input_label_limit: usize,
+    /// The `# TYPE` word of `typed_family`.
+    family_type: Option<&'static str>,
+    /// Series keys of this input, to find repeated series when there is no series cache.
+    seen: HashSet<u128>,
+    /// Samples of this input that repeated a series already read (ignored, as Prometheus does).
+    duplicates: u64,
+    /// The input's unlabeled `process_start_time_seconds`, when counters are tracked.
+    process_start: Option<f64>,
 }
 
 impl Pipeline {
@@ -173,12 +258,13 @@ impl Pipeline {
                 .iter()
                 .map(|(n, p)| Subset::new(ListName::Named(n.clone()), p.clone())),
         );
-        Self::from_subsets(subsets)
+        Self::from_subsets(subsets).with_rules(&config.aggregation)
     }
 
     /// A pipeline over prepared subsets; the first is the default list.
     pub fn from_subsets(subsets: Vec<Subset>) -> Self {
         let label_filter = matches!(&subsets[..], [only] if only.program.is_label_filter());
+        debug_assert!(!subsets.is_empty());
         Self {
             label_filter: label_filter.then(LabelFilter::default),
             subsets,
@@ -192,7 +278,50 @@ impl Pipeline {
             typed_label: None,
             limit_hit: None,
             input_label_limit: 0,
+            family_type: None,
+            seen: HashSet::new(),
+            duplicates: 0,
+            process_start: None,
         }
+    }
+
+    /// Uses `rules` (the configuration's `aggregation:` key) in every list.
+    pub fn with_rules(mut self, rules: &Rules) -> Self {
+        for sub in &mut self.subsets {
+            sub.rules = rules.clone();
+        }
+        self
+    }
+
+    /// Records the samples of counter-like output series per list ([`Subset::counters`]), for
+    /// a [`crate::counters::CounterState`] that serves reset-safe totals. Needs the series
+    /// cache (the inputs are keyed by its hash).
+    pub fn track_counters(mut self) -> Self {
+        if self.cache.is_some() {
+            for sub in &mut self.subsets {
+                sub.counters = Some(TargetScrape::new(""));
+            }
+        }
+        self
+    }
+
+    /// Names the target whose body this input is (for the counter records), emptying them.
+    pub fn set_target(&mut self, target: &str) {
+        for sub in &mut self.subsets {
+            if let Some(c) = &mut sub.counters {
+                c.reset(target);
+            }
+        }
+    }
+
+    /// Samples of this input that repeated a series already read in it, and were ignored.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// The input's unlabeled `process_start_time_seconds`, when counters are tracked.
+    pub fn process_start(&self) -> Option<f64> {
+        self.process_start
     }
 
     /// Refuse output series that break `limits` (see [`crate::limits`]): the first one stops
@@ -229,9 +358,16 @@ impl Pipeline {
         self.limit_hit = None;
         self.typed_family.clear();
         self.typed_label = None;
+        self.family_type = None;
+        self.seen.clear();
+        self.duplicates = 0;
+        self.process_start = None;
         let mut compacted = false;
         for sub in &mut self.subsets {
             sub.dropped_by_relabel = 0;
+            if let Some(c) = &mut sub.counters {
+                c.clear();
+            }
             compacted |= sub.aggregator.begin_scrape();
         }
         if let Some(cache) = &mut self.cache {
@@ -262,6 +398,12 @@ impl Pipeline {
         &self.subsets
     }
 
+    /// The subsets, default list first, to serve their aggregates (e.g. from the counter
+    /// state).
+    pub fn subsets_mut(&mut self) -> &mut [Subset] {
+        &mut self.subsets
+    }
+
     /// The label whose value is normalized in `sample`: its family is the one the last
     /// `# TYPE` made a histogram or summary, and normalization is on.
     #[inline]
@@ -274,16 +416,30 @@ impl Pipeline {
         }
     }
 
-    /// Ends a sample that was routed afresh: a broken label limit stops the input, any other
-    /// outcomes are remembered for the series when caching.
+    /// The aggregation kind of `sample`, from its family's `# TYPE` and its name's suffix.
     #[inline]
-    fn settle(&mut self, cache_key: Option<u128>, outcomes: &[Outcome], line: u64) {
+    fn kind_of(&self, sample: &Sample<'_>) -> SampleKind {
+        let typ = self
+            .family_type
+            .filter(|_| sample.family == self.typed_family);
+        let suffix = sample.name.strip_prefix(sample.family).unwrap_or("");
+        sample_kind(typ, suffix)
+    }
+
+    /// Ends a sample that was routed afresh: a broken label limit stops the input, any other
+    /// outcomes are remembered for the series when caching (and recorded for the counters).
+    #[inline]
+    fn settle(&mut self, cache_key: Option<u128>, outcomes: &[Outcome], sample: &Sample<'_>) {
         if outcomes.contains(&Outcome::Rejected(Rejected::Limit)) {
-            self.record_limit_hit(line);
+            self.record_limit_hit(sample.line);
             return;
         }
         if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
             cache.insert(key, outcomes);
+            let mut group = None;
+            for (sub, &o) in self.subsets.iter_mut().zip(outcomes) {
+                observe(sub, key, o, sample, &mut group);
+            }
         }
     }
 
@@ -312,6 +468,21 @@ fn point<'a>(sample: &Sample<'a>) -> Point<'a> {
     }
 }
 
+/// The series whose change means the target restarted.
+const PROCESS_START: &str = "process_start_time_seconds";
+
+impl Pipeline {
+    #[cold]
+    fn note_process_start(&mut self, seconds: f64) {
+        self.process_start = Some(seconds);
+        for sub in &mut self.subsets {
+            if let Some(c) = &mut sub.counters {
+                c.set_process_start(seconds);
+            }
+        }
+    }
+}
+
 impl LimitSink for Pipeline {
     fn limit_hit(&self) -> Option<&LimitHit> {
         self.limit_hit.as_ref()
@@ -327,6 +498,17 @@ impl Sink for Pipeline {
         if meta.kind == MetaKind::Type {
             self.typed_family.clear();
             self.typed_family.push_str(meta.family);
+            self.family_type = match meta.text {
+                "counter" => Some("counter"),
+                "gauge" => Some("gauge"),
+                "histogram" => Some("histogram"),
+                "summary" => Some("summary"),
+                "gaugehistogram" => Some("gaugehistogram"),
+                "info" => Some("info"),
+                "stateset" => Some("stateset"),
+                "untyped" => Some("untyped"),
+                _ => Some("unknown"),
+            };
             self.typed_label = match meta.text {
                 "histogram" | "gaugehistogram" => Some("le"),
                 "summary" => Some("quantile"),
@@ -352,25 +534,45 @@ impl Sink for Pipeline {
             return;
         }
         self.samples += 1;
+        if sample.name.len() == PROCESS_START.len()
+            && sample.name == PROCESS_START
+            && sample.label_count() == 0
+            && self.subsets[0].counters.is_some()
+        {
+            self.note_process_start(sample.value);
+        }
         let float_label = self.float_label(sample);
         let cache_key = match &mut self.cache {
             Some(cache) => {
                 let key = replay::cache_key(sample, float_label);
-                if let Some(outcomes) = cache.lookup(key) {
-                    replay::replay(&mut self.subsets, outcomes, sample);
+                if let Some((outcomes, repeat)) = cache.lookup_repeat(key) {
+                    if repeat {
+                        // Prometheus keeps the first sample of a series and ignores the rest.
+                        self.duplicates += 1;
+                        return;
+                    }
+                    replay::replay(&mut self.subsets, outcomes, sample, key);
                     return;
                 }
                 Some(key)
             }
-            None => None,
+            None => {
+                let key = replay::cache_key(sample, float_label);
+                if !self.seen.insert(key) {
+                    self.duplicates += 1;
+                    return;
+                }
+                None
+            }
         };
+        let kind = self.kind_of(sample);
         // The label filter keeps label values as written; samples whose `le`/`quantile` must be
         // rewritten take the general path.
         if let (Some(filter), None, [sub]) =
             (&mut self.label_filter, float_label, &mut self.subsets[..])
         {
-            if let Some(outcome) = filter.route(sub, &mut self.key, sample, point(sample)) {
-                self.settle(cache_key, &[outcome], sample.line);
+            if let Some(outcome) = filter.route(sub, &mut self.key, sample, point(sample), kind) {
+                self.settle(cache_key, &[outcome], sample);
                 return;
             }
         }
@@ -382,10 +584,11 @@ impl Sink for Pipeline {
             &mut self.key,
             sample,
             point(sample),
+            kind,
             float_label,
             &mut outcomes,
         );
-        self.settle(cache_key, &outcomes, sample.line);
+        self.settle(cache_key, &outcomes, sample);
         self.outcomes = outcomes;
     }
 }

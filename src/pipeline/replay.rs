@@ -4,7 +4,7 @@
 use crate::exposition::Sample;
 
 use super::series_cache::{Remembered, SeriesCache};
-use super::{point, Outcome, Subset};
+use super::{observe, point, Outcome, Subset};
 
 /// The cache key of `sample`. `float_label` is the label whose value the pipeline normalizes in
 /// this sample, if any: the same series text is treated differently inside and outside its
@@ -19,12 +19,22 @@ pub(super) fn cache_key(sample: &Sample<'_>, float_label: Option<&str>) -> u128 
     SeriesCache::key(sample.series_text, sample.family.len(), context)
 }
 
-/// Replays `outcomes`, one per list, for `sample`.
+/// Replays `outcomes`, one per list, for `sample` (whose cache key is `key`), recording it for
+/// the counters of the lists that track them.
 #[inline]
-pub(super) fn replay(subsets: &mut [Subset], outcomes: Remembered<'_>, sample: &Sample<'_>) {
+pub(super) fn replay(
+    subsets: &mut [Subset],
+    outcomes: Remembered<'_>,
+    sample: &Sample<'_>,
+    key: u128,
+) {
     let point = point(sample);
+    let mut group = None;
     outcomes.for_each(subsets, |sub, outcome| match outcome {
-        Outcome::Slot(slot) => sub.aggregator.add_to_slot(slot, point),
+        Outcome::Slot(slot) => {
+            sub.aggregator.add_to_slot(slot, point);
+            observe(sub, key, outcome, sample, &mut group);
+        }
         Outcome::Dropped => {
             sub.drop_sample();
         }

@@ -137,9 +137,32 @@ impl SeriesCache {
         xxhash_rust::xxh3::xxh3_128_with_seed(series_text, seed)
     }
 
+    /// The outcomes remembered for `key`, one per subset, marking it used in this scrape, and
+    /// whether it was already used in this scrape (the same series twice in one response).
+    #[inline]
+    pub fn lookup_repeat(&mut self, key: u128) -> Option<(Remembered<'_>, bool)> {
+        let i = self.find(key)?;
+        let repeat = self.last_seen[i] == self.epoch;
+        self.last_seen[i] = self.epoch;
+        Some((
+            Remembered(&self.outcomes[i * self.stride..(i + 1) * self.stride]),
+            repeat,
+        ))
+    }
+
     /// The outcomes remembered for `key`, one per subset, marking it used in this scrape.
     #[inline]
     pub fn lookup(&mut self, key: u128) -> Option<Remembered<'_>> {
+        let i = self.find(key)?;
+        self.last_seen[i] = self.epoch;
+        Some(Remembered(
+            &self.outcomes[i * self.stride..(i + 1) * self.stride],
+        ))
+    }
+
+    /// The index of `key`, counting the hit or miss.
+    #[inline]
+    fn find(&mut self, key: u128) -> Option<usize> {
         let i = if self.keys.get(self.cursor) == Some(&key) {
             self.cursor
         } else {
@@ -154,10 +177,7 @@ impl SeriesCache {
         };
         self.stats.hits += 1;
         self.cursor = i + 1;
-        self.last_seen[i] = self.epoch;
-        Some(Remembered(
-            &self.outcomes[i * self.stride..(i + 1) * self.stride],
-        ))
+        Some(i)
     }
 
     /// Remembers `outcomes` (one per subset) for `key`, unless the cache is full or one of them

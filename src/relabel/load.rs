@@ -10,8 +10,13 @@ use super::config::{RelabelConfig, RuleSeed};
 use super::quote::Quoted;
 use super::DEFAULT_LIST;
 
-/// The top-level map, lists in file order. A null list is an empty list.
-pub(crate) struct Document(pub(crate) Vec<(String, Vec<RelabelConfig>)>);
+/// The top-level map, lists in file order (a null list is an empty list), and the value of the
+/// reserved `aggregation:` key ([`crate::agg_rules::RESERVED_KEY`]), read by the aggregation
+/// rules.
+pub(crate) struct Document(
+    pub(crate) Vec<(String, Vec<RelabelConfig>)>,
+    pub(crate) Option<serde_yaml_ng::Value>,
+);
 
 /// Reads `text` as a document; `None` for an empty one (no text, only comments, or `null`).
 pub(crate) fn parse_document(
@@ -44,7 +49,15 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
         let budget = self.0;
         let mut lists: Vec<(String, Vec<RelabelConfig>)> = Vec::new();
+        let mut aggregation = None;
         while let Some(name) = map.next_key_seed(Text(budget))? {
+            if name == crate::agg_rules::RESERVED_KEY {
+                if aggregation.is_some() {
+                    return Err(A::Error::custom(format!("duplicate key {}", Quoted(&name))));
+                }
+                aggregation = Some(map.next_value::<serde_yaml_ng::Value>()?);
+                continue;
+            }
             if lists.iter().any(|(n, _)| *n == name) {
                 return Err(A::Error::custom(format!(
                     "duplicate rule list {}",
@@ -57,7 +70,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             let rules = map.next_value_seed(Nullable(RuleList(budget)))?;
             lists.push((name, rules.unwrap_or_default()));
         }
-        Ok(Document(lists))
+        Ok(Document(lists, aggregation))
     }
 }
 

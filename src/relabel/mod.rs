@@ -50,6 +50,9 @@ pub struct Config {
     pub default: Program,
     /// Named subsets in file order, served at `/metrics/<name>`.
     pub subsets: Vec<(String, Program)>,
+    /// The reserved `aggregation:` key: how summed series are combined, for every list (the
+    /// built-in rules only when the key is absent).
+    pub aggregation: crate::agg_rules::Rules,
 }
 
 impl Config {
@@ -84,11 +87,18 @@ impl Config {
         let document = parse_document(text, &budget)
             .map_err(|e| ConfigError::new(shorten(&e.to_string())).with_origin(origin))?;
         let empty = || Program::compile_with(DEFAULT_LIST, &[], options);
-        let Some(Document(lists)) = document else {
+        let Some(Document(lists, aggregation)) = document else {
             return Ok(Config {
                 default: empty()?,
                 subsets: Vec::new(),
+                aggregation: crate::agg_rules::Rules::default(),
             });
+        };
+        let aggregation = match &aggregation {
+            Some(value) => {
+                crate::agg_rules::Rules::parse(value).map_err(|e| e.with_origin(origin))?
+            }
+            None => crate::agg_rules::Rules::default(),
         };
         let mut compiler = Compiler::new(options);
         let mut default = None;
@@ -113,7 +123,11 @@ impl Config {
                 .with_origin(origin))
             }
         };
-        Ok(Config { default, subsets })
+        Ok(Config {
+            default,
+            subsets,
+            aggregation,
+        })
     }
 }
 

@@ -145,6 +145,26 @@ pub struct SelfMetrics {
     pub dropped_by_relabel: Family<SubsetLabels, Counter>,
     /// Samples dropped because relabeling left them without a metric name, by subset.
     pub dropped_nameless: Family<SubsetLabels, Counter>,
+    /// Samples that repeated a series already read in the same upstream body (ignored).
+    pub duplicate_samples: Counter,
+    /// Input series whose last value the counter state remembers, by subset.
+    pub counter_inputs: Family<SubsetLabels, Gauge>,
+    /// Output series carried by the counter state (summing two or more inputs), by subset.
+    pub counter_outputs_carried: Family<SubsetLabels, Gauge>,
+    /// Inputs found reset (value fell, histogram `_count` fell, or target restarted), by subset.
+    pub counter_resets: Family<SubsetLabels, Counter>,
+    /// Targets whose `process_start_time_seconds` changed, by subset.
+    pub counter_target_restarts: Family<SubsetLabels, Counter>,
+    /// Inputs forgotten after the staleness window, by subset.
+    pub counter_inputs_expired: Family<SubsetLabels, Counter>,
+    /// Output series forgotten because all their inputs were gone for the window, by subset.
+    pub counter_outputs_expired: Family<SubsetLabels, Counter>,
+    /// New inputs counted from their second sample, by subset.
+    pub counter_first_samples_skipped: Family<SubsetLabels, Counter>,
+    /// Summary quantile series not served because several inputs fell into them, by subset.
+    pub quantile_series_dropped: Family<SubsetLabels, Counter>,
+    /// Series not served because a `drop` rule applies and several inputs fell into them.
+    pub summed_series_dropped: Family<SubsetLabels, Counter>,
     /// Targets found by the last resolution (1 in static mode).
     pub targets: Gauge,
     /// Targets of the last scrape that contributed their series.
@@ -211,6 +231,16 @@ impl SelfMetrics {
             series_written: Family::default(),
             dropped_by_relabel: Family::default(),
             dropped_nameless: Family::default(),
+            duplicate_samples: Counter::default(),
+            counter_inputs: Family::default(),
+            counter_outputs_carried: Family::default(),
+            counter_resets: Family::default(),
+            counter_target_restarts: Family::default(),
+            counter_inputs_expired: Family::default(),
+            counter_outputs_expired: Family::default(),
+            counter_first_samples_skipped: Family::default(),
+            quantile_series_dropped: Family::default(),
+            summed_series_dropped: Family::default(),
             targets: Gauge::default(),
             targets_up: Gauge::default(),
             cached_targets: Gauge::default(),
@@ -291,6 +321,56 @@ impl SelfMetrics {
             "series_dropped_nameless",
             "Samples dropped because relabeling removed their metric name or emptied a label name, by subset",
             m.dropped_nameless.clone(),
+        );
+        r.register(
+            "duplicate_samples",
+            "Samples that repeated a series already read in the same upstream body; the first is kept, as Prometheus does",
+            m.duplicate_samples.clone(),
+        );
+        r.register(
+            "carry_inputs",
+            "Input series whose last value the counter state remembers, by subset",
+            m.counter_inputs.clone(),
+        );
+        r.register(
+            "carry_outputs",
+            "Output series served from a carried total (two or more inputs within the staleness window), by subset",
+            m.counter_outputs_carried.clone(),
+        );
+        r.register(
+            "carry_resets",
+            "Inputs of summed counters found reset, by subset",
+            m.counter_resets.clone(),
+        );
+        r.register(
+            "carry_target_restarts",
+            "Targets whose process_start_time_seconds changed, by subset",
+            m.counter_target_restarts.clone(),
+        );
+        r.register(
+            "carry_inputs_expired",
+            "Counter inputs forgotten after the staleness window, by subset",
+            m.counter_inputs_expired.clone(),
+        );
+        r.register(
+            "carry_outputs_expired",
+            "Summed counter series no longer served because all their inputs were gone for the staleness window, by subset",
+            m.counter_outputs_expired.clone(),
+        );
+        r.register(
+            "carry_first_samples_skipped",
+            "New counter inputs counted from their second sample, by subset",
+            m.counter_first_samples_skipped.clone(),
+        );
+        r.register(
+            "quantile_series_dropped",
+            "Summary quantile series not served because several inputs fell into them, by subset",
+            m.quantile_series_dropped.clone(),
+        );
+        r.register(
+            "summed_series_dropped",
+            "Series not served because a drop aggregation rule applies and several inputs fell into them, by subset",
+            m.summed_series_dropped.clone(),
         );
         r.register(
             "upstream_targets",
@@ -507,6 +587,15 @@ impl SelfMetrics {
         self.series_written.remove(&label);
         self.dropped_by_relabel.remove(&label);
         self.dropped_nameless.remove(&label);
+        self.counter_inputs.remove(&label);
+        self.counter_outputs_carried.remove(&label);
+        self.counter_resets.remove(&label);
+        self.counter_target_restarts.remove(&label);
+        self.counter_inputs_expired.remove(&label);
+        self.counter_outputs_expired.remove(&label);
+        self.counter_first_samples_skipped.remove(&label);
+        self.quantile_series_dropped.remove(&label);
+        self.summed_series_dropped.remove(&label);
         self.aggregate_bytes.remove(&label);
         self.sample_limit_exceeded.remove(&label);
         self.last_successful_scrape.remove(&label);

@@ -32,7 +32,7 @@ use crate::relabel::Config;
 use crate::upstream::{Client, ClientError, TlsFiles};
 
 use super::config::{RelabelConfig, RelabelError, RelabelSource, ServerConfig};
-use super::scrape::Engine;
+use super::scrape::{Counters, Engine};
 
 /// What a reload may replace, swapped as one value: a scrape keeps the one it started with.
 pub(crate) struct Live {
@@ -46,6 +46,8 @@ pub(crate) struct Live {
     relabel: RelabelSource,
     /// The TLS files the client was built from.
     tls_files: TlsFiles,
+    /// The counter state, handed to the engine a reload builds.
+    counters: Counters,
 }
 
 /// A reload failed; the previous configuration keeps serving.
@@ -84,12 +86,14 @@ impl Live {
         let up = &cfg.upstream;
         let tls_files = read_tls_files(cfg)?;
         let client = Client::new(&up.client, &tls_files, &up.spec)?;
+        let counters = Counters::new(cfg.staleness_window);
         Ok(Self {
-            engine: engine(cfg, &relabel.config),
+            engine: engine(cfg, &relabel.config, counters.clone()),
             subset_names: subset_names(&relabel.config),
             client,
             relabel: relabel.source,
             tls_files,
+            counters,
         })
     }
 
@@ -123,7 +127,12 @@ impl Live {
                     "relabel config with {} subsets (caches cleared)",
                     config.subsets.len()
                 ));
-                (engine(cfg, &config), subset_names(&config), source)
+                // The counter state goes on: totals of output series that still exist are kept.
+                (
+                    engine(cfg, &config, self.counters.clone()),
+                    subset_names(&config),
+                    source,
+                )
             }
             None => (
                 Arc::clone(&self.engine),
@@ -141,17 +150,23 @@ impl Live {
                 client: client.unwrap_or_else(|| self.client.clone()),
                 relabel,
                 tls_files,
+                counters: self.counters.clone(),
             }),
             summary: format!("reloaded: {}", changed.join(", ")),
         })
     }
 }
 
-fn engine(cfg: &ServerConfig, config: &Config) -> Arc<tokio::sync::Mutex<Engine>> {
+fn engine(
+    cfg: &ServerConfig,
+    config: &Config,
+    counters: Counters,
+) -> Arc<tokio::sync::Mutex<Engine>> {
     Arc::new(tokio::sync::Mutex::new(Engine::new(
         config,
         cfg.upstream.spec.is_fan_out(),
         cfg.limits.labels,
+        counters,
     )))
 }
 

@@ -9,6 +9,14 @@
 //! buffers with their capacity), so a sidecar's second scrape reuses everything the first one
 //! learned and allocated. Targets that were not resolved by a scrape are forgotten.
 //!
+//! # Counter state
+//! Per list, a [`CounterState`] keeps summed counters monotonic across restarts, departures and
+//! timeouts (see [`crate::counters`] and docs/aggregation.md). It lives in [`Counters`], which
+//! a reload hands to the new engine, so it survives series-cache compactions and reloads (by
+//! output series). Each scrape takes a sequence number when it starts and applies the targets
+//! that answered in full once, under the store's lock: a scrape that finishes after a newer
+//! one (an old engine's, during a reload) is refused and served from the newer state.
+//!
 //! # All or nothing per target
 //! Each target gets its own [`Pipeline`]. A target that fails at any point (connection, status,
 //! timeout, a bad line, the body limit) is left out whole: its half-filled aggregates are never
@@ -17,12 +25,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::aggregate::{Aggregator, RenderOptions};
+use crate::aggregate::{Aggregator, RenderOptions, SummedDrops};
+use crate::counters::{CounterState, CounterStats, TargetScrape};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
 use crate::pipeline::series_cache::DEFAULT_MAX_ENTRIES;
@@ -30,6 +40,62 @@ use crate::pipeline::Pipeline;
 use crate::relabel::Config;
 use crate::upstream::fetch::scrape_into;
 use crate::upstream::{BodyStats, Client, FetchError, FetchOptions, ResolveError, Target};
+
+/// The counter state of every list, shared by the engines that reloads replace (a reload keeps
+/// the totals of the output series that still exist).
+#[derive(Debug, Clone)]
+pub struct Counters(Arc<Mutex<CounterStore>>);
+
+#[derive(Debug)]
+struct CounterStore {
+    /// The next scrape's sequence number.
+    next_seq: u64,
+    staleness_ms: u64,
+    /// Per list (its [`crate::pipeline::ListName`] as text).
+    lists: HashMap<String, CounterState>,
+    /// The stats last reported per list, to report increases.
+    reported: HashMap<String, CounterStats>,
+}
+
+impl Counters {
+    /// Empty state; inputs unseen for `staleness` are forgotten (`--staleness-window`).
+    pub fn new(staleness: Duration) -> Counters {
+        Counters(Arc::new(Mutex::new(CounterStore {
+            next_seq: 1,
+            staleness_ms: u64::try_from(staleness.as_millis()).unwrap_or(u64::MAX),
+            lists: HashMap::new(),
+            reported: HashMap::new(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CounterStore> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The sequence number of a scrape starting now.
+    fn next_seq(&self) -> u64 {
+        let mut store = self.lock();
+        let seq = store.next_seq;
+        store.next_seq += 1;
+        seq
+    }
+
+    /// Forgets the state of lists not in `names` (a reload removed them).
+    fn retain(&self, names: &[String]) {
+        let mut store = self.lock();
+        store.lists.retain(|n, _| names.contains(n));
+        store.reported.retain(|n, _| names.contains(n));
+    }
+
+    /// Bytes held by the state of every list, approximately.
+    pub fn memory_bytes(&self) -> usize {
+        self.lock()
+            .lists
+            .values()
+            .map(CounterState::memory_bytes)
+            .sum()
+    }
+}
 
 /// Mutable scrape state; used only by the one scrape in flight (it is locked for the scrape).
 #[derive(Debug)]
@@ -43,16 +109,33 @@ pub struct Engine {
     merged: Vec<Aggregator>,
     /// Targets are summed (`dns+`, `dnssrv+`) rather than rendered one by one.
     fan_out: bool,
+    /// Per list counter state, kept across reloads.
+    counters: Counters,
 }
 
 impl Engine {
     /// An engine for the default list and every subset of `config`; `fan_out` sums targets and
     /// compares `le` and `quantile` labels by value (targets may spell a bound differently).
-    pub fn new(config: &Config, fan_out: bool, label_limits: LabelLimits) -> Self {
+    ///
+    /// `counters` is the counter state (a new one, or the previous engine's on a reload); the
+    /// state of lists `config` does not have is dropped.
+    pub fn new(
+        config: &Config,
+        fan_out: bool,
+        label_limits: LabelLimits,
+        counters: Counters,
+    ) -> Self {
         let template = Pipeline::new(config)
             .with_label_limits(label_limits)
             .normalize_float_labels(fan_out)
-            .with_series_cache(DEFAULT_MAX_ENTRIES);
+            .with_series_cache(DEFAULT_MAX_ENTRIES)
+            .track_counters();
+        let names: Vec<String> = template
+            .subsets()
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        counters.retain(&names);
         let merged = template
             .subsets()
             .iter()
@@ -63,18 +146,26 @@ impl Engine {
             targets: HashMap::new(),
             merged,
             fan_out,
+            counters,
         }
+    }
+
+    /// The counter state (shared with the engine a reload builds).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Takes `target`'s pipeline out of the engine, ready for a new body.
     fn checkout(&mut self, target: &str) -> Pipeline {
-        match self.targets.remove(target) {
+        let mut p = match self.targets.remove(target) {
             Some(mut p) => {
                 p.begin_scrape();
                 p
             }
             None => self.template.clone(),
-        }
+        };
+        p.set_target(target);
+        p
     }
 
     /// Keeps the pipelines of this scrape's targets for the next one (and only those: targets
@@ -163,6 +254,8 @@ pub struct TargetReport {
     pub result: Result<BodyStats, FetchError>,
     /// From the request to the parsed body or the failure.
     pub duration: Duration,
+    /// Samples that repeated a series already read in its body, ignored.
+    pub duplicates: u64,
 }
 
 /// The lists' outputs of a scrape that had at least one target answer in full.
@@ -198,6 +291,10 @@ pub struct ListOutput {
     pub dropped_by_relabel: u64,
     /// Samples dropped for having no metric name or an empty label name after relabeling.
     pub dropped_nameless: u64,
+    /// Series not served because several inputs fell into them (quantiles, `drop` rules).
+    pub summed_drops: SummedDrops,
+    /// The list's counter state: sizes now, and the counts' increases in this scrape.
+    pub counters: CounterStats,
 }
 
 /// The engine's caches after a scrape, over all targets.
@@ -345,6 +442,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
         untimed,
     } = input;
     let fan_out = engine.fan_out;
+    let seq = engine.counters.next_seq();
     let runs = futures_util::future::join_all(targets.into_iter().map(|target| {
         let pipeline = engine.checkout(&target.name);
         let client = client.clone();
@@ -355,6 +453,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
             TargetRun {
                 report: TargetReport {
                     samples: pipeline.samples(),
+                    duplicates: pipeline.duplicates(),
                     target,
                     result,
                     duration: t0.elapsed(),
@@ -379,9 +478,11 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
     let health = (fan_out && target_health).then(|| health_series(&runs));
     // Merging and rendering a big result is CPU work: keep it off the runtime's workers.
     tokio::task::spawn_blocking(move || {
+        let mut runs = runs;
         let lists = render_all(
             &mut engine,
-            &runs,
+            &mut runs,
+            seq,
             fetched_at_ms,
             health,
             sample_limit,
@@ -403,50 +504,95 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
 }
 
 /// Sums (fan-out) and renders every list over the targets that answered in full.
+#[allow(clippy::too_many_arguments)]
 fn render_all(
     engine: &mut Engine,
-    runs: &[TargetRun],
+    runs: &mut [TargetRun],
+    seq: u64,
     fetched_at_ms: i64,
     health: Option<Vec<u8>>,
     sample_limit: usize,
     untimed: &[String],
 ) -> Vec<ListOutput> {
-    let ok: Vec<&Pipeline> = runs
-        .iter()
-        .filter(|r| r.report.result.is_ok())
-        .map(|r| &r.pipeline)
+    let ok_at: Vec<usize> = (0..runs.len())
+        .filter(|&r| runs[r].report.result.is_ok())
         .collect();
     // The upstream's own format: OpenMetrics only when every target that counts answered in it.
     let openmetrics = runs
         .iter()
         .filter_map(|r| r.report.result.as_ref().ok())
         .all(|stats| stats.openmetrics);
-    let mut outputs = Vec::with_capacity(engine.template.subsets().len());
-    for (i, list) in engine.template.subsets().iter().enumerate() {
-        let dropped_by_relabel = ok.iter().map(|p| p.subsets()[i].dropped_by_relabel).sum();
-        let dropped_nameless = ok
-            .iter()
+    let counters = engine.counters.clone();
+    let mut store = counters.lock();
+    let staleness_ms = store.staleness_ms;
+    let lists: Vec<String> = engine
+        .template
+        .subsets()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    let mut outputs = Vec::with_capacity(lists.len());
+    for (i, list_key) in lists.iter().enumerate() {
+        let ok = || ok_at.iter().map(|&r| &runs[r].pipeline);
+        let dropped_by_relabel = ok().map(|p| p.subsets()[i].dropped_by_relabel).sum();
+        let dropped_nameless = ok()
             .map(|p| {
                 let st = p.subsets()[i].aggregator.stats();
                 st.dropped_nameless + st.dropped_invalid
             })
             .sum();
-        let agg: &Aggregator = if engine.fan_out {
+        // The counter state applies the targets that answered in full, once, in scrape order.
+        let state = store
+            .lists
+            .entry(list_key.clone())
+            .or_insert_with(|| CounterState::new(staleness_ms));
+        let records: Vec<&TargetScrape> = ok()
+            .filter_map(|p| p.subsets()[i].counters.as_ref())
+            .collect();
+        let needs_description = match state.apply(seq, fetched_at_ms, &records) {
+            Ok(report) => report.needs_description,
+            Err(refused) => {
+                tracing::debug!(%refused, "a newer scrape's counter state is served");
+                Vec::new()
+            }
+        };
+        let agg: &mut Aggregator = if engine.fan_out {
             // Targets keep their own aggregates (their slots are what their series caches point
             // at); the sum is built fresh every scrape.
             let merged = &mut engine.merged[i];
             merged.clear();
-            for p in &ok {
-                merged.merge_from(&p.subsets()[i].aggregator);
+            for &r in &ok_at {
+                merged.merge_from(&runs[r].pipeline.subsets()[i].aggregator);
             }
             merged
         } else {
-            &ok[0].subsets()[i].aggregator
+            &mut runs[ok_at[0]].pipeline.subsets_mut()[i].aggregator
         };
+        agg.apply_counters(state, &needs_description);
+        let stats = state.stats();
+        let before = store
+            .reported
+            .insert(list_key.clone(), stats)
+            .unwrap_or_default();
+        let counter_increase = CounterStats {
+            resets: stats.resets.saturating_sub(before.resets),
+            target_restarts: stats.target_restarts.saturating_sub(before.target_restarts),
+            inputs_expired: stats.inputs_expired.saturating_sub(before.inputs_expired),
+            outputs_expired: stats.outputs_expired.saturating_sub(before.outputs_expired),
+            first_samples_skipped: stats
+                .first_samples_skipped
+                .saturating_sub(before.first_samples_skipped),
+            non_finite: stats.non_finite.saturating_sub(before.non_finite),
+            scrapes_refused: stats.scrapes_refused.saturating_sub(before.scrapes_refused),
+            ..stats
+        };
+        let agg: &Aggregator = agg;
+        let list = &engine.template.subsets()[i];
         let is_default = i == 0;
         let opts = RenderOptions {
             // Subsets are served later, from storage: stamp them with the fetch time.
             default_timestamp_ms: (!is_default).then_some(fetched_at_ms),
+            now_ms: Some(fetched_at_ms),
         };
         // The health series are metric-gate's own and do not count against the limit.
         let body = check_sample_limit(agg.series_count(), sample_limit).map(|()| {
@@ -476,7 +622,13 @@ fn render_all(
             .is_some_and(|n| untimed.iter().any(|u| u == n));
         let untimed = (wants_untimed && body.is_ok()).then(|| {
             let mut text = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24);
-            agg.render(&mut text, &RenderOptions::default());
+            agg.render(
+                &mut text,
+                &RenderOptions {
+                    now_ms: Some(fetched_at_ms),
+                    ..RenderOptions::default()
+                },
+            );
             Bytes::from(text)
         });
         outputs.push(ListOutput {
@@ -489,6 +641,8 @@ fn render_all(
             arena_bytes: agg.arena_bytes(),
             dropped_by_relabel,
             dropped_nameless,
+            summed_drops: agg.summed_drops(),
+            counters: counter_increase,
         });
     }
     outputs
@@ -546,6 +700,7 @@ mod tests {
         TargetReport {
             target: Target::fixed(&format!("http://{name}/metrics").parse().unwrap()),
             samples: 0,
+            duplicates: 0,
             result: Err(e),
             duration: Duration::ZERO,
         }

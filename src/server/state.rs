@@ -337,6 +337,15 @@ impl AppState {
         for target in &report.targets {
             record_target(m, target);
         }
+        let duplicates: u64 = report.targets.iter().map(|t| t.duplicates).sum();
+        if duplicates > 0 {
+            m.duplicate_samples.inc_by(duplicates);
+            tracing::warn!(
+                upstream = %upstream,
+                samples = duplicates,
+                "the same series more than once in an upstream body: the first sample is kept, the repeats are ignored"
+            );
+        }
         let ok = report.targets_ok();
         m.targets.set(report.targets.len() as i64);
         m.targets_up.set(ok as i64);
@@ -608,7 +617,43 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
     m.aggregate_bytes
         .get_or_create(label)
         .set(list.arena_bytes as i64);
+    let c = &list.counters;
+    m.counter_inputs
+        .get_or_create(label)
+        .set(c.inputs_tracked as i64);
+    m.counter_outputs_carried
+        .get_or_create(label)
+        .set(c.outputs_carried as i64);
+    m.counter_resets.get_or_create(label).inc_by(c.resets);
+    m.counter_target_restarts
+        .get_or_create(label)
+        .inc_by(c.target_restarts);
+    m.counter_inputs_expired
+        .get_or_create(label)
+        .inc_by(c.inputs_expired);
+    m.counter_outputs_expired
+        .get_or_create(label)
+        .inc_by(c.outputs_expired);
+    m.counter_first_samples_skipped
+        .get_or_create(label)
+        .inc_by(c.first_samples_skipped);
+    m.quantile_series_dropped
+        .get_or_create(label)
+        .inc_by(list.summed_drops.quantiles);
+    m.summed_series_dropped
+        .get_or_create(label)
+        .inc_by(list.summed_drops.by_rule);
+    if list.summed_drops.quantiles > 0 && !QUANTILE_DROP_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            subset = %label.subset,
+            series = list.summed_drops.quantiles,
+            "summary quantile series that several inputs fall into are not served (a quantile cannot be summed); see metric_gate_quantile_series_dropped_total (logged once)"
+        );
+    }
 }
+
+/// The quantile drop is logged once per process; the self-metric counts every scrape.
+static QUANTILE_DROP_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Logs and counts one target's result.
 fn record_target(m: &SelfMetrics, run: &TargetReport) {

@@ -1,0 +1,129 @@
+//! Summed counters over several `dns+` targets stay counters: a pod that restarts, leaves the
+//! DNS answer, comes back or joins never makes the sum fall, and the sum grows by what the pods
+//! really counted (docs/aggregation.md, "Example"). A single input passes through unchanged.
+
+use std::net::Ipv4Addr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use metric_gate::relabel::Config;
+use testkit::dns::DnsServer;
+use testkit::gate::*;
+use testkit::upstream::*;
+
+fn lo(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, i)
+}
+
+/// A pod's body: its request counter and its process start time.
+fn pod(requests: u32, started: f64) -> String {
+    format!(
+        "# HELP req_total Requests.\n# TYPE req_total counter\nreq_total{{code=\"200\"}} {requests}\n\
+         # TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {started}\n"
+    )
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn restarts_departures_and_new_pods_never_lower_the_sum() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let old = now - 3600.0;
+    // One body per request each pod gets. Pod a restarts before its third scrape (t2); pod b
+    // is out of the DNS answer at t4; pod c starts before t6.
+    let a = [10, 15, 2, 6, 9, 12, 14];
+    let a_start = [
+        old,
+        old,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+    ];
+    let b = [20, 25, 30, 35, 44, 46];
+    let (port, _ups) = upstreams_on_loopbacks(vec![
+        Behave::Sequence(a.iter().zip(a_start).map(|(&v, s)| pod(v, s)).collect()),
+        Behave::Sequence(b.iter().map(|&v| pod(v, old)).collect()),
+        // Pod c's process starts after the t5 scrape (which is sooner than 5 s from now):
+        // its first value counts in full.
+        Behave::Sequence(vec![pod(3, now + 5.0)]),
+    ])
+    .await;
+    let dns = DnsServer::start();
+    let mut cfg = config_for(&format!("dns+http://pods.test:{port}/metrics"));
+    cfg.upstream.dns_server = Some(dns.addr);
+    cfg.target_health = false;
+    let gate = Gate::start(cfg, &Config::passthrough()).await;
+
+    let answers: [&[Ipv4Addr]; 7] = [
+        &[lo(2), lo(3)],
+        &[lo(2), lo(3)],
+        &[lo(2), lo(3)],
+        &[lo(2), lo(3)],
+        &[lo(2)],
+        &[lo(2), lo(3)],
+        &[lo(2), lo(3), lo(4)],
+    ];
+    let plain_sums = [30.0, 40.0, 32.0, 41.0, 9.0, 56.0, 63.0];
+    let want = [30.0, 40.0, 47.0, 56.0, 59.0, 71.0, 78.0];
+    let mut served = Vec::new();
+    for (i, ips) in answers.iter().enumerate() {
+        if i == 6 {
+            let wait = now + 5.5
+                - SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64();
+            assert!(wait > 0.0, "t5 was not scraped within 5 s");
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+        }
+        dns.set_a("pods.test", ips);
+        let r = gate.get("/metrics").await;
+        assert_eq!(r.status, 200, "scrape t{i}: {}", r.text());
+        let t = r.text();
+        let v = value(&t, "req_total{code=\"200\"}").unwrap_or_else(|| panic!("t{i}: {t}"));
+        served.push(v);
+        // The start times are not summed (the 2077 problem): the newest one is served.
+        let start = value(&t, "process_start_time_seconds").unwrap();
+        assert!(start <= now + 6.0, "t{i}: {t}");
+    }
+    eprintln!("plain sums {plain_sums:?}, served {served:?}");
+    assert_eq!(served, want);
+    assert!(served.windows(2).all(|w| w[1] >= w[0]), "{served:?}");
+    // The pods' true increase over t0 -> t6: a 5+2+4+3+3+2, b 5+5+5+9+2, c 3.
+    assert_eq!(served[6] - served[0], 48.0);
+
+    let m = gate.get("/-/metrics").await.text();
+    let per_list = |name: &str| value(&m, &format!("{name}{{subset=\"(default)\"}}"));
+    assert!(
+        per_list("metric_gate_carry_resets_total") >= Some(1.0),
+        "{m}"
+    );
+    assert!(
+        per_list("metric_gate_carry_target_restarts_total") >= Some(1.0),
+        "{m}"
+    );
+    gate.stop().await;
+}
+
+/// A sidecar without `labeldrop`: every output has one input, so a restart shows as the same
+/// reset Prometheus would see scraping the target directly, and values keep their text.
+#[tokio::test]
+async fn a_single_input_passes_through() {
+    let up = Upstream::start(Behave::Sequence(vec![
+        "# TYPE x_total counter\nx_total 1e3\n".to_owned(),
+        "# TYPE x_total counter\nx_total 2\n".to_owned(),
+    ]))
+    .await;
+    let gate = Gate::start(config_for(&up.url()), &Config::passthrough()).await;
+    assert!(gate.get("/metrics").await.text().contains("x_total 1e3\n"));
+    assert!(gate.get("/metrics").await.text().contains("x_total 2\n"));
+    gate.stop().await;
+}
