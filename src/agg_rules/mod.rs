@@ -152,6 +152,13 @@ impl Action {
             Action::DropQuantile => Op::Drop,
         }
     }
+
+    /// True when a series with this action is not served once two or more inputs fell into
+    /// it: a `drop` rule, or a summary quantile.
+    #[inline]
+    pub fn hidden_when_combined(self) -> bool {
+        matches!(self, Action::DropQuantile | Action::Combine(Op::Drop))
+    }
 }
 
 /// Built-in rules for well-known per-process series that make no sense summed across pods.

@@ -193,6 +193,9 @@ pub struct Aggregator {
     epoch: u32,
     /// Series live in the current scrape.
     live: usize,
+    /// Live series that are not served because several inputs fell into them under a `drop`
+    /// action (or a summary quantile): [`Aggregator::series_count`] leaves them out.
+    unserved: usize,
     /// Checked when an output series is created.
     label_limits: LabelLimits,
     /// The last limit a new series broke.
@@ -222,6 +225,7 @@ impl Aggregator {
             stats: AggregateStats::default(),
             epoch: 1,
             live: 0,
+            unserved: 0,
             label_limits: LabelLimits::UNLIMITED,
             limit_error: None,
             quoted_names: false,
@@ -253,6 +257,7 @@ impl Aggregator {
         self.stats = AggregateStats::default();
         self.epoch = 1;
         self.live = 0;
+        self.unserved = 0;
         self.quoted_names = false;
     }
 
@@ -264,6 +269,7 @@ impl Aggregator {
         self.raw.clear();
         self.stats = AggregateStats::default();
         self.live = 0;
+        self.unserved = 0;
         let epoch = self.epoch;
         let idle = |s: &Series| epoch.wrapping_sub(s.epoch) > IDLE_SCRAPES;
         let stale = self.series.iter().filter(|s| idle(s)).count();
@@ -304,9 +310,9 @@ impl Aggregator {
         }
     }
 
-    /// Number of output series of the current scrape.
+    /// Number of output series of the current scrape: the live series that are served.
     pub fn series_count(&self) -> usize {
-        self.live
+        self.live - self.unserved
     }
 
     /// Number of series held, live or idle (slots in use).
@@ -525,8 +531,14 @@ impl Aggregator {
             } else {
                 s.raw_len = 0;
             }
+            let hidden = count > 1 && s.action.hidden_when_combined();
             self.live += 1;
+            self.unserved += usize::from(hidden);
             return;
+        }
+        if s.count <= 1 && s.action.hidden_when_combined() {
+            // Its second input: from now on it is not served.
+            self.unserved += 1;
         }
         s.count = s.count.saturating_add(count);
         self.stats.samples_merged += u64::from(count);
@@ -643,9 +655,7 @@ impl Aggregator {
     #[inline]
     fn is_served(&self, id: u32) -> bool {
         let s = &self.series[id as usize];
-        s.epoch == self.epoch
-            && !(s.count > 1
-                && matches!(s.action, Action::DropQuantile | Action::Combine(Op::Drop)))
+        s.epoch == self.epoch && !(s.count > 1 && s.action.hidden_when_combined())
     }
 
     /// Live series not served because several inputs fell into them.
