@@ -173,7 +173,9 @@ async fn what_ifs_run_the_real_pipeline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn passes_are_shared_and_another_what_if_waits_for_the_next() {
-    let up = Upstream::start(Behave::SlowStart(SAMPLE.into(), Duration::from_millis(600))).await;
+    // The upstream answers after 2 s, so that on a loaded machine every request below is in
+    // before the first pass ends.
+    let up = Upstream::start(Behave::SlowStart(SAMPLE.into(), Duration::from_secs(2))).await;
     let gate = Arc::new(Gate::start(config_for(&up.url()), &Config::passthrough()).await);
     let ask = |path: &'static str, accept: &'static str| {
         let url = gate.url(path);
