@@ -28,9 +28,10 @@
 //! that does not load (HTTP 400; the profile is still there when the body was fetched), or
 //! `input`/`too_large`/`timeout` ([`crate::explorer::ExplorerError::http_status`]).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::offline::OfflineWhatIf;
 use super::profile::Profile;
 use super::whatif::{Analysis, Report, WhatIf, WhatIfOptions, WhatIfRequest};
 use super::{ErrorJson, ExplorerError};
@@ -286,6 +287,32 @@ impl PageData {
                 .to_vec()
         })
     }
+}
+
+/// The precomputed what-ifs of an offline page.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OfflineWhatIf {
+    /// The pass-through configuration (no rules): what metric-gate serves for this body as it
+    /// is. `metrics` holds every metric.
+    pub baseline: Scenario,
+    /// Dropping one label: `metrics` holds only the metrics that differ from the baseline
+    /// (those that carry the label).
+    pub singles: BTreeMap<String, Scenario>,
+    /// Label names not precomputed (beyond `HtmlOptions::max_labels`).
+    pub skipped: Vec<String>,
+}
+
+/// What metric-gate serves under one configuration.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Scenario {
+    /// Series served.
+    pub series: u64,
+    /// Bytes served (HELP and TYPE included).
+    pub bytes: u64,
+    /// Samples summed into another.
+    pub summed: u64,
+    /// Per metric name: `[series, bytes of sample lines]`.
+    pub metrics: BTreeMap<String, [u64; 2]>,
 }
 
 #[cfg(test)]

@@ -26,10 +26,10 @@ mod whatif;
 
 use serde::Serialize;
 
-pub use api::{negotiate, AnalyzeQuery, PageData, ResponseFormat, PAGE_DATA_VERSION};
-pub use offline::{
-    write_html, HtmlOptions, HtmlSummary, OfflineWhatIf, Scenario, MAX_PRECOMPUTED_LABELS,
+pub use api::{
+    negotiate, AnalyzeQuery, OfflineWhatIf, PageData, ResponseFormat, Scenario, PAGE_DATA_VERSION,
 };
+pub use offline::{write_html, HtmlOptions, HtmlSummary, MAX_PRECOMPUTED_LABELS};
 pub use page::{content_security_policy, render_page, HTML_CONTENT_TYPE, JSON_CONTENT_TYPE};
 pub use profile::{
     LabelProfile, MetricProfile, Profile, ProfileBudget, Profiler, Totals, LIST_VALUES_UP_TO,

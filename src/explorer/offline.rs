@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use hashbrown::HashMap;
-use serde::Serialize;
 
-use super::api::{PageData, QueryJson, PAGE_DATA_VERSION};
+use super::api::{OfflineWhatIf, PageData, QueryJson, Scenario, PAGE_DATA_VERSION};
 use super::page::render_page;
 use super::whatif::{
     analyze_bodies, check_size, feed, Trial, WhatIf, WhatIfOptions, WhatIfRequest,
@@ -57,32 +56,6 @@ pub struct HtmlSummary {
     pub skipped: usize,
     /// Bytes of the page.
     pub bytes: usize,
-}
-
-/// The precomputed what-ifs of an offline page.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct OfflineWhatIf {
-    /// The pass-through configuration (no rules): what metric-gate serves for this body as it
-    /// is. `metrics` holds every metric.
-    pub baseline: Scenario,
-    /// Dropping one label: `metrics` holds only the metrics that differ from the baseline
-    /// (those that carry the label).
-    pub singles: BTreeMap<String, Scenario>,
-    /// Label names not precomputed (beyond [`HtmlOptions::max_labels`]).
-    pub skipped: Vec<String>,
-}
-
-/// What metric-gate serves under one configuration.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Scenario {
-    /// Series served.
-    pub series: u64,
-    /// Bytes served (HELP and TYPE included).
-    pub bytes: u64,
-    /// Samples summed into another.
-    pub summed: u64,
-    /// Per metric name: `[series, bytes of sample lines]`.
-    pub metrics: BTreeMap<String, [u64; 2]>,
 }
 
 /// Reads a body (at most `opts.what_if.max_body_bytes`) and writes the explorer page for it to

@@ -21,6 +21,7 @@
 //! (the Prometheus 3 form `{"my.metric", "label.x"="v"}`), and so is the value of `__name__`.
 
 use super::line::LineState;
+use super::name_index::NameIndex;
 use super::piece::{LabelSpan, Piece};
 use super::quoted::quoted;
 use super::scan::{has_class, is_ws, scan_class, skip_ws, LABEL_CHAR, LABEL_START};
@@ -72,44 +73,6 @@ struct Distinct {
 /// Labels a block may hold before the duplicate check stops comparing a name with every
 /// earlier one and uses the hash table.
 const INDEX_FROM: usize = 16;
-
-/// The label names of the current block by hash, for the duplicate check of blocks with many
-/// names that do not arrive sorted: (hash of the name, index in `spans`). Reused across lines;
-/// seeded per parser, so that no input can choose names that collide.
-#[derive(Default)]
-pub(super) struct NameIndex {
-    table: hashbrown::HashTable<(u64, u32)>,
-    hasher: foldhash::quality::RandomState,
-}
-
-impl std::fmt::Debug for NameIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NameIndex")
-            .field("len", &self.table.len())
-            .finish()
-    }
-}
-
-impl NameIndex {
-    /// True if the table holds a name for which `eq` (given its index) is true, among those
-    /// with the hash of `name`.
-    fn contains(&self, name: &[u8], mut eq: impl FnMut(usize) -> bool) -> bool {
-        use std::hash::BuildHasher as _;
-        let hash = self.hasher.hash_one(name);
-        self.table
-            .find(hash, |&(h, k)| h == hash && eq(k as usize))
-            .is_some()
-    }
-
-    /// Adds `name` as the label at `index`.
-    fn insert(&mut self, name: &[u8], index: usize) {
-        use std::hash::BuildHasher as _;
-        let hash = self.hasher.hash_one(name);
-        // A line is shorter than 2^31 bytes, so it holds fewer labels than that.
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        self.table.insert_unique(hash, (hash, index), |&(h, _)| h);
-    }
-}
 
 #[cfg(test)]
 thread_local! {
@@ -540,7 +503,7 @@ fn index_names(
     distinct: &mut Distinct,
 ) {
     if distinct.indexed == 0 {
-        index.table.clear();
+        index.clear();
     }
     for (k, l) in spans.iter().enumerate().skip(distinct.indexed) {
         index.insert(l.name.bytes(b, scratch), k);

@@ -13,8 +13,8 @@ use std::fmt;
 
 use super::error::error;
 use super::families::Families;
-use super::label_block::NameIndex;
 use super::layout_cache::{LabelLayouts, MetricNames};
+use super::name_index::NameIndex;
 use super::piece::{LabelSpan, Piece};
 use super::scan::{has_class, skip_ws, token_end, METRIC_START};
 use super::{Format, ParseError, ParseErrorKind, Sample, Sink};

@@ -101,6 +101,7 @@ mod families;
 mod label_block;
 mod layout_cache;
 mod line;
+mod name_index;
 mod piece;
 mod quoted;
 mod scan;
