@@ -222,22 +222,27 @@ pub struct Rules {
     scratch: LabelBuf,
 }
 
+/// The built-in rules, compiled once per process: every list of every pipeline starts from a
+/// copy (building a pipeline must not compile regexes).
+static DEFAULTS: std::sync::LazyLock<Vec<Rule>> = std::sync::LazyLock::new(|| {
+    DEFAULT_RULES
+        .iter()
+        .filter_map(|&(pattern, op)| {
+            // The patterns are tested to compile; one that did not would only lose its rule.
+            name_rule(pattern).ok().map(|program| Rule {
+                program,
+                by_name: true,
+                op,
+            })
+        })
+        .collect()
+});
+
 impl Default for Rules {
     fn default() -> Self {
-        let defaults = DEFAULT_RULES
-            .iter()
-            .filter_map(|&(pattern, op)| {
-                // The patterns are tested to compile; one that did not would only lose its rule.
-                name_rule(pattern).ok().map(|program| Rule {
-                    program,
-                    by_name: true,
-                    op,
-                })
-            })
-            .collect();
         Rules {
             user: Vec::new(),
-            defaults,
+            defaults: DEFAULTS.clone(),
             scratch: LabelBuf::new(),
         }
     }
