@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use metric_gate::relabel::Config;
 use testkit::client::*;
+use testkit::e2e::promtool_check_if_installed;
 use testkit::gate::*;
 use testkit::upstream::*;
 
@@ -59,34 +60,6 @@ fn series_set(text: &str) -> BTreeSet<String> {
     samples(text).into_iter().collect()
 }
 
-/// `promtool check metrics` accepts `text` (the Prometheus 2.42 parser's view of it), when
-/// promtool is installed. Lint findings are not failures; parse errors are.
-fn promtool_parses(text: &str) {
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("promtool not installed: skipping `promtool check metrics`");
-        return;
-    };
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !err.contains("error while linting") && !err.contains("text format parsing error"),
-        "promtool: {err}\n{text}"
-    );
-}
-
 #[tokio::test]
 async fn legacy_names_are_served_as_is_to_every_prometheus() {
     let up = Upstream::start(Behave::Text(LEGACY.into())).await;
@@ -121,7 +94,7 @@ async fn legacy_names_are_served_as_is_to_every_prometheus() {
         assert_eq!(series_set(&r.text()), series_set(LEGACY), "{accept}");
         assert!(!r.text().contains("# EOF"), "{accept}");
     }
-    promtool_parses(&plain.text());
+    promtool_check_if_installed("text 0.0.4 for Prometheus 2.42", &plain.text());
     gate.stop().await;
 }
 
@@ -162,7 +135,7 @@ rpc_calls{method=\"put\",utf_8_label=\"x\"} 1
 ";
     assert!(r.text().starts_with(want), "{}", r.text());
     assert!(!r.text().contains("{\"") && !r.text().contains(",\""));
-    promtool_parses(&r.text());
+    promtool_check_if_installed("the answer", &r.text());
     // The same, gzip-compressed.
     let z = get(
         &gate.url("/metrics"),
@@ -409,7 +382,7 @@ http_requests_total{code=\"200\"} 3
             !text.contains("# EOF") && !text.contains("# UNIT"),
             "{text}"
         );
-        promtool_parses(&text);
+        promtool_check_if_installed("the escaped answer", &text);
     }
 
     // Subsets keep their timestamps, in seconds.

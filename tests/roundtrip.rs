@@ -310,29 +310,7 @@ up{\"host.name\"=\"a\\\\b\\\"c\\n\"} 1 1700000000000
     for scheme in [Escaping::Underscores, Escaping::Dots, Escaping::Values] {
         let (text, _) = escape_text(input.as_bytes(), scheme).unwrap();
         let text = String::from_utf8(text).unwrap();
-        let Ok(mut child) = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-        else {
-            eprintln!("promtool not installed: skipping");
-            return;
-        };
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let msg = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            matches!(out.status.code(), Some(0) | Some(3)) && !msg.contains("error while linting"),
-            "{scheme:?}: {msg}\n{text}"
-        );
+        testkit::e2e::promtool_check_if_installed(&format!("{scheme:?} escaping"), &text);
     }
 }
 

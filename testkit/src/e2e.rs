@@ -23,16 +23,27 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// True when the tools are there. When one is missing: a skip message and false, or a panic when
 /// `METRIC_GATE_E2E=require` (CI sets it, so CI can never skip silently).
 pub fn tools_present(test: &str) -> bool {
-    let missing: Vec<&str> = ["prometheus", "promtool", NODE_EXPORTER]
-        .into_iter()
+    tools_installed(
+        &format!("e2e test {test}"),
+        &["prometheus", "promtool", NODE_EXPORTER],
+        "`prometheus` and `prometheus-node-exporter`",
+    )
+}
+
+/// True when every one of `tools` is in `PATH`. Otherwise, for `what`: a skip message naming
+/// the missing tools and the Debian `packages` that have them, and false; or a panic when
+/// `METRIC_GATE_E2E=require`.
+pub fn tools_installed(what: &str, tools: &[&str], packages: &str) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
         .filter(|t| which(t).is_none())
         .collect();
     if missing.is_empty() {
         return true;
     }
     let msg = format!(
-        "e2e test {test}: {} not found in PATH (Debian packages `prometheus` and \
-         `prometheus-node-exporter`)",
+        "{what}: {} not found in PATH (Debian packages {packages})",
         missing.join(", ")
     );
     if std::env::var("METRIC_GATE_E2E").as_deref() == Ok("require") {
@@ -528,6 +539,18 @@ pub fn apply_offline(capture: &Path, relabel_file: &Path, subset: Option<&str>) 
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// [`promtool_check_metrics`] when promtool is installed; otherwise skipped as
+/// [`tools_installed`] says (a failure under `METRIC_GATE_E2E=require`).
+pub fn promtool_check_if_installed(what: &str, text: &str) {
+    if tools_installed(
+        &format!("promtool check of {what}"),
+        &["promtool"],
+        "`prometheus`",
+    ) {
+        promtool_check_metrics(what, text);
+    }
 }
 
 /// `promtool check metrics` on `text`: parse errors fail (exit 1), lint findings (exit 3, e.g.
