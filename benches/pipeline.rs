@@ -16,12 +16,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use metric_gate::agg_rules::{Action, Op};
 use metric_gate::aggregate::{Aggregator, KeyBuf, Point, RenderOptions};
 use metric_gate::analyze::Analyzer;
 use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
 use metric_gate::labels::{LabelBuf, METRIC_NAME};
 use metric_gate::pipeline::Pipeline;
+use metric_gate::relabel::aggregation::{Action, Op};
 use metric_gate::relabel::Config;
 use testkit::ingress;
 

@@ -12,11 +12,11 @@
 //!
 //! # What a series holds
 //! Each output series carries an [`Action`], decided once when it is created (by the caller,
-//! from the family's `# TYPE` and the [`crate::agg_rules`] rules): a counter-like series is
+//! from the family's `# TYPE` and the [`crate::relabel::aggregation`] rules): a counter-like series is
 //! summed (compensated, see [`crate::sum`]) and may be served from the counter state instead
 //! ([`Aggregator::apply_counters`]); a gauge is combined by its op (`sum`, `max`, `min`, `avg`,
 //! `count`, `last`, `drop`); a summary quantile that two or more inputs fall into is not served.
-//! One input is always served as written. Timestamps follow [`crate::agg_rules::Stamp`]: a sample
+//! One input is always served as written. Timestamps follow [`crate::relabel::aggregation::Stamp`]: a sample
 //! without one is "now", so a combination is never older than an input.
 //!
 //! # Keys
@@ -37,13 +37,13 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use crate::agg_rules::{Action, Op};
 use crate::counters::{output_hash, CounterState, Kind, Served};
 use crate::exposition::escape::series_has_quoted_name;
 use crate::exposition::render::{
     write_help, write_timestamp_line_end, write_type, write_value_line_end,
 };
 use crate::limits::{LabelLimits, LimitError};
+use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
 pub mod key;
@@ -170,7 +170,7 @@ pub struct RenderOptions {
     /// Timestamp (ms) written on every sample that has none: subsets carry the upstream fetch
     /// time so that Prometheus stores them at the moment they were scraped.
     pub default_timestamp_ms: Option<i64>,
-    /// The scrape's time (ms), "now" for combined samples (see [`crate::agg_rules::Stamp`]);
+    /// The scrape's time (ms), "now" for combined samples (see [`crate::relabel::aggregation::Stamp`]);
     /// `None`: the wall clock when rendering.
     pub now_ms: Option<i64>,
 }

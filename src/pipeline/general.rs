@@ -3,10 +3,10 @@
 //! when asked), then every list runs its rules on its own copy and its aggregate keys the
 //! result ([`KeyBuf::label_set`]).
 
-use crate::agg_rules::SampleKind;
 use crate::aggregate::{KeyBuf, Point};
 use crate::exposition::Sample;
 use crate::labels::{LabelBuf, METRIC_NAME};
+use crate::relabel::aggregation::SampleKind;
 
 use super::float_labels::FloatLabelNormalizer;
 use super::{Outcome, Subset};

@@ -23,11 +23,11 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 
-use crate::agg_rules::{sample_kind, Action, Rules, SampleKind};
 use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
 use crate::counters::{Kind, TargetScrape};
 use crate::exposition::{MetaKind, Metadata, Sample, Sink};
 use crate::limits::{LabelLimits, LimitHit, LimitSink};
+use crate::relabel::aggregation::{sample_kind, Action, Rules, SampleKind};
 use crate::relabel::{Config, Program};
 
 mod filter;
