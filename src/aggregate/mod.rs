@@ -37,7 +37,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use crate::counters::{output_hash, CounterState, Kind, Served};
+use crate::counters::{CounterState, Kind, Served};
 use crate::exposition::escape::series_has_quoted_name;
 use crate::exposition::render::{
     write_help, write_timestamp_line_end, write_type, write_value_line_end,
@@ -46,9 +46,11 @@ use crate::limits::{LabelLimits, LimitError};
 use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
+mod float_spelling;
 pub mod key;
 mod openmetrics;
 
+pub use float_spelling::{canonical_float_text, float_label, label_value_span};
 pub use key::{KeyBuf, SeriesKey};
 
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
@@ -611,7 +613,10 @@ impl Aggregator {
         self.arena.extend_from_slice(key);
         let action = decide();
         let output = match action {
-            Action::Carry(_) => output_hash(key),
+            Action::Carry(_) => {
+                let f = &self.families[family as usize];
+                float_spelling::output_of(f.om_type.or(f.typ), key)
+            }
             _ => 0,
         };
         self.series.push(Series {
@@ -771,7 +776,20 @@ impl Aggregator {
     /// once all targets answered). Family metadata already set in `self` wins. Keys are copied
     /// only for series `self` does not have yet.
     pub fn merge_from(&mut self, other: &Aggregator) {
+        self.merge_with(other, &mut |_, _, _| false);
+    }
+
+    /// [`Aggregator::merge_from`], with each series of `other` summed into the series whose
+    /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
+    /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of
+    /// its source.
+    fn merge_with(
+        &mut self,
+        other: &Aggregator,
+        merge_key: &mut dyn FnMut(&Family, &[u8], &mut Vec<u8>) -> bool,
+    ) {
         let before = self.stats;
+        let mut buf = Vec::new();
         for f in &other.families {
             if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
@@ -805,7 +823,13 @@ impl Aggregator {
                 // Merged series were checked when their source aggregate created them, and
                 // keep the action it gave them.
                 let action = s.action;
+                let key = if merge_key(f, key, &mut buf) {
+                    &buf
+                } else {
+                    key
+                };
                 if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
+                    self.series[slot as usize].output = s.output;
                     self.contribute(slot, part);
                 }
             }

@@ -225,7 +225,7 @@ pub struct Pipeline {
     key: KeyBuf,
     /// Scratch: the outcomes of the sample being routed by the general path.
     outcomes: Vec<Outcome>,
-    /// Rewrite `le`/`quantile` values to Prometheus 3's canonical float text (see
+    /// Key `le`/`quantile` values in Prometheus 3's canonical float text after relabeling (see
     /// [`Pipeline::normalize_float_labels`]).
     normalize: Option<FloatLabelNormalizer>,
     /// The family of the last `# TYPE` line and whether its `le`/`quantile` is a float label.
@@ -378,11 +378,12 @@ impl Pipeline {
         }
     }
 
-    /// Compare histogram `le` and summary `quantile` labels by float value, not by text: their
-    /// values are rewritten the way Prometheus 3 stores them (`le="1"` becomes `le="1.0"`,
-    /// `le="0.250"` becomes `le="0.25"`). Needed when summing series of several targets, whose
-    /// exporters may spell the same bound differently; a single upstream's text is kept as is
-    /// otherwise.
+    /// Key histogram `le` and summary `quantile` labels by float value, not by text, for a
+    /// pipeline that reads several targets' bodies one after the other (the explorer's what-if
+    /// of a fan-out upstream): after relabeling (the rules still see the upstream's text), the
+    /// value is written the way Prometheus 3 stores it (`le="1"` becomes `le="1.0"`,
+    /// `le="0.250"` becomes `le="0.25"`). The server does not use this: each target keeps its
+    /// text and the merge compares bounds ([`crate::aggregate::Aggregator::merge_targets`]).
     pub fn normalize_float_labels(mut self, on: bool) -> Self {
         self.normalize = on.then(FloatLabelNormalizer::default);
         self
@@ -567,7 +568,7 @@ impl Sink for Pipeline {
         };
         let kind = self.kind_of(sample);
         // The label filter keeps label values as written; samples whose `le`/`quantile` must be
-        // rewritten take the general path.
+        // keyed in canonical form take the general path.
         if let (Some(filter), None, [sub]) =
             (&mut self.label_filter, float_label, &mut self.subsets[..])
         {
