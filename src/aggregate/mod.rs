@@ -46,6 +46,7 @@ use crate::limits::{LabelLimits, LimitError};
 use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
+mod exemplars;
 mod float_spelling;
 pub mod key;
 mod openmetrics;
@@ -204,6 +205,8 @@ pub struct Aggregator {
     limit_error: Option<LimitError>,
     /// Some series held has a name written quoted (outside the legacy character set).
     quoted_names: bool,
+    /// Exemplars of the current scrape, by slot (OpenMetrics input).
+    exemplars: exemplars::Exemplars,
 }
 
 impl Default for Aggregator {
@@ -231,6 +234,7 @@ impl Aggregator {
             label_limits: LabelLimits::UNLIMITED,
             limit_error: None,
             quoted_names: false,
+            exemplars: exemplars::Exemplars::default(),
         }
     }
 
@@ -261,6 +265,7 @@ impl Aggregator {
         self.live = 0;
         self.unserved = 0;
         self.quoted_names = false;
+        self.exemplars.clear();
     }
 
     /// Starts a new scrape: no series is live until it receives a sample, but every series and
@@ -269,6 +274,7 @@ impl Aggregator {
     pub fn begin_scrape(&mut self) -> bool {
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.raw.clear();
+        self.exemplars.clear();
         self.stats = AggregateStats::default();
         self.live = 0;
         self.unserved = 0;
@@ -831,6 +837,9 @@ impl Aggregator {
                 if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
                     self.series[slot as usize].output = s.output;
                     self.contribute(slot, part);
+                    if let Some((text, ts)) = other.exemplars.get(id) {
+                        self.exemplars.offer(slot, text, ts);
+                    }
                 }
             }
         }

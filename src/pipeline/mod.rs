@@ -25,7 +25,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
 use crate::counters::{Kind, TargetScrape};
-use crate::exposition::{MetaKind, Metadata, Sample, Sink};
+use crate::exposition::{Exemplar, MetaKind, Metadata, Sample, Sink};
 use crate::limits::{LabelLimits, LimitHit, LimitSink};
 use crate::relabel::aggregation::{sample_kind, Action, Rules, SampleKind};
 use crate::relabel::{Config, Program};
@@ -435,6 +435,11 @@ impl Pipeline {
             self.record_limit_hit(sample.line);
             return;
         }
+        if let Some(exemplar) = &sample.exemplar {
+            for (sub, &o) in self.subsets.iter_mut().zip(outcomes) {
+                keep_exemplar(sub, o, exemplar);
+            }
+        }
         if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
             cache.insert(key, outcomes);
             let mut group = None;
@@ -456,6 +461,15 @@ impl Pipeline {
         if let Some(error) = first {
             self.limit_hit = Some(LimitHit { line, error });
         }
+    }
+}
+
+/// Attaches a sample's exemplar to the output series it went to in `sub` (OpenMetrics output
+/// writes it; exemplars are rare, so this is off the common path).
+#[cold]
+fn keep_exemplar(sub: &mut Subset, outcome: Outcome, exemplar: &Exemplar<'_>) {
+    if let Outcome::Slot(slot) = outcome {
+        sub.aggregator.add_exemplar(slot, exemplar);
     }
 }
 
@@ -553,6 +567,10 @@ impl Sink for Pipeline {
                         return;
                     }
                     replay::replay(&mut self.subsets, outcomes, sample, key);
+                    if let Some(exemplar) = &sample.exemplar {
+                        outcomes
+                            .for_each(&mut self.subsets, |sub, o| keep_exemplar(sub, o, exemplar));
+                    }
                     return;
                 }
                 Some(key)
