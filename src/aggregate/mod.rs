@@ -120,6 +120,10 @@ struct Part<'a> {
     count: u32,
 }
 
+/// Writes the key a series of a merged aggregate's family is summed into, when it is not the
+/// series' own key: `(family, key, buffer) -> written` ([`Aggregator::merge_targets`]).
+type MergeKey<'a> = dyn FnMut(&Family, &[u8], &mut Vec<u8>) -> bool + 'a;
+
 /// Counters of one aggregator's work (in the current scrape).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AggregateStats {
@@ -789,11 +793,7 @@ impl Aggregator {
     /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
     /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of
     /// its source.
-    fn merge_with(
-        &mut self,
-        other: &Aggregator,
-        merge_key: &mut dyn FnMut(&Family, &[u8], &mut Vec<u8>) -> bool,
-    ) {
+    fn merge_with(&mut self, other: &Aggregator, merge_key: &mut MergeKey<'_>) {
         let before = self.stats;
         let mut buf = Vec::new();
         for f in &other.families {
