@@ -6,6 +6,9 @@
 //! MG_BENCH_PAYLOAD=/tmp/ingress.prom cargo test --release --test http_bench -- --ignored --nocapture
 //! ```
 //! Optional: `MG_BENCH_RELABEL=file.yaml` (passed as `--relabel-file`), `MG_BENCH_RUNS=N`.
+//!
+//! `fan_out_cpu_per_target` (same variables) compares the binary's CPU time per scrape and per
+//! target of `dns+` over 1 and over 4 loopback targets serving the same payload from memory.
 
 use std::net::Ipv4Addr;
 use std::process::Child;
@@ -70,6 +73,17 @@ impl Bin {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("metric-gate never became ready");
+    }
+
+    /// CPU time (user + system, all threads) the process used so far, from `/proc/PID/stat`
+    /// in clock ticks of 10 ms (Linux' `USER_HZ` of 100).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold blanks) in parentheses.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
     }
 
     /// Peak resident set size (VmHWM) in MiB.
@@ -207,4 +221,59 @@ async fn scrape_latency_memory_and_fan_out() {
         bin.peak_rss_mib()
     );
     bin.print_scrape_logs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; see the file's docs"]
+async fn fan_out_cpu_per_target() {
+    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
+    let runs: u32 = std::env::var("MG_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let plain = Bytes::from(std::fs::read(&path).unwrap());
+    for targets in [1u8, 4] {
+        let (port, _ups) = upstreams_on_loopbacks(
+            (0..targets)
+                .map(|_| Behave::Prepared {
+                    plain: plain.clone(),
+                    gzip: None,
+                })
+                .collect(),
+        )
+        .await;
+        let dns = DnsServer::start();
+        dns.set_a(
+            "ingress.test",
+            &(0..targets)
+                .map(|i| Ipv4Addr::new(127, 0, 0, 2 + i))
+                .collect::<Vec<_>>(),
+        );
+        let dns_addr = dns.addr.to_string();
+        let upstream = format!("dns+http://ingress.test:{port}/metrics");
+        let bin = Bin::start(&["-H", &upstream, "--dns-server", &dns_addr]);
+        bin.wait_ready().await;
+        let gate = format!("http://{}/metrics", bin.addr);
+        // The first scrape fills the caches; the ones measured are repeat scrapes.
+        let (_, _, s) = timed_get(&gate, &[]).await;
+        assert_eq!(s, 200);
+        let cpu0 = bin.cpu();
+        let t0 = Instant::now();
+        let mut wall = Vec::new();
+        for _ in 0..runs {
+            let (d, _, s) = timed_get(&gate, &[]).await;
+            assert_eq!(s, 200);
+            wall.push(d);
+        }
+        let (cpu, elapsed) = (bin.cpu() - cpu0, t0.elapsed());
+        let per_scrape = cpu / runs;
+        println!(
+            "dns+ {targets} target(s), repeat scrapes: CPU {} per scrape, {} per target | wall {} median | CPU/wall {:.2} | peak RSS {:.0} MiB | {runs} scrapes",
+            ms(per_scrape),
+            ms(per_scrape / u32::from(targets)),
+            ms(median(wall)),
+            cpu.as_secs_f64() / elapsed.as_secs_f64(),
+            bin.peak_rss_mib()
+        );
+    }
 }

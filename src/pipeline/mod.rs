@@ -9,7 +9,8 @@
 //! three strategies, each in its own file:
 //!
 //! - `replay.rs`: the [`series_cache`] knows the series (a repeat scrape): each list gets the
-//!   outcome it got before, with no relabeling and no key;
+//!   outcome it got before, with no relabeling and no key. When the series is the one the cache
+//!   expects next, the parser does not even parse its labels ([`Sink::known_sample`]);
 //! - `filter.rs`: the only list just filters labels by name: the key is written straight from
 //!   the parsed line;
 //! - `general.rs`: anything else: the labels are copied into a label set and every list runs
@@ -25,7 +26,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
 use crate::counters::{Kind, TargetScrape};
-use crate::exposition::{Exemplar, MetaKind, Metadata, Sample, Sink};
+use crate::exposition::{Exemplar, KnownSample, MetaKind, Metadata, Sample, Sink};
 use crate::limits::{LabelLimits, LimitHit, LimitSink};
 use crate::relabel::aggregation::{sample_kind, Action, Rules, SampleKind};
 use crate::relabel::{Config, Program};
@@ -43,7 +44,7 @@ pub use input::{read_all, InputError, READ_CHUNK};
 use filter::LabelFilter;
 use float_labels::FloatLabelNormalizer;
 use general::General;
-use series_cache::SeriesCache;
+use series_cache::{SeriesCache, NO_GROUP};
 
 /// What one list did with one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +173,8 @@ where
 }
 
 /// The hash that groups one input histogram's or summary's samples (its buckets, quantiles,
-/// `_sum` and `_count`): its family and its labels but `le` and `quantile`.
+/// `_sum` and `_count`): its family and its labels but `le` and `quantile`. Never
+/// [`NO_GROUP`].
 fn group_of(sample: &Sample<'_>) -> u64 {
     let mut h = foldhash::fast::FixedState::with_seed(0x0067_726f_7570).build_hasher();
     h.write(sample.family.as_bytes());
@@ -185,19 +187,14 @@ fn group_of(sample: &Sample<'_>) -> u64 {
         h.write_u8(0xfe);
         h.write(v.as_bytes());
     }
-    h.finish()
+    h.finish().min(NO_GROUP - 1)
 }
 
-/// Records `sample` (series cache key `key`) into the counter record of every list that sends
-/// it to a counter-like output series. `group` is computed at most once per sample.
+/// Records a sample of `value` (series cache key `key`) into the counter record of `sub` when
+/// `outcome` sends it to a counter-like output series. `group` gives the sample's input group
+/// (see [`group_of`]), asked only for histogram and summary series.
 #[inline]
-fn observe(
-    sub: &mut Subset,
-    key: u128,
-    outcome: Outcome,
-    sample: &Sample<'_>,
-    group: &mut Option<u64>,
-) {
+fn observe(sub: &mut Subset, key: u128, outcome: Outcome, value: f64, group: impl FnOnce() -> u64) {
     let (Some(record), Outcome::Slot(slot)) = (&mut sub.counters, outcome) else {
         return;
     };
@@ -206,9 +203,9 @@ fn observe(
     };
     let g = match kind {
         Kind::Counter => 0,
-        _ => *group.get_or_insert_with(|| group_of(sample)),
+        _ => group(),
     };
-    record.observe(key, output, kind, g, sample.value);
+    record.observe(key, output, kind, g, value);
 }
 
 /// Relabels and aggregates parsed samples into every subset.
@@ -297,7 +294,10 @@ impl Pipeline {
     /// a [`crate::counters::CounterState`] that serves reset-safe totals. Needs the series
     /// cache (the inputs are keyed by its hash).
     pub fn track_counters(mut self) -> Self {
-        if self.cache.is_some() {
+        if let Some(cache) = &mut self.cache {
+            // Histogram and summary samples are recorded with their group, which replaying a
+            // series whose labels were not parsed takes from the cache.
+            cache.keep_groups();
             for sub in &mut self.subsets {
                 sub.counters = Some(TargetScrape::new(""));
             }
@@ -405,14 +405,12 @@ impl Pipeline {
         &mut self.subsets
     }
 
-    /// The label whose value is normalized in `sample`: its family is the one the last
+    /// The label whose value is normalized in samples of `family`: it is the one the last
     /// `# TYPE` made a histogram or summary, and normalization is on.
     #[inline]
-    fn float_label(&self, sample: &Sample<'_>) -> Option<&'static str> {
+    fn float_label(&self, family: &str) -> Option<&'static str> {
         match self.typed_label {
-            Some(label) if self.normalize.is_some() && sample.family == self.typed_family => {
-                Some(label)
-            }
+            Some(label) if self.normalize.is_some() && family == self.typed_family => Some(label),
             _ => None,
         }
     }
@@ -441,10 +439,16 @@ impl Pipeline {
             }
         }
         if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
-            cache.insert(key, outcomes);
-            let mut group = None;
+            // With counters tracked every entry keeps its group, so that a replay without
+            // parsed labels (`replay::replay_known`) always has it.
+            let group = if cache.keeps_groups() {
+                group_of(sample)
+            } else {
+                NO_GROUP
+            };
+            cache.insert(key, sample.series_text.len(), group, outcomes);
             for (sub, &o) in self.subsets.iter_mut().zip(outcomes) {
-                observe(sub, key, o, sample, &mut group);
+                observe(sub, key, o, sample.value, || group);
             }
         }
     }
@@ -556,10 +560,10 @@ impl Sink for Pipeline {
         {
             self.note_process_start(sample.value);
         }
-        let float_label = self.float_label(sample);
+        let float_label = self.float_label(sample.family);
         let cache_key = match &mut self.cache {
             Some(cache) => {
-                let key = replay::cache_key(sample, float_label);
+                let key = replay::cache_key(sample.series_text, sample.family, float_label);
                 if let Some((outcomes, repeat)) = cache.lookup_repeat(key) {
                     if repeat {
                         // Prometheus keeps the first sample of a series and ignores the rest.
@@ -576,7 +580,7 @@ impl Sink for Pipeline {
                 Some(key)
             }
             None => {
-                let key = replay::cache_key(sample, float_label);
+                let key = replay::cache_key(sample.series_text, sample.family, float_label);
                 if !self.seen.insert(key) {
                     self.duplicates += 1;
                     return;
@@ -609,6 +613,43 @@ impl Sink for Pipeline {
         );
         self.settle(cache_key, &outcomes, sample);
         self.outcomes = outcomes;
+    }
+
+    fn expected_series_len(&self) -> Option<usize> {
+        match &self.cache {
+            Some(cache) if self.limit_hit.is_none() => cache.expected_len(),
+            _ => None,
+        }
+    }
+
+    /// The repeat scrape's fast path (see `replay.rs`): a series the cache knows, recognized
+    /// by its raw text alone. Every check of its labels (syntax, the input label limit,
+    /// duplicate names) ran when it was first parsed, on exactly these bytes; a label limit of
+    /// the output is never remembered, so such a series never gets here. Refused (parsed in
+    /// full) when the cache does not know it, and for `process_start_time_seconds`, which the
+    /// counters read with its labels.
+    fn known_sample(&mut self, sample: &KnownSample<'_>) -> bool {
+        // A line with an exemplar takes the full path, which carries the exemplar to the
+        // output (exemplars are rare).
+        if self.limit_hit.is_some() || sample.name == PROCESS_START || sample.exemplar.is_some() {
+            return false;
+        }
+        let float_label = self.float_label(sample.family);
+        let Some(cache) = &mut self.cache else {
+            return false;
+        };
+        let key = replay::cache_key(sample.series_text, sample.family, float_label);
+        let Some((outcomes, repeat, group)) = cache.lookup_known(key) else {
+            return false;
+        };
+        self.samples += 1;
+        if repeat {
+            // Prometheus keeps the first sample of a series and ignores the rest.
+            self.duplicates += 1;
+            return true;
+        }
+        replay::replay_known(&mut self.subsets, outcomes, sample, key, group);
+        true
     }
 }
 

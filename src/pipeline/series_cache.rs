@@ -6,6 +6,10 @@
 //! or the aggregator slot it sums into, packed into a `u32`. A known series then costs one hash
 //! and one lookup: no label copying, no relabeling, no key building.
 //!
+//! Each entry also keeps the length of its series text, so that the parser can take a line whose
+//! series is the one expected next without parsing its label block: [`SeriesCache::expected_len`]
+//! and [`SeriesCache::lookup_known`] serve that path (see `replay.rs`).
+//!
 //! Slots stay valid across scrapes because aggregators keep their series between scrapes
 //! ([`crate::aggregate::Aggregator::begin_scrape`]); when an aggregator compacts, the cache is
 //! cleared. Entries unseen for [`crate::aggregate::IDLE_SCRAPES`] scrapes are evicted; the
@@ -70,6 +74,9 @@ impl Remembered<'_> {
 /// Default cap on entries: about 1 GB of upstream text per scrape, at ~50 bytes per entry.
 pub const DEFAULT_MAX_ENTRIES: usize = 4_000_000;
 
+/// What [`SeriesCache::lookup_known`] returns when no group hash was remembered for an entry.
+pub const NO_GROUP: u64 = u64::MAX;
+
 /// The table hash of a key: keys are hashes already, so their low bits.
 #[inline]
 fn low_bits(key: u128) -> u64 {
@@ -104,6 +111,13 @@ pub struct SeriesCache {
     last_seen: Vec<u32>,
     /// Per entry: `stride` packed outcomes, one per subset.
     outcomes: Vec<u32>,
+    /// Per entry: the length of its series text (what the parser takes as the series of a line
+    /// expected to repeat it).
+    lens: Vec<u32>,
+    /// Per entry, when `keep_groups`: the hash of the input group the series belongs to (for
+    /// the counter records), or [`NO_GROUP`]. Empty otherwise.
+    groups: Vec<u64>,
+    keep_groups: bool,
     stride: usize,
     max_entries: usize,
     epoch: u32,
@@ -119,11 +133,27 @@ impl SeriesCache {
             cursor: 0,
             last_seen: Vec::new(),
             outcomes: Vec::new(),
+            lens: Vec::new(),
+            groups: Vec::new(),
+            keep_groups: false,
             stride: subsets.max(1),
             max_entries,
             epoch: 1,
             stats: CacheStats::default(),
         }
+    }
+
+    /// Also remember a group hash per entry (given to [`SeriesCache::insert`]), handed back by
+    /// [`SeriesCache::lookup_known`]: 8 bytes per entry, for callers that need the group of a
+    /// series they did not parse. Forgets every entry.
+    pub fn keep_groups(&mut self) {
+        self.clear();
+        self.keep_groups = true;
+    }
+
+    /// Whether entries keep their group hash ([`SeriesCache::keep_groups`]).
+    pub fn keeps_groups(&self) -> bool {
+        self.keep_groups
     }
 
     /// The key of a sample: a 128-bit hash of its raw series text, seeded with the length of the
@@ -160,29 +190,60 @@ impl SeriesCache {
         ))
     }
 
+    /// The length of the series text of the entry after the last hit: the series the upstream
+    /// most likely sends next (it sends them in the same order every scrape). `None` when the
+    /// last lookup was not a hit, or hit the last entry.
+    #[inline]
+    pub fn expected_len(&self) -> Option<usize> {
+        self.lens.get(self.cursor).map(|&len| len as usize)
+    }
+
+    /// Like [`SeriesCache::lookup_repeat`], for a series whose text the caller did not parse
+    /// (`replay.rs`): a miss is not counted (the caller then parses the line and looks it up
+    /// again). Also returns the entry's group hash ([`NO_GROUP`] if none was remembered).
+    #[inline]
+    pub fn lookup_known(&mut self, key: u128) -> Option<(Remembered<'_>, bool, u64)> {
+        let i = self.index_of(key)?;
+        self.stats.hits += 1;
+        self.cursor = i + 1;
+        let repeat = self.last_seen[i] == self.epoch;
+        self.last_seen[i] = self.epoch;
+        let group = self.groups.get(i).copied().unwrap_or(NO_GROUP);
+        Some((
+            Remembered(&self.outcomes[i * self.stride..(i + 1) * self.stride]),
+            repeat,
+            group,
+        ))
+    }
+
     /// The index of `key`, counting the hit or miss.
     #[inline]
     fn find(&mut self, key: u128) -> Option<usize> {
-        let i = if self.keys.get(self.cursor) == Some(&key) {
-            self.cursor
-        } else {
-            let keys = &self.keys;
-            match self.table.find(low_bits(key), |&i| keys[i as usize] == key) {
-                Some(&i) => i as usize,
-                None => {
-                    self.stats.misses += 1;
-                    return None;
-                }
-            }
+        let Some(i) = self.index_of(key) else {
+            self.stats.misses += 1;
+            return None;
         };
         self.stats.hits += 1;
         self.cursor = i + 1;
         Some(i)
     }
 
-    /// Remembers `outcomes` (one per subset) for `key`, unless the cache is full or one of them
-    /// is never remembered (see [`Outcome`]).
-    pub fn insert(&mut self, key: u128, outcomes: &[Outcome]) {
+    /// The index of `key`: the entry at the cursor, or found in the table.
+    #[inline]
+    fn index_of(&self, key: u128) -> Option<usize> {
+        if self.keys.get(self.cursor) == Some(&key) {
+            return Some(self.cursor);
+        }
+        let keys = &self.keys;
+        self.table
+            .find(low_bits(key), |&i| keys[i as usize] == key)
+            .map(|&i| i as usize)
+    }
+
+    /// Remembers `outcomes` (one per subset) for `key`, the hash of a series text of `len`
+    /// bytes, with its `group` hash (kept only when asked: [`SeriesCache::keep_groups`]),
+    /// unless the cache is full or one of the outcomes is never remembered (see [`Outcome`]).
+    pub fn insert(&mut self, key: u128, len: usize, group: u64, outcomes: &[Outcome]) {
         debug_assert_eq!(outcomes.len(), self.stride);
         if self.keys.len() >= self.max_entries || outcomes.len() != self.stride {
             self.stats.full += 1;
@@ -206,6 +267,12 @@ impl SeriesCache {
             v.insert(self.keys.len() as u32);
             self.keys.push(key);
             self.last_seen.push(self.epoch);
+            // A series text longer than a `u32` (beyond the parser's line limit) is never
+            // expected: the parser rejects a length that does not fit its line.
+            self.lens.push(u32::try_from(len).unwrap_or(u32::MAX));
+            if self.keep_groups {
+                self.groups.push(group);
+            }
             self.cursor = self.keys.len();
         }
     }
@@ -226,6 +293,8 @@ impl SeriesCache {
         let old_keys = std::mem::take(&mut self.keys);
         let old_seen = std::mem::take(&mut self.last_seen);
         let old_outcomes = std::mem::take(&mut self.outcomes);
+        let old_lens = std::mem::take(&mut self.lens);
+        let old_groups = std::mem::take(&mut self.groups);
         let stride = self.stride;
         self.table.clear();
         for (old, (&key, &seen)) in old_keys.iter().zip(&old_seen).enumerate() {
@@ -241,6 +310,10 @@ impl SeriesCache {
             self.last_seen.push(seen);
             self.outcomes
                 .extend_from_slice(&old_outcomes[old * stride..(old + 1) * stride]);
+            self.lens.push(old_lens[old]);
+            if let Some(&group) = old_groups.get(old) {
+                self.groups.push(group);
+            }
         }
     }
 
@@ -251,6 +324,8 @@ impl SeriesCache {
         self.cursor = 0;
         self.last_seen.clear();
         self.outcomes.clear();
+        self.lens.clear();
+        self.groups.clear();
     }
 
     /// Entries held.
@@ -290,8 +365,8 @@ mod tests {
         assert_eq!(outcomes(&mut c, a), None);
         let for_a = [Outcome::Slot(3), Outcome::Dropped];
         let for_b = [Outcome::Rejected(Rejected::InvalidLabel), Outcome::Slot(5)];
-        c.insert(a, &for_a);
-        c.insert(b, &for_b);
+        c.insert(a, 8, NO_GROUP, &for_a);
+        c.insert(b, 8, NO_GROUP, &for_b);
         assert_eq!(outcomes(&mut c, a).as_deref(), Some(&for_a[..]));
         assert_eq!(
             c.stats(),
@@ -314,7 +389,12 @@ mod tests {
     fn is_bounded() {
         let mut c = SeriesCache::new(1, 2);
         for i in 0..5u8 {
-            c.insert(SeriesCache::key(&[i], 1, 0), &[Outcome::Slot(u32::from(i))]);
+            c.insert(
+                SeriesCache::key(&[i], 1, 0),
+                1,
+                NO_GROUP,
+                &[Outcome::Slot(u32::from(i))],
+            );
         }
         assert_eq!(c.len(), 2);
         assert_eq!(c.stats().full, 3);
@@ -334,7 +414,12 @@ mod tests {
         assert_eq!(pack(Outcome::Slot(INVALID_LABEL)), None);
         let mut c = SeriesCache::new(2, 100);
         let key = SeriesCache::key(b"x", 1, 0);
-        c.insert(key, &[Outcome::Slot(1), Outcome::Rejected(Rejected::Limit)]);
+        c.insert(
+            key,
+            1,
+            NO_GROUP,
+            &[Outcome::Slot(1), Outcome::Rejected(Rejected::Limit)],
+        );
         assert!(c.is_empty());
         assert_eq!(outcomes(&mut c, key), None);
     }

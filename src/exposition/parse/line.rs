@@ -16,8 +16,8 @@ use super::families::Families;
 use super::layout_cache::{LabelLayouts, MetricNames};
 use super::name_index::NameIndex;
 use super::piece::{LabelSpan, Piece};
-use super::scan::{has_class, skip_ws, token_end, METRIC_START};
-use super::{Format, ParseError, ParseErrorKind, Sample, Sink};
+use super::scan::{has_class, is_ws, skip_ws, token_end, METRIC_START};
+use super::{Exemplar, Format, KnownSample, ParseError, ParseErrorKind, Sample, Sink};
 use crate::exposition::float::parse_go_float;
 
 /// Per-input state of the line parser, with the buffers it reuses.
@@ -51,6 +51,16 @@ pub(super) struct LineState {
     pub(super) max_labels: usize,
     /// The duplicate check's hash table for blocks of many unsorted names (`label_block.rs`).
     pub(super) name_index: NameIndex,
+}
+
+/// What follows the series on a sample line.
+struct Tail<'s> {
+    value: f64,
+    /// Where the value's text is in the line.
+    value_text: (usize, usize),
+    timestamp_ms: Option<i64>,
+    /// The line's exemplar, if it has one.
+    exemplar: Option<Exemplar<'s>>,
 }
 
 /// The series part of a sample line: the metric name and where the series text ends.
@@ -174,14 +184,101 @@ impl LineState {
         i: usize,
         sink: &mut S,
     ) -> Result<(), ParseError> {
+        if let Some(len) = sink.expected_series_len() {
+            if self.known_sample(s, i, len, sink) {
+                return Ok(());
+            }
+        }
         let b = s.as_bytes();
         self.scratch.clear();
         self.spans.clear();
         self.line_layout = 0;
         let series = self.series(s, i)?;
+        let tail = self.tail(s, series.next)?;
 
-        // Value.
-        let mut i = skip_ws(b, series.next);
+        let scratch = self.scratch.as_str();
+        let name = series.name.get(s, scratch);
+        sink.sample(&Sample {
+            name,
+            family: self.families.family_of(name),
+            value: tail.value,
+            value_text: &s[tail.value_text.0..tail.value_text.1],
+            timestamp_ms: tail.timestamp_ms,
+            exemplar: tail.exemplar,
+            series_text: &b[..series.end],
+            line: self.line_no,
+            text: s,
+            scratch,
+            spans: &self.spans,
+            layout: self.line_layout,
+            plain_name: series.plain_name,
+        });
+        // Asked after every sample, so where the input ends does not depend on how it was
+        // split into chunks (a later syntax error is reported, or not, the same either way).
+        if sink.should_stop() {
+            self.ended = true;
+        }
+        Ok(())
+    }
+
+    /// The fast path of a sample line (starting at `i`) whose first `len` bytes the sink
+    /// expects to be a series it has seen before ([`Sink::expected_series_len`]): the label
+    /// block is not parsed. `true` when the sink took the line as a [`KnownSample`]; `false`
+    /// when the line must be parsed in full (it does not have the expected shape, the rest of it
+    /// does not parse, or the sink does not recognize the series text), which then reports any
+    /// error as usual.
+    ///
+    /// Why skipping the label block is sound: the sink takes the line only if these `len` bytes
+    /// are exactly the series text of a sample it received whole before, so a full parse of
+    /// them succeeded (labels, label limit, duplicate names), and a full parse ends the series at
+    /// the same place here. A label block ends at the first unquoted `}`, which the same bytes
+    /// put at the same place; a bare name (no label block) ends where its name does, which the
+    /// blank after it proves, as long as no `{` follows the blanks.
+    fn known_sample<S: Sink + ?Sized>(
+        &mut self,
+        s: &str,
+        i: usize,
+        len: usize,
+        sink: &mut S,
+    ) -> bool {
+        let b = s.as_bytes();
+        if len <= i || len >= b.len() || !has_class(b[i], METRIC_START) {
+            return false;
+        }
+        let name_end = self.names.name_end(b, i);
+        let bare = name_end == len;
+        if name_end > len
+            || (!bare && b[len - 1] != b'}')
+            || (bare && (!is_ws(b[len]) || b.get(skip_ws(b, len)) == Some(&b'{')))
+        {
+            return false;
+        }
+        let Ok(tail) = self.tail(s, len) else {
+            return false;
+        };
+        let name = &s[i..name_end];
+        let taken = sink.known_sample(&KnownSample {
+            name,
+            family: self.families.family_of(name),
+            value: tail.value,
+            value_text: &s[tail.value_text.0..tail.value_text.1],
+            timestamp_ms: tail.timestamp_ms,
+            exemplar: tail.exemplar,
+            series_text: &b[..len],
+            line: self.line_no,
+        });
+        if taken && sink.should_stop() {
+            self.ended = true;
+        }
+        taken
+    }
+
+    /// What follows the series on a sample line, from `i`: the value, an optional timestamp
+    /// and an optional exemplar.
+    #[inline(always)]
+    fn tail<'s>(&mut self, s: &'s str, i: usize) -> Result<Tail<'s>, ParseError> {
+        let b = s.as_bytes();
+        let mut i = skip_ws(b, i);
         if i == b.len() {
             return Err(self.err(i + 1, format_args!("expected value after series")));
         }
@@ -219,30 +316,12 @@ impl LineState {
             None => None,
             Some((a, z)) => Some(self.timestamp(&s[a..z], a)?),
         };
-
-        let scratch = self.scratch.as_str();
-        let name = series.name.get(s, scratch);
-        sink.sample(&Sample {
-            name,
-            family: self.families.family_of(name),
+        Ok(Tail {
             value,
-            value_text,
+            value_text: (value_start, value_end),
             timestamp_ms,
             exemplar,
-            series_text: &b[..series.end],
-            line: self.line_no,
-            text: s,
-            scratch,
-            spans: &self.spans,
-            layout: self.line_layout,
-            plain_name: series.plain_name,
-        });
-        // Asked after every sample, so where the input ends does not depend on how it was
-        // split into chunks (a later syntax error is reported, or not, the same either way).
-        if sink.should_stop() {
-            self.ended = true;
-        }
-        Ok(())
+        })
     }
 
     /// The series of a sample line starting at `i`: a bare metric name, a label block, or both

@@ -26,6 +26,11 @@
 //!   a duplicate check; sets that differ take the general path (and become remembered). Only
 //!   plain (unquoted-valid) names are remembered, so a match never accepts what the general path
 //!   would reject.
+//! - A sink that remembers series across inputs (the pipeline's series cache) may name the
+//!   length of the series text it expects next ([`Sink::expected_series_len`]): the parser then
+//!   offers that prefix of the line with the value parsed but the label block unparsed
+//!   ([`Sink::known_sample`]), and parses the line in full only if the sink does not recognize
+//!   it.
 //!
 //! # Syntax accepted
 //!
@@ -113,7 +118,7 @@ mod timestamp;
 mod tests;
 
 pub use error::{ParseError, ParseErrorKind};
-pub use sink::{Exemplar, MetaKind, Metadata, Sample, Sink};
+pub use sink::{Exemplar, KnownSample, MetaKind, Metadata, Sample, Sink};
 
 use line::LineState;
 

@@ -184,6 +184,37 @@ impl fmt::Debug for Sample<'_> {
     }
 }
 
+/// A sample line whose series the sink recognized before its label block was parsed (see
+/// [`Sink::expected_series_len`]). Valid only during the [`Sink::known_sample`] call.
+///
+/// The parser guarantees: the line starts with a bare metric name (so [`KnownSample::name`] is
+/// exactly the name a full parse finds), `series_text` is the line's first bytes, and if those
+/// bytes are a series text the sink saw before in a [`Sample`], the rest of the line parsed
+/// (value, timestamp, exemplar) exactly as a full parse would parse it. The labels were *not*
+/// parsed: the sink must recognize `series_text` as one it received whole before (a full parse
+/// of the same bytes then checked the label block, its label limit and its duplicate names),
+/// or refuse the sample.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownSample<'a> {
+    /// Metric name (written bare at the start of the line).
+    pub name: &'a str,
+    /// The family, following `# TYPE`, as [`Sample::family`].
+    pub family: &'a str,
+    /// The value, parsed.
+    pub value: f64,
+    /// The value exactly as written in the input.
+    pub value_text: &'a str,
+    /// Timestamp in milliseconds, if the line has one.
+    pub timestamp_ms: Option<i64>,
+    /// The line's exemplar, as [`Sample::exemplar`].
+    pub exemplar: Option<Exemplar<'a>>,
+    /// The line's first [`Sink::expected_series_len`] bytes: its series text, if the sink
+    /// recognizes them.
+    pub series_text: &'a [u8],
+    /// 1-based line number in the input.
+    pub line: u64,
+}
+
 /// Receives what the parser finds.
 pub trait Sink {
     /// A `# HELP`, `# TYPE` or `# UNIT` line.
@@ -196,6 +227,26 @@ pub trait Sink {
     /// asks once per call, never per line, and then ignores the rest of the input, as after
     /// `# EOF`. Whoever feeds the parser should stop too, and ask the sink why.
     fn should_stop(&self) -> bool {
+        false
+    }
+
+    /// The length of the series text the sink expects on the next sample line, when it would
+    /// rather recognize that series than receive it parsed (a cache of series seen in an
+    /// earlier input, walked in input order). The parser then takes that many bytes of the line
+    /// as the series text without parsing the label block, parses the rest of the line, and
+    /// offers it to [`Sink::known_sample`]. `None` (the default): every sample line is parsed
+    /// in full.
+    fn expected_series_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// A sample line whose series text is the length [`Sink::expected_series_len`] gave. Answer
+    /// `true` to take it: only when `series_text` is exactly the series text of a [`Sample`]
+    /// this sink received whole before, from a parser with the same options (that full parse
+    /// checked the label block). Answer `false` (the default) and the parser parses the line in
+    /// full and delivers it to [`Sink::sample`], reporting any error in it as usual.
+    fn known_sample(&mut self, sample: &KnownSample<'_>) -> bool {
+        let _ = sample;
         false
     }
 }

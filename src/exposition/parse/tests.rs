@@ -1503,3 +1503,110 @@ fn format_from_content_type() {
     assert_eq!(ParseOptions::default().format, Format::Auto);
     assert_eq!(ParseOptions::default().max_line_len, 1 << 20);
 }
+
+/// A sink that remembers the series of a first pass and, on later passes, expects a series of a
+/// fixed length on every line ([`Sink::expected_series_len`]), taking a line as a
+/// [`KnownSample`] whenever its series text is one it remembers: what a series cache does,
+/// with the parser's guess made as adversarial as one length allows.
+#[derive(Default)]
+struct Known {
+    rec: Rec,
+    /// Series text -> (name, labels) of the first pass.
+    seen: std::collections::HashMap<String, (String, Vec<(String, String)>)>,
+    offer: Option<usize>,
+    taken: usize,
+}
+
+impl Sink for Known {
+    fn metadata(&mut self, m: &Metadata<'_>) {
+        self.rec.metadata(m);
+    }
+    fn sample(&mut self, s: &Sample<'_>) {
+        self.rec.sample(s);
+        if let Some(Ev::Sample(r)) = self.rec.0.last() {
+            self.seen
+                .insert(r.series.clone(), (r.name.clone(), r.labels.clone()));
+        }
+    }
+    fn expected_series_len(&self) -> Option<usize> {
+        self.offer
+    }
+    fn known_sample(&mut self, s: &KnownSample<'_>) -> bool {
+        assert_eq!(Some(s.series_text.len()), self.offer);
+        let series = String::from_utf8_lossy(s.series_text).into_owned();
+        let Some((name, labels)) = self.seen.get(&series) else {
+            return false;
+        };
+        assert_eq!(name, s.name, "{series}");
+        self.rec.0.push(Ev::Sample(S {
+            name: s.name.to_string(),
+            family: s.family.to_string(),
+            labels: labels.clone(),
+            value_bits: s.value.to_bits(),
+            value_text: s.value_text.to_string(),
+            ts: s.timestamp_ms,
+            series,
+            line: s.line,
+        }));
+        self.taken += 1;
+        true
+    }
+}
+
+#[test]
+fn known_series_lines_parse_as_full_lines_do() {
+    let first = "# TYPE h histogram\n\
+        h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
+        foo 1\nfoo{a=\"1\"} 2\nfoo {a=\"}\"} 3\n  bar{a=\"x\\\"y\",b=\"2\"} 4 1000\n\
+        baz{a=\"1\"} 5 # {t=\"1\"} 1\nqux{} 6\n";
+    let later = [
+        first,
+        "h_bucket{le=\"1\"} 7\nh_sum 3\nfoo 8 123\nfoo\t9\n",
+        "foo+1 2\n",
+        "foo {a=\"1\"} 1\n",
+        "foo{a=\"1\"}1\n",
+        "foo{a=\"1\"} x\n",
+        "foo{a=\"1\"} 1 2 3\n",
+        "foo 1 # bad\n",
+        "foo{a=\"1\"}} 1\n",
+        "foo{a=\"1\",a=\"2\"} 1\n",
+        "foo{a=\"1\"}\n",
+        "foo \n",
+        "foox 1\n",
+        "qux{} 1\nqux{}  2 # {} 3\n",
+        "bar{a=\"x\\\"y\",b=\"2\"} 4 1000\n",
+        "  bar{a=\"x\\\"y\",b=\"2\"} 4 1000\n",
+        "baz{a=\"1\"} 5 # {t=\"1\"} 1 2\n",
+    ];
+    let mut primed = Known::default();
+    assert!(run_into(&[first.as_bytes()], &mut primed).is_ok());
+    let mut lens: Vec<usize> = primed.seen.keys().map(String::len).collect();
+    lens.extend([0, 1, 2, 4, 100]);
+    lens.sort_unstable();
+    lens.dedup();
+    let mut taken = 0;
+    for input in later {
+        let (want, want_res) = run(&[input.as_bytes()], ParseOptions::default());
+        for &len in &lens {
+            let mut k = Known {
+                seen: primed.seen.clone(),
+                offer: Some(len),
+                ..Known::default()
+            };
+            let res = run_into(&[input.as_bytes()], &mut k);
+            assert_eq!(k.rec.0, want, "{input:?} expecting {len}");
+            assert_eq!(res, want_res, "{input:?} expecting {len}");
+            taken += k.taken;
+        }
+    }
+    assert!(taken >= 15, "the fast path took {taken} lines");
+}
+
+/// Feeds `chunks` into `sink` then finishes; the first error.
+fn run_into<K: Sink>(chunks: &[&[u8]], sink: &mut K) -> Result<(), ParseError> {
+    let mut p = Parser::new(ParseOptions::default());
+    for c in chunks {
+        p.feed(c, sink)?;
+    }
+    p.finish(sink)
+}
