@@ -36,6 +36,7 @@
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+use std::io;
 
 use crate::agg_rules::{Action, Op};
 use crate::counters::{output_hash, CounterState, Kind, Served};
@@ -54,6 +55,10 @@ pub use key::{KeyBuf, SeriesKey};
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
 /// is not needed, but a fixed seed keeps benchmark runs comparable.
 const SEED: u64 = 0x6d65_7472_6963_6761;
+
+/// About how many bytes [`Aggregator::render_to`] gathers before writing them out: large
+/// enough that a write costs little per line, small enough to stay in the cache.
+pub const RENDER_CHUNK: usize = 64 << 10;
 
 /// Scrapes a series may go without a sample before a compaction may evict it.
 pub const IDLE_SCRAPES: u32 = 5;
@@ -819,8 +824,36 @@ impl Aggregator {
         };
     }
 
-    /// Renders every family that has served series: `# HELP`, `# TYPE`, then its samples.
+    /// Renders every family that has served series: `# HELP`, `# TYPE`, then its samples,
+    /// appended to `out`. The server keeps the whole text (it is served to many clients).
     pub fn render(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
+        // A Vec is its own destination: the chunk never fills, so nothing is handed on.
+        let unbounded = self.render_chunked(out, opts, usize::MAX, |_| Ok(()));
+        debug_assert!(unbounded.is_ok());
+    }
+
+    /// Renders the same text as [`Aggregator::render`] into `w`, through a reused buffer of
+    /// about [`RENDER_CHUNK`] bytes: memory does not grow with the output (`--file --apply`
+    /// writes to stdout as it renders).
+    pub fn render_to(&self, w: &mut impl io::Write, opts: &RenderOptions) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(RENDER_CHUNK + (4 << 10));
+        self.render_chunked(&mut buf, opts, RENDER_CHUNK, |b| {
+            w.write_all(b)?;
+            b.clear();
+            Ok(())
+        })?;
+        w.write_all(&buf)
+    }
+
+    /// The renderer: appends to `out` and calls `spill` with it after a line that took it to
+    /// `chunk` bytes or more (lines are never split between calls).
+    fn render_chunked(
+        &self,
+        out: &mut Vec<u8>,
+        opts: &RenderOptions,
+        chunk: usize,
+        mut spill: impl FnMut(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let now_ms = opts.now_ms.unwrap_or_else(wall_clock_ms);
         for f in &self.families {
             if !f.series.iter().any(|&id| self.is_served(id)) {
@@ -855,8 +888,12 @@ impl Aggregator {
                         write_value_line_end(out, value, ts.or(opts.default_timestamp_ms));
                     }
                 }
+                if out.len() >= chunk {
+                    spill(out)?;
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -1171,6 +1208,75 @@ mod tests {
         assert_eq!(render(&a), "x{i=\"7\"} 2\n");
         assert_eq!(add(&mut a, "x", &keep, 1.0, "1", None), Ok(0));
         assert_eq!(render(&a), "x{i=\"7\"} 3\n");
+    }
+
+    /// An aggregate of `n` series in a few families, some summed, some with timestamps.
+    fn filled(n: usize, seed: u64) -> Aggregator {
+        let mut a = Aggregator::new();
+        for i in 0..n {
+            // Pairs of samples sum into one series.
+            let fam = format!("f{}", (i as u64 / 2 ^ seed) % 7);
+            let va = (i / 2).to_string();
+            let vb = ((i as u64 / 2).wrapping_mul(seed | 1) % 97).to_string();
+            let l = labels(&[("__name__", &fam), ("a", &va), ("b", &vb)]);
+            let ts = (i % 3 == 0).then_some(i as i64);
+            add(&mut a, &fam, &l, i as f64, &i.to_string(), ts).unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn streamed_output_is_the_vec_output() {
+        let a = filled(20_000, 3);
+        let opts = RenderOptions {
+            default_timestamp_ms: Some(7),
+            now_ms: Some(1),
+        };
+        let mut whole = Vec::new();
+        a.render(&mut whole, &opts);
+        assert!(whole.len() > 3 * RENDER_CHUNK, "spills several times");
+        let mut streamed = Vec::new();
+        a.render_to(&mut streamed, &opts).unwrap();
+        assert_eq!(streamed, whole);
+        // Every spill ends a line.
+        let mut spills = Vec::new();
+        let mut buf = Vec::new();
+        a.render_chunked(&mut buf, &opts, 1, |b| {
+            spills.push(std::mem::take(b));
+            Ok(())
+        })
+        .unwrap();
+        assert!(buf.is_empty());
+        assert!(spills.iter().all(|s| s.ends_with(b"\n")));
+        assert_eq!(spills.concat(), whole);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        struct Full;
+        impl io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let a = filled(10, 1);
+        assert!(a.render_to(&mut Full, &RenderOptions::default()).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streamed_equals_vec_for_any_aggregate(n in 0usize..3000, seed in proptest::prelude::any::<u64>()) {
+            let a = filled(n, seed);
+            let opts = RenderOptions { default_timestamp_ms: None, now_ms: Some(5) };
+            let mut whole = Vec::new();
+            a.render(&mut whole, &opts);
+            let mut streamed = Vec::new();
+            a.render_to(&mut streamed, &opts).unwrap();
+            proptest::prop_assert_eq!(streamed, whole);
+        }
     }
 
     #[test]
