@@ -872,7 +872,7 @@ pub fn run_analyze_relabeled(
     summary: &mut dyn Write,
 ) -> Result<(), RunError> {
     let applied = apply_file(path, config, subset, limits)?;
-    let mut text = Vec::with_capacity(applied.aggregator().arena_bytes() + (1 << 16));
+    let mut text = Vec::with_capacity(applied.aggregator().render_size_hint());
     applied
         .aggregator()
         .render(&mut text, &RenderOptions::default());

@@ -22,9 +22,11 @@
 //! # Keys
 //! A series' key is its rendered text `name{a="x",b="y"}` with labels sorted by name: that is
 //! both the canonical form to compare on and exactly what the renderer writes, so rendering the
-//! output is a copy. The key is built in a reused buffer ([`key`]) and looked up by hash in a
-//! [`hashbrown::HashTable`]; bytes are copied into the arena only when a new output series is
-//! inserted.
+//! output is a few copies. The key is built in a reused buffer ([`key`]) and looked up by hash
+//! in a [`hashbrown::HashTable`], comparing every byte; it is stored ([`key_store`]) only when a
+//! new output series is created, in blocks that never move, as its difference to an earlier key
+//! of its family (an output series costs about 90 bytes in all on an ingress payload, its
+//! ~230-byte key included).
 //!
 //! # Across scrapes
 //! An aggregator can serve many scrapes ([`Aggregator::begin_scrape`]): its series, keys and
@@ -47,7 +49,10 @@ use crate::exposition::render::{
 use crate::limits::{LabelLimits, LimitError};
 use crate::sum::Sum;
 
+use key_store::{Addr, BaseSlot, KeyStore};
+
 pub mod key;
+mod key_store;
 mod openmetrics;
 
 pub use key::{KeyBuf, SeriesKey};
@@ -59,6 +64,9 @@ const SEED: u64 = 0x6d65_7472_6963_6761;
 /// About how many bytes [`Aggregator::render_to`] gathers before writing them out: large
 /// enough that a write costs little per line, small enough to stay in the cache.
 pub const RENDER_CHUNK: usize = 64 << 10;
+
+/// [`Series::raw_start`] of a series without an original value text.
+const NO_RAW: u32 = u32::MAX;
 
 /// Scrapes a series may go without a sample before a compaction may evict it.
 pub const IDLE_SCRAPES: u32 = 5;
@@ -79,18 +87,19 @@ struct Family {
     /// The scrape whose metadata `help`/`typ`/`unit` hold.
     meta_epoch: u32,
     series: Vec<u32>,
+    /// The stored key its next new series' key is stored relative to.
+    key_base: BaseSlot,
 }
 
-/// One output series. Its key (rendered series text) lives in the arena at `start`; the original
-/// value text of its only sample this scrape, if any, in `raw` at `raw_start`.
+/// One output series (64 bytes: there is one per output series, so its size counts). Its key
+/// (rendered series text) is in the key store at `key`; the original value text of its only
+/// sample this scrape, if any, in `raw` at `raw_start`, after a byte that gives its length.
 #[derive(Debug, Clone, Copy)]
 struct Series {
     hash: u64,
-    start: usize,
-    key_len: u32,
+    key: Addr,
+    /// [`NO_RAW`] when there is no original value text (or it was summed).
     raw_start: u32,
-    /// Length of the original value text; 0 when there is none (or it was summed).
-    raw_len: u16,
     /// Served from the counter state: `value` holds the carried total.
     carried: bool,
     /// Some input of this scrape had no timestamp ("now"); for `last`, the chosen one had none.
@@ -107,8 +116,6 @@ struct Series {
     comp: f64,
     /// The latest explicit timestamp of the inputs (`last`: the chosen input's).
     timestamp_ms: Option<i64>,
-    /// [`output_hash`] of the key, for counter-like series (the counter state's key); 0 else.
-    output: u128,
 }
 
 /// What a contribution brings to a series: one sample, or a series of another aggregate.
@@ -189,7 +196,16 @@ pub struct Aggregator {
     last_family: Option<u32>,
     series: Vec<Series>,
     table: HashTable<u32>,
-    arena: Vec<u8>,
+    /// The keys of `series`.
+    keys: KeyStore,
+    /// [`output_hash`] of the key of the series at each slot when it is counter-like (the
+    /// counter state's key), 0 else. Computed when the counter hooks first ask
+    /// ([`Aggregator::carry`], [`Aggregator::apply_counters`]), so an aggregator whose
+    /// counters no one tracks spends neither the time nor the 16 bytes per series; holds a
+    /// prefix of the slots.
+    outputs: Vec<u128>,
+    /// Scratch: one key read back whole.
+    key_scratch: Vec<u8>,
     /// Value texts of the current scrape.
     raw: Vec<u8>,
     hasher: FixedState,
@@ -224,7 +240,9 @@ impl Aggregator {
             last_family: None,
             series: Vec::new(),
             table: HashTable::new(),
-            arena: Vec::new(),
+            keys: KeyStore::default(),
+            outputs: Vec::new(),
+            key_scratch: Vec::new(),
             raw: Vec::new(),
             hasher: FixedState::with_seed(SEED),
             stats: AggregateStats::default(),
@@ -257,7 +275,8 @@ impl Aggregator {
         self.last_family = None;
         self.series.clear();
         self.table.clear();
-        self.arena.clear();
+        self.keys.clear();
+        self.outputs.clear();
         self.raw.clear();
         self.stats = AggregateStats::default();
         self.epoch = 1;
@@ -288,19 +307,32 @@ impl Aggregator {
     /// Rebuilds the store without the series `drop` selects; slots are renumbered.
     fn compact(&mut self, drop: impl Fn(&Series) -> bool) {
         let old = std::mem::take(&mut self.series);
-        let old_arena = std::mem::take(&mut self.arena);
+        let old_keys = std::mem::take(&mut self.keys);
+        let old_outputs = std::mem::take(&mut self.outputs);
         self.table.clear();
+        let mut family_of = vec![0u32; old.len()];
+        for (fid, f) in self.families.iter_mut().enumerate() {
+            f.key_base = BaseSlot::default();
+            for &id in &f.series {
+                family_of[id as usize] = fid as u32;
+            }
+        }
         let mut remap = vec![u32::MAX; old.len()];
         for (i, s) in old.iter().enumerate() {
             if drop(s) {
                 continue;
             }
             let mut n = *s;
-            n.start = self.arena.len();
-            self.arena
-                .extend_from_slice(&old_arena[s.start..s.start + s.key_len as usize]);
+            self.key_scratch.clear();
+            old_keys.get(s.key).write_to(&mut self.key_scratch);
+            let base = &mut self.families[family_of[i] as usize].key_base;
+            n.key = self.keys.insert(&self.key_scratch, base);
             remap[i] = self.series.len() as u32;
             self.series.push(n);
+            // Kept slots stay in order, so the known outputs stay a prefix.
+            if let Some(&o) = old_outputs.get(i) {
+                self.outputs.push(o);
+            }
         }
         let series = &self.series;
         for (i, s) in series.iter().enumerate() {
@@ -340,7 +372,23 @@ impl Aggregator {
 
     /// Bytes held for series keys and value texts.
     pub fn arena_bytes(&self) -> usize {
-        self.arena.len() + self.raw.len()
+        self.keys.bytes() + self.raw.len()
+    }
+
+    /// Bytes held per output series: the series records, their keys, value texts and the
+    /// table that finds them (a figure for the docs and benches; 0 with no series).
+    pub fn bytes_per_series(&self) -> usize {
+        let held = self.series.capacity() * std::mem::size_of::<Series>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.outputs.capacity() * std::mem::size_of::<u128>()
+            + self.arena_bytes();
+        held / self.series.len().max(1)
+    }
+
+    /// About how many bytes [`Aggregator::render`] writes for the series held: a capacity
+    /// hint for a caller that renders into a `Vec`.
+    pub fn render_size_hint(&self) -> usize {
+        self.keys.text_bytes() + self.series.len() * 24 + self.families.len() * 128
     }
 
     fn family_id(&mut self, name: &str) -> u32 {
@@ -368,6 +416,7 @@ impl Aggregator {
                     has_unit: false,
                     meta_epoch: self.epoch,
                     series: Vec::new(),
+                    key_base: BaseSlot::default(),
                 });
                 let families = &self.families;
                 let hasher = &self.hasher;
@@ -490,11 +539,28 @@ impl Aggregator {
     /// The counter kind and [`output_hash`] of the series at `slot` when it is counter-like
     /// (its samples go to the counter state); `None` otherwise.
     #[inline]
-    pub fn carry(&self, slot: u32) -> Option<(Kind, u128)> {
-        let s = self.series.get(slot as usize)?;
-        match s.action {
-            Action::Carry(kind) => Some((kind, s.output)),
-            _ => None,
+    pub fn carry(&mut self, slot: u32) -> Option<(Kind, u128)> {
+        let Action::Carry(kind) = self.series.get(slot as usize)?.action else {
+            return None;
+        };
+        if self.outputs.len() <= slot as usize {
+            self.fill_outputs();
+        }
+        Some((kind, self.outputs[slot as usize]))
+    }
+
+    /// Computes the outputs not known yet (see `outputs`), up to the last slot.
+    fn fill_outputs(&mut self) {
+        for s in &self.series[self.outputs.len()..] {
+            let output = match s.action {
+                Action::Carry(_) => {
+                    self.key_scratch.clear();
+                    self.keys.get(s.key).write_to(&mut self.key_scratch);
+                    output_hash(&self.key_scratch)
+                }
+                _ => 0,
+            };
+            self.outputs.push(output);
         }
     }
 
@@ -528,13 +594,12 @@ impl Aggregator {
             s.any_now = part.any_now;
             s.carried = false;
             let raw = part.text;
-            // Values longer than u16 are not real-world numbers; they are formatted instead.
-            if count == 1 && !raw.is_empty() && raw.len() <= u16::MAX as usize {
+            // Values longer than 255 bytes are not real-world numbers; they are formatted instead.
+            s.raw_start = NO_RAW;
+            if count == 1 && !raw.is_empty() && raw.len() <= usize::from(u8::MAX) {
                 s.raw_start = self.raw.len() as u32;
-                s.raw_len = raw.len() as u16;
+                self.raw.push(raw.len() as u8);
                 self.raw.extend_from_slice(raw.as_bytes());
-            } else {
-                s.raw_len = 0;
             }
             let hidden = count > 1 && s.action.hidden_when_combined();
             self.live += 1;
@@ -596,11 +661,11 @@ impl Aggregator {
         decide: impl FnOnce() -> Action,
     ) -> Result<u32, Rejected> {
         let hash = self.hasher.hash_one(key);
-        let arena = &self.arena;
+        let keys = &self.keys;
         let series = &self.series;
         let found = self.table.find(hash, |&i| {
             let s = &series[i as usize];
-            s.hash == hash && &arena[s.start..s.start + s.key_len as usize] == key
+            s.hash == hash && keys.get(s.key).eq(key)
         });
         if let Some(&slot) = found {
             return Ok(slot);
@@ -611,20 +676,15 @@ impl Aggregator {
         }
         let family = self.family_id(family);
         let id = self.series.len() as u32;
-        let start = self.arena.len();
         self.quoted_names |= series_has_quoted_name(key);
-        self.arena.extend_from_slice(key);
+        let at = self
+            .keys
+            .insert(key, &mut self.families[family as usize].key_base);
         let action = decide();
-        let output = match action {
-            Action::Carry(_) => output_hash(key),
-            _ => 0,
-        };
         self.series.push(Series {
             hash,
-            start,
-            key_len: key.len() as u32,
-            raw_start: 0,
-            raw_len: 0,
+            key: at,
+            raw_start: NO_RAW,
             carried: false,
             any_now: false,
             // Not live yet: `contribute` makes it live.
@@ -634,7 +694,6 @@ impl Aggregator {
             value: 0.0,
             comp: 0.0,
             timestamp_ms: None,
-            output,
         });
         let series = &self.series;
         self.table
@@ -651,8 +710,12 @@ impl Aggregator {
 
     /// The original value text of a live series nothing was summed into.
     fn raw_text(&self, s: &Series) -> Option<&[u8]> {
-        (s.count == 1 && s.raw_len > 0 && !s.carried)
-            .then(|| &self.raw[s.raw_start as usize..s.raw_start as usize + s.raw_len as usize])
+        if s.count != 1 || s.raw_start == NO_RAW || s.carried {
+            return None;
+        }
+        let at = s.raw_start as usize;
+        let len = usize::from(*self.raw.get(at)?);
+        self.raw.get(at + 1..at + 1 + len)
     }
 
     /// True when the live series at `id` is served: every one but those that several inputs
@@ -710,26 +773,30 @@ impl Aggregator {
     /// none of whose inputs was seen in this scrape ([`CounterState::absent`]) as live series.
     pub fn apply_counters(&mut self, state: &mut CounterState, needs_description: &[u128]) {
         let epoch = self.epoch;
+        self.fill_outputs();
         for f in &self.families {
             for &id in &f.series {
                 let s = &mut self.series[id as usize];
                 if s.epoch != epoch || !matches!(s.action, Action::Carry(_)) {
                     continue;
                 }
-                if let Some(Served::Carried(v)) = state.served(s.output) {
+                let output = self.outputs[id as usize];
+                if let Some(Served::Carried(v)) = state.served(output) {
                     s.value = v;
                     s.comp = 0.0;
                     s.carried = true;
                 }
-                if !needs_description.is_empty() && needs_description.contains(&s.output) {
-                    let key = &self.arena[s.start..s.start + s.key_len as usize];
+                if !needs_description.is_empty() && needs_description.contains(&output) {
+                    self.key_scratch.clear();
+                    self.keys.get(s.key).write_to(&mut self.key_scratch);
+                    let key = &self.key_scratch[..];
                     let typ = if f.meta_epoch == epoch { f.typ } else { None };
                     let help = if f.meta_epoch == epoch && f.has_help {
                         f.help.as_str()
                     } else {
                         ""
                     };
-                    state.describe(s.output, &f.name, typ.unwrap_or("counter"), help, key);
+                    state.describe(output, &f.name, typ.unwrap_or("counter"), help, key);
                 }
             }
         }
@@ -777,6 +844,7 @@ impl Aggregator {
     /// only for series `self` does not have yet.
     pub fn merge_from(&mut self, other: &Aggregator) {
         let before = self.stats;
+        let mut key = Vec::new();
         for f in &other.families {
             if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
@@ -795,7 +863,8 @@ impl Aggregator {
                     continue;
                 }
                 let s = &other.series[id as usize];
-                let key = &other.arena[s.start..s.start + s.key_len as usize];
+                key.clear();
+                other.keys.get(s.key).write_to(&mut key);
                 let part = Part {
                     value: s.value,
                     comp: s.comp,
@@ -810,7 +879,7 @@ impl Aggregator {
                 // Merged series were checked when their source aggregate created them, and
                 // keep the action it gave them.
                 let action = s.action;
-                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
+                if let Ok(slot) = self.slot_for(&f.name, &key, || Ok(()), || action) {
                     self.contribute(slot, part);
                 }
             }
@@ -872,7 +941,7 @@ impl Aggregator {
                     continue;
                 }
                 let s = &self.series[id as usize];
-                out.extend_from_slice(&self.arena[s.start..s.start + s.key_len as usize]);
+                self.keys.get(s.key).write_to(out);
                 // One input: as written (`count` is 1 even then, and not the value).
                 match self
                     .raw_text(s)
@@ -1277,6 +1346,58 @@ mod tests {
             a.render_to(&mut streamed, &opts).unwrap();
             proptest::prop_assert_eq!(streamed, whole);
         }
+    }
+
+    #[test]
+    fn a_series_record_is_64_bytes() {
+        assert!(std::mem::size_of::<Series>() <= 64, "{}", std::mem::size_of::<Series>());
+    }
+
+    #[test]
+    fn ingress_shaped_keys_are_stored_small_and_read_back_exactly() {
+        let mut a = Aggregator::new();
+        let mut want = Vec::new();
+        for i in 0..300 {
+            let ingress = format!("web-{i}");
+            let host = format!("web-{i}.acme.io");
+            let ns = format!("team-{}", i % 50);
+            for status in ["200", "404"] {
+                for (name, le) in [
+                    ("h_bucket", "0.005"),
+                    ("h_bucket", "0.01"),
+                    ("h_bucket", "0.25"),
+                    ("h_bucket", "+Inf"),
+                    ("h_sum", ""),
+                    ("h_count", ""),
+                ] {
+                    let l = labels(&[
+                        ("__name__", name),
+                        ("controller_class", "k8s.io/ingress-nginx"),
+                        ("controller_namespace", "ingress-nginx"),
+                        ("controller_pod", "ingress-nginx-controller-7d9f8c6b5-x2x9q"),
+                        ("host", &host),
+                        ("ingress", &ingress),
+                        ("le", le),
+                        ("method", "GET"),
+                        ("namespace", &ns),
+                        ("service", &ingress),
+                        ("status", status),
+                    ]);
+                    add(&mut a, "h", &l, 1.0, "1", None).unwrap();
+                    let mut k = KeyBuf::new();
+                    want.push(k.label_set(&l).unwrap().as_bytes().to_vec());
+                }
+            }
+        }
+        for (slot, k) in want.iter().enumerate() {
+            let mut got = Vec::new();
+            a.keys.get(a.series[slot].key).write_to(&mut got);
+            assert_eq!(&got, k);
+        }
+        let text: usize = want.iter().map(Vec::len).sum();
+        // Blocks are reserved 64 KiB at a time: compare what they hold at this size loosely.
+        assert!(a.keys.bytes() * 4 < text, "{} of {text}", a.keys.bytes());
+        assert_eq!(a.keys.text_bytes(), text);
     }
 
     #[test]
