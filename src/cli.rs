@@ -882,11 +882,10 @@ pub fn run_analyze_relabeled(
         max_line_len: usize::MAX,
         ..limits.parse.clone()
     };
-    let bytes =
-        read_all(&text[..], parse, &mut analyzer).map_err(|source| RunError::Input {
-            input: format!("{} (relabeled)", input_name(path)),
-            source,
-        })?;
+    let bytes = read_all(&text[..], parse, &mut analyzer).map_err(|source| RunError::Input {
+        input: format!("{} (relabeled)", input_name(path)),
+        source,
+    })?;
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
         .map_err(RunError::WriteReport)?;

@@ -221,7 +221,13 @@ impl KeyStore {
         };
         let mut record = std::mem::take(&mut self.record);
         record.clear();
-        for n in [head, base_id, prefix as u32, suffix as u32, mid.len() as u32] {
+        for n in [
+            head,
+            base_id,
+            prefix as u32,
+            suffix as u32,
+            mid.len() as u32,
+        ] {
             push_varint(&mut record, n);
         }
         let at = self.blocks.push(&[&record, mid]);

@@ -1350,7 +1350,11 @@ mod tests {
 
     #[test]
     fn a_series_record_is_64_bytes() {
-        assert!(std::mem::size_of::<Series>() <= 64, "{}", std::mem::size_of::<Series>());
+        assert!(
+            std::mem::size_of::<Series>() <= 64,
+            "{}",
+            std::mem::size_of::<Series>()
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ impl Aggregator {
             keys.clear();
             ends.clear();
             for &id in &live {
-                self.keys.get(self.series[id as usize].key).write_to(&mut keys);
+                self.keys
+                    .get(self.series[id as usize].key)
+                    .write_to(&mut keys);
                 ends.push(keys.len());
             }
             let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
