@@ -1284,7 +1284,7 @@ mod tests {
         let mut a = Aggregator::new();
         for i in 0..n {
             // Pairs of samples sum into one series.
-            let fam = format!("f{}", (i as u64 / 2 ^ seed) % 7);
+            let fam = format!("f{}", ((i as u64 / 2) ^ seed) % 7);
             let va = (i / 2).to_string();
             let vb = ((i as u64 / 2).wrapping_mul(seed | 1) % 97).to_string();
             let l = labels(&[("__name__", &fam), ("a", &va), ("b", &vb)]);
