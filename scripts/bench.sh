@@ -6,7 +6,8 @@
 #   options: --shape 10x|2x|both (default both)  --apply-only  --skip-criterion  --skip-http
 #            --no-profile  --runs N (default 5)  --runs-promtool N (default 2, 3 with --quick)
 #            --out DIR
-#            KEEP_RESULTS=DIR in the environment keeps the raw results
+#            KEEP_RESULTS=DIR in the environment keeps the raw results; MG_BIN=PATH times that
+#            metric-gate binary instead of building one (GEN_BIN=PATH: that gen_ingress)
 #
 # Two payload shapes: "10x", where `labeldrop: path` sums every ingress' 10 paths into one series
 # (851k series in, 86k out), and "2x", where every two paths of an ingress have a method and
@@ -84,9 +85,13 @@ fi
 command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
 
 # ---------------------------------------------------------------- build + payload
-log "cargo build --release"
-cargo build --release --bins --examples -q
-MG="$ROOT/target/release/metric-gate"
+if [ -n "${MG_BIN:-}" ]; then
+  MG=$MG_BIN; log "timing $MG (MG_BIN; not building)"
+else
+  log "cargo build --release"
+  cargo build --release --bins --examples -q
+  MG="$ROOT/target/release/metric-gate"
+fi
 
 WORK=$(mktemp -d /tmp/mg-bench.XXXXXX)
 PIDS=()
@@ -103,8 +108,8 @@ for shape in $SHAPES; do
   p=$(shape_payload "$shape"); sfx=$(shape_suffix "$shape")
   extra=(); [ "$shape" = 2x ] && extra=(--paths-per-status 2)
   log "generating payload $SIZE, shape $shape"
-  cargo run --release -q --example gen_ingress -- --ingresses "$INGRESSES" --paths 10 "${extra[@]}" \
-    --out "$p" 2>>"$RES/gen.log"
+  if [ -n "${GEN_BIN:-}" ]; then gen=("$GEN_BIN"); else gen=(cargo run --release -q --example gen_ingress --); fi
+  "${gen[@]}" --ingresses "$INGRESSES" --paths 10 "${extra[@]}" --out "$p" 2>>"$RES/gen.log"
   { echo "payload_bytes$sfx=$(stat -c %s "$p")"
     echo "payload_series$sfx=$(grep -vc '^#' "$p" || true)"; } >>"$RES/payloads.env"
 done
