@@ -311,6 +311,20 @@ def main():
            f"load average {env.get('load_start', '?')} at the start, {env.get('load_end', '?')} at the end." if apply_only else ""))
     apply_block.append("")
     measured = {sh: apply_table(sh) for sh in shapes}
+
+    def series_out(shape):
+        sfx = "" if shape == "10x" else f"_{shape}"
+        m = re.search(r"series out: (\d+)", read_text(os.path.join(res, f"mg_apply{sfx}.1.stderr")))
+        return int(m.group(1)) if m else None
+
+    (m10, _), (m2, _) = measured.get("10x", (None, None)), measured.get("2x", (None, None))
+    o10, o2 = series_out("10x"), series_out("2x")
+    if m10 and m2 and o10 and o2 and o2 > o10:
+        per = (m2["rss"] - m10["rss"]) * MB / (o2 - o10)
+        apply_block.append(
+            f"Memory per output series: **{per:.0f} bytes** (peak RSS of the 2x run minus the 10x run, medians, over "
+            f"the {o2 - o10:,} extra output series: the series record, its key, its value text and its table entry).")
+        apply_block.append("")
     apply_block.append("### Targets (issue 17)")
     apply_block.append("")
     apply_block.append("| target | measured | verdict |")
