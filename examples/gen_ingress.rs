@@ -2,8 +2,13 @@
 //!
 //! ```text
 //! cargo run --release --example gen_ingress -- --ingresses 1000 --paths 10 \
-//!     [--out FILE] [--seed N] [--pod NAME] [--status-classes] [--canary]
+//!     [--out FILE] [--seed N] [--pod NAME] [--status-classes] [--canary] \
+//!     [--paths-per-status N]
 //! ```
+//!
+//! `labeldrop: path` reduces the default payload 10x (one method and status per ingress);
+//! `--paths-per-status 2` gives every two paths of an ingress a method and status of their own,
+//! so the same rule halves it (the "2x" shape of the benchmarks).
 //!
 //! The generator itself, with the properties tests rely on, is `testkit::ingress` (the benches
 //! call it in-process); this is its command line.
@@ -20,7 +25,7 @@ use testkit::ingress::{generate, Options};
 
 const USAGE: &str = "\
 usage: gen_ingress [--ingresses N] [--paths N] [--out FILE] [--seed N] [--pod NAME]
-                   [--status-classes] [--canary]
+                   [--status-classes] [--canary] [--paths-per-status N]
 
   --ingresses N      number of Ingress objects (default 1000)
   --paths N          paths per Ingress (default 10)
@@ -29,7 +34,11 @@ usage: gen_ingress [--ingresses N] [--paths N] [--out FILE] [--seed N] [--pod NA
   --pod NAME         controller_pod label value (default ingress-nginx-controller-7d9f8c6b5-x2x9q)
   --status-classes   status=\"2xx\" style labels instead of full codes like status=\"200\"
   --canary           also write the empty canary=\"\" label, as the real exporter does
-                     (adds about 8.5 MB at 1000 x 10)";
+                     (adds about 8.5 MB at 1000 x 10)
+  --paths-per-status N
+                     every N consecutive paths of an ingress share a method and status of
+                     their own (default: all paths of an ingress share one); 2 makes
+                     `labeldrop: path` halve the series instead of dividing them by --paths";
 
 /// The command line: what to generate, and where to.
 struct Args {
@@ -72,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => args.gen.seed = parse_num(&flag, &value()?)?,
             "--out" => args.out = Some(value()?),
             "--pod" => args.gen.pod = value()?,
+            "--paths-per-status" => args.gen.paths_per_status = parse_num(&flag, &value()?)?,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
@@ -106,9 +116,13 @@ fn main() -> ExitCode {
     match result {
         Ok((series, bytes)) => {
             eprintln!(
-                "gen_ingress: {} ingresses x {} paths, pod={}, seed={}: {series} series, {bytes} bytes ({:.1} MB) in {:.2}s -> {}",
+                "gen_ingress: {} ingresses x {} paths{}, pod={}, seed={}: {series} series, {bytes} bytes ({:.1} MB) in {:.2}s -> {}",
                 args.gen.ingresses,
                 args.gen.paths,
+                match args.gen.paths_per_status {
+                    0 => String::new(),
+                    n => format!(" ({n} per method/status)"),
+                },
                 args.gen.pod,
                 args.gen.seed,
                 bytes as f64 / 1e6,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser as ClapParser};
 
-use crate::aggregate::RenderOptions;
+use crate::aggregate::{Aggregator, RenderOptions, RENDER_CHUNK};
 use crate::analyze::Analyzer;
 use crate::exposition::ParseOptions;
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
@@ -849,8 +849,11 @@ pub fn run_apply(
     summary: &mut dyn Write,
 ) -> Result<(), RunError> {
     let applied = apply_file(path, config, subset, limits)?;
-    let mut w = BufWriter::new(out);
-    w.write_all(&applied.text)
+    // Written as it is rendered: the output is never held whole.
+    let mut w = BufWriter::with_capacity(RENDER_CHUNK, out);
+    applied
+        .aggregator()
+        .render_to(&mut w, &RenderOptions::default())
         .and_then(|_| w.flush())
         .map_err(RunError::WriteOutput)?;
     let _ = writeln!(summary, "{}", applied.summary);
@@ -869,17 +872,20 @@ pub fn run_analyze_relabeled(
     summary: &mut dyn Write,
 ) -> Result<(), RunError> {
     let applied = apply_file(path, config, subset, limits)?;
+    let mut text = Vec::with_capacity(applied.aggregator().render_size_hint());
+    applied
+        .aggregator()
+        .render(&mut text, &RenderOptions::default());
     let mut analyzer = Analyzer::new();
     let parse = ParseOptions {
         // The output's lines are the input's, relabeled; a longer one cannot be refused now.
         max_line_len: usize::MAX,
         ..limits.parse.clone()
     };
-    let bytes =
-        read_all(&applied.text[..], parse, &mut analyzer).map_err(|source| RunError::Input {
-            input: format!("{} (relabeled)", input_name(path)),
-            source,
-        })?;
+    let bytes = read_all(&text[..], parse, &mut analyzer).map_err(|source| RunError::Input {
+        input: format!("{} (relabeled)", input_name(path)),
+        source,
+    })?;
     analyzer.add_bytes(bytes);
     out.write_all(analyzer.report().as_bytes())
         .map_err(RunError::WriteReport)?;
@@ -895,13 +901,21 @@ pub fn run_analyze_relabeled(
     Ok(())
 }
 
-/// A file relabeled and summed: the rendered text of one list and the summary line.
+/// A file relabeled and summed: the pipeline, which of its lists to write, and the summary line.
 struct Applied {
-    text: Vec<u8>,
+    pipeline: Pipeline,
+    index: usize,
     summary: String,
 }
 
-/// Runs `config` over the file at `path` and renders the default list, or `subset`.
+impl Applied {
+    /// The aggregate of the list asked for.
+    fn aggregator(&self) -> &Aggregator {
+        &self.pipeline.subsets()[self.index].aggregator
+    }
+}
+
+/// Runs `config` over the file at `path`; the caller renders the default list, or `subset`.
 fn apply_file(
     path: &str,
     config: &Config,
@@ -933,8 +947,6 @@ fn apply_file(
             source,
         }
     })?;
-    let mut text = Vec::with_capacity(sub.aggregator.arena_bytes() + (1 << 16));
-    sub.aggregator.render(&mut text, &RenderOptions::default());
     let st = sub.stats();
     let series_out = sub.aggregator.series_count() as u64;
     let ratio = if series_out == 0 {
@@ -946,7 +958,11 @@ fn apply_file(
         "series in: {samples}, series out: {series_out}, dropped by relabel: {}, dropped without name: {}, dropped with empty label name: {}, summed: {}, reduction: {ratio:.1}x",
         sub.dropped_by_relabel, st.dropped_nameless, st.dropped_invalid, st.samples_merged
     );
-    Ok(Applied { text, summary })
+    Ok(Applied {
+        pipeline,
+        index,
+        summary,
+    })
 }
 
 #[cfg(test)]

@@ -157,6 +157,7 @@ impl Respelling {
         // Family -> canonical bound -> the first spelling seen.
         let mut spelled: HashMap<String, HashMap<String, Vec<u8>>> = HashMap::new();
         let mut out = Respelling::default();
+        let mut key = Vec::new();
         for agg in sources {
             for f in &agg.families {
                 let Some(label) = family_label(agg, f) else {
@@ -172,7 +173,9 @@ impl Respelling {
                         continue;
                     }
                     let s = &agg.series[id as usize];
-                    let key = &agg.arena[s.start..s.start + s.key_len as usize];
+                    key.clear();
+                    agg.keys.get(s.key).write_to(&mut key);
+                    let key = key.as_slice();
                     let Some(span) = label_value_span(key, label) else {
                         continue;
                     };

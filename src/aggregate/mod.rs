@@ -22,9 +22,11 @@
 //! # Keys
 //! A series' key is its rendered text `name{a="x",b="y"}` with labels sorted by name: that is
 //! both the canonical form to compare on and exactly what the renderer writes, so rendering the
-//! output is a copy. The key is built in a reused buffer ([`key`]) and looked up by hash in a
-//! [`hashbrown::HashTable`]; bytes are copied into the arena only when a new output series is
-//! inserted.
+//! output is a few copies. The key is built in a reused buffer ([`key`]) and looked up by hash
+//! in a [`hashbrown::HashTable`], comparing every byte; it is stored ([`key_store`]) only when a
+//! new output series is created, in blocks that never move, as its difference to an earlier key
+//! of its family (an output series costs about 100 bytes in all on an ingress payload, its
+//! ~230-byte key included).
 //!
 //! # Across scrapes
 //! An aggregator can serve many scrapes ([`Aggregator::begin_scrape`]): its series, keys and
@@ -36,6 +38,7 @@
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+use std::io;
 
 use crate::counters::{CounterState, Kind, Served};
 use crate::exposition::escape::series_has_quoted_name;
@@ -46,9 +49,12 @@ use crate::limits::{LabelLimits, LimitError};
 use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
+use key_store::{Addr, BaseSlot, KeyStore};
+
 mod exemplars;
 mod float_spelling;
 pub mod key;
+mod key_store;
 mod openmetrics;
 
 pub use float_spelling::{canonical_float_text, float_label, label_value_span};
@@ -57,6 +63,13 @@ pub use key::{KeyBuf, SeriesKey};
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
 /// is not needed, but a fixed seed keeps benchmark runs comparable.
 const SEED: u64 = 0x6d65_7472_6963_6761;
+
+/// About how many bytes [`Aggregator::render_to`] gathers before writing them out: large
+/// enough that a write costs little per line, small enough to stay in the cache.
+pub const RENDER_CHUNK: usize = 64 << 10;
+
+/// [`Series::raw_start`] of a series without an original value text.
+const NO_RAW: u32 = u32::MAX;
 
 /// Scrapes a series may go without a sample before a compaction may evict it.
 pub const IDLE_SCRAPES: u32 = 5;
@@ -77,18 +90,19 @@ struct Family {
     /// The scrape whose metadata `help`/`typ`/`unit` hold.
     meta_epoch: u32,
     series: Vec<u32>,
+    /// The stored key its next new series' key is stored relative to.
+    key_base: BaseSlot,
 }
 
-/// One output series. Its key (rendered series text) lives in the arena at `start`; the original
-/// value text of its only sample this scrape, if any, in `raw` at `raw_start`.
+/// One output series (64 bytes: there is one per output series, so its size counts). Its key
+/// (rendered series text) is in the key store at `key`; the original value text of its only
+/// sample this scrape, if any, in `raw` at `raw_start`, after a byte that gives its length.
 #[derive(Debug, Clone, Copy)]
 struct Series {
     hash: u64,
-    start: usize,
-    key_len: u32,
+    key: Addr,
+    /// [`NO_RAW`] when there is no original value text (or it was summed).
     raw_start: u32,
-    /// Length of the original value text; 0 when there is none (or it was summed).
-    raw_len: u16,
     /// Served from the counter state: `value` holds the carried total.
     carried: bool,
     /// Some input of this scrape had no timestamp ("now"); for `last`, the chosen one had none.
@@ -105,8 +119,6 @@ struct Series {
     comp: f64,
     /// The latest explicit timestamp of the inputs (`last`: the chosen input's).
     timestamp_ms: Option<i64>,
-    /// [`output_hash`] of the key, for counter-like series (the counter state's key); 0 else.
-    output: u128,
 }
 
 /// What a contribution brings to a series: one sample, or a series of another aggregate.
@@ -191,7 +203,18 @@ pub struct Aggregator {
     last_family: Option<u32>,
     series: Vec<Series>,
     table: HashTable<u32>,
-    arena: Vec<u8>,
+    /// The keys of `series`.
+    keys: KeyStore,
+    /// [`output_hash`] of the key of the series at each slot when it is counter-like (the
+    /// counter state's key), 0 else. Computed when the counter hooks first ask
+    /// ([`Aggregator::carry`], [`Aggregator::apply_counters`]), so an aggregator whose
+    /// counters no one tracks spends neither the time nor the 16 bytes per series; holds a
+    /// prefix of the slots.
+    outputs: Vec<u128>,
+    /// The family of the series at each slot (what `outputs` needs to find a bound label).
+    family_of: Vec<u32>,
+    /// Scratch: one key read back whole.
+    key_scratch: Vec<u8>,
     /// Value texts of the current scrape.
     raw: Vec<u8>,
     hasher: FixedState,
@@ -228,7 +251,10 @@ impl Aggregator {
             last_family: None,
             series: Vec::new(),
             table: HashTable::new(),
-            arena: Vec::new(),
+            keys: KeyStore::default(),
+            outputs: Vec::new(),
+            family_of: Vec::new(),
+            key_scratch: Vec::new(),
             raw: Vec::new(),
             hasher: FixedState::with_seed(SEED),
             stats: AggregateStats::default(),
@@ -262,7 +288,9 @@ impl Aggregator {
         self.last_family = None;
         self.series.clear();
         self.table.clear();
-        self.arena.clear();
+        self.keys.clear();
+        self.outputs.clear();
+        self.family_of.clear();
         self.raw.clear();
         self.stats = AggregateStats::default();
         self.epoch = 1;
@@ -295,19 +323,30 @@ impl Aggregator {
     /// Rebuilds the store without the series `drop` selects; slots are renumbered.
     fn compact(&mut self, drop: impl Fn(&Series) -> bool) {
         let old = std::mem::take(&mut self.series);
-        let old_arena = std::mem::take(&mut self.arena);
+        let old_keys = std::mem::take(&mut self.keys);
+        let old_outputs = std::mem::take(&mut self.outputs);
+        let family_of = std::mem::take(&mut self.family_of);
         self.table.clear();
+        for f in self.families.iter_mut() {
+            f.key_base = BaseSlot::default();
+        }
         let mut remap = vec![u32::MAX; old.len()];
         for (i, s) in old.iter().enumerate() {
             if drop(s) {
                 continue;
             }
             let mut n = *s;
-            n.start = self.arena.len();
-            self.arena
-                .extend_from_slice(&old_arena[s.start..s.start + s.key_len as usize]);
+            self.key_scratch.clear();
+            old_keys.get(s.key).write_to(&mut self.key_scratch);
+            let base = &mut self.families[family_of[i] as usize].key_base;
+            n.key = self.keys.insert(&self.key_scratch, base);
             remap[i] = self.series.len() as u32;
             self.series.push(n);
+            self.family_of.push(family_of[i]);
+            // Kept slots stay in order, so the known outputs stay a prefix.
+            if let Some(&o) = old_outputs.get(i) {
+                self.outputs.push(o);
+            }
         }
         let series = &self.series;
         for (i, s) in series.iter().enumerate() {
@@ -347,7 +386,24 @@ impl Aggregator {
 
     /// Bytes held for series keys and value texts.
     pub fn arena_bytes(&self) -> usize {
-        self.arena.len() + self.raw.len()
+        self.keys.bytes() + self.raw.len()
+    }
+
+    /// Bytes held per output series: the series records, their keys, value texts and the
+    /// table that finds them (a figure for the docs and benches; 0 with no series).
+    pub fn bytes_per_series(&self) -> usize {
+        let held = self.series.capacity() * std::mem::size_of::<Series>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.outputs.capacity() * std::mem::size_of::<u128>()
+            + self.family_of.capacity() * std::mem::size_of::<u32>()
+            + self.arena_bytes();
+        held / self.series.len().max(1)
+    }
+
+    /// About how many bytes [`Aggregator::render`] writes for the series held: a capacity
+    /// hint for a caller that renders into a `Vec`.
+    pub fn render_size_hint(&self) -> usize {
+        self.keys.text_bytes() + self.series.len() * 24 + self.families.len() * 128
     }
 
     fn family_id(&mut self, name: &str) -> u32 {
@@ -375,6 +431,7 @@ impl Aggregator {
                     has_unit: false,
                     meta_epoch: self.epoch,
                     series: Vec::new(),
+                    key_base: BaseSlot::default(),
                 });
                 let families = &self.families;
                 let hasher = &self.hasher;
@@ -497,11 +554,34 @@ impl Aggregator {
     /// The counter kind and [`output_hash`] of the series at `slot` when it is counter-like
     /// (its samples go to the counter state); `None` otherwise.
     #[inline]
-    pub fn carry(&self, slot: u32) -> Option<(Kind, u128)> {
-        let s = self.series.get(slot as usize)?;
-        match s.action {
-            Action::Carry(kind) => Some((kind, s.output)),
-            _ => None,
+    pub fn carry(&mut self, slot: u32) -> Option<(Kind, u128)> {
+        let Action::Carry(kind) = self.series.get(slot as usize)?.action else {
+            return None;
+        };
+        if self.outputs.len() <= slot as usize {
+            self.fill_outputs();
+        }
+        Some((kind, self.outputs[slot as usize]))
+    }
+
+    /// Computes the outputs not known yet (see `outputs`), up to the last slot.
+    /// A bound (`le`, `quantile`) counts by value: targets spelling it differently feed one
+    /// counter ([`float_spelling::output_of`]).
+    fn fill_outputs(&mut self) {
+        for (s, &family) in self.series[self.outputs.len()..]
+            .iter()
+            .zip(&self.family_of[self.outputs.len()..])
+        {
+            let output = match s.action {
+                Action::Carry(_) => {
+                    self.key_scratch.clear();
+                    self.keys.get(s.key).write_to(&mut self.key_scratch);
+                    let f = &self.families[family as usize];
+                    float_spelling::output_of(f.om_type.or(f.typ), &self.key_scratch)
+                }
+                _ => 0,
+            };
+            self.outputs.push(output);
         }
     }
 
@@ -535,13 +615,12 @@ impl Aggregator {
             s.any_now = part.any_now;
             s.carried = false;
             let raw = part.text;
-            // Values longer than u16 are not real-world numbers; they are formatted instead.
-            if count == 1 && !raw.is_empty() && raw.len() <= u16::MAX as usize {
+            // Values longer than 255 bytes are not real-world numbers; they are formatted instead.
+            s.raw_start = NO_RAW;
+            if count == 1 && !raw.is_empty() && raw.len() <= usize::from(u8::MAX) {
                 s.raw_start = self.raw.len() as u32;
-                s.raw_len = raw.len() as u16;
+                self.raw.push(raw.len() as u8);
                 self.raw.extend_from_slice(raw.as_bytes());
-            } else {
-                s.raw_len = 0;
             }
             let hidden = count > 1 && s.action.hidden_when_combined();
             self.live += 1;
@@ -603,11 +682,11 @@ impl Aggregator {
         decide: impl FnOnce() -> Action,
     ) -> Result<u32, Rejected> {
         let hash = self.hasher.hash_one(key);
-        let arena = &self.arena;
+        let keys = &self.keys;
         let series = &self.series;
         let found = self.table.find(hash, |&i| {
             let s = &series[i as usize];
-            s.hash == hash && &arena[s.start..s.start + s.key_len as usize] == key
+            s.hash == hash && keys.get(s.key).eq(key)
         });
         if let Some(&slot) = found {
             return Ok(slot);
@@ -618,23 +697,16 @@ impl Aggregator {
         }
         let family = self.family_id(family);
         let id = self.series.len() as u32;
-        let start = self.arena.len();
         self.quoted_names |= series_has_quoted_name(key);
-        self.arena.extend_from_slice(key);
+        let at = self
+            .keys
+            .insert(key, &mut self.families[family as usize].key_base);
         let action = decide();
-        let output = match action {
-            Action::Carry(_) => {
-                let f = &self.families[family as usize];
-                float_spelling::output_of(f.om_type.or(f.typ), key)
-            }
-            _ => 0,
-        };
+        self.family_of.push(family);
         self.series.push(Series {
             hash,
-            start,
-            key_len: key.len() as u32,
-            raw_start: 0,
-            raw_len: 0,
+            key: at,
+            raw_start: NO_RAW,
             carried: false,
             any_now: false,
             // Not live yet: `contribute` makes it live.
@@ -644,7 +716,6 @@ impl Aggregator {
             value: 0.0,
             comp: 0.0,
             timestamp_ms: None,
-            output,
         });
         let series = &self.series;
         self.table
@@ -661,8 +732,12 @@ impl Aggregator {
 
     /// The original value text of a live series nothing was summed into.
     fn raw_text(&self, s: &Series) -> Option<&[u8]> {
-        (s.count == 1 && s.raw_len > 0 && !s.carried)
-            .then(|| &self.raw[s.raw_start as usize..s.raw_start as usize + s.raw_len as usize])
+        if s.count != 1 || s.raw_start == NO_RAW || s.carried {
+            return None;
+        }
+        let at = s.raw_start as usize;
+        let len = usize::from(*self.raw.get(at)?);
+        self.raw.get(at + 1..at + 1 + len)
     }
 
     /// True when the live series at `id` is served: every one but those that several inputs
@@ -720,26 +795,30 @@ impl Aggregator {
     /// none of whose inputs was seen in this scrape ([`CounterState::absent`]) as live series.
     pub fn apply_counters(&mut self, state: &mut CounterState, needs_description: &[u128]) {
         let epoch = self.epoch;
+        self.fill_outputs();
         for f in &self.families {
             for &id in &f.series {
                 let s = &mut self.series[id as usize];
                 if s.epoch != epoch || !matches!(s.action, Action::Carry(_)) {
                     continue;
                 }
-                if let Some(Served::Carried(v)) = state.served(s.output) {
+                let output = self.outputs[id as usize];
+                if let Some(Served::Carried(v)) = state.served(output) {
                     s.value = v;
                     s.comp = 0.0;
                     s.carried = true;
                 }
-                if !needs_description.is_empty() && needs_description.contains(&s.output) {
-                    let key = &self.arena[s.start..s.start + s.key_len as usize];
+                if !needs_description.is_empty() && needs_description.contains(&output) {
+                    self.key_scratch.clear();
+                    self.keys.get(s.key).write_to(&mut self.key_scratch);
+                    let key = &self.key_scratch[..];
                     let typ = if f.meta_epoch == epoch { f.typ } else { None };
                     let help = if f.meta_epoch == epoch && f.has_help {
                         f.help.as_str()
                     } else {
                         ""
                     };
-                    state.describe(s.output, &f.name, typ.unwrap_or("counter"), help, key);
+                    state.describe(output, &f.name, typ.unwrap_or("counter"), help, key);
                 }
             }
         }
@@ -796,6 +875,7 @@ impl Aggregator {
     fn merge_with(&mut self, other: &Aggregator, merge_key: &mut MergeKey<'_>) {
         let before = self.stats;
         let mut buf = Vec::new();
+        let mut key = Vec::new();
         for f in &other.families {
             if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
@@ -814,7 +894,8 @@ impl Aggregator {
                     continue;
                 }
                 let s = &other.series[id as usize];
-                let key = &other.arena[s.start..s.start + s.key_len as usize];
+                key.clear();
+                other.keys.get(s.key).write_to(&mut key);
                 let part = Part {
                     value: s.value,
                     comp: s.comp,
@@ -829,13 +910,14 @@ impl Aggregator {
                 // Merged series were checked when their source aggregate created them, and
                 // keep the action it gave them.
                 let action = s.action;
-                let key = if merge_key(f, key, &mut buf) {
+                // The counter identity of a respelled key is its source's: both are computed
+                // with the bound in canonical form (`float_spelling::output_of`).
+                let key = if merge_key(f, &key, &mut buf) {
                     &buf
                 } else {
-                    key
+                    &key
                 };
                 if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
-                    self.series[slot as usize].output = s.output;
                     self.contribute(slot, part);
                     if let Some((text, ts)) = other.exemplars.get(id) {
                         self.exemplars.offer(slot, text, ts);
@@ -852,8 +934,36 @@ impl Aggregator {
         };
     }
 
-    /// Renders every family that has served series: `# HELP`, `# TYPE`, then its samples.
+    /// Renders every family that has served series: `# HELP`, `# TYPE`, then its samples,
+    /// appended to `out`. The server keeps the whole text (it is served to many clients).
     pub fn render(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
+        // A Vec is its own destination: the chunk never fills, so nothing is handed on.
+        let unbounded = self.render_chunked(out, opts, usize::MAX, |_| Ok(()));
+        debug_assert!(unbounded.is_ok());
+    }
+
+    /// Renders the same text as [`Aggregator::render`] into `w`, through a reused buffer of
+    /// about [`RENDER_CHUNK`] bytes: memory does not grow with the output (`--file --apply`
+    /// writes to stdout as it renders).
+    pub fn render_to(&self, w: &mut impl io::Write, opts: &RenderOptions) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(RENDER_CHUNK + (4 << 10));
+        self.render_chunked(&mut buf, opts, RENDER_CHUNK, |b| {
+            w.write_all(b)?;
+            b.clear();
+            Ok(())
+        })?;
+        w.write_all(&buf)
+    }
+
+    /// The renderer: appends to `out` and calls `spill` with it after a line that took it to
+    /// `chunk` bytes or more (lines are never split between calls).
+    fn render_chunked(
+        &self,
+        out: &mut Vec<u8>,
+        opts: &RenderOptions,
+        chunk: usize,
+        mut spill: impl FnMut(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let now_ms = opts.now_ms.unwrap_or_else(wall_clock_ms);
         for f in &self.families {
             if !f.series.iter().any(|&id| self.is_served(id)) {
@@ -872,7 +982,7 @@ impl Aggregator {
                     continue;
                 }
                 let s = &self.series[id as usize];
-                out.extend_from_slice(&self.arena[s.start..s.start + s.key_len as usize]);
+                self.keys.get(s.key).write_to(out);
                 // One input: as written (`count` is 1 even then, and not the value).
                 match self
                     .raw_text(s)
@@ -888,8 +998,12 @@ impl Aggregator {
                         write_value_line_end(out, value, ts.or(opts.default_timestamp_ms));
                     }
                 }
+                if out.len() >= chunk {
+                    spill(out)?;
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -1204,6 +1318,131 @@ mod tests {
         assert_eq!(render(&a), "x{i=\"7\"} 2\n");
         assert_eq!(add(&mut a, "x", &keep, 1.0, "1", None), Ok(0));
         assert_eq!(render(&a), "x{i=\"7\"} 3\n");
+    }
+
+    /// An aggregate of `n` series in a few families, some summed, some with timestamps.
+    fn filled(n: usize, seed: u64) -> Aggregator {
+        let mut a = Aggregator::new();
+        for i in 0..n {
+            // Pairs of samples sum into one series.
+            let fam = format!("f{}", ((i as u64 / 2) ^ seed) % 7);
+            let va = (i / 2).to_string();
+            let vb = ((i as u64 / 2).wrapping_mul(seed | 1) % 97).to_string();
+            let l = labels(&[("__name__", &fam), ("a", &va), ("b", &vb)]);
+            let ts = (i % 3 == 0).then_some(i as i64);
+            add(&mut a, &fam, &l, i as f64, &i.to_string(), ts).unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn streamed_output_is_the_vec_output() {
+        let a = filled(20_000, 3);
+        let opts = RenderOptions {
+            default_timestamp_ms: Some(7),
+            now_ms: Some(1),
+        };
+        let mut whole = Vec::new();
+        a.render(&mut whole, &opts);
+        assert!(whole.len() > 3 * RENDER_CHUNK, "spills several times");
+        let mut streamed = Vec::new();
+        a.render_to(&mut streamed, &opts).unwrap();
+        assert_eq!(streamed, whole);
+        // Every spill ends a line.
+        let mut spills = Vec::new();
+        let mut buf = Vec::new();
+        a.render_chunked(&mut buf, &opts, 1, |b| {
+            spills.push(std::mem::take(b));
+            Ok(())
+        })
+        .unwrap();
+        assert!(buf.is_empty());
+        assert!(spills.iter().all(|s| s.ends_with(b"\n")));
+        assert_eq!(spills.concat(), whole);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        struct Full;
+        impl io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let a = filled(10, 1);
+        assert!(a.render_to(&mut Full, &RenderOptions::default()).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streamed_equals_vec_for_any_aggregate(n in 0usize..3000, seed in proptest::prelude::any::<u64>()) {
+            let a = filled(n, seed);
+            let opts = RenderOptions { default_timestamp_ms: None, now_ms: Some(5) };
+            let mut whole = Vec::new();
+            a.render(&mut whole, &opts);
+            let mut streamed = Vec::new();
+            a.render_to(&mut streamed, &opts).unwrap();
+            proptest::prop_assert_eq!(streamed, whole);
+        }
+    }
+
+    #[test]
+    fn a_series_record_is_64_bytes() {
+        assert!(
+            std::mem::size_of::<Series>() <= 64,
+            "{}",
+            std::mem::size_of::<Series>()
+        );
+    }
+
+    #[test]
+    fn ingress_shaped_keys_are_stored_small_and_read_back_exactly() {
+        let mut a = Aggregator::new();
+        let mut want = Vec::new();
+        for i in 0..300 {
+            let ingress = format!("web-{i}");
+            let host = format!("web-{i}.acme.io");
+            let ns = format!("team-{}", i % 50);
+            for status in ["200", "404"] {
+                for (name, le) in [
+                    ("h_bucket", "0.005"),
+                    ("h_bucket", "0.01"),
+                    ("h_bucket", "0.25"),
+                    ("h_bucket", "+Inf"),
+                    ("h_sum", ""),
+                    ("h_count", ""),
+                ] {
+                    let l = labels(&[
+                        ("__name__", name),
+                        ("controller_class", "k8s.io/ingress-nginx"),
+                        ("controller_namespace", "ingress-nginx"),
+                        ("controller_pod", "ingress-nginx-controller-7d9f8c6b5-x2x9q"),
+                        ("host", &host),
+                        ("ingress", &ingress),
+                        ("le", le),
+                        ("method", "GET"),
+                        ("namespace", &ns),
+                        ("service", &ingress),
+                        ("status", status),
+                    ]);
+                    add(&mut a, "h", &l, 1.0, "1", None).unwrap();
+                    let mut k = KeyBuf::new();
+                    want.push(k.label_set(&l).unwrap().as_bytes().to_vec());
+                }
+            }
+        }
+        for (slot, k) in want.iter().enumerate() {
+            let mut got = Vec::new();
+            a.keys.get(a.series[slot].key).write_to(&mut got);
+            assert_eq!(&got, k);
+        }
+        let text: usize = want.iter().map(Vec::len).sum();
+        // Blocks are reserved 64 KiB at a time: compare what they hold at this size loosely.
+        assert!(a.keys.bytes() * 4 < text, "{} of {text}", a.keys.bytes());
+        assert_eq!(a.keys.text_bytes(), text);
     }
 
     #[test]

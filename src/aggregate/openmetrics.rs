@@ -19,7 +19,9 @@ impl Aggregator {
     /// (`opts.default_timestamp_ms` for samples without one), then `# EOF`. The series are
     /// the same as [`Aggregator::render`] writes, in the same order.
     pub fn render_openmetrics(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
-        let mut names = Vec::new();
+        // The family's keys read back whole, one after the other, and where each ends.
+        let mut keys = Vec::new();
+        let mut ends = Vec::new();
         for f in &self.families {
             let live: Vec<u32> = f
                 .series
@@ -30,19 +32,25 @@ impl Aggregator {
             if live.is_empty() {
                 continue;
             }
-            names.clear();
-            names.extend(live.iter().map(|&id| {
-                let s = &self.series[id as usize];
-                key_name(&self.arena[s.start..s.start + s.key_len as usize])
-            }));
+            keys.clear();
+            ends.clear();
+            for &id in &live {
+                self.keys
+                    .get(self.series[id as usize].key)
+                    .write_to(&mut keys);
+                ends.push(keys.len());
+            }
+            let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+            let names: Vec<_> = (0..live.len()).map(|i| key_name(key(i))).collect();
             let samples: Vec<OmSample<'_>> = live
                 .iter()
                 .zip(&names)
-                .map(|(&id, name)| {
+                .enumerate()
+                .map(|(i, (&id, name))| {
                     let s = &self.series[id as usize];
                     OmSample {
                         name,
-                        key: &self.arena[s.start..s.start + s.key_len as usize],
+                        key: key(i),
                         value: match self.raw_text(s) {
                             Some(raw) => OmValue::Text(raw),
                             None => OmValue::Float(s.value),

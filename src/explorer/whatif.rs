@@ -401,7 +401,7 @@ impl Trial {
         let Some(sub) = self.pipeline.subsets().first() else {
             return Ok(Outcome::default());
         };
-        let mut text = Vec::with_capacity(sub.aggregator.arena_bytes() + 4096);
+        let mut text = Vec::with_capacity(sub.aggregator.render_size_hint());
         sub.aggregator.render(&mut text, &RenderOptions::default());
         let stats = sub.stats();
         // Only series and bytes per metric are compared: no values counted.

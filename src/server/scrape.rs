@@ -598,7 +598,7 @@ fn render_all(
         };
         // The health series are metric-gate's own and do not count against the limit.
         let body = check_sample_limit(agg.series_count(), sample_limit).map(|()| {
-            let mut body = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24 + 1024);
+            let mut body = Vec::with_capacity(agg.render_size_hint());
             agg.render(&mut body, &opts);
             if is_default {
                 if let Some(h) = &health {
@@ -608,7 +608,7 @@ fn render_all(
             Bytes::from(body)
         });
         let om_body = (openmetrics && body.is_ok()).then(|| {
-            let mut om = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24 + 1024);
+            let mut om = Vec::with_capacity(agg.render_size_hint());
             agg.render_openmetrics(&mut om, &opts);
             if let (true, Some(h)) = (is_default, &health) {
                 // The health series go before `# EOF`; their text is valid OpenMetrics.
@@ -623,7 +623,7 @@ fn render_all(
             .as_named()
             .is_some_and(|n| untimed.iter().any(|u| u == n));
         let untimed = (wants_untimed && body.is_ok()).then(|| {
-            let mut text = Vec::with_capacity(agg.arena_bytes() + agg.series_count() * 24);
+            let mut text = Vec::with_capacity(agg.render_size_hint());
             agg.render(
                 &mut text,
                 &RenderOptions {

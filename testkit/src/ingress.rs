@@ -7,12 +7,16 @@
 //! `# TYPE`, families contiguous and sorted by name as a Go client library would write them.
 //!
 //! Properties that tests rely on:
-//! - The *set* of series depends only on `ingresses`, `paths`, `pod`, `status_classes` and
-//!   `canary`; `seed` changes values only. Several "pods" for fan-out tests are therefore the
+//! - The *set* of series depends only on `ingresses`, `paths`, `pod`, `status_classes`,
+//!   `canary` and `paths_per_status`; `seed` changes values only. Several "pods" for fan-out tests are therefore the
 //!   same series with a different `controller_pod` (and, with another seed, different values).
-//! - Every ingress has exactly one method and one status, shared by all of its paths, so
-//!   `labeldrop: path` sums each ingress' paths into one series: the request families shrink by
-//!   the `paths` factor (10x at the default), as they do on a real controller.
+//! - By default every ingress has exactly one method and one status, shared by all of its paths,
+//!   so `labeldrop: path` sums each ingress' paths into one series: the request families shrink
+//!   by the `paths` factor (10x at the default), as they do on a real controller.
+//! - With `paths_per_status: n`, each run of `n` consecutive paths of an ingress has a
+//!   (method, status) of its own, distinct from the ingress' other runs (for up to 40 runs with
+//!   full status codes), so `labeldrop: path` shrinks the request families by `n` only: `n = 2`
+//!   is the payload a config that reduces little meets (2x).
 //! - Within a (ingress, path), all six histograms and `nginx_ingress_controller_requests` share
 //!   the same request count: `_count` == `le="+Inf"` bucket == the counter.
 //! - Buckets are cumulative (non-decreasing in `le`).
@@ -45,6 +49,9 @@ pub struct Options {
     pub status_classes: bool,
     /// Also write the empty `canary=""` label, as the real exporter does.
     pub canary: bool,
+    /// Consecutive paths of an ingress that share one (method, status); 0: all of its paths
+    /// (one method and status per ingress). Decides how much `labeldrop: path` reduces.
+    pub paths_per_status: u32,
 }
 
 impl Options {
@@ -57,6 +64,7 @@ impl Options {
             pod: DEFAULT_POD.to_string(),
             status_classes: false,
             canary: false,
+            paths_per_status: 0,
         }
     }
 }
@@ -355,27 +363,32 @@ fn path_text(p: u32) -> String {
     }
 }
 
-/// Method and status of an (ingress, path): fixed by position only, not by the seed.
-fn pick_method_status(i: u32, classes: bool) -> (&'static str, String) {
+/// Method and status of an (ingress, path): fixed by position only, not by the seed. Run
+/// `run` of an ingress' paths (see [`Options::paths_per_status`]; always 0 by default) moves
+/// the status on by `run` and the method every 10 runs, so the runs of one ingress differ.
+fn pick_method_status(i: u32, run: u32, classes: bool) -> (&'static str, String) {
     let mut r = stream(&[0x6d73, u64::from(i)]);
     let method = match r.below(10) {
-        0..=5 => METHODS[0],
-        6 | 7 => METHODS[1],
-        8 => METHODS[2],
-        _ => METHODS[3],
+        0..=5 => 0,
+        6 | 7 => 1,
+        8 => 2,
+        _ => 3,
     };
     let status = match r.below(20) {
-        0..=9 => STATUSES[0],
-        10 | 11 => STATUSES[1],
-        12 => STATUSES[2],
-        13 => STATUSES[3],
-        14 => STATUSES[4],
-        15 => STATUSES[5],
-        16 => STATUSES[6],
-        17 => STATUSES[7],
-        18 => STATUSES[8],
-        _ => STATUSES[9],
+        0..=9 => 0,
+        10 | 11 => 1,
+        12 => 2,
+        13 => 3,
+        14 => 4,
+        15 => 5,
+        16 => 6,
+        17 => 7,
+        18 => 8,
+        _ => 9,
     };
+    let len = STATUSES.len() as u32;
+    let method = METHODS[((method + run / len) % METHODS.len() as u32) as usize];
+    let status = STATUSES[((status + run) % len) as usize];
     let status = if classes {
         format!("{}xx", &status[..1])
     } else {
@@ -398,7 +411,11 @@ fn series_labels(labels: &mut Vec<u8>, args: &Options, i: u32, p: u32, scratch: 
     use std::fmt::Write as _;
     labels.clear();
     let word = WORDS[i as usize % WORDS.len()];
-    let (method, status) = pick_method_status(i, args.status_classes);
+    let run = match args.paths_per_status {
+        0 => 0,
+        n => p / n,
+    };
+    let (method, status) = pick_method_status(i, run, args.status_classes);
     if args.canary {
         push_label(labels, "canary", "");
     }
