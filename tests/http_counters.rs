@@ -127,3 +127,83 @@ async fn a_single_input_passes_through() {
     assert!(gate.get("/metrics").await.text().contains("x_total 2\n"));
     gate.stop().await;
 }
+
+/// A histogram body with the given bounds and cumulative counts (the last is `+Inf`).
+fn histogram(bounds: &[(&str, u32)]) -> String {
+    let mut s = String::from("# HELP lat Latency.\n# TYPE lat histogram\n");
+    for (le, n) in bounds {
+        s.push_str(&format!("lat_bucket{{le=\"{le}\"}} {n}\n"));
+    }
+    let count = bounds.last().map_or(0, |b| b.1);
+    s.push_str(&format!("lat_sum 1.5\nlat_count {count}\n"));
+    s
+}
+
+/// Pods whose histograms have different bounds: only the bounds every pod has are served (the
+/// others would count only some pods' observations), counted in a self-metric. A pod that
+/// leaves still counts while its histogram is carried, so the bounds served do not change.
+#[tokio::test]
+async fn histograms_with_different_bounds_serve_the_common_ones() {
+    let (port, _ups) = upstreams_on_loopbacks(vec![
+        Behave::Text(histogram(&[("0.1", 1), ("1", 3), ("+Inf", 4)])),
+        // Written `1.0`: compared by value across targets.
+        Behave::Text(histogram(&[
+            ("0.1", 2),
+            ("0.5", 5),
+            ("1.0", 5),
+            ("+Inf", 6),
+        ])),
+        Behave::Text(histogram(&[("0.1", 0), ("0.5", 1), ("+Inf", 1)])),
+    ])
+    .await;
+    let dns = DnsServer::start();
+    let mut cfg = config_for(&format!("dns+http://pods.test:{port}/metrics"));
+    cfg.upstream.dns_server = Some(dns.addr);
+    cfg.target_health = false;
+    let gate = Gate::start(cfg, &Config::passthrough()).await;
+
+    dns.set_a("pods.test", &[lo(2), lo(3)]);
+    let t = gate.get("/metrics").await.text();
+    let buckets: Vec<&str> = t.lines().filter(|l| l.starts_with("lat_bucket")).collect();
+    assert_eq!(
+        buckets,
+        [
+            "lat_bucket{le=\"0.1\"} 3",
+            "lat_bucket{le=\"1.0\"} 8",
+            "lat_bucket{le=\"+Inf\"} 10"
+        ],
+        "{t}"
+    );
+    assert_eq!(value(&t, "lat_count"), Some(10.0));
+
+    // A third pod joins (without a start time, its first sample is not counted: see
+    // docs/aggregation.md), without bound `1.0`.
+    dns.set_a("pods.test", &[lo(2), lo(3), lo(4)]);
+    let t = gate.get("/metrics").await.text();
+    let buckets: Vec<&str> = t.lines().filter(|l| l.starts_with("lat_bucket")).collect();
+    assert_eq!(
+        buckets,
+        ["lat_bucket{le=\"0.1\"} 3", "lat_bucket{le=\"+Inf\"} 10"],
+        "{t}"
+    );
+
+    // Pod 127.0.0.4 leaves: its histogram is carried (within the staleness window), so `1.0`,
+    // which it does not have, stays hidden.
+    dns.set_a("pods.test", &[lo(2), lo(3)]);
+    let t = gate.get("/metrics").await.text();
+    let buckets: Vec<&str> = t.lines().filter(|l| l.starts_with("lat_bucket")).collect();
+    assert_eq!(
+        buckets,
+        ["lat_bucket{le=\"0.1\"} 3", "lat_bucket{le=\"+Inf\"} 10"],
+        "{t}"
+    );
+
+    let m = gate.get("/-/metrics").await.text();
+    let dropped = value(
+        &m,
+        "metric_gate_histogram_buckets_dropped_total{subset=\"(default)\"}",
+    );
+    // 0.5 in the first scrape; 0.5 and 1.0 in the second and third.
+    assert_eq!(dropped, Some(5.0), "{m}");
+    gate.stop().await;
+}

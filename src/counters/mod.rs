@@ -922,6 +922,17 @@ impl CounterState {
         })
     }
 
+    /// Number of inputs output `hash` has within the staleness window: those seen in the last
+    /// scrape and those departed but not yet forgotten (their last values are in its total).
+    /// `None` when the output is not tracked.
+    pub fn tracked_inputs(&self, hash: u128) -> Option<u32> {
+        let outputs = &self.outputs;
+        let &i = self
+            .output_index
+            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)?;
+        Some(self.outputs[i as usize].inputs)
+    }
+
     /// Carried outputs that no input fed in the last applied scrape but that are still within
     /// the window: serve them with their carried total. Outputs that were never described
     /// ([`ApplyReport::needs_description`]) cannot be listed. Outputs that pass through are
