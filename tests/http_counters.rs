@@ -207,3 +207,149 @@ async fn histograms_with_different_bounds_serve_the_common_ones() {
     assert_eq!(dropped, Some(5.0), "{m}");
     gate.stop().await;
 }
+
+/// The metric-gate binary with `--state-file`, killed when dropped.
+struct StatefulGate {
+    child: Option<std::process::Child>,
+    addr: String,
+    startup: Vec<String>,
+}
+
+impl StatefulGate {
+    fn start(upstream: &str, dns: &DnsServer, state_file: &std::path::Path) -> StatefulGate {
+        let dns_addr = dns.addr.to_string();
+        let state_file = state_file.display().to_string();
+        let (child, _rx, addr, startup) = spawn_gate_binary_logged(
+            &[
+                "--listen-address",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-H",
+                upstream,
+                "--dns-server",
+                &dns_addr,
+                "--no-target-health",
+                "--state-file",
+                &state_file,
+            ],
+            &[],
+        );
+        StatefulGate {
+            child: Some(child),
+            addr,
+            startup,
+        }
+    }
+
+    /// Waits for the warm-up scrape (it reads one body of every pod), then scrapes once.
+    async fn scrape_after_warm_up(&self) -> String {
+        let ready = format!("http://{}/-/ready", self.addr);
+        for _ in 0..100 {
+            if testkit::client::get(&ready, &[]).await.status == 200 {
+                let r = testkit::client::get(&format!("http://{}/metrics", self.addr), &[]).await;
+                assert_eq!(r.status, 200);
+                return String::from_utf8(r.body.to_vec()).unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("metric-gate never became ready");
+    }
+
+    /// SIGTERM (the state is written at shutdown), then the exit, which must be 0.
+    fn terminate(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+impl Drop for StatefulGate {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `--state-file`: after a SIGTERM and a restart with the same file, a summed counter that had
+/// absorbed a pod's restart continues from its total instead of starting again from the plain
+/// sum (which would be a false reset for Prometheus); a file that is not a state file is
+/// reported by name and the gate starts from the plain sum.
+#[tokio::test]
+async fn state_file_keeps_the_totals_across_a_restart() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // One body per request; every gate start reads one (its warm-up scrape) before ours.
+    let a = [10, 2, 4, 5, 6, 7];
+    let a_start = [
+        now - 3600.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+    ];
+    let b = [20, 25, 26, 27, 28, 29];
+    let (port, _ups) = upstreams_on_loopbacks(vec![
+        Behave::Sequence(a.iter().zip(a_start).map(|(&v, s)| pod(v, s)).collect()),
+        Behave::Sequence(b.iter().map(|&v| pod(v, now - 3600.0)).collect()),
+    ])
+    .await;
+    let dns = DnsServer::start();
+    dns.set_a("pods.test", &[lo(2), lo(3)]);
+    let upstream = format!("dns+http://pods.test:{port}/metrics");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("counters.state");
+    let req = |t: &str| value(t, "req_total{code=\"200\"}").unwrap_or_else(|| panic!("{t}"));
+
+    // Run 1: warm-up 10 + 20 = 30; then pod a restarts (2): 30 + 2 + 5 = 37 (plain sum 27).
+    let mut gate = StatefulGate::start(&upstream, &dns, &file);
+    assert!(
+        gate.startup
+            .iter()
+            .any(|l| l.contains("no counter state file yet")),
+        "{:?}",
+        gate.startup
+    );
+    assert_eq!(req(&gate.scrape_after_warm_up().await), 37.0);
+    gate.terminate();
+    assert!(file.exists());
+
+    // Run 2, same file: warm-up (4, 26) adds 2 + 1 = 40; ours (5, 27) 42. Without the file it
+    // would serve the plain sums 30 and 32: a fall from 37, a reset for Prometheus.
+    let mut gate = StatefulGate::start(&upstream, &dns, &file);
+    assert!(
+        gate.startup
+            .iter()
+            .any(|l| l.contains("counter state loaded")),
+        "{:?}",
+        gate.startup
+    );
+    assert_eq!(req(&gate.scrape_after_warm_up().await), 42.0);
+    gate.terminate();
+
+    // Run 3, a file that is not a state file: a warning naming it, then the plain sum
+    // (warm-up 6 + 28, ours 7 + 29 = 36).
+    std::fs::write(&file, b"not a state file").unwrap();
+    let mut gate = StatefulGate::start(&upstream, &dns, &file);
+    assert!(
+        gate.startup.iter().any(|l| l.contains("WARN")
+            && l.contains("counter state not loaded")
+            && l.contains(&file.display().to_string())),
+        "{:?}",
+        gate.startup
+    );
+    assert_eq!(req(&gate.scrape_after_warm_up().await), 36.0);
+    gate.terminate();
+    // The shutdown wrote a valid file again.
+    assert!(std::fs::read(&file).unwrap().starts_with(b"MGSTATE\0"));
+}

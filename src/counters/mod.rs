@@ -44,6 +44,8 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::sum::Sum;
 
+pub mod state_file;
+
 /// The staleness window's default: five minutes, as Prometheus' own lookback delta.
 pub const DEFAULT_STALENESS_MS: u64 = 5 * 60 * 1000;
 

@@ -177,6 +177,11 @@ impl AppState {
         }))
     }
 
+    /// The counter state of every list (shared by the engines reloads build).
+    pub(crate) fn counters(&self) -> super::scrape::Counters {
+        self.live.load().counters.clone()
+    }
+
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.cfg
