@@ -197,7 +197,14 @@ def svg_chart(groups, path, title):
 def remote_write_section(path):
     """The block scripts/bench_remote_write.sh wrote into an existing benchmarks.md, markers
     included, or "" when there is none."""
-    begin, end = "<!-- remote-write:begin -->", "<!-- remote-write:end -->"
+    return kept_section(path, "remote-write")
+
+
+def kept_section(path, name):
+    """The block between `<!-- NAME:begin -->` and `<!-- NAME:end -->` of an existing
+    benchmarks.md, markers included, or "" when there is none: sections measured by runs of
+    their own, which this report does not regenerate."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = read_text(path)
     if begin not in text or end not in text:
         return ""
@@ -436,6 +443,11 @@ def main():
     A("")
     # The remote-write section comes from scripts/bench_remote_write.sh, a run of its own: keep it.
     kept = remote_write_section(os.path.join(out, "benchmarks.md"))
+    if kept:
+        A(kept)
+        A("")
+    # The counter-state section (criterion's `counters` group, run on its own): keep it too.
+    kept = kept_section(os.path.join(out, "benchmarks.md"), "counters")
     if kept:
         A(kept)
         A("")
