@@ -219,6 +219,12 @@ mod tests {
         );
         assert_eq!(agg.summed_drops().buckets, 2);
         assert_eq!(agg.series_count(), 4);
+        // OpenMetrics output serves the same series.
+        let mut om = Vec::new();
+        agg.render_openmetrics(&mut om, &RenderOptions::default());
+        let om = String::from_utf8(om).unwrap();
+        assert!(!om.contains("le=\"1\"") && !om.contains("le=\"0.5\""), "{om}");
+        assert!(om.contains("h_bucket{le=\"0.1\"} 3\n"), "{om}");
     }
 
     #[test]
