@@ -201,7 +201,7 @@ async fn histograms_with_different_bounds_serve_the_common_ones() {
     let m = gate.get("/-/metrics").await.text();
     let dropped = value(
         &m,
-        "metric_gate_histogram_buckets_dropped_total{subset=\"(default)\"}",
+        "metric_gate_uncommon_buckets_dropped_total{subset=\"(default)\"}",
     );
     // 0.5 in the first scrape; 0.5 and 1.0 in the second and third.
     assert_eq!(dropped, Some(5.0), "{m}");

@@ -166,7 +166,7 @@ pub struct SelfMetrics {
     /// Series not served because a `drop` rule applies and several inputs fell into them.
     pub summed_series_dropped: Family<SubsetLabels, Counter>,
     /// Histogram buckets not served because not every input of their histogram has the bound.
-    pub histogram_buckets_dropped: Family<SubsetLabels, Counter>,
+    pub uncommon_buckets_dropped: Family<SubsetLabels, Counter>,
     /// Targets found by the last resolution (1 in static mode).
     pub targets: Gauge,
     /// Targets of the last scrape that contributed their series.
@@ -243,7 +243,7 @@ impl SelfMetrics {
             counter_first_samples_skipped: Family::default(),
             quantile_series_dropped: Family::default(),
             summed_series_dropped: Family::default(),
-            histogram_buckets_dropped: Family::default(),
+            uncommon_buckets_dropped: Family::default(),
             targets: Gauge::default(),
             targets_up: Gauge::default(),
             cached_targets: Gauge::default(),
@@ -376,9 +376,9 @@ impl SelfMetrics {
             m.summed_series_dropped.clone(),
         );
         r.register(
-            "histogram_buckets_dropped",
-            "Histogram bucket series not served because not every input of their histogram has their bound (only common bounds are summed), by subset",
-            m.histogram_buckets_dropped.clone(),
+            "uncommon_buckets_dropped",
+            "Bucket series not served because not every input of their histogram has their bound (only common bounds are summed), by subset",
+            m.uncommon_buckets_dropped.clone(),
         );
         r.register(
             "upstream_targets",
@@ -604,7 +604,7 @@ impl SelfMetrics {
         self.counter_first_samples_skipped.remove(&label);
         self.quantile_series_dropped.remove(&label);
         self.summed_series_dropped.remove(&label);
-        self.histogram_buckets_dropped.remove(&label);
+        self.uncommon_buckets_dropped.remove(&label);
         self.aggregate_bytes.remove(&label);
         self.sample_limit_exceeded.remove(&label);
         self.last_successful_scrape.remove(&label);

@@ -648,14 +648,14 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
     m.summed_series_dropped
         .get_or_create(label)
         .inc_by(list.summed_drops.by_rule);
-    m.histogram_buckets_dropped
+    m.uncommon_buckets_dropped
         .get_or_create(label)
         .inc_by(list.summed_drops.buckets);
     if list.summed_drops.buckets > 0 && !BUCKET_DROP_LOGGED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             subset = %label.subset,
             series = list.summed_drops.buckets,
-            "histograms summed from inputs with different bucket bounds: only the bounds common to all inputs are served; see metric_gate_histogram_buckets_dropped_total (logged once)"
+            "histograms summed from inputs with different bucket bounds: only the bounds common to all inputs are served; see metric_gate_uncommon_buckets_dropped_total (logged once)"
         );
     }
     if list.summed_drops.quantiles > 0 && !QUANTILE_DROP_LOGGED.swap(true, Ordering::Relaxed) {
