@@ -223,7 +223,10 @@ mod tests {
         let mut om = Vec::new();
         agg.render_openmetrics(&mut om, &RenderOptions::default());
         let om = String::from_utf8(om).unwrap();
-        assert!(!om.contains("le=\"1\"") && !om.contains("le=\"0.5\""), "{om}");
+        assert!(
+            !om.contains("le=\"1\"") && !om.contains("le=\"0.5\""),
+            "{om}"
+        );
         assert!(om.contains("h_bucket{le=\"0.1\"} 3\n"), "{om}");
     }
 
