@@ -22,13 +22,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use metric_gate::agg_rules::{Action, Op};
 use metric_gate::aggregate::{Aggregator, KeyBuf, Point, RenderOptions};
 use metric_gate::analyze::Analyzer;
 use metric_gate::counters::{CounterState, TargetScrape};
 use metric_gate::exposition::{Metadata, ParseOptions, Parser, Sample, Sink};
 use metric_gate::labels::{LabelBuf, METRIC_NAME};
 use metric_gate::pipeline::Pipeline;
+use metric_gate::relabel::aggregation::{Action, Op};
 use metric_gate::relabel::Config;
 use testkit::ingress;
 
@@ -257,9 +257,7 @@ impl FanOut {
         let pipelines = targets
             .iter()
             .map(|&t| {
-                let p = Pipeline::new(config)
-                    .with_series_cache(1 << 22)
-                    .normalize_float_labels(targets.len() > 1);
+                let p = Pipeline::new(config).with_series_cache(1 << 22);
                 (t, if state { p.track_counters() } else { p })
             })
             .collect();
@@ -285,10 +283,12 @@ impl FanOut {
         self.seq += 1;
         let fan_out = self.pipelines.len() > 1;
         if fan_out {
-            self.merged.clear();
-            for (_, p) in &self.pipelines {
-                self.merged.merge_from(&p.subsets()[0].aggregator);
-            }
+            let sources: Vec<&Aggregator> = self
+                .pipelines
+                .iter()
+                .map(|(_, p)| &p.subsets()[0].aggregator)
+                .collect();
+            self.merged.merge_targets(&sources);
         }
         let pipelines = &self.pipelines;
         let seq = self.seq;

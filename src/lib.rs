@@ -3,7 +3,6 @@
 //! The hot path is one streaming pass: bytes -> [`exposition::parse`] -> [`relabel`] (per subset)
 //! -> [`aggregate`] -> [`exposition::render`]. The same [`pipeline`] serves the CLI and the server.
 
-pub mod agg_rules;
 pub mod aggregate;
 pub mod analyze;
 pub mod cli;

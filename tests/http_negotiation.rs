@@ -323,8 +323,8 @@ async fn an_openmetrics_upstream_reaches_openmetrics_clients_whole() {
     let gate = Gate::start(config_for(&up.url()), &with_subset_s()).await;
 
     // Prometheus 2.42 asks OpenMetrics first: it gets the upstream's OpenMetrics, names
-    // escaped with underscores, `# UNIT`, `_created`, `info`, `stateset` and `# EOF` intact.
-    // The exemplar is not kept.
+    // escaped with underscores, `# UNIT`, `_created`, `info`, `stateset`, the exemplar and
+    // `# EOF` intact.
     let r = get_with(&gate, "/metrics", Some(PROMETHEUS_2_42)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -338,7 +338,7 @@ async fn an_openmetrics_upstream_reaches_openmetrics_clients_whole() {
 # HELP rpc_seconds Time \\\"spent\\\".
 # TYPE rpc_seconds counter
 # UNIT rpc_seconds seconds
-rpc_seconds_total{a=\"1\"} 2 1700000000.5
+rpc_seconds_total{a=\"1\"} 2 1700000000.5 # {trace_id=\"x\"} 1
 rpc_seconds_created{a=\"1\"} 1700000000 1700000000.5
 # HELP build Build.
 # TYPE build info
@@ -355,13 +355,13 @@ http_requests_total{code=\"200\"} 3
         assert_eq!(read, names(&om));
     }
 
-    // Prometheus 3 reads UTF-8 names: the upstream's text, exemplar aside.
+    // Prometheus 3 reads UTF-8 names: the upstream's text.
     let r = get_with(&gate, "/metrics", Some(PROMETHEUS_3)).await;
     assert_eq!(
         r.header("content-type"),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8")
     );
-    assert_eq!(r.text(), OPENMETRICS.replace(" # {trace_id=\"x\"} 1", ""));
+    assert_eq!(r.text(), OPENMETRICS);
 
     // A client that does not accept OpenMetrics gets text with the same series: `_created`
     // stays a series, `info` and `stateset` are untyped, timestamps are milliseconds.
@@ -390,7 +390,7 @@ http_requests_total{code=\"200\"} 3
     assert_eq!(r.status, 200, "{}", r.text());
     let om = r.text();
     assert!(
-        om.contains("rpc_seconds_total{a=\"1\"} 2 1700000000.5\n"),
+        om.contains("rpc_seconds_total{a=\"1\"} 2 1700000000.5 # {trace_id=\"x\"} 1\n"),
         "{om}"
     );
     let line = om.lines().find(|l| l.starts_with("build_info")).unwrap();
@@ -399,6 +399,118 @@ http_requests_total{code=\"200\"} 3
     assert!(om.ends_with("# EOF\n"), "{om}");
     if let Some(read) = python_openmetrics_samples(&om) {
         assert_eq!(read, names(&om));
+    }
+    gate.stop().await;
+}
+
+/// An OpenMetrics upstream with exemplars on a histogram's buckets and a counter, as the Go and
+/// Python clients write them (one with a timestamp, one with two labels).
+const EXEMPLARS: &str = "\
+# HELP request_seconds Request latency.
+# TYPE request_seconds histogram
+# UNIT request_seconds seconds
+request_seconds_bucket{le=\"0.1\",path=\"/a\"} 3 # {trace_id=\"4bf92f3577b34da6\"} 0.043 1700000000.123
+request_seconds_bucket{le=\"1.0\",path=\"/a\"} 5 # {trace_id=\"00f067aa0ba902b7\",span=\"7\"} 0.5
+request_seconds_bucket{le=\"+Inf\",path=\"/a\"} 6
+request_seconds_sum{path=\"/a\"} 2.75
+request_seconds_count{path=\"/a\"} 6
+request_seconds_created{path=\"/a\"} 1700000000
+# TYPE jobs counter
+jobs_total 7 # {trace_id=\"x\"} 1.0 1.6e9
+jobs_created 1700000000
+# TYPE queue gauge
+queue 2
+# EOF
+";
+
+/// Python `prometheus_client` reads `text` as OpenMetrics: each sample with an exemplar, as
+/// `name labels -> exemplar labels value timestamp`. Skipped (None) without python3 or the
+/// module.
+fn python_openmetrics_exemplars(text: &str) -> Option<BTreeSet<String>> {
+    const SCRIPT: &str = "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(sys.stdin.read()):
+    for s in f.samples:
+        if s.exemplar:
+            e = s.exemplar
+            print(s.name, sorted(s.labels.items()), '->', sorted(e.labels.items()), e.value, e.timestamp)
+";
+    let Ok(mut child) = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("python3 not installed: skipping the OpenMetrics parse");
+        return None;
+    };
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("No module named 'prometheus_client'") {
+        eprintln!("prometheus_client not installed: skipping the OpenMetrics parse");
+        return None;
+    }
+    assert!(out.status.success(), "OpenMetrics parser: {err}\n{text}");
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn exemplars_of_an_openmetrics_upstream_come_out_intact() {
+    let up = Upstream::start(Behave::OpenMetrics(EXEMPLARS.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subset_s()).await;
+    // Both Prometheus generations ask OpenMetrics first; the names are legacy, so both get the
+    // upstream's text, exemplars and all.
+    for accept in [PROMETHEUS_3, PROMETHEUS_2_42, PROMETHEUS_3_UNDERSCORES] {
+        let r = get_with(&gate, "/metrics", Some(accept)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("application/openmetrics-text; version=1.0.0;")),
+            "{accept}: {:?}",
+            r.header("content-type")
+        );
+        assert_eq!(r.text(), EXEMPLARS, "{accept}");
+    }
+    // The reference parser reads the same exemplars from the answer as from the upstream.
+    let r = get_with(&gate, "/metrics", Some(PROMETHEUS_3)).await;
+    if let Some(read) = python_openmetrics_exemplars(&r.text()) {
+        assert_eq!(read.len(), 3, "{read:?}");
+        assert_eq!(Some(read), python_openmetrics_exemplars(EXEMPLARS));
+    }
+    // A subset too (its samples get the fetch time; exemplars keep their own).
+    let r = get_with(&gate, "/metrics/s", Some(PROMETHEUS_3)).await;
+    let om = r.text();
+    assert!(
+        om.contains(" # {trace_id=\"4bf92f3577b34da6\"} 0.043 1700000000.123\n"),
+        "{om}"
+    );
+    if let Some(read) = python_openmetrics_exemplars(&om) {
+        assert_eq!(read.len(), 3, "{read:?}");
+    }
+    // Text 0.0.4 has no exemplars: they are left out, and promtool reads the rest.
+    for accept in [None, Some(PROMETHEUS_3_TEXT_004)] {
+        let r = get_with(&gate, "/metrics", accept).await;
+        let text = r.text();
+        assert!(!text.contains("trace_id"), "{text}");
+        assert!(
+            text.contains("request_seconds_bucket{le=\"0.1\",path=\"/a\"} 3\n"),
+            "{text}"
+        );
+        promtool_check_if_installed("text without exemplars", &text);
     }
     gate.stop().await;
 }

@@ -15,6 +15,7 @@ use metric_gate::exposition::{Format, Metadata, ParseOptions, Parser, Sample, Si
 use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Series {
@@ -431,4 +432,238 @@ proptest! {
             Err(e) => prop_assert!(false, "{e}\n{}", String::from_utf8_lossy(&om)),
         }
     }
+}
+
+/// One family of an OpenMetrics upstream with an exemplar on its first sample (for a gauge,
+/// where OpenMetrics allows none, metric-gate leaves it out).
+#[derive(Debug, Clone)]
+struct OmFamily {
+    name: String,
+    kind: &'static str,
+    labels: Vec<(String, String)>,
+    value: u32,
+    exemplar: String,
+}
+
+/// Exemplar label values: with escapes, or (`plain`) without the `"` and `\` that Python's
+/// parser does not read in exemplars.
+fn exemplar(plain: bool) -> impl Strategy<Value = String> {
+    let value = if plain {
+        "[a-zA-Z0-9 _./-]{0,12}"
+    } else {
+        "([a-zA-Z0-9 _./-]|\\\\\\\\|\\\\\"|\\\\n){0,12}"
+    };
+    (
+        proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9_]{0,8}", value, 0..3),
+        -1_000_000i64..1_000_000,
+        proptest::option::of((1_000_000_000i64..2_000_000_000, 0u32..1000)),
+    )
+        .prop_map(|(labels, v, ts)| {
+            let labels: Vec<String> = labels
+                .into_iter()
+                .map(|(n, v)| format!("{n}=\"{v}\""))
+                .collect();
+            let mut text = format!("{{{}}} {}", labels.join(","), v as f64 / 8.0);
+            if let Some((s, ms)) = ts {
+                text.push_str(&format!(" {s}.{ms:03}"));
+            }
+            text
+        })
+}
+
+fn om_families(plain: bool) -> impl Strategy<Value = Vec<OmFamily>> {
+    proptest::collection::vec(
+        (
+            "[a-z][a-z0-9_]{0,10}",
+            prop_oneof![Just("counter"), Just("histogram"), Just("gauge")],
+            proptest::collection::btree_map("[a-z][a-z0-9_]{0,6}", "[a-zA-Z0-9/]{1,8}", 0..3),
+            0u32..1000,
+            exemplar(plain),
+        )
+            .prop_map(|(name, kind, labels, value, exemplar)| OmFamily {
+                name: format!("f_{name}"),
+                kind,
+                labels: labels.into_iter().filter(|(n, _)| n != "le").collect(),
+                value,
+                exemplar,
+            }),
+        1..8,
+    )
+    .prop_map(|mut v| {
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|f| seen.insert(f.name.clone()));
+        v
+    })
+}
+
+/// The families as an OpenMetrics upstream writes them, and the sample lines (with their
+/// exemplars) an OpenMetrics answer must have.
+fn om_text(families: &[OmFamily]) -> (String, BTreeSet<String>) {
+    let mut text = String::new();
+    let mut want = BTreeSet::new();
+    for f in families {
+        // Sorted by name, as the aggregator writes them.
+        let series = |name: &str, le: Option<&str>| {
+            let mut l: Vec<(&str, &str)> = f
+                .labels
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            l.extend(le.map(|v| ("le", v)));
+            l.sort();
+            let l: Vec<String> = l.iter().map(|(n, v)| format!("{n}=\"{v}\"")).collect();
+            if l.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name}{{{}}}", l.join(","))
+            }
+        };
+        text.push_str(&format!("# TYPE {} {}\n", f.name, f.kind));
+        let (first, rest): (String, Vec<String>) = match f.kind {
+            "counter" => (series(&format!("{}_total", f.name), None), vec![]),
+            "histogram" => (
+                series(&format!("{}_bucket", f.name), Some("1.0")),
+                vec![
+                    format!(
+                        "{} {}",
+                        series(&format!("{}_bucket", f.name), Some("+Inf")),
+                        f.value
+                    ),
+                    format!("{} {}", series(&format!("{}_count", f.name), None), f.value),
+                    format!("{} {}", series(&format!("{}_sum", f.name), None), f.value),
+                ],
+            ),
+            _ => (series(&f.name, None), vec![]),
+        };
+        text.push_str(&format!("{first} {} # {}\n", f.value, f.exemplar));
+        if f.kind == "gauge" {
+            want.insert(format!("{first} {}", f.value));
+        } else {
+            want.insert(format!("{first} {} # {}", f.value, f.exemplar));
+        }
+        for line in rest {
+            text.push_str(&line);
+            text.push('\n');
+            want.insert(line);
+        }
+    }
+    text.push_str("# EOF\n");
+    (text, want)
+}
+
+/// `text` (OpenMetrics) through a pass-through pipeline, written as OpenMetrics.
+fn openmetrics_through_pipeline(text: &str) -> Result<String, TestCaseError> {
+    let mut pipeline = Pipeline::new(&Config::passthrough());
+    let mut p = Parser::new(ParseOptions {
+        format: Format::OpenMetrics,
+        ..ParseOptions::default()
+    });
+    p.feed(text.as_bytes(), &mut pipeline)
+        .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+    p.finish(&mut pipeline)
+        .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+    let mut om = Vec::new();
+    pipeline.subsets()[0]
+        .aggregator
+        .render_openmetrics(&mut om, &RenderOptions::default());
+    String::from_utf8(om).map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+/// Exemplars metric-gate's parser reads from OpenMetrics `text`, as `series -> exemplar`.
+fn parsed_exemplars(text: &str) -> Result<BTreeSet<String>, String> {
+    struct Ex(BTreeSet<String>);
+    impl Sink for Ex {
+        fn metadata(&mut self, _: &Metadata<'_>) {}
+        fn sample(&mut self, s: &Sample<'_>) {
+            if let Some(e) = s.exemplar {
+                self.0.insert(format!(
+                    "{} {:?} -> {} {:?}",
+                    s.name,
+                    s.labels().collect::<Vec<_>>(),
+                    e.value,
+                    e.timestamp
+                ));
+            }
+        }
+    }
+    let mut ex = Ex(BTreeSet::new());
+    let mut p = Parser::new(ParseOptions {
+        format: Format::OpenMetrics,
+        ..ParseOptions::default()
+    });
+    p.feed(text.as_bytes(), &mut ex)
+        .map_err(|e| e.to_string())?;
+    p.finish(&mut ex).map_err(|e| e.to_string())?;
+    Ok(ex.0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// An OpenMetrics upstream's exemplars come out of the OpenMetrics answer as the upstream
+    /// wrote them, on the samples that may carry one, and parse back the same.
+    #[test]
+    fn openmetrics_exemplars_round_trip(families in om_families(false)) {
+        let (text, want) = om_text(&families);
+        let om = openmetrics_through_pipeline(&text)?;
+        let got: BTreeSet<String> = om
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        prop_assert_eq!(&got, &want, "\n{}", om);
+        let mut want_parsed = parsed_exemplars(&text).map_err(TestCaseError::fail)?;
+        // Gauges may not carry one in OpenMetrics: theirs are left out.
+        let gauges: Vec<&str> = families.iter().filter(|f| f.kind == "gauge").map(|f| f.name.as_str()).collect();
+        want_parsed.retain(|l| !gauges.iter().any(|g| l.starts_with(&format!("{g} "))));
+        prop_assert_eq!(parsed_exemplars(&om).map_err(TestCaseError::fail)?, want_parsed);
+    }
+}
+
+proptest! {
+    // Each case starts a Python process.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Python `prometheus_client`'s OpenMetrics parser reads the exemplars of the answer.
+    #[test]
+    fn python_reads_openmetrics_exemplars(families in om_families(true)) {
+        let (text, _) = om_text(&families);
+        let om = openmetrics_through_pipeline(&text)?;
+        let want = families.iter().filter(|f| f.kind != "gauge").count();
+        match python_exemplars(om.as_bytes()) {
+            Ok(Some(n)) => prop_assert_eq!(n, want, "\n{}", om),
+            Ok(None) => {}
+            Err(e) => prop_assert!(false, "{e}\n{}", om),
+        }
+    }
+}
+
+/// The number of exemplars Python `prometheus_client`'s OpenMetrics parser reads from `text`,
+/// or `None` when python3 or the module is missing.
+fn python_exemplars(text: &[u8]) -> Result<Option<usize>, String> {
+    const SCRIPT: &str = "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+print(sum(1 for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples if s.exemplar))
+";
+    let Ok(mut child) = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return Ok(None);
+    };
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if err.contains("No module named 'prometheus_client'") {
+        return Ok(None);
+    }
+    if !out.status.success() {
+        return Err(err);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
 }

@@ -26,8 +26,8 @@ use std::hash::BuildHasher;
 use hashbrown::HashMap;
 
 use super::{Aggregator, Series};
-use crate::agg_rules::Action;
 use crate::counters::Kind;
+use crate::relabel::aggregation::Action;
 
 /// The live bucket series of `agg`'s current scrape that are not common to all inputs of their
 /// histogram, by id, sorted (for a binary search). Empty when every histogram's inputs have

@@ -12,11 +12,11 @@
 //!
 //! # What a series holds
 //! Each output series carries an [`Action`], decided once when it is created (by the caller,
-//! from the family's `# TYPE` and the [`crate::agg_rules`] rules): a counter-like series is
+//! from the family's `# TYPE` and the [`crate::relabel::aggregation`] rules): a counter-like series is
 //! summed (compensated, see [`crate::sum`]) and may be served from the counter state instead
 //! ([`Aggregator::apply_counters`]); a gauge is combined by its op (`sum`, `max`, `min`, `avg`,
 //! `count`, `last`, `drop`); a summary quantile that two or more inputs fall into is not served.
-//! One input is always served as written. Timestamps follow [`crate::agg_rules::Stamp`]: a sample
+//! One input is always served as written. Timestamps follow [`crate::relabel::aggregation::Stamp`]: a sample
 //! without one is "now", so a combination is never older than an input.
 //!
 //! # Keys
@@ -37,19 +37,22 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use crate::agg_rules::{Action, Op};
-use crate::counters::{output_hash, CounterState, Kind, Served};
+use crate::counters::{CounterState, Kind, Served};
 use crate::exposition::escape::series_has_quoted_name;
 use crate::exposition::render::{
     write_help, write_timestamp_line_end, write_type, write_value_line_end,
 };
 use crate::limits::{LabelLimits, LimitError};
+use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
+mod exemplars;
+mod float_spelling;
 mod histogram_bounds;
 pub mod key;
 mod openmetrics;
 
+pub use float_spelling::{canonical_float_text, float_label, label_value_span};
 pub use key::{KeyBuf, SeriesKey};
 
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
@@ -118,6 +121,10 @@ struct Part<'a> {
     count: u32,
 }
 
+/// Writes the key a series of a merged aggregate's family is summed into, when it is not the
+/// series' own key: `(family, key, buffer) -> written` ([`Aggregator::merge_targets`]).
+type MergeKey<'a> = dyn FnMut(&Family, &[u8], &mut Vec<u8>) -> bool + 'a;
+
 /// Counters of one aggregator's work (in the current scrape).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AggregateStats {
@@ -174,7 +181,7 @@ pub struct RenderOptions {
     /// Timestamp (ms) written on every sample that has none: subsets carry the upstream fetch
     /// time so that Prometheus stores them at the moment they were scraped.
     pub default_timestamp_ms: Option<i64>,
-    /// The scrape's time (ms), "now" for combined samples (see [`crate::agg_rules::Stamp`]);
+    /// The scrape's time (ms), "now" for combined samples (see [`crate::relabel::aggregation::Stamp`]);
     /// `None`: the wall clock when rendering.
     pub now_ms: Option<i64>,
 }
@@ -209,6 +216,8 @@ pub struct Aggregator {
     /// Live buckets not common to all inputs of their histogram, found when first asked for
     /// after the last contribution ([`histogram_bounds`]).
     uncommon_buckets: std::sync::OnceLock<Box<[u32]>>,
+    /// Exemplars of the current scrape, by slot (OpenMetrics input).
+    exemplars: exemplars::Exemplars,
 }
 
 impl Default for Aggregator {
@@ -237,6 +246,7 @@ impl Aggregator {
             limit_error: None,
             quoted_names: false,
             uncommon_buckets: std::sync::OnceLock::new(),
+            exemplars: exemplars::Exemplars::default(),
         }
     }
 
@@ -268,6 +278,7 @@ impl Aggregator {
         self.unserved = 0;
         self.quoted_names = false;
         self.uncommon_buckets.take();
+        self.exemplars.clear();
     }
 
     /// Starts a new scrape: no series is live until it receives a sample, but every series and
@@ -276,6 +287,7 @@ impl Aggregator {
     pub fn begin_scrape(&mut self) -> bool {
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.raw.clear();
+        self.exemplars.clear();
         self.stats = AggregateStats::default();
         self.live = 0;
         self.unserved = 0;
@@ -622,7 +634,10 @@ impl Aggregator {
         self.arena.extend_from_slice(key);
         let action = decide();
         let output = match action {
-            Action::Carry(_) => output_hash(key),
+            Action::Carry(_) => {
+                let f = &self.families[family as usize];
+                float_spelling::output_of(f.om_type.or(f.typ), key)
+            }
             _ => 0,
         };
         self.series.push(Series {
@@ -789,7 +804,16 @@ impl Aggregator {
     /// once all targets answered). Family metadata already set in `self` wins. Keys are copied
     /// only for series `self` does not have yet.
     pub fn merge_from(&mut self, other: &Aggregator) {
+        self.merge_with(other, &mut |_, _, _| false);
+    }
+
+    /// [`Aggregator::merge_from`], with each series of `other` summed into the series whose
+    /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
+    /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of
+    /// its source.
+    fn merge_with(&mut self, other: &Aggregator, merge_key: &mut MergeKey<'_>) {
         let before = self.stats;
+        let mut buf = Vec::new();
         for f in &other.families {
             if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
@@ -823,8 +847,17 @@ impl Aggregator {
                 // Merged series were checked when their source aggregate created them, and
                 // keep the action it gave them.
                 let action = s.action;
+                let key = if merge_key(f, key, &mut buf) {
+                    &buf
+                } else {
+                    key
+                };
                 if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
+                    self.series[slot as usize].output = s.output;
                     self.contribute(slot, part);
+                    if let Some((text, ts)) = other.exemplars.get(id) {
+                        self.exemplars.offer(slot, text, ts);
+                    }
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! The aggregate written in OpenMetrics text 1.0, for a client that accepts OpenMetrics when
 //! the upstream answered in it: `# UNIT`, `_created` samples, `info`, `stateset` and
 //! `gaugehistogram` families come through as the upstream wrote them, and the text ends with
-//! `# EOF`. Exemplars are not kept by the aggregator, so they are not written.
+//! `# EOF`. Exemplars of the scrape come out with their series where OpenMetrics allows them
+//! (see [`super::exemplars`] for the one a summed series keeps).
 //!
 //! How each family is written (its OpenMetrics name and type, where `# UNIT` may stand) is
 //! decided in [`crate::exposition::render_om`], the same rules the format conversions use.
@@ -47,6 +48,11 @@ impl Aggregator {
                             None => OmValue::Float(s.value),
                         },
                         timestamp_ms: s.timestamp_ms.or(opts.default_timestamp_ms),
+                        exemplar: if self.exemplars.is_empty() {
+                            None
+                        } else {
+                            self.exemplar(id)
+                        },
                     }
                 })
                 .collect();
@@ -102,9 +108,16 @@ q_gcount 1
         p.subsets()[0]
             .aggregator
             .render_openmetrics(&mut out, &RenderOptions::default());
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            om.replace(" # {trace_id=\"x\"} 1", "")
+        assert_eq!(String::from_utf8(out).unwrap(), om);
+        // Text 0.0.4 has no exemplars.
+        let mut text = Vec::new();
+        p.subsets()[0]
+            .aggregator
+            .render(&mut text, &RenderOptions::default());
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("rpc_seconds_total{a=\"1\"} 2 1700000000500\n"),
+            "{text}"
         );
         // Subsets stamp samples without a timestamp, in seconds.
         let mut out = Vec::new();
@@ -117,12 +130,71 @@ q_gcount 1
         );
         let out = String::from_utf8(out).unwrap();
         assert!(
-            out.contains("rpc_seconds_total{a=\"1\"} 2 1700000000.5\n"),
+            out.contains("rpc_seconds_total{a=\"1\"} 2 1700000000.5 # {trace_id=\"x\"} 1\n"),
             "{out}"
         );
         assert!(
             out.contains("build_info{v=\"1\"} 1 1700000001.25\n"),
             "{out}"
         );
+    }
+
+    fn run(config: &str, om: &str) -> Pipeline {
+        let config = Config::from_yaml(config, "test").unwrap();
+        let mut p = Pipeline::new(&config).with_series_cache(100);
+        for _ in 0..2 {
+            // The second pass replays the series cache: exemplars come through there too.
+            p.begin_scrape();
+            let mut parser = Parser::new(ParseOptions {
+                format: Format::OpenMetrics,
+                ..ParseOptions::default()
+            });
+            parser.feed(om.as_bytes(), &mut p).unwrap();
+            parser.finish(&mut p).unwrap();
+        }
+        p
+    }
+
+    fn om_of(agg: &Aggregator) -> String {
+        let mut out = Vec::new();
+        agg.render_openmetrics(&mut out, &RenderOptions::default());
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A summed series keeps the newest exemplar by timestamp, in one body and across targets.
+    #[test]
+    fn summed_series_keep_the_newest_exemplar() {
+        let om = "\
+# TYPE c counter
+c_total{a=\"1\"} 1 # {t=\"old\"} 1 100.5
+c_total{a=\"2\"} 1 # {t=\"new\"} 1 200
+c_total{a=\"3\"} 1 # {t=\"none\"} 1
+c_total{a=\"4\"} 1
+# EOF
+";
+        let drop_a = "metric_relabel_configs: [{action: labeldrop, regex: a}]";
+        let p = run(drop_a, om);
+        assert_eq!(
+            om_of(&p.subsets()[0].aggregator),
+            "# TYPE c counter\nc_total 4 # {t=\"new\"} 1 200\n# EOF\n"
+        );
+        // Targets merged: the newest of theirs.
+        let newer = run(drop_a, &om.replace("200", "300").replace("new", "newest"));
+        let older = run(drop_a, &om.replace("200", "150").replace("new", "newer"));
+        let mut merged = Aggregator::new();
+        merged.merge_targets(&[
+            &p.subsets()[0].aggregator,
+            &newer.subsets()[0].aggregator,
+            &older.subsets()[0].aggregator,
+        ]);
+        assert_eq!(
+            om_of(&merged),
+            "# TYPE c counter\nc_total 12 # {t=\"newest\"} 1 300\n# EOF\n"
+        );
+        // One input: intact.
+        let p = run("metric_relabel_configs: []", om);
+        assert!(om_of(&p.subsets()[0].aggregator)
+            .contains("c_total{a=\"1\"} 1 # {t=\"old\"} 1 100.5\n"));
+        assert!(om_of(&p.subsets()[0].aggregator).contains("c_total{a=\"4\"} 1\n"));
     }
 }

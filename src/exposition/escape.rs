@@ -165,6 +165,9 @@ struct Series {
     /// The input's value text, while nothing was summed into the series.
     text: Option<String>,
     timestamp_ms: Option<i64>,
+    /// The first input's exemplar (OpenMetrics), unless it has a quoted label name, which
+    /// would need escaping too.
+    exemplar: Option<String>,
 }
 
 /// What a sample name may add to its family's name, in either format.
@@ -272,6 +275,11 @@ impl Sink for EscapeSink {
             value: sample.value,
             text: Some(sample.value_text.to_owned()),
             timestamp_ms: sample.timestamp_ms,
+            exemplar: sample
+                .exemplar
+                .map(|e| e.text)
+                .filter(|t| !t.contains("{\"") && !t.contains(",\""))
+                .map(str::to_owned),
         });
         self.series_ids.insert(self.key.clone(), id);
         self.families[family].series.push(id);
@@ -355,6 +363,7 @@ pub fn rewrite(
                             None => OmValue::Float(s.value),
                         },
                         timestamp_ms: s.timestamp_ms,
+                        exemplar: s.exemplar.as_deref(),
                     }
                 })
                 .collect();

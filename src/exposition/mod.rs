@@ -8,6 +8,6 @@ pub mod render_om;
 
 pub use float::parse_go_float;
 pub use parse::{
-    Format, Interrupt, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions, Parser,
-    Sample, Sink,
+    Exemplar, Format, Interrupt, MetaKind, Metadata, ParseError, ParseErrorKind, ParseOptions,
+    Parser, Sample, Sink,
 };

@@ -15,7 +15,10 @@
 //!   `unknown` family;
 //! - text 0.0.4's `untyped` is OpenMetrics' `unknown`;
 //! - `# UNIT` is written only where OpenMetrics allows it: the family name ends with `_<unit>`;
-//! - HELP escapes `\\`, `\n` and `"`, timestamps are seconds (from milliseconds, exactly).
+//! - HELP escapes `\\`, `\n` and `"`, timestamps are seconds (from milliseconds, exactly);
+//! - exemplars are written as the input wrote them, on the samples OpenMetrics allows them on
+//!   (a counter's `_total`, a histogram's `_bucket`), and left out on any other (a family
+//!   retyped `unknown` has none).
 
 use std::borrow::Cow;
 
@@ -46,6 +49,10 @@ pub struct OmSample<'a> {
     pub value: OmValue<'a>,
     /// Milliseconds since the epoch, written as seconds.
     pub timestamp_ms: Option<i64>,
+    /// The exemplar, `{labels} value [timestamp]` as the input wrote it, written after ` # `
+    /// where OpenMetrics allows one (a counter's `_total`, a histogram's or gauge histogram's
+    /// `_bucket`) and left out elsewhere.
+    pub exemplar: Option<&'a str>,
 }
 
 /// The suffixes a sample name may add to its family's name, by OpenMetrics type.
@@ -175,7 +182,17 @@ pub fn write_ms_as_seconds(out: &mut Vec<u8>, ms: i64) {
     }
 }
 
-fn write_sample(out: &mut Vec<u8>, s: &OmSample<'_>) {
+/// Whether OpenMetrics allows an exemplar on sample `name` of a family of type `typ`: only
+/// counters' `_total` and (gauge) histograms' `_bucket` samples may carry one.
+fn allows_exemplar(typ: &str, name: &str) -> bool {
+    match typ {
+        "counter" => name.ends_with("_total"),
+        "histogram" | "gaugehistogram" => name.ends_with("_bucket"),
+        _ => false,
+    }
+}
+
+fn write_sample(out: &mut Vec<u8>, s: &OmSample<'_>, exemplar: bool) {
     out.extend_from_slice(s.key);
     out.push(b' ');
     match s.value {
@@ -185,6 +202,10 @@ fn write_sample(out: &mut Vec<u8>, s: &OmSample<'_>) {
     if let Some(ms) = s.timestamp_ms {
         out.push(b' ');
         write_ms_as_seconds(out, ms);
+    }
+    if let (true, Some(e)) = (exemplar, s.exemplar) {
+        out.extend_from_slice(b" # ");
+        out.extend_from_slice(e.as_bytes());
     }
     out.push(b'\n');
 }
@@ -223,7 +244,7 @@ pub fn write_openmetrics_family(
                 }
             }
             for s in samples {
-                write_sample(out, s);
+                write_sample(out, s, allows_exemplar(typ, s.name));
             }
         }
         OmFamily::PerName => {
@@ -237,7 +258,7 @@ pub fn write_openmetrics_family(
                 write_name(out, first.name);
                 out.extend_from_slice(b" unknown\n");
                 for s in samples[i..].iter().filter(|s| s.name == first.name) {
-                    write_sample(out, s);
+                    write_sample(out, s, false);
                 }
             }
         }
@@ -333,6 +354,7 @@ mod tests {
             key: key.as_bytes(),
             value: OmValue::Text(v.as_bytes()),
             timestamp_ms: ts,
+            exemplar: None,
         };
         write_openmetrics_family(
             &mut out,
@@ -380,6 +402,53 @@ g 1 -1.25
 # TYPE other unknown
 other 2
 # EOF
+"
+        );
+    }
+
+    #[test]
+    fn exemplars_only_where_openmetrics_allows_them() {
+        let ex = Some("{trace_id=\"x\"} 1.0 1.6e9");
+        let s = |name: &'static str, key: &'static str| OmSample {
+            name,
+            key: key.as_bytes(),
+            value: OmValue::Text(b"1"),
+            timestamp_ms: None,
+            exemplar: ex,
+        };
+        let mut out = Vec::new();
+        write_openmetrics_family(
+            &mut out,
+            "c",
+            None,
+            Some("counter"),
+            None,
+            &[s("c_total", "c_total"), s("c_created", "c_created")],
+        );
+        write_openmetrics_family(
+            &mut out,
+            "h",
+            None,
+            Some("histogram"),
+            None,
+            &[s("h_bucket", "h_bucket{le=\"1\"}"), s("h_count", "h_count")],
+        );
+        // A counter without `_total` is `unknown`: no exemplar; nor on a gauge.
+        write_openmetrics_family(&mut out, "r", None, Some("counter"), None, &[s("r", "r")]);
+        write_openmetrics_family(&mut out, "g", None, Some("gauge"), None, &[s("g", "g")]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\
+# TYPE c counter
+c_total 1 # {trace_id=\"x\"} 1.0 1.6e9
+c_created 1
+# TYPE h histogram
+h_bucket{le=\"1\"} 1 # {trace_id=\"x\"} 1.0 1.6e9
+h_count 1
+# TYPE r unknown
+r 1
+# TYPE g gauge
+g 1
 "
         );
     }

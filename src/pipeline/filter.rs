@@ -9,10 +9,10 @@
 //! ([`KeyBuf::planned`]). Samples without a layout collect their kept labels on the stack.
 //! Gives exactly what the general path gives for the same rules (`tests/label_filter.rs`).
 
-use crate::agg_rules::SampleKind;
 use crate::aggregate::{KeyBuf, Point, Rejected};
 use crate::exposition::Sample;
 use crate::labels::METRIC_NAME;
+use crate::relabel::aggregation::SampleKind;
 use crate::relabel::Program;
 
 use super::{Outcome, Subset};

@@ -23,11 +23,11 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 
-use crate::agg_rules::{sample_kind, Action, Rules, SampleKind};
 use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
 use crate::counters::{Kind, TargetScrape};
-use crate::exposition::{MetaKind, Metadata, Sample, Sink};
+use crate::exposition::{Exemplar, MetaKind, Metadata, Sample, Sink};
 use crate::limits::{LabelLimits, LimitHit, LimitSink};
+use crate::relabel::aggregation::{sample_kind, Action, Rules, SampleKind};
 use crate::relabel::{Config, Program};
 
 mod filter;
@@ -225,7 +225,7 @@ pub struct Pipeline {
     key: KeyBuf,
     /// Scratch: the outcomes of the sample being routed by the general path.
     outcomes: Vec<Outcome>,
-    /// Rewrite `le`/`quantile` values to Prometheus 3's canonical float text (see
+    /// Key `le`/`quantile` values in Prometheus 3's canonical float text after relabeling (see
     /// [`Pipeline::normalize_float_labels`]).
     normalize: Option<FloatLabelNormalizer>,
     /// The family of the last `# TYPE` line and whether its `le`/`quantile` is a float label.
@@ -378,11 +378,12 @@ impl Pipeline {
         }
     }
 
-    /// Compare histogram `le` and summary `quantile` labels by float value, not by text: their
-    /// values are rewritten the way Prometheus 3 stores them (`le="1"` becomes `le="1.0"`,
-    /// `le="0.250"` becomes `le="0.25"`). Needed when summing series of several targets, whose
-    /// exporters may spell the same bound differently; a single upstream's text is kept as is
-    /// otherwise.
+    /// Key histogram `le` and summary `quantile` labels by float value, not by text, for a
+    /// pipeline that reads several targets' bodies one after the other (the explorer's what-if
+    /// of a fan-out upstream): after relabeling (the rules still see the upstream's text), the
+    /// value is written the way Prometheus 3 stores it (`le="1"` becomes `le="1.0"`,
+    /// `le="0.250"` becomes `le="0.25"`). The server does not use this: each target keeps its
+    /// text and the merge compares bounds ([`crate::aggregate::Aggregator::merge_targets`]).
     pub fn normalize_float_labels(mut self, on: bool) -> Self {
         self.normalize = on.then(FloatLabelNormalizer::default);
         self
@@ -434,6 +435,11 @@ impl Pipeline {
             self.record_limit_hit(sample.line);
             return;
         }
+        if let Some(exemplar) = &sample.exemplar {
+            for (sub, &o) in self.subsets.iter_mut().zip(outcomes) {
+                keep_exemplar(sub, o, exemplar);
+            }
+        }
         if let (Some(cache), Some(key)) = (&mut self.cache, cache_key) {
             cache.insert(key, outcomes);
             let mut group = None;
@@ -455,6 +461,15 @@ impl Pipeline {
         if let Some(error) = first {
             self.limit_hit = Some(LimitHit { line, error });
         }
+    }
+}
+
+/// Attaches a sample's exemplar to the output series it went to in `sub` (OpenMetrics output
+/// writes it; exemplars are rare, so this is off the common path).
+#[cold]
+fn keep_exemplar(sub: &mut Subset, outcome: Outcome, exemplar: &Exemplar<'_>) {
+    if let Outcome::Slot(slot) = outcome {
+        sub.aggregator.add_exemplar(slot, exemplar);
     }
 }
 
@@ -552,6 +567,10 @@ impl Sink for Pipeline {
                         return;
                     }
                     replay::replay(&mut self.subsets, outcomes, sample, key);
+                    if let Some(exemplar) = &sample.exemplar {
+                        outcomes
+                            .for_each(&mut self.subsets, |sub, o| keep_exemplar(sub, o, exemplar));
+                    }
                     return;
                 }
                 Some(key)
@@ -567,7 +586,7 @@ impl Sink for Pipeline {
         };
         let kind = self.kind_of(sample);
         // The label filter keeps label values as written; samples whose `le`/`quantile` must be
-        // rewritten take the general path.
+        // keyed in canonical form take the general path.
         if let (Some(filter), None, [sub]) =
             (&mut self.label_filter, float_label, &mut self.subsets[..])
         {

@@ -11,7 +11,7 @@ use super::quote::Quoted;
 use super::DEFAULT_LIST;
 
 /// The top-level map, lists in file order (a null list is an empty list), and the value of the
-/// reserved `aggregation:` key ([`crate::agg_rules::RESERVED_KEY`]), read by the aggregation
+/// reserved `aggregation:` key ([`crate::relabel::aggregation::RESERVED_KEY`]), read by the aggregation
 /// rules.
 pub(crate) struct Document(
     pub(crate) Vec<(String, Vec<RelabelConfig>)>,
@@ -51,7 +51,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         let mut lists: Vec<(String, Vec<RelabelConfig>)> = Vec::new();
         let mut aggregation = None;
         while let Some(name) = map.next_key_seed(Text(budget))? {
-            if name == crate::agg_rules::RESERVED_KEY {
+            if name == crate::relabel::aggregation::RESERVED_KEY {
                 if aggregation.is_some() {
                     return Err(A::Error::custom(format!("duplicate key {}", Quoted(&name))));
                 }

@@ -16,7 +16,11 @@
 //! Each list is compiled into a [`Program`]; [`Program::apply`] relabels one series. The rules
 //! behave exactly as Prometheus' `metric_relabel_configs` do (see [`config`] for reading and
 //! validating a rule, [`program`] for applying it).
+//!
+//! The document's reserved `aggregation:` key is not a list: it holds the rules that decide how
+//! series that several inputs fall into are combined ([`aggregation`]), for every list.
 
+pub mod aggregation;
 mod budget;
 mod cache;
 mod case;
@@ -52,7 +56,7 @@ pub struct Config {
     pub subsets: Vec<(String, Program)>,
     /// The reserved `aggregation:` key: how summed series are combined, for every list (the
     /// built-in rules only when the key is absent).
-    pub aggregation: crate::agg_rules::Rules,
+    pub aggregation: crate::relabel::aggregation::Rules,
 }
 
 impl Config {
@@ -91,14 +95,13 @@ impl Config {
             return Ok(Config {
                 default: empty()?,
                 subsets: Vec::new(),
-                aggregation: crate::agg_rules::Rules::default(),
+                aggregation: crate::relabel::aggregation::Rules::default(),
             });
         };
         let aggregation = match &aggregation {
-            Some(value) => {
-                crate::agg_rules::Rules::parse(value).map_err(|e| e.with_origin(origin))?
-            }
-            None => crate::agg_rules::Rules::default(),
+            Some(value) => crate::relabel::aggregation::Rules::parse(value)
+                .map_err(|e| e.with_origin(origin))?,
+            None => crate::relabel::aggregation::Rules::default(),
         };
         let mut compiler = Compiler::new(options);
         let mut default = None;

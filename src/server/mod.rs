@@ -29,14 +29,17 @@
 //! - [`scrape`]: one scrape, from explicit inputs ([`scrape::ScrapeInput`]) to a report.
 //! - [`reload`]: what a reload replaces, and how it is rebuilt from the files.
 //! - [`flight`]: single-flight passes (`/metrics`, `/analyze`) with a deadline per request.
-//! - `handlers`: the endpoints, and the one error type that turns failures into responses;
-//!   `analyze`: `GET /analyze` (text report, explorer page and what-ifs from one shared pass).
+//! - `handlers`: the router and the endpoints; `request`: what they share (the one error type
+//!   that turns failures into responses, a request's patience from Prometheus' timeout header);
+//!   `analyze`: `GET /analyze` (text report, explorer page and what-ifs from one shared pass),
+//!   with `analysis`, the types a pass produces.
 //! - [`responses`]: shared response bodies, the bound on what unread responses hold, the
 //!   response write timeout.
 //! - [`listener`]: the accept loop, with [`web_config`] and basic auth around the router;
 //!   [`bind`]: the listen socket (dual-stack by default).
 //! - [`push`]: remote write: the push loop, `POST /api/v1/write`, its reload and shutdown.
 
+mod analysis;
 mod analyze;
 mod basic_auth;
 pub mod bind;
@@ -49,6 +52,7 @@ pub mod metrics;
 pub mod metrics_format;
 pub mod push;
 pub mod reload;
+mod request;
 pub mod responses;
 pub mod scrape;
 mod state;

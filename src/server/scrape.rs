@@ -151,8 +151,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine for the default list and every subset of `config`; `fan_out` sums targets and
-    /// compares `le` and `quantile` labels by value (targets may spell a bound differently).
+    /// An engine for the default list and every subset of `config`; `fan_out` sums targets,
+    /// comparing `le` and `quantile` labels by value (targets may spell a bound differently;
+    /// see [`Aggregator::merge_targets`]). Relabeling sees the upstream's text in either mode.
     ///
     /// `counters` is the counter state (a new one, or the previous engine's on a reload); the
     /// state of lists `config` does not have is dropped.
@@ -164,7 +165,6 @@ impl Engine {
     ) -> Self {
         let template = Pipeline::new(config)
             .with_label_limits(label_limits)
-            .normalize_float_labels(fan_out)
             .with_series_cache(DEFAULT_MAX_ENTRIES)
             .track_counters();
         let names: Vec<String> = template
@@ -596,11 +596,13 @@ fn render_all(
         let agg: &mut Aggregator = if engine.fan_out {
             // Targets keep their own aggregates (their slots are what their series caches point
             // at); the sum is built fresh every scrape.
+            // Bounds (`le`, `quantile`) are compared by value here, and only here.
+            let sources: Vec<&Aggregator> = ok_at
+                .iter()
+                .map(|&r| &runs[r].pipeline.subsets()[i].aggregator)
+                .collect();
             let merged = &mut engine.merged[i];
-            merged.clear();
-            for &r in &ok_at {
-                merged.merge_from(&runs[r].pipeline.subsets()[i].aggregator);
-            }
+            merged.merge_targets(&sources);
             merged
         } else {
             &mut runs[ok_at[0]].pipeline.subsets_mut()[i].aggregator

@@ -15,10 +15,10 @@ use crate::upstream::{
     Target, UpstreamSpec,
 };
 
+use super::analysis::Analysis;
 use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
 use super::encoding::Rendered;
 use super::flight::{FlightError, Patience, SingleFlight};
-use super::handlers::{Analysis, MAX_SOURCE_REQUESTS};
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
 use super::push::endpoints::{RemoteWriteError, RemoteWriteState, UntimedLists};
 use super::reload::{Live, ReloadError, Reloaded};
@@ -87,6 +87,10 @@ pub struct LastScrape {
     /// Why the scrape produced nothing, if it did not.
     pub error: Option<String>,
 }
+
+/// `/source` requests served at once; more are answered 503 at once. Each is an upstream fetch
+/// of its own, streamed to its client, so it cannot be shared as `/analyze` passes are.
+pub(crate) const MAX_SOURCE_REQUESTS: usize = 2;
 
 /// State shared by all handlers.
 pub struct AppState {

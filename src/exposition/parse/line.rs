@@ -209,9 +209,12 @@ impl LineState {
                 ));
             }
         }
-        if i < b.len() {
-            self.exemplar(s, i)?;
-        }
+        // Exemplars are rare: only a `#` after the value costs anything.
+        let exemplar = if i < b.len() {
+            Some(self.exemplar(s, i)?)
+        } else {
+            None
+        };
         let timestamp_ms = match ts_span {
             None => None,
             Some((a, z)) => Some(self.timestamp(&s[a..z], a)?),
@@ -225,6 +228,7 @@ impl LineState {
             value,
             value_text,
             timestamp_ms,
+            exemplar,
             series_text: &b[..series.end],
             line: self.line_no,
             text: s,

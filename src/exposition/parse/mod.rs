@@ -42,7 +42,8 @@
 //! - `# HELP`, `# TYPE`, `# UNIT` become [`Metadata`]; other comments are ignored; `# EOF` ends the
 //!   input (not in [`Format::Text`], where it is an ordinary comment, as in `promparse`).
 //! - An OpenMetrics exemplar ` # {labels} value [timestamp]` after the value or timestamp is
-//!   checked for syntax and skipped, in every format.
+//!   checked for syntax, in every format, and handed out with its sample as written
+//!   ([`Sample::exemplar`]).
 //!
 //! - `# HELP` text unescapes `\\` and `\n` (also `\"` in [`Format::OpenMetrics`]); exactly one
 //!   blank separates it from the name, as in `promparse`. `# TYPE` must name a known type.
@@ -112,7 +113,7 @@ mod timestamp;
 mod tests;
 
 pub use error::{ParseError, ParseErrorKind};
-pub use sink::{MetaKind, Metadata, Sample, Sink};
+pub use sink::{Exemplar, MetaKind, Metadata, Sample, Sink};
 
 use line::LineState;
 

@@ -36,6 +36,19 @@ pub struct Metadata<'a> {
     pub text: &'a str,
 }
 
+/// An OpenMetrics exemplar (` # {trace_id="x"} 1.5 1700000000.1` after a sample), borrowed from
+/// the line. Its syntax has been checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar<'a> {
+    /// `{labels} value [timestamp]` exactly as the input wrote it (from `{` through the last
+    /// number, blanks between as written): what an OpenMetrics writer copies after ` # `.
+    pub text: &'a str,
+    /// The exemplar's value.
+    pub value: f64,
+    /// Its timestamp in seconds, as written (OpenMetrics), if it has one.
+    pub timestamp: Option<f64>,
+}
+
 /// One sample line, borrowed from the parser's buffers. Valid only during the [`Sink`] call.
 #[derive(Clone, Copy)]
 pub struct Sample<'a> {
@@ -50,6 +63,8 @@ pub struct Sample<'a> {
     pub value_text: &'a str,
     /// Timestamp in milliseconds (OpenMetrics float seconds converted), if the line has one.
     pub timestamp_ms: Option<i64>,
+    /// The OpenMetrics exemplar after the value or timestamp, if the line has one.
+    pub exemplar: Option<Exemplar<'a>>,
     /// The raw bytes of the series: from the first byte of the line through the end of the label
     /// block (or the name when there is no label block). Same series, same bytes: the key for
     /// caches across scrapes.
@@ -162,6 +177,7 @@ impl fmt::Debug for Sample<'_> {
             .field("value", &self.value)
             .field("value_text", &self.value_text)
             .field("timestamp_ms", &self.timestamp_ms)
+            .field("exemplar", &self.exemplar)
             .field("series_text", &String::from_utf8_lossy(self.series_text))
             .field("line", &self.line)
             .finish()

@@ -18,9 +18,10 @@
 //! [`Combine`] then folds a series' inputs (and merges per-target partial results) by the
 //! action's [`Op`], and [`Stamp`] decides the timestamp of the result.
 
+use super::config::{Action as RelabelAction, ConfigError, RelabelConfig};
+use super::program::Program;
 use crate::counters::Kind;
 use crate::labels::{LabelBuf, METRIC_NAME};
-use crate::relabel::{Action as RelabelAction, ConfigError, Program, RelabelConfig};
 use crate::sum::Sum;
 
 use serde_yaml_ng::Value;
