@@ -310,6 +310,12 @@ pub struct Args {
     /// gone this long. Go duration syntax.
     #[arg(long = "staleness-window", value_name = "D", default_value = STALENESS_WINDOW_TEXT.as_str(), value_parser = parse_positive_duration, help_heading = HELP_SERVER, hide_short_help = true)]
     pub staleness_window: Duration,
+
+    /// Keep the counter state (the totals of summed counters) in this file across restarts:
+    /// read at start, written every minute and at shutdown (atomically). A missing or unreadable
+    /// file starts the state empty (with a warning for an unreadable one).
+    #[arg(long = "state-file", value_name = "PATH", help_heading = HELP_SERVER)]
+    pub state_file: Option<PathBuf>,
 }
 
 /// Parses `--remote-write.receiver.max-body-size`: a byte size that fits in memory.
@@ -509,6 +515,7 @@ impl Args {
             warm_up: true,
             remote_write: self.remote_write_settings()?,
             staleness_window: self.staleness_window,
+            state_file: self.state_file.clone(),
         })
     }
 

@@ -710,3 +710,157 @@ fn utf8_label_reaches_prometheus_2_escaped() {
     assert_eq!(labelled, direct);
     eprintln!("scenario 6: {direct} node_cpu_seconds_total series stored with utf_8_label");
 }
+
+/// Scenario 7's pods: `a` restarts before its `RESTART_AT`-th request (its counter drops to a
+/// small value and its `process_start_time_seconds` moves), `b` and `c` keep counting. Each body
+/// serves `req_total` (a counter: the gate keeps the sum monotonic) and `plain_req` with the
+/// same values and no `# TYPE` (untyped: the gate sums it plainly, as without counter state).
+/// After the last body the values stay (the sequence repeats its last body).
+const RESTART_AT: usize = 6;
+const POD_BODIES: usize = 14;
+
+fn pod_value(pod: usize, i: usize) -> f64 {
+    let i = i as f64;
+    match pod {
+        0 if (i as usize) < RESTART_AT => 100.0 + 10.0 * i,
+        0 => 4.0 + 10.0 * (i - RESTART_AT as f64),
+        1 => 200.0 + 7.0 * i,
+        _ => 50.0 + 3.0 * i,
+    }
+}
+
+fn pod_bodies(pod: usize, started: f64, restarted: f64) -> Vec<String> {
+    (0..POD_BODIES)
+        .map(|i| {
+            let v = pod_value(pod, i);
+            let start = if pod == 0 && i >= RESTART_AT {
+                restarted
+            } else {
+                started
+            };
+            format!(
+                "# HELP req_total Requests.\n# TYPE req_total counter\nreq_total{{code=\"200\"}} {v}\n\
+                 plain_req{{code=\"200\"}} {v}\n\
+                 # TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {start}\n"
+            )
+        })
+        .collect()
+}
+
+/// The pods' true increase from their `from`-th body to their last, under Prometheus' reset
+/// rule (a fall is a reset: the new value is counted).
+fn true_increase(from: usize) -> f64 {
+    (0..3)
+        .map(|pod| {
+            (from + 1..POD_BODIES)
+                .map(|i| {
+                    let (prev, cur) = (pod_value(pod, i - 1), pod_value(pod, i));
+                    if cur < prev {
+                        cur
+                    } else {
+                        cur - prev
+                    }
+                })
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// Scenario 7: Prometheus scrapes the `dns+` aggregator over three fake pods while one of them
+/// restarts. The summed counter shows no reset to Prometheus (`resets()` is 0), its stored
+/// samples grow by exactly the pods' true increase (last - first), and `increase()` over the
+/// window is that increase up to Prometheus' extrapolation. The same values without a `# TYPE`
+/// (summed plainly, as the gate did before it kept counter state) show the reset and a false
+/// increase.
+#[test]
+fn pod_restart_behind_dns_is_no_reset_for_prometheus() {
+    if !tools_installed(
+        "e2e test pod_restart_behind_dns_is_no_reset_for_prometheus",
+        &["prometheus", "promtool"],
+        "`prometheus`",
+    ) {
+        return;
+    }
+    let dir = tempdir();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = now() - 3600.0;
+    let restarted = now();
+    let (port, _pods) = rt.block_on(testkit::upstream::upstreams_on_loopbacks(
+        (0..3)
+            .map(|pod| testkit::upstream::Behave::Sequence(pod_bodies(pod, started, restarted)))
+            .collect(),
+    ));
+    let dns = DnsServer::start();
+    let ips: Vec<Ipv4Addr> = (2..5).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
+    dns.set_a("pods.test", &ips);
+    let relabel = write(dir.path(), "relabel.yaml", "metric_relabel_configs: []\n");
+    let mut args = gate_args(&format!("dns+http://pods.test:{port}/metrics"), &relabel);
+    args.extend([
+        "--dns-server".into(),
+        dns.addr.to_string(),
+        "--no-target-health".into(),
+    ]);
+    let gate = GateProc::start(dir.path(), &args);
+    let prom = Prometheus::start(
+        dir.path(),
+        &prometheus_config(&[job("gate", "/metrics", gate.addr)]),
+    );
+    // Every body served, then one more scrape of the last one: the values grow with every
+    // body, so two equal samples in a row mean the last body is stored.
+    let samples = wait_for(
+        "the pods' last bodies stored",
+        Duration::from_secs(60),
+        || {
+            let raw = prom.raw(r#"req_total{job="gate"}[5m]"#);
+            let points = raw.first().map(|s| s.points.clone()).unwrap_or_default();
+            let frozen =
+                points.len() >= 2 && points[points.len() - 1].1 == points[points.len() - 2].1;
+            if frozen {
+                Ok(points)
+            } else {
+                Err(format!("{points:?}"))
+            }
+        },
+    );
+    let values: Vec<f64> = samples.iter().map(|p| p.1).collect();
+    assert!(
+        values.windows(2).all(|w| w[1] >= w[0]),
+        "the summed counter fell: {values:?}"
+    );
+    // The first stored sample is the plain sum of some body `from` (before the restart the
+    // plain sum grows by 20 per body, so it names the body).
+    let first = values[0];
+    let from = (0..RESTART_AT)
+        .find(|&i| (0..3).map(|p| pod_value(p, i)).sum::<f64>() == first)
+        .unwrap_or_else(|| panic!("first stored sample {first} is no body's plain sum"));
+    let want = true_increase(from);
+    let last = *values.last().unwrap();
+    assert_eq!(last - first, want, "stored samples {values:?}");
+
+    let resets = prom.scalar(r#"resets(req_total{job="gate"}[5m])"#);
+    assert_eq!(resets, 0.0, "Prometheus saw the summed counter reset");
+    // `increase()` extrapolates: by at most half the average interval at each end of the
+    // window (less towards the start, where a counter is not extrapolated below zero), i.e. by
+    // at most one average interval: (last - first) * n / (n - 1) for n samples. Samples stored
+    // after `samples` was read only add frozen values (n grows, the bound shrinks towards it).
+    let n = samples.len() as f64;
+    let increase = prom.scalar(r#"increase(req_total{job="gate"}[5m])"#);
+    assert!(
+        increase >= want - 1e-9 && increase <= want * n / (n - 1.0) + 1e-9,
+        "increase() {increase}, true increase {want}, {n} samples"
+    );
+
+    // Without counter state (the untyped copy is summed plainly), the restart is a reset.
+    let plain_resets = prom.scalar(r#"resets(plain_req{job="gate"}[5m])"#);
+    let plain_increase = prom.scalar(r#"increase(plain_req{job="gate"}[5m])"#);
+    assert!(plain_resets >= 1.0, "the plain sum did not reset");
+    assert!(
+        plain_increase > want * n / (n - 1.0) + 1.0,
+        "plain sum's increase() {plain_increase} vs true increase {want}"
+    );
+    eprintln!(
+        "scenario 7: {n} samples from body {from}: summed counter {first} -> {last}, \
+         resets() 0, increase() {increase:.2} (true increase {want}); plain sum: resets() \
+         {plain_resets}, increase() {plain_increase:.2}"
+    );
+}

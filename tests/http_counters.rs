@@ -127,3 +127,229 @@ async fn a_single_input_passes_through() {
     assert!(gate.get("/metrics").await.text().contains("x_total 2\n"));
     gate.stop().await;
 }
+
+/// A histogram body with the given bounds and cumulative counts (the last is `+Inf`).
+fn histogram(bounds: &[(&str, u32)]) -> String {
+    let mut s = String::from("# HELP lat Latency.\n# TYPE lat histogram\n");
+    for (le, n) in bounds {
+        s.push_str(&format!("lat_bucket{{le=\"{le}\"}} {n}\n"));
+    }
+    let count = bounds.last().map_or(0, |b| b.1);
+    s.push_str(&format!("lat_sum 1.5\nlat_count {count}\n"));
+    s
+}
+
+/// Pods whose histograms have different bounds: only the bounds every pod has are served (the
+/// others would count only some pods' observations), counted in a self-metric. A pod that
+/// leaves still counts while its histogram is carried, so the bounds served do not change.
+#[tokio::test]
+async fn histograms_with_different_bounds_serve_the_common_ones() {
+    let (port, _ups) = upstreams_on_loopbacks(vec![
+        Behave::Text(histogram(&[("0.1", 1), ("1", 3), ("+Inf", 4)])),
+        // Written `1.0`: compared by value across targets.
+        Behave::Text(histogram(&[
+            ("0.1", 2),
+            ("0.5", 5),
+            ("1.0", 5),
+            ("+Inf", 6),
+        ])),
+        Behave::Text(histogram(&[("0.1", 0), ("0.5", 1), ("+Inf", 1)])),
+    ])
+    .await;
+    let dns = DnsServer::start();
+    let mut cfg = config_for(&format!("dns+http://pods.test:{port}/metrics"));
+    cfg.upstream.dns_server = Some(dns.addr);
+    cfg.target_health = false;
+    let gate = Gate::start(cfg, &Config::passthrough()).await;
+
+    dns.set_a("pods.test", &[lo(2), lo(3)]);
+    let t = gate.get("/metrics").await.text();
+    let buckets: Vec<&str> = t.lines().filter(|l| l.starts_with("lat_bucket")).collect();
+    assert_eq!(
+        buckets,
+        [
+            "lat_bucket{le=\"0.1\"} 3",
+            "lat_bucket{le=\"1.0\"} 8",
+            "lat_bucket{le=\"+Inf\"} 10"
+        ],
+        "{t}"
+    );
+    assert_eq!(value(&t, "lat_count"), Some(10.0));
+
+    // A third pod joins (without a start time, its first sample is not counted: see
+    // docs/aggregation.md), without bound `1.0`.
+    dns.set_a("pods.test", &[lo(2), lo(3), lo(4)]);
+    let t = gate.get("/metrics").await.text();
+    let buckets: Vec<&str> = t.lines().filter(|l| l.starts_with("lat_bucket")).collect();
+    assert_eq!(
+        buckets,
+        ["lat_bucket{le=\"0.1\"} 3", "lat_bucket{le=\"+Inf\"} 10"],
+        "{t}"
+    );
+
+    // Pod 127.0.0.4 leaves: its histogram is carried (within the staleness window), so `1.0`,
+    // which it does not have, stays hidden.
+    dns.set_a("pods.test", &[lo(2), lo(3)]);
+    let t = gate.get("/metrics").await.text();
+    let buckets: Vec<&str> = t.lines().filter(|l| l.starts_with("lat_bucket")).collect();
+    assert_eq!(
+        buckets,
+        ["lat_bucket{le=\"0.1\"} 3", "lat_bucket{le=\"+Inf\"} 10"],
+        "{t}"
+    );
+
+    let m = gate.get("/-/metrics").await.text();
+    let dropped = value(
+        &m,
+        "metric_gate_uncommon_buckets_dropped_total{subset=\"(default)\"}",
+    );
+    // 0.5 in the first scrape; 0.5 and 1.0 in the second and third.
+    assert_eq!(dropped, Some(5.0), "{m}");
+    gate.stop().await;
+}
+
+/// The metric-gate binary with `--state-file`, killed when dropped.
+struct StatefulGate {
+    child: Option<std::process::Child>,
+    addr: String,
+    startup: Vec<String>,
+}
+
+impl StatefulGate {
+    fn start(upstream: &str, dns: &DnsServer, state_file: &std::path::Path) -> StatefulGate {
+        let dns_addr = dns.addr.to_string();
+        let state_file = state_file.display().to_string();
+        let (child, _rx, addr, startup) = spawn_gate_binary_logged(
+            &[
+                "--listen-address",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-H",
+                upstream,
+                "--dns-server",
+                &dns_addr,
+                "--no-target-health",
+                "--state-file",
+                &state_file,
+            ],
+            &[],
+        );
+        StatefulGate {
+            child: Some(child),
+            addr,
+            startup,
+        }
+    }
+
+    /// Waits for the warm-up scrape (it reads one body of every pod), then scrapes once.
+    async fn scrape_after_warm_up(&self) -> String {
+        let ready = format!("http://{}/-/ready", self.addr);
+        for _ in 0..100 {
+            if testkit::client::get(&ready, &[]).await.status == 200 {
+                let r = testkit::client::get(&format!("http://{}/metrics", self.addr), &[]).await;
+                assert_eq!(r.status, 200);
+                return String::from_utf8(r.body.to_vec()).unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("metric-gate never became ready");
+    }
+
+    /// SIGTERM (the state is written at shutdown), then the exit, which must be 0.
+    fn terminate(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+impl Drop for StatefulGate {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `--state-file`: after a SIGTERM and a restart with the same file, a summed counter that had
+/// absorbed a pod's restart continues from its total instead of starting again from the plain
+/// sum (which would be a false reset for Prometheus); a file that is not a state file is
+/// reported by name and the gate starts from the plain sum.
+#[tokio::test]
+async fn state_file_keeps_the_totals_across_a_restart() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // One body per request; every gate start reads one (its warm-up scrape) before ours.
+    let a = [10, 2, 4, 5, 6, 7];
+    let a_start = [
+        now - 3600.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+        now - 5.0,
+    ];
+    let b = [20, 25, 26, 27, 28, 29];
+    let (port, _ups) = upstreams_on_loopbacks(vec![
+        Behave::Sequence(a.iter().zip(a_start).map(|(&v, s)| pod(v, s)).collect()),
+        Behave::Sequence(b.iter().map(|&v| pod(v, now - 3600.0)).collect()),
+    ])
+    .await;
+    let dns = DnsServer::start();
+    dns.set_a("pods.test", &[lo(2), lo(3)]);
+    let upstream = format!("dns+http://pods.test:{port}/metrics");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("counters.state");
+    let req = |t: &str| value(t, "req_total{code=\"200\"}").unwrap_or_else(|| panic!("{t}"));
+
+    // Run 1: warm-up 10 + 20 = 30; then pod a restarts (2): 30 + 2 + 5 = 37 (plain sum 27).
+    let mut gate = StatefulGate::start(&upstream, &dns, &file);
+    assert!(
+        gate.startup
+            .iter()
+            .any(|l| l.contains("no counter state file yet")),
+        "{:?}",
+        gate.startup
+    );
+    assert_eq!(req(&gate.scrape_after_warm_up().await), 37.0);
+    gate.terminate();
+    assert!(file.exists());
+
+    // Run 2, same file: warm-up (4, 26) adds 2 + 1 = 40; ours (5, 27) 42. Without the file it
+    // would serve the plain sums 30 and 32: a fall from 37, a reset for Prometheus.
+    let mut gate = StatefulGate::start(&upstream, &dns, &file);
+    assert!(
+        gate.startup
+            .iter()
+            .any(|l| l.contains("counter state loaded")),
+        "{:?}",
+        gate.startup
+    );
+    assert_eq!(req(&gate.scrape_after_warm_up().await), 42.0);
+    gate.terminate();
+
+    // Run 3, a file that is not a state file: a warning naming it, then the plain sum
+    // (warm-up 6 + 28, ours 7 + 29 = 36).
+    std::fs::write(&file, b"not a state file").unwrap();
+    let mut gate = StatefulGate::start(&upstream, &dns, &file);
+    assert!(
+        gate.startup.iter().any(|l| l.contains("WARN")
+            && l.contains("counter state not loaded")
+            && l.contains(&file.display().to_string())),
+        "{:?}",
+        gate.startup
+    );
+    assert_eq!(req(&gate.scrape_after_warm_up().await), 36.0);
+    gate.terminate();
+    // The shutdown wrote a valid file again.
+    assert!(std::fs::read(&file).unwrap().starts_with(b"MGSTATE\0"));
+}

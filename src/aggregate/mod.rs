@@ -53,6 +53,7 @@ use key_store::{Addr, BaseSlot, KeyStore};
 
 mod exemplars;
 mod float_spelling;
+mod histogram_bounds;
 pub mod key;
 mod key_store;
 mod openmetrics;
@@ -157,6 +158,9 @@ pub struct SummedDrops {
     pub quantiles: u64,
     /// Series of a `drop` rule.
     pub by_rule: u64,
+    /// Histogram buckets whose bound not every input of their histogram has (see
+    /// `histogram_bounds`: only the bounds common to all inputs are served).
+    pub buckets: u64,
 }
 
 /// One sample's value as it travels to an output series.
@@ -232,6 +236,9 @@ pub struct Aggregator {
     limit_error: Option<LimitError>,
     /// Some series held has a name written quoted (outside the legacy character set).
     quoted_names: bool,
+    /// Live buckets not common to all inputs of their histogram, found when first asked for
+    /// after the last contribution ([`histogram_bounds`]).
+    uncommon_buckets: std::sync::OnceLock<Box<[u32]>>,
     /// Exemplars of the current scrape, by slot (OpenMetrics input).
     exemplars: exemplars::Exemplars,
 }
@@ -264,6 +271,7 @@ impl Aggregator {
             label_limits: LabelLimits::UNLIMITED,
             limit_error: None,
             quoted_names: false,
+            uncommon_buckets: std::sync::OnceLock::new(),
             exemplars: exemplars::Exemplars::default(),
         }
     }
@@ -297,6 +305,7 @@ impl Aggregator {
         self.live = 0;
         self.unserved = 0;
         self.quoted_names = false;
+        self.uncommon_buckets.take();
         self.exemplars.clear();
     }
 
@@ -310,6 +319,7 @@ impl Aggregator {
         self.stats = AggregateStats::default();
         self.live = 0;
         self.unserved = 0;
+        self.uncommon_buckets.take();
         let epoch = self.epoch;
         let idle = |s: &Series| epoch.wrapping_sub(s.epoch) > IDLE_SCRAPES;
         let stale = self.series.iter().filter(|s| idle(s)).count();
@@ -363,7 +373,7 @@ impl Aggregator {
 
     /// Number of output series of the current scrape: the live series that are served.
     pub fn series_count(&self) -> usize {
-        self.live - self.unserved
+        self.live - self.unserved - self.uncommon_bucket_count()
     }
 
     /// Number of series held, live or idle (slots in use).
@@ -603,6 +613,7 @@ impl Aggregator {
     #[inline]
     fn contribute(&mut self, slot: u32, part: Part<'_>) {
         let count = part.count;
+        self.uncommon_buckets.take();
         self.stats.samples_in += u64::from(count);
         let epoch = self.epoch;
         let s = &mut self.series[slot as usize];
@@ -745,7 +756,9 @@ impl Aggregator {
     #[inline]
     fn is_served(&self, id: u32) -> bool {
         let s = &self.series[id as usize];
-        s.epoch == self.epoch && !(s.count > 1 && s.action.hidden_when_combined())
+        s.epoch == self.epoch
+            && !(s.count > 1 && s.action.hidden_when_combined())
+            && !self.is_uncommon_bucket(id)
     }
 
     /// Live series not served because several inputs fell into them.
@@ -762,6 +775,7 @@ impl Aggregator {
                 _ => {}
             }
         }
+        d.buckets = self.uncommon_bucket_count() as u64;
         d
     }
 
@@ -807,6 +821,8 @@ impl Aggregator {
                     s.value = v;
                     s.comp = 0.0;
                     s.carried = true;
+                    // Departed inputs within the window count as inputs (histogram bounds).
+                    s.count = s.count.max(state.tracked_inputs(output).unwrap_or(0));
                 }
                 if !needs_description.is_empty() && needs_description.contains(&output) {
                     self.key_scratch.clear();
@@ -822,7 +838,7 @@ impl Aggregator {
                 }
             }
         }
-        let absent: Vec<(String, String, String, Vec<u8>, f64)> = state
+        let absent: Vec<(String, String, String, Vec<u8>, f64, u32)> = state
             .absent()
             .map(|a| {
                 (
@@ -831,16 +847,17 @@ impl Aggregator {
                     a.help.to_owned(),
                     a.series.to_vec(),
                     a.value,
+                    state.tracked_inputs(a.output).unwrap_or(1),
                 )
             })
             .collect();
-        for (family, typ, help, series, value) in absent {
+        for (family, typ, help, series, value, inputs) in absent {
             if !help.is_empty() {
                 self.set_help(&family, &help);
             }
             self.set_type(&family, &typ);
-            let Ok(slot) =
-                self.slot_for(&family, &series, || Ok(()), || Action::Carry(Kind::Counter))
+            let kind = histogram_bounds::carried_kind(&typ, &series);
+            let Ok(slot) = self.slot_for(&family, &series, || Ok(()), || Action::Carry(kind))
             else {
                 continue;
             };
@@ -858,6 +875,7 @@ impl Aggregator {
             let s = &mut self.series[slot as usize];
             s.carried = true;
             s.value = value;
+            s.count = inputs.max(1);
         }
     }
 

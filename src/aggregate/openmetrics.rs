@@ -14,7 +14,7 @@ use crate::exposition::render_om::{
 use super::{Aggregator, RenderOptions};
 
 impl Aggregator {
-    /// Renders every family that has live series in OpenMetrics: HELP, TYPE (the input's own,
+    /// Renders every family that has served series in OpenMetrics: HELP, TYPE (the input's own,
     /// OpenMetrics types included), UNIT, then its samples with timestamps in seconds
     /// (`opts.default_timestamp_ms` for samples without one), then `# EOF`. The series are
     /// the same as [`Aggregator::render`] writes, in the same order.
@@ -27,7 +27,7 @@ impl Aggregator {
                 .series
                 .iter()
                 .copied()
-                .filter(|&id| self.is_live(id))
+                .filter(|&id| self.is_served(id))
                 .collect();
             if live.is_empty() {
                 continue;

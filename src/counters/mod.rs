@@ -44,6 +44,8 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::sum::Sum;
 
+pub mod state_file;
+
 /// The staleness window's default: five minutes, as Prometheus' own lookback delta.
 pub const DEFAULT_STALENESS_MS: u64 = 5 * 60 * 1000;
 
@@ -920,6 +922,17 @@ impl CounterState {
         } else {
             Served::PassThrough(out.raw)
         })
+    }
+
+    /// Number of inputs output `hash` has within the staleness window: those seen in the last
+    /// scrape and those departed but not yet forgotten (their last values are in its total).
+    /// `None` when the output is not tracked.
+    pub fn tracked_inputs(&self, hash: u128) -> Option<u32> {
+        let outputs = &self.outputs;
+        let &i = self
+            .output_index
+            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)?;
+        Some(self.outputs[i as usize].inputs)
     }
 
     /// Carried outputs that no input fed in the last applied scrape but that are still within

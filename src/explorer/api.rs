@@ -410,4 +410,55 @@ mod tests {
         assert_eq!(failed.http_status(), 504);
         assert!(failed.profile.is_none());
     }
+
+    /// Every metric in the JSON carries its family's TYPE (what decides how a sum treats it),
+    /// and the page shows it with what a sum does. (The plain-text report, `crate::analyze`,
+    /// has no TYPE column and is left as users parse it.)
+    #[test]
+    fn json_and_page_show_each_metrics_type() {
+        let body: &[u8] = b"# TYPE req_total counter\nreq_total{code=\"200\"} 1\n\
+# TYPE temp gauge\ntemp 3\n\
+# TYPE lat histogram\nlat_bucket{le=\"+Inf\"} 1\nlat_sum 1\nlat_count 1\n\
+# TYPE rpc summary\nrpc{quantile=\"0.5\"} 1\nrpc_sum 1\nrpc_count 1\n\
+plain 1\n";
+        let opts = WhatIfOptions::default();
+        let q = AnalyzeQuery::parse("format=json");
+        let (mut analysis, err) = q.analysis(&opts);
+        assert!(err.is_none());
+        let n = super::super::whatif::feed(&[body], &opts.parse, None, &mut analysis).unwrap();
+        analysis.add_bytes(n);
+        let report = analysis.finish().unwrap();
+        let data = PageData::server("up", &q, None, Ok(report));
+        let json: serde_json::Value = serde_json::from_slice(&data.to_json()).unwrap();
+        let types: std::collections::BTreeMap<String, String> = json["profile"]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want: std::collections::BTreeMap<String, String> = [
+            ("req_total", "counter"),
+            ("temp", "gauge"),
+            ("lat_bucket", "histogram"),
+            ("lat_sum", "histogram"),
+            ("lat_count", "histogram"),
+            ("rpc", "summary"),
+            ("rpc_sum", "summary"),
+            ("rpc_count", "summary"),
+            ("plain", "untyped"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(types, want);
+        // The page carries the same data and labels the TYPE badge with what a sum does.
+        let page = super::super::page::render_page(&data);
+        assert!(page.contains(r#""type":"summary""#));
+        assert!(page.contains("Several inputs summed into one series: "));
+    }
 }

@@ -43,7 +43,14 @@ pub struct ServerConfig {
     /// target's self-metric series now; families and counter state as the aggregation grows) is
     /// forgotten once its input has not been seen for this long.
     pub staleness_window: Duration,
+    /// `--state-file`: where the counter state is kept across restarts (read at start, written
+    /// every [`STATE_FILE_INTERVAL`] and at shutdown); `None`: in memory only.
+    pub state_file: Option<PathBuf>,
 }
+
+/// How often the counter state is written to `--state-file` (and once more at shutdown): a
+/// crash loses at most this much of what the totals absorbed.
+pub const STATE_FILE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Default `--remote-write.receiver.max-body-size`: VictoriaMetrics' default request limit,
 /// far above what a Prometheus sends in one request (2000 samples, some hundred KiB).

@@ -165,6 +165,8 @@ pub struct SelfMetrics {
     pub quantile_series_dropped: Family<SubsetLabels, Counter>,
     /// Series not served because a `drop` rule applies and several inputs fell into them.
     pub summed_series_dropped: Family<SubsetLabels, Counter>,
+    /// Histogram buckets not served because not every input of their histogram has the bound.
+    pub uncommon_buckets_dropped: Family<SubsetLabels, Counter>,
     /// Targets found by the last resolution (1 in static mode).
     pub targets: Gauge,
     /// Targets of the last scrape that contributed their series.
@@ -241,6 +243,7 @@ impl SelfMetrics {
             counter_first_samples_skipped: Family::default(),
             quantile_series_dropped: Family::default(),
             summed_series_dropped: Family::default(),
+            uncommon_buckets_dropped: Family::default(),
             targets: Gauge::default(),
             targets_up: Gauge::default(),
             cached_targets: Gauge::default(),
@@ -371,6 +374,11 @@ impl SelfMetrics {
             "summed_series_dropped",
             "Series not served because a drop aggregation rule applies and several inputs fell into them, by subset",
             m.summed_series_dropped.clone(),
+        );
+        r.register(
+            "uncommon_buckets_dropped",
+            "Bucket series not served because not every input of their histogram has their bound (only common bounds are summed), by subset",
+            m.uncommon_buckets_dropped.clone(),
         );
         r.register(
             "upstream_targets",
@@ -596,6 +604,7 @@ impl SelfMetrics {
         self.counter_first_samples_skipped.remove(&label);
         self.quantile_series_dropped.remove(&label);
         self.summed_series_dropped.remove(&label);
+        self.uncommon_buckets_dropped.remove(&label);
         self.aggregate_bytes.remove(&label);
         self.sample_limit_exceeded.remove(&label);
         self.last_successful_scrape.remove(&label);

@@ -90,6 +90,11 @@ pub async fn serve(
         .remote_write
         .is_some()
         .then(|| tokio::spawn(push::push_loop(Arc::clone(&state))));
+    let saver = state
+        .config()
+        .state_file
+        .clone()
+        .map(|path| tokio::spawn(save_state_periodically(Arc::clone(&state), path)));
     let app = handlers::router(Arc::clone(&state));
     let result = listener::serve_connections(
         listener,
@@ -108,7 +113,47 @@ pub async fn serve(
     if let Some(rw) = &state.remote_write {
         rw.shutdown().await;
     }
+    if let Some(s) = saver {
+        s.abort();
+    }
+    if let Some(path) = &state.config().state_file {
+        save_state(&state, path).await;
+        tracing::info!(path = %path.display(), "counter state saved");
+    }
     result
+}
+
+/// Writes the counter state to `path` every [`config::STATE_FILE_INTERVAL`].
+async fn save_state_periodically(state: Arc<AppState>, path: std::path::PathBuf) {
+    let mut tick = tokio::time::interval(config::STATE_FILE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        save_state(&state, &path).await;
+    }
+}
+
+/// One write at a time: the shutdown's write waits for a periodic one still running (an
+/// aborted task's blocking write goes on), so the newest state is the one left in the file.
+static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Writes the counter state to `path` atomically, off the async workers; a failure is logged
+/// (the state stays in memory and the next write tries again).
+async fn save_state(state: &AppState, path: &std::path::Path) {
+    let counters = state.counters();
+    let path = path.to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        let _one = SAVING.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = counters.encode();
+        crate::counters::state_file::write_atomic(&path, &bytes).map(|()| bytes.len())
+    })
+    .await;
+    match written {
+        Ok(Ok(bytes)) => tracing::debug!(bytes, "counter state written"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "counter state not written"),
+        Err(e) => tracing::warn!(error = %e, "counter state not written"),
+    }
 }
 
 /// Scrapes until one scrape succeeds: 1 s, 2 s, 4 s ... 30 s apart.

@@ -47,7 +47,7 @@ pub(crate) struct Live {
     /// The TLS files the client was built from.
     tls_files: TlsFiles,
     /// The counter state, handed to the engine a reload builds.
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 /// A reload failed; the previous configuration keeps serving.
@@ -87,6 +87,9 @@ impl Live {
         let tls_files = read_tls_files(cfg)?;
         let client = Client::new(&up.client, &tls_files, &up.spec)?;
         let counters = Counters::new(cfg.staleness_window);
+        if let Some(path) = &cfg.state_file {
+            counters.load_file(path);
+        }
         Ok(Self {
             engine: engine(cfg, &relabel.config, counters.clone()),
             subset_names: subset_names(&relabel.config),

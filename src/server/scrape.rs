@@ -32,6 +32,7 @@ use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::aggregate::{Aggregator, RenderOptions, SummedDrops};
+use crate::counters::state_file;
 use crate::counters::{CounterState, CounterStats, TargetScrape};
 use crate::exposition::render::{write_help, write_series, write_type, write_value_line_end};
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
@@ -85,6 +86,42 @@ impl Counters {
         let mut store = self.lock();
         store.lists.retain(|n, _| names.contains(n));
         store.reported.retain(|n, _| names.contains(n));
+    }
+
+    /// Restores the lists kept in a `--state-file` (at startup). A file that is missing starts
+    /// the state empty; one that cannot be read (another program's, another format version,
+    /// damaged) is logged with its name and the state starts empty too: summed counters then
+    /// start again from the plain sum, as without the file, rather than metric-gate refusing
+    /// to start.
+    pub fn load_file(&self, path: &std::path::Path) {
+        let staleness_ms = self.lock().staleness_ms;
+        match state_file::load(path, staleness_ms) {
+            Ok(Some(lists)) => {
+                let mut store = self.lock();
+                let n = lists.len();
+                for (name, state) in lists {
+                    // The counts go on from the stored ones; self-metrics count from here.
+                    store.reported.insert(name.clone(), state.stats());
+                    store.lists.insert(name, state);
+                }
+                tracing::info!(path = %path.display(), lists = n, "counter state loaded");
+            }
+            Ok(None) => {
+                tracing::info!(path = %path.display(), "no counter state file yet: starting empty");
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "counter state not loaded, starting empty: summed counters start again from the plain sum of their inputs"
+            ),
+        }
+    }
+
+    /// The state of every list in `--state-file` form ([`state_file::encode`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let store = self.lock();
+        let mut lists: Vec<_> = store.lists.iter().collect();
+        lists.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        state_file::encode(lists.into_iter().map(|(n, s)| (n.as_str(), s)))
     }
 
     /// Bytes held by the state of every list, approximately.

@@ -181,6 +181,11 @@ impl AppState {
         }))
     }
 
+    /// The counter state of every list (shared by the engines reloads build).
+    pub(crate) fn counters(&self) -> super::scrape::Counters {
+        self.live.load().counters.clone()
+    }
+
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.cfg
@@ -647,6 +652,16 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
     m.summed_series_dropped
         .get_or_create(label)
         .inc_by(list.summed_drops.by_rule);
+    m.uncommon_buckets_dropped
+        .get_or_create(label)
+        .inc_by(list.summed_drops.buckets);
+    if list.summed_drops.buckets > 0 && !BUCKET_DROP_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            subset = %label.subset,
+            series = list.summed_drops.buckets,
+            "histograms summed from inputs with different bucket bounds: only the bounds common to all inputs are served; see metric_gate_uncommon_buckets_dropped_total (logged once)"
+        );
+    }
     if list.summed_drops.quantiles > 0 && !QUANTILE_DROP_LOGGED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             subset = %label.subset,
@@ -658,6 +673,9 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
 
 /// The quantile drop is logged once per process; the self-metric counts every scrape.
 static QUANTILE_DROP_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// The uncommon-bucket drop is logged once per process, as the quantile drop.
+static BUCKET_DROP_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Logs and counts one target's result.
 fn record_target(m: &SelfMetrics, run: &TargetReport) {

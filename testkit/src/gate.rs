@@ -75,6 +75,7 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         warm_up: false,
         remote_write: None,
         staleness_window: metric_gate::server::config::DEFAULT_STALENESS_WINDOW,
+        state_file: None,
     }
 }
 

@@ -37,6 +37,32 @@
     e.dataset.value = String(value);
   };
   const typeClass = (t) => ['counter', 'gauge', 'histogram', 'summary'].includes(t) ? 't-' + t : 't-other';
+  // What metric-gate serves when several inputs fall into one series of a metric, by its
+  // family's TYPE (docs/aggregation.md): shown on the TYPE badge.
+  const summedAs = (m) => {
+    const suffix = m.name.startsWith(m.family) ? m.name.slice(m.family.length) : '';
+    if (suffix === '_created') return 'the earliest creation time (never a sum)';
+    switch (m.type) {
+      case 'counter':
+        return 'the sum, kept monotonic across restarts, departures and timeouts';
+      case 'histogram':
+        return suffix === '_bucket'
+          ? 'the sum of the bounds common to all inputs, kept monotonic'
+          : 'the sum, kept monotonic (the histogram resets as a whole)';
+      case 'summary':
+        return suffix === '_sum' || suffix === '_count'
+          ? 'the sum, kept monotonic'
+          : 'quantiles: not served (a quantile cannot be summed)';
+      case 'gauge':
+      case 'gaugehistogram':
+        return 'the sum, unless an aggregation rule or a built-in rule (per-process gauges) says otherwise';
+      case 'info':
+      case 'stateset':
+        return 'the max (1 when some input is 1)';
+      default:
+        return 'the plain sum (untyped: not kept monotonic)';
+    }
+  };
 
   // ---- Label index: every label name with the metrics and series that carry it.
   const labels = new Map();
@@ -386,6 +412,7 @@
     }
     name.append(el('span', 'head', head), t);
     const type = el('span', 'type ' + typeClass(m.type), m.type);
+    type.title = 'TYPE ' + m.type + '. Several inputs summed into one series: ' + summedAs(m);
     const by = el('span', 'num bytes', change && change.bytes_after !== null ? bytes(change.bytes_after) : bytes(m.bytes));
     by.title = change && change.bytes_after !== null
       ? int(m.bytes) + ' → ' + int(change.bytes_after) + ' bytes of sample lines'
