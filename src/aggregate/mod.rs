@@ -32,6 +32,13 @@
 //! scrape are live and rendered. A slot therefore names the same output series scrape after
 //! scrape, which is what the pipeline's series cache stores. Series idle for
 //! [`IDLE_SCRAPES`] scrapes are evicted by a compaction that renumbers slots.
+//!
+//! # Families
+//! A family is created with its first series, never by metadata alone: `# HELP`/`# TYPE`/
+//! `# UNIT` lines of a family the aggregator does not hold wait in a per-scrape store
+//! (`pending`) until a sample creates it. A compaction drops the families it leaves without
+//! series, so families expire with their series, and an upstream that writes new names every
+//! scrape holds only those of the last few ([`Aggregator::family_bytes`] shows what they hold).
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -48,6 +55,7 @@ use crate::sum::Sum;
 
 pub mod key;
 mod openmetrics;
+mod pending;
 
 pub use key::{KeyBuf, SeriesKey};
 
@@ -202,6 +210,8 @@ pub struct Aggregator {
     limit_error: Option<LimitError>,
     /// Some series held has a name written quoted (outside the legacy character set).
     quoted_names: bool,
+    /// Metadata of families not held yet, for the current scrape (see [`pending`]).
+    pending: pending::PendingMeta,
 }
 
 impl Default for Aggregator {
@@ -229,6 +239,7 @@ impl Aggregator {
             label_limits: LabelLimits::UNLIMITED,
             limit_error: None,
             quoted_names: false,
+            pending: pending::PendingMeta::default(),
         }
     }
 
@@ -259,13 +270,17 @@ impl Aggregator {
         self.live = 0;
         self.unserved = 0;
         self.quoted_names = false;
+        self.pending.clear();
     }
 
     /// Starts a new scrape: no series is live until it receives a sample, but every series and
     /// its slot stays. Series idle for more than [`IDLE_SCRAPES`] scrapes are evicted when they
-    /// are at least a quarter of all; that renumbers slots, and the return value is then true.
+    /// are at least a quarter of all, with the families they leave empty; that renumbers
+    /// slots, and the return value is then true. Metadata of the last scrape that found no
+    /// family is forgotten.
     pub fn begin_scrape(&mut self) -> bool {
         self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.pending.clear();
         self.raw.clear();
         self.stats = AggregateStats::default();
         self.live = 0;
@@ -277,7 +292,31 @@ impl Aggregator {
             return false;
         }
         self.compact(idle);
+        self.compact_families();
         true
+    }
+
+    /// Drops the families a compaction left without series (their metadata goes with them; a
+    /// family that comes back is created again with its next sample). Family ids are only
+    /// positions in `families`, held nowhere else, so renumbering them is free.
+    fn compact_families(&mut self) {
+        if self.families.iter().all(|f| !f.series.is_empty()) {
+            return;
+        }
+        self.families.retain(|f| !f.series.is_empty());
+        if self.families.capacity() > 2 * self.families.len() + 64 {
+            self.families.shrink_to_fit();
+        }
+        let hasher = &self.hasher;
+        let families = &self.families;
+        let mut table = HashTable::with_capacity(families.len());
+        for (i, f) in families.iter().enumerate() {
+            table.insert_unique(hasher.hash_one(f.name.as_str()), i as u32, |&j| {
+                hasher.hash_one(families[j as usize].name.as_str())
+            });
+        }
+        self.family_table = table;
+        self.last_family = None;
     }
 
     /// Rebuilds the store without the series `drop` selects; slots are renumbered.
@@ -338,48 +377,108 @@ impl Aggregator {
         self.arena.len() + self.raw.len()
     }
 
-    fn family_id(&mut self, name: &str) -> u32 {
+    /// Number of families held (each has at least one series, live or idle).
+    pub fn family_count(&self) -> usize {
+        self.families.len()
+    }
+
+    /// Bytes allocated for families and their metadata (names, HELP and UNIT texts, series
+    /// lists, the name table), and for metadata waiting for its family in this scrape.
+    pub fn family_bytes(&self) -> usize {
+        let texts: usize = self
+            .families
+            .iter()
+            .map(|f| {
+                f.name.capacity()
+                    + f.help.capacity()
+                    + f.unit.capacity()
+                    + f.series.capacity() * std::mem::size_of::<u32>()
+            })
+            .sum();
+        self.families.capacity() * std::mem::size_of::<Family>()
+            + self.family_table.allocation_size()
+            + texts
+            + self.pending.bytes()
+    }
+
+    /// Bytes allocated by the aggregator, approximately: series keys, value texts, series
+    /// records and their table, families and their metadata.
+    pub fn memory_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.raw.capacity()
+            + self.series.capacity() * std::mem::size_of::<Series>()
+            + self.table.allocation_size()
+            + self.family_bytes()
+    }
+
+    /// The family named `name`, or the hash to create it with.
+    fn find_family(&self, name: &str) -> Result<u32, u64> {
         if let Some(id) = self.last_family {
             if self.families[id as usize].name == name {
-                return id;
+                return Ok(id);
             }
         }
         let hash = self.hasher.hash_one(name);
         let families = &self.families;
-        let id = match self
-            .family_table
+        self.family_table
             .find(hash, |&i| families[i as usize].name == name)
-        {
-            Some(&id) => id,
-            None => {
-                let id = self.families.len() as u32;
-                self.families.push(Family {
-                    name: name.to_owned(),
-                    help: String::new(),
-                    has_help: false,
-                    typ: None,
-                    om_type: None,
-                    unit: String::new(),
-                    has_unit: false,
-                    meta_epoch: self.epoch,
-                    series: Vec::new(),
-                });
-                let families = &self.families;
-                let hasher = &self.hasher;
-                self.family_table.insert_unique(hash, id, |&i| {
-                    hasher.hash_one(families[i as usize].name.as_str())
-                });
-                id
-            }
+            .copied()
+            .ok_or(hash)
+    }
+
+    /// The family named `name`, created (with the metadata pending for it in this scrape)
+    /// when it is not held: only a new series creates a family.
+    fn family_id(&mut self, name: &str) -> u32 {
+        let id = match self.find_family(name) {
+            Ok(id) => id,
+            Err(hash) => self.new_family(hash, name),
         };
         self.last_family = Some(id);
         id
     }
 
+    #[cold]
+    fn new_family(&mut self, hash: u64, name: &str) -> u32 {
+        let id = self.families.len() as u32;
+        let mut f = Family {
+            name: name.to_owned(),
+            help: String::new(),
+            has_help: false,
+            typ: None,
+            om_type: None,
+            unit: String::new(),
+            has_unit: false,
+            meta_epoch: self.epoch,
+            series: Vec::new(),
+        };
+        if let Some(meta) = self.pending.get(hash, name) {
+            if let Some(help) = meta.help {
+                f.has_help = true;
+                f.help.push_str(help);
+            }
+            if let Some((typ, om_type)) = meta.typ {
+                f.typ = Some(typ);
+                f.om_type = om_type;
+            }
+            if let Some(unit) = meta.unit {
+                f.has_unit = true;
+                f.unit.push_str(unit);
+            }
+        }
+        self.families.push(f);
+        let families = &self.families;
+        let hasher = &self.hasher;
+        self.family_table.insert_unique(hash, id, |&i| {
+            hasher.hash_one(families[i as usize].name.as_str())
+        });
+        id
+    }
+
     /// The family's metadata, reset when it belongs to an earlier scrape (an upstream may
-    /// change its HELP between scrapes).
-    fn family_meta(&mut self, family: &str) -> &mut Family {
-        let id = self.family_id(family) as usize;
+    /// change its HELP between scrapes); the hash of its name when it is not held.
+    fn family_meta(&mut self, family: &str) -> Result<&mut Family, u64> {
+        let id = self.find_family(family)? as usize;
+        self.last_family = Some(id as u32);
         let epoch = self.epoch;
         let f = &mut self.families[id];
         if f.meta_epoch != epoch {
@@ -389,16 +488,21 @@ impl Aggregator {
             f.om_type = None;
             f.has_unit = false;
         }
-        f
+        Ok(f)
     }
 
     /// Records a family's HELP text; the first one of a scrape wins, as a family has one HELP.
+    /// A family not held yet gets it when its first series is created in this scrape.
     pub fn set_help(&mut self, family: &str, text: &str) {
-        let f = self.family_meta(family);
-        if !f.has_help {
-            f.has_help = true;
-            f.help.clear();
-            f.help.push_str(text);
+        match self.family_meta(family) {
+            Ok(f) => {
+                if !f.has_help {
+                    f.has_help = true;
+                    f.help.clear();
+                    f.help.push_str(text);
+                }
+            }
+            Err(hash) => self.pending.set_help(hash, family, text),
         }
     }
 
@@ -406,38 +510,29 @@ impl Aggregator {
     /// written as `untyped` in text 0.0.4 ([`Aggregator::render`]) and as they are in
     /// OpenMetrics ([`Aggregator::render_openmetrics`]).
     pub fn set_type(&mut self, family: &str, typ: &str) {
-        let f = self.family_meta(family);
-        if f.typ.is_none() {
-            f.om_type = match typ {
-                "counter" => Some("counter"),
-                "gauge" => Some("gauge"),
-                "histogram" => Some("histogram"),
-                "summary" => Some("summary"),
-                "untyped" => Some("untyped"),
-                "unknown" => Some("unknown"),
-                "info" => Some("info"),
-                "stateset" => Some("stateset"),
-                "gaugehistogram" => Some("gaugehistogram"),
-                _ => None,
-            };
-            f.typ = Some(match typ {
-                "counter" => "counter",
-                "gauge" => "gauge",
-                "histogram" => "histogram",
-                "summary" => "summary",
-                _ => "untyped",
-            });
+        let words = type_words(typ);
+        match self.family_meta(family) {
+            Ok(f) => {
+                if f.typ.is_none() {
+                    (f.typ, f.om_type) = (Some(words.0), words.1);
+                }
+            }
+            Err(hash) => self.pending.set_type(hash, family, words),
         }
     }
 
     /// Records a family's UNIT (OpenMetrics input); the first one of a scrape wins. Written
     /// only in OpenMetrics output.
     pub fn set_unit(&mut self, family: &str, unit: &str) {
-        let f = self.family_meta(family);
-        if !f.has_unit {
-            f.has_unit = true;
-            f.unit.clear();
-            f.unit.push_str(unit);
+        match self.family_meta(family) {
+            Ok(f) => {
+                if !f.has_unit {
+                    f.has_unit = true;
+                    f.unit.clear();
+                    f.unit.push_str(unit);
+                }
+            }
+            Err(hash) => self.pending.set_unit(hash, family, unit),
         }
     }
 
@@ -875,6 +970,31 @@ impl<'a> Part<'a> {
     }
 }
 
+/// A `# TYPE` word as text 0.0.4 writes it (OpenMetrics-only types are `untyped`), and as the
+/// input wrote it, for OpenMetrics output (`None` for a word neither format knows).
+fn type_words(typ: &str) -> (&'static str, Option<&'static str>) {
+    let om = match typ {
+        "counter" => Some("counter"),
+        "gauge" => Some("gauge"),
+        "histogram" => Some("histogram"),
+        "summary" => Some("summary"),
+        "untyped" => Some("untyped"),
+        "unknown" => Some("unknown"),
+        "info" => Some("info"),
+        "stateset" => Some("stateset"),
+        "gaugehistogram" => Some("gaugehistogram"),
+        _ => None,
+    };
+    let text = match typ {
+        "counter" => "counter",
+        "gauge" => "gauge",
+        "histogram" => "histogram",
+        "summary" => "summary",
+        _ => "untyped",
+    };
+    (text, om)
+}
+
 /// Milliseconds since the epoch, now.
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -1171,6 +1291,96 @@ mod tests {
         assert_eq!(render(&a), "x{i=\"7\"} 2\n");
         assert_eq!(add(&mut a, "x", &keep, 1.0, "1", None), Ok(0));
         assert_eq!(render(&a), "x{i=\"7\"} 3\n");
+    }
+
+    #[test]
+    fn metadata_alone_makes_no_family_and_waits_one_scrape_for_a_sample() {
+        let mut a = Aggregator::new();
+        for i in 0..10_000 {
+            a.set_help(&format!("only_help_{i}"), "Never sampled.");
+            a.set_type(&format!("only_help_{i}"), "counter");
+        }
+        a.set_help("x_bytes", "X.");
+        a.set_type("x_bytes", "gauge");
+        a.set_unit("x_bytes", "bytes");
+        a.set_type("s", "stateset");
+        assert_eq!(a.family_count(), 0);
+        // A sample later in the same scrape creates the family with its metadata.
+        let x = labels(&[("__name__", "x_bytes")]);
+        add(&mut a, "x_bytes", &x, 1.0, "1", None).unwrap();
+        add(
+            &mut a,
+            "s",
+            &labels(&[("__name__", "s"), ("s", "a")]),
+            1.0,
+            "1",
+            None,
+        )
+        .unwrap();
+        assert_eq!(a.family_count(), 2);
+        assert_eq!(
+            render(&a),
+            "# HELP x_bytes X.\n# TYPE x_bytes gauge\nx_bytes 1\n# TYPE s untyped\ns{s=\"a\"} 1\n"
+        );
+        let mut om = Vec::new();
+        a.render_openmetrics(&mut om, &RenderOptions::default());
+        let om = String::from_utf8(om).unwrap();
+        assert!(om.contains("# UNIT x_bytes bytes\n"), "{om}");
+        assert!(om.contains("# TYPE s stateset\n"), "{om}");
+        // The pending metadata is gone with the next scrape: it never reaches a later sample.
+        let before = a.family_bytes();
+        a.begin_scrape();
+        assert!(
+            a.family_bytes() < before,
+            "{} >= {before}",
+            a.family_bytes()
+        );
+        a.set_help("y", "Y.");
+        a.begin_scrape();
+        add(&mut a, "y", &labels(&[("__name__", "y")]), 2.0, "2", None).unwrap();
+        assert_eq!(render(&a), "y 2\n");
+    }
+
+    #[test]
+    fn families_expire_with_their_series() {
+        let mut a = Aggregator::new();
+        for scrape in 0..40 {
+            a.begin_scrape();
+            for i in 0..100 {
+                let name = format!("churn_{scrape}_{i}");
+                a.set_help(&name, "Seen once.");
+                add(
+                    &mut a,
+                    &name,
+                    &labels(&[("__name__", &name)]),
+                    1.0,
+                    "1",
+                    None,
+                )
+                .unwrap();
+            }
+            add(&mut a, "up", &labels(&[("__name__", "up")]), 1.0, "1", None).unwrap();
+        }
+        // Series idle for IDLE_SCRAPES go once they are a quarter of all; their families too.
+        assert!(
+            a.family_count() <= 100 * (IDLE_SCRAPES as usize + 3) + 1,
+            "{}",
+            a.family_count()
+        );
+        assert_eq!(a.family_count(), a.slots());
+        // First-seen order stays: `up` came after the first scrape's names.
+        assert!(render(&a).starts_with("up 1\n# HELP churn_39_0 Seen once.\nchurn_39_0 1\n"));
+        // A family that comes back is created again, last.
+        add(
+            &mut a,
+            "churn_0_0",
+            &labels(&[("__name__", "churn_0_0")]),
+            5.0,
+            "5",
+            None,
+        )
+        .unwrap();
+        assert!(render(&a).ends_with("churn_39_99 1\nchurn_0_0 5\n"));
     }
 
     #[test]
