@@ -611,9 +611,14 @@ fn spawn_on(up: &Upstream, extra: &[&str]) -> (KillOnDrop, u32, SocketAddr) {
 
 /// Starts the binary on the upstream at `url` with `extra` flags; returns it with its address.
 fn spawn_at(url: &str, extra: &[&str]) -> (KillOnDrop, u32, SocketAddr) {
+    spawn_at_env(url, extra, &[])
+}
+
+/// As [`spawn_at`], with environment variables `env`.
+fn spawn_at_env(url: &str, extra: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, u32, SocketAddr) {
     let mut args = vec!["--listen-address", "127.0.0.1", "-p", "0", "-H", url];
     args.extend_from_slice(extra);
-    let (child, _lines, addr) = spawn_gate_binary(&args);
+    let (child, _lines, addr, _) = testkit::gate::spawn_gate_binary_logged(&args, env);
     let pid = child.id();
     (KillOnDrop(child), pid, addr.parse().unwrap())
 }
@@ -883,17 +888,20 @@ async fn new_sample_names_every_scrape_expire_with_their_series() {
         body
     })
     .await;
-    let (_child, pid, addr) = spawn_at(&up.url(), &[]);
+    // glibc spreads the store, rebuilt by every compaction on whichever thread runs the
+    // scrape, over one heap arena per thread, so RSS creeps up to a plateau well above the
+    // working set, and reaches it late. One arena keeps the test about what the program holds.
+    let (_child, pid, addr) = spawn_at_env(&up.url(), &[], &[("MALLOC_ARENA_MAX", "1")]);
     let base = format!("http://{addr}");
-    // Series idle for 5 scrapes are evicted once they are a quarter of all: after 10 scrapes
+    // Series idle for 5 scrapes are evicted once they are a quarter of all: after 12 scrapes
     // the store is at its working size.
-    scrape_times(&base, 10).await;
+    scrape_times(&base, 12).await;
     let before = proc_kib(pid, "VmRSS");
     scrape_times(&base, 30).await;
     let after = proc_kib(pid, "VmRSS");
     let grown = after.saturating_sub(before);
     assert!(
-        grown < 48 * 1024,
+        grown < 64 * 1024,
         "RSS grew by {grown} KiB over 30 scrapes of {CHURN_NAMES} new sample names each ({before} KiB before)"
     );
     let m = get(&format!("{base}/-/metrics"), &[]).await.text();
@@ -903,9 +911,10 @@ async fn new_sample_names_every_scrape_expire_with_their_series() {
         families <= (CHURN_NAMES * 9) as f64 && families >= CHURN_NAMES as f64,
         "{families}\n{m}"
     );
+    // The store's size shows in the self-metrics (about 450 bytes per series and family).
     let bytes = metric_value(&m, "metric_gate_aggregate_bytes{subset=\"(default)\"}");
     assert!(
-        bytes >= families * 20.0,
+        bytes >= families * 100.0 && bytes <= families * 2000.0,
         "{bytes} bytes for {families} families\n{m}"
     );
 }

@@ -451,7 +451,10 @@ impl Aggregator {
             meta_epoch: self.epoch,
             series: Vec::new(),
         };
-        if let Some(meta) = self.pending.get(hash, name) {
+        let meta = (!self.pending.is_empty())
+            .then(|| self.pending.get(hash, name))
+            .flatten();
+        if let Some(meta) = meta {
             if let Some(help) = meta.help {
                 f.has_help = true;
                 f.help.push_str(help);
