@@ -874,6 +874,8 @@ impl Aggregator {
             if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
             }
+            // It gets a series below: create it now, so its metadata need not wait (pending).
+            self.family_id(&f.name);
             if f.has_help && f.meta_epoch == other.epoch {
                 self.set_help(&f.name, &f.help);
             }
