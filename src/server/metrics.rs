@@ -186,7 +186,7 @@ pub struct SelfMetrics {
     pub aggregate_families: Family<SubsetLabels, Gauge>,
     /// Bytes held by a list's counter state (inputs, outputs, descriptions, families), by
     /// subset.
-    pub counter_state_bytes: Family<SubsetLabels, Gauge>,
+    pub carry_state_bytes: Family<SubsetLabels, Gauge>,
     /// 1 if the last configuration reload succeeded (or none was tried since start), else 0.
     pub config_last_reload_successful: Gauge,
     /// When the configuration was last loaded successfully (start or reload), Unix seconds.
@@ -256,7 +256,7 @@ impl SelfMetrics {
             series_cache_misses: Counter::default(),
             aggregate_bytes: Family::default(),
             aggregate_families: Family::default(),
-            counter_state_bytes: Family::default(),
+            carry_state_bytes: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
             sample_limit_exceeded: Family::default(),
@@ -426,9 +426,9 @@ impl SelfMetrics {
             m.aggregate_families.clone(),
         );
         r.register(
-            "counter_state_bytes",
+            "carry_state_bytes",
             "Bytes held by a list's counter state: inputs, outputs, their descriptions and families, by subset",
-            m.counter_state_bytes.clone(),
+            m.carry_state_bytes.clone(),
         );
         r.register(
             "config_last_reload_successful",
@@ -616,7 +616,7 @@ impl SelfMetrics {
         self.summed_series_dropped.remove(&label);
         self.aggregate_bytes.remove(&label);
         self.aggregate_families.remove(&label);
-        self.counter_state_bytes.remove(&label);
+        self.carry_state_bytes.remove(&label);
         self.sample_limit_exceeded.remove(&label);
         self.last_successful_scrape.remove(&label);
     }

@@ -620,7 +620,7 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
     m.aggregate_families
         .get_or_create(label)
         .set(list.families as i64);
-    m.counter_state_bytes
+    m.carry_state_bytes
         .get_or_create(label)
         .set(list.counter_bytes as i64);
     let c = &list.counters;
