@@ -39,6 +39,11 @@ impl Exemplars {
         self.text.clear();
     }
 
+    /// Bytes allocated: the table by slot and the texts.
+    pub(super) fn bytes(&self) -> usize {
+        self.by_slot.capacity() * (std::mem::size_of::<(u32, Kept)>() + 1) + self.text.capacity()
+    }
+
     /// Keeps `text` (timestamp `timestamp`) for `slot` unless the slot has a newer one.
     pub(super) fn offer(&mut self, slot: u32, text: &str, timestamp: Option<f64>) {
         if let Some(kept) = self.by_slot.get(&slot) {

@@ -34,6 +34,13 @@
 //! scrape are live and rendered. A slot therefore names the same output series scrape after
 //! scrape, which is what the pipeline's series cache stores. Series idle for
 //! [`IDLE_SCRAPES`] scrapes are evicted by a compaction that renumbers slots.
+//!
+//! # Families
+//! A family is created with its first series, never by metadata alone: `# HELP`/`# TYPE`/
+//! `# UNIT` lines of a family the aggregator does not hold wait in a per-scrape store
+//! (`pending`) until a sample creates it. A compaction drops the families it leaves without
+//! series, so families expire with their series, and an upstream that writes new names every
+//! scrape holds only those of the last few ([`Aggregator::family_bytes`] shows what they hold).
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -57,6 +64,7 @@ mod histogram_bounds;
 pub mod key;
 mod key_store;
 mod openmetrics;
+mod pending;
 
 pub use float_spelling::{canonical_float_text, float_label, label_value_span};
 pub use key::{KeyBuf, SeriesKey};
@@ -241,6 +249,8 @@ pub struct Aggregator {
     uncommon_buckets: std::sync::OnceLock<Box<[u32]>>,
     /// Exemplars of the current scrape, by slot (OpenMetrics input).
     exemplars: exemplars::Exemplars,
+    /// Metadata of families not held yet, for the current scrape (see [`pending`]).
+    pending: pending::PendingMeta,
 }
 
 impl Default for Aggregator {
@@ -273,6 +283,7 @@ impl Aggregator {
             quoted_names: false,
             uncommon_buckets: std::sync::OnceLock::new(),
             exemplars: exemplars::Exemplars::default(),
+            pending: pending::PendingMeta::default(),
         }
     }
 
@@ -307,13 +318,17 @@ impl Aggregator {
         self.quoted_names = false;
         self.uncommon_buckets.take();
         self.exemplars.clear();
+        self.pending.clear();
     }
 
     /// Starts a new scrape: no series is live until it receives a sample, but every series and
     /// its slot stays. Series idle for more than [`IDLE_SCRAPES`] scrapes are evicted when they
-    /// are at least a quarter of all; that renumbers slots, and the return value is then true.
+    /// are at least a quarter of all, with the families they leave empty; that renumbers
+    /// slots, and the return value is then true. Metadata of the last scrape that found no
+    /// family is forgotten.
     pub fn begin_scrape(&mut self) -> bool {
         self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.pending.clear();
         self.raw.clear();
         self.exemplars.clear();
         self.stats = AggregateStats::default();
@@ -327,7 +342,46 @@ impl Aggregator {
             return false;
         }
         self.compact(idle);
+        self.compact_families();
         true
+    }
+
+    /// Drops the families a compaction left without series (their metadata goes with them; a
+    /// family that comes back is created again with its next sample). Family ids are only
+    /// positions in `families`, held nowhere else, so renumbering them is free.
+    fn compact_families(&mut self) {
+        if self.families.iter().all(|f| !f.series.is_empty()) {
+            return;
+        }
+        // Families keep their order: a kept family's new id is the number of kept ones before
+        // it. Every series belongs to a kept family (it is in that family's list).
+        let mut kept = 0u32;
+        let remap: Vec<u32> = self
+            .families
+            .iter()
+            .map(|f| {
+                let id = kept;
+                kept += u32::from(!f.series.is_empty());
+                id
+            })
+            .collect();
+        for family in &mut self.family_of {
+            *family = remap[*family as usize];
+        }
+        self.families.retain(|f| !f.series.is_empty());
+        if self.families.capacity() > 2 * self.families.len() + 64 {
+            self.families.shrink_to_fit();
+        }
+        let hasher = &self.hasher;
+        let families = &self.families;
+        let mut table = HashTable::with_capacity(families.len());
+        for (i, f) in families.iter().enumerate() {
+            table.insert_unique(hasher.hash_one(f.name.as_str()), i as u32, |&j| {
+                hasher.hash_one(families[j as usize].name.as_str())
+            });
+        }
+        self.family_table = table;
+        self.last_family = None;
     }
 
     /// Rebuilds the store without the series `drop` selects; slots are renumbered.
@@ -416,49 +470,115 @@ impl Aggregator {
         self.keys.text_bytes() + self.series.len() * 24 + self.families.len() * 128
     }
 
-    fn family_id(&mut self, name: &str) -> u32 {
+    /// Number of families held (each has at least one series, live or idle).
+    pub fn family_count(&self) -> usize {
+        self.families.len()
+    }
+
+    /// Bytes allocated for families and their metadata (names, HELP and UNIT texts, series
+    /// lists, the name table), and for metadata waiting for its family in this scrape.
+    pub fn family_bytes(&self) -> usize {
+        let texts: usize = self
+            .families
+            .iter()
+            .map(|f| {
+                f.name.capacity()
+                    + f.help.capacity()
+                    + f.unit.capacity()
+                    + f.series.capacity() * std::mem::size_of::<u32>()
+            })
+            .sum();
+        self.families.capacity() * std::mem::size_of::<Family>()
+            + self.family_table.allocation_size()
+            + texts
+            + self.pending.bytes()
+    }
+
+    /// Bytes allocated by the aggregator, approximately: series keys, value texts, series
+    /// records and their table and side tables, exemplars, families and their metadata.
+    pub fn memory_bytes(&self) -> usize {
+        self.keys.bytes()
+            + self.raw.capacity()
+            + self.series.capacity() * std::mem::size_of::<Series>()
+            + self.table.allocation_size()
+            + self.outputs.capacity() * std::mem::size_of::<u128>()
+            + self.family_of.capacity() * std::mem::size_of::<u32>()
+            + self.exemplars.bytes()
+            + self.family_bytes()
+    }
+
+    /// The family named `name`, or the hash to create it with.
+    fn find_family(&self, name: &str) -> Result<u32, u64> {
         if let Some(id) = self.last_family {
             if self.families[id as usize].name == name {
-                return id;
+                return Ok(id);
             }
         }
         let hash = self.hasher.hash_one(name);
         let families = &self.families;
-        let id = match self
-            .family_table
+        self.family_table
             .find(hash, |&i| families[i as usize].name == name)
-        {
-            Some(&id) => id,
-            None => {
-                let id = self.families.len() as u32;
-                self.families.push(Family {
-                    name: name.to_owned(),
-                    help: String::new(),
-                    has_help: false,
-                    typ: None,
-                    om_type: None,
-                    unit: String::new(),
-                    has_unit: false,
-                    meta_epoch: self.epoch,
-                    series: Vec::new(),
-                    key_base: BaseSlot::default(),
-                });
-                let families = &self.families;
-                let hasher = &self.hasher;
-                self.family_table.insert_unique(hash, id, |&i| {
-                    hasher.hash_one(families[i as usize].name.as_str())
-                });
-                id
-            }
+            .copied()
+            .ok_or(hash)
+    }
+
+    /// The family named `name`, created (with the metadata pending for it in this scrape)
+    /// when it is not held: only a new series creates a family.
+    fn family_id(&mut self, name: &str) -> u32 {
+        let id = match self.find_family(name) {
+            Ok(id) => id,
+            Err(hash) => self.new_family(hash, name),
         };
         self.last_family = Some(id);
         id
     }
 
+    #[cold]
+    fn new_family(&mut self, hash: u64, name: &str) -> u32 {
+        let id = self.families.len() as u32;
+        let mut f = Family {
+            name: name.to_owned(),
+            help: String::new(),
+            has_help: false,
+            typ: None,
+            om_type: None,
+            unit: String::new(),
+            has_unit: false,
+            meta_epoch: self.epoch,
+            series: Vec::new(),
+            key_base: BaseSlot::default(),
+        };
+        let meta = (!self.pending.is_empty())
+            .then(|| self.pending.get(hash, name))
+            .flatten();
+        if let Some(meta) = meta {
+            if let Some(help) = meta.help {
+                f.has_help = true;
+                f.help.push_str(help);
+            }
+            if let Some((typ, om_type)) = meta.typ {
+                f.typ = Some(typ);
+                f.om_type = om_type;
+            }
+            if let Some(unit) = meta.unit {
+                f.has_unit = true;
+                f.unit.push_str(unit);
+            }
+        }
+        self.families.push(f);
+        let families = &self.families;
+        let hasher = &self.hasher;
+        self.family_table.insert_unique(hash, id, |&i| {
+            hasher.hash_one(families[i as usize].name.as_str())
+        });
+        id
+    }
+
     /// The family's metadata, reset when it belongs to an earlier scrape (an upstream may
-    /// change its HELP between scrapes).
-    fn family_meta(&mut self, family: &str) -> &mut Family {
-        let id = self.family_id(family) as usize;
+    /// change its HELP between scrapes); the hash of its name when it is not held.
+    fn family_meta(&mut self, family: &str) -> Result<&mut Family, u64> {
+        let id = self.find_family(family)? as usize;
+        self.last_family = Some(id as u32);
         let epoch = self.epoch;
         let f = &mut self.families[id];
         if f.meta_epoch != epoch {
@@ -468,16 +588,21 @@ impl Aggregator {
             f.om_type = None;
             f.has_unit = false;
         }
-        f
+        Ok(f)
     }
 
     /// Records a family's HELP text; the first one of a scrape wins, as a family has one HELP.
+    /// A family not held yet gets it when its first series is created in this scrape.
     pub fn set_help(&mut self, family: &str, text: &str) {
-        let f = self.family_meta(family);
-        if !f.has_help {
-            f.has_help = true;
-            f.help.clear();
-            f.help.push_str(text);
+        match self.family_meta(family) {
+            Ok(f) => {
+                if !f.has_help {
+                    f.has_help = true;
+                    f.help.clear();
+                    f.help.push_str(text);
+                }
+            }
+            Err(hash) => self.pending.set_help(hash, family, text),
         }
     }
 
@@ -485,38 +610,29 @@ impl Aggregator {
     /// written as `untyped` in text 0.0.4 ([`Aggregator::render`]) and as they are in
     /// OpenMetrics ([`Aggregator::render_openmetrics`]).
     pub fn set_type(&mut self, family: &str, typ: &str) {
-        let f = self.family_meta(family);
-        if f.typ.is_none() {
-            f.om_type = match typ {
-                "counter" => Some("counter"),
-                "gauge" => Some("gauge"),
-                "histogram" => Some("histogram"),
-                "summary" => Some("summary"),
-                "untyped" => Some("untyped"),
-                "unknown" => Some("unknown"),
-                "info" => Some("info"),
-                "stateset" => Some("stateset"),
-                "gaugehistogram" => Some("gaugehistogram"),
-                _ => None,
-            };
-            f.typ = Some(match typ {
-                "counter" => "counter",
-                "gauge" => "gauge",
-                "histogram" => "histogram",
-                "summary" => "summary",
-                _ => "untyped",
-            });
+        let words = type_words(typ);
+        match self.family_meta(family) {
+            Ok(f) => {
+                if f.typ.is_none() {
+                    (f.typ, f.om_type) = (Some(words.0), words.1);
+                }
+            }
+            Err(hash) => self.pending.set_type(hash, family, words),
         }
     }
 
     /// Records a family's UNIT (OpenMetrics input); the first one of a scrape wins. Written
     /// only in OpenMetrics output.
     pub fn set_unit(&mut self, family: &str, unit: &str) {
-        let f = self.family_meta(family);
-        if !f.has_unit {
-            f.has_unit = true;
-            f.unit.clear();
-            f.unit.push_str(unit);
+        match self.family_meta(family) {
+            Ok(f) => {
+                if !f.has_unit {
+                    f.has_unit = true;
+                    f.unit.clear();
+                    f.unit.push_str(unit);
+                }
+            }
+            Err(hash) => self.pending.set_unit(hash, family, unit),
         }
     }
 
@@ -898,6 +1014,8 @@ impl Aggregator {
             if !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
             }
+            // It gets a series below: create it now, so its metadata need not wait (pending).
+            self.family_id(&f.name);
             if f.has_help && f.meta_epoch == other.epoch {
                 self.set_help(&f.name, &f.help);
             }
@@ -1038,6 +1156,31 @@ impl<'a> Part<'a> {
             count: 1,
         }
     }
+}
+
+/// A `# TYPE` word as text 0.0.4 writes it (OpenMetrics-only types are `untyped`), and as the
+/// input wrote it, for OpenMetrics output (`None` for a word neither format knows).
+fn type_words(typ: &str) -> (&'static str, Option<&'static str>) {
+    let om = match typ {
+        "counter" => Some("counter"),
+        "gauge" => Some("gauge"),
+        "histogram" => Some("histogram"),
+        "summary" => Some("summary"),
+        "untyped" => Some("untyped"),
+        "unknown" => Some("unknown"),
+        "info" => Some("info"),
+        "stateset" => Some("stateset"),
+        "gaugehistogram" => Some("gaugehistogram"),
+        _ => None,
+    };
+    let text = match typ {
+        "counter" => "counter",
+        "gauge" => "gauge",
+        "histogram" => "histogram",
+        "summary" => "summary",
+        _ => "untyped",
+    };
+    (text, om)
 }
 
 /// Milliseconds since the epoch, now.
@@ -1461,6 +1604,143 @@ mod tests {
         // Blocks are reserved 64 KiB at a time: compare what they hold at this size loosely.
         assert!(a.keys.bytes() * 4 < text, "{} of {text}", a.keys.bytes());
         assert_eq!(a.keys.text_bytes(), text);
+    }
+
+    #[test]
+    fn metadata_alone_makes_no_family_and_waits_one_scrape_for_a_sample() {
+        let mut a = Aggregator::new();
+        for i in 0..10_000 {
+            a.set_help(&format!("only_help_{i}"), "Never sampled.");
+            a.set_type(&format!("only_help_{i}"), "counter");
+        }
+        a.set_help("x_bytes", "X.");
+        a.set_type("x_bytes", "gauge");
+        a.set_unit("x_bytes", "bytes");
+        a.set_type("s", "stateset");
+        assert_eq!(a.family_count(), 0);
+        // A sample later in the same scrape creates the family with its metadata.
+        let x = labels(&[("__name__", "x_bytes")]);
+        add(&mut a, "x_bytes", &x, 1.0, "1", None).unwrap();
+        add(
+            &mut a,
+            "s",
+            &labels(&[("__name__", "s"), ("s", "a")]),
+            1.0,
+            "1",
+            None,
+        )
+        .unwrap();
+        assert_eq!(a.family_count(), 2);
+        assert_eq!(
+            render(&a),
+            "# HELP x_bytes X.\n# TYPE x_bytes gauge\nx_bytes 1\n# TYPE s untyped\ns{s=\"a\"} 1\n"
+        );
+        let mut om = Vec::new();
+        a.render_openmetrics(&mut om, &RenderOptions::default());
+        let om = String::from_utf8(om).unwrap();
+        assert!(om.contains("# UNIT x_bytes bytes\n"), "{om}");
+        assert!(om.contains("# TYPE s stateset\n"), "{om}");
+        // The pending metadata is gone with the next scrape: it never reaches a later sample.
+        let before = a.family_bytes();
+        a.begin_scrape();
+        assert!(
+            a.family_bytes() < before,
+            "{} >= {before}",
+            a.family_bytes()
+        );
+        a.set_help("y", "Y.");
+        a.begin_scrape();
+        add(&mut a, "y", &labels(&[("__name__", "y")]), 2.0, "2", None).unwrap();
+        assert_eq!(render(&a), "y 2\n");
+    }
+
+    /// The counter identity of a bucket is computed from its slot's family (its `le` by value),
+    /// also after a compaction dropped families before it and renumbered the rest.
+    #[test]
+    fn counter_identity_follows_family_compaction() {
+        let mut a = Aggregator::new();
+        let bucket = |a: &mut Aggregator, le: &str| {
+            let mut key = KeyBuf::new();
+            let l = labels(&[("__name__", "h_bucket"), ("le", le)]);
+            let series = key.label_set(&l).unwrap();
+            a.add("h", series, pt(1.0, "1", None), |_| {
+                Action::Carry(Kind::Bucket)
+            })
+            .unwrap()
+        };
+        let mut first = 0;
+        for scrape in 0..20 {
+            a.begin_scrape();
+            for i in 0..10 {
+                let name = format!("gone_{scrape}_{i}");
+                add(
+                    &mut a,
+                    &name,
+                    &labels(&[("__name__", &name)]),
+                    1.0,
+                    "1",
+                    None,
+                )
+                .unwrap();
+            }
+            a.set_type("h", "histogram");
+            first = bucket(&mut a, "1");
+        }
+        // Created in the first scrape, after ten families the compactions dropped since.
+        assert!(a.family_count() < 20 * 10);
+        let late = bucket(&mut a, "10");
+        let (_, output) = a.carry(first).unwrap();
+        assert_eq!(
+            output,
+            crate::counters::output_hash(b"h_bucket{le=\"1.0\"}")
+        );
+        let (_, output) = a.carry(late).unwrap();
+        assert_eq!(
+            output,
+            crate::counters::output_hash(b"h_bucket{le=\"10.0\"}")
+        );
+    }
+
+    #[test]
+    fn families_expire_with_their_series() {
+        let mut a = Aggregator::new();
+        for scrape in 0..40 {
+            a.begin_scrape();
+            for i in 0..100 {
+                let name = format!("churn_{scrape}_{i}");
+                a.set_help(&name, "Seen once.");
+                add(
+                    &mut a,
+                    &name,
+                    &labels(&[("__name__", &name)]),
+                    1.0,
+                    "1",
+                    None,
+                )
+                .unwrap();
+            }
+            add(&mut a, "up", &labels(&[("__name__", "up")]), 1.0, "1", None).unwrap();
+        }
+        // Series idle for IDLE_SCRAPES go once they are a quarter of all; their families too.
+        assert!(
+            a.family_count() <= 100 * (IDLE_SCRAPES as usize + 3) + 1,
+            "{}",
+            a.family_count()
+        );
+        assert_eq!(a.family_count(), a.slots());
+        // First-seen order stays: `up` came after the first scrape's names.
+        assert!(render(&a).starts_with("up 1\n# HELP churn_39_0 Seen once.\nchurn_39_0 1\n"));
+        // A family that comes back is created again, last.
+        add(
+            &mut a,
+            "churn_0_0",
+            &labels(&[("__name__", "churn_0_0")]),
+            5.0,
+            "5",
+            None,
+        )
+        .unwrap();
+        assert!(render(&a).ends_with("churn_39_99 1\nchurn_0_0 5\n"));
     }
 
     #[test]

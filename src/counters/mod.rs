@@ -510,6 +510,26 @@ impl CounterState {
             + self.output_index.allocation_size()
             + descriptions
             + self.targets.allocation_size()
+            + self.family_bytes()
+    }
+
+    /// Bytes held by the families of described outputs: records, texts and the name index
+    /// (whose keys repeat the names).
+    fn family_bytes(&self) -> usize {
+        let texts: usize = self
+            .families
+            .iter()
+            .map(|f| 2 * f.name.len() + f.typ.len() + f.help.len())
+            .sum();
+        self.families.capacity() * std::mem::size_of::<Family>()
+            + self.family_index.allocation_size()
+            + texts
+    }
+
+    /// Families described (see [`CounterState::describe`]) and still referred to by a carried
+    /// output, or not yet pruned.
+    pub fn family_count(&self) -> usize {
+        self.families.len()
     }
 
     /// Applies one scrape: every target that answered in full, each once. `seq` orders
@@ -884,6 +904,42 @@ impl CounterState {
                 };
                 self.free_outputs.push(idx as u32);
             }
+            self.prune_families();
+        }
+    }
+
+    /// Forgets the families no output's description refers to any more (their outputs expired
+    /// or pass through again), once they are a quarter of all, so the family table follows
+    /// the outputs' staleness window instead of growing with every name ever carried.
+    /// Family ids are renumbered.
+    fn prune_families(&mut self) {
+        let mut used = vec![false; self.families.len()];
+        for d in self.outputs.iter().filter_map(|o| o.description.as_deref()) {
+            if let Some(u) = used.get_mut(d.family as usize) {
+                *u = true;
+            }
+        }
+        let unused = used.iter().filter(|&&u| !u).count();
+        if unused == 0 || unused < self.families.len() / 4 {
+            return;
+        }
+        let mut remap = vec![u32::MAX; used.len()];
+        let old = std::mem::take(&mut self.families);
+        self.family_index = HashMap::with_capacity(old.len() - unused);
+        for (i, f) in old.into_iter().enumerate() {
+            if used[i] {
+                remap[i] = self.families.len() as u32;
+                self.family_index
+                    .insert(f.name.clone(), self.families.len() as u32);
+                self.families.push(f);
+            }
+        }
+        for d in self
+            .outputs
+            .iter_mut()
+            .filter_map(|o| o.description.as_deref_mut())
+        {
+            d.family = remap[d.family as usize];
         }
     }
 

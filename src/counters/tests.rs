@@ -750,3 +750,36 @@ fn worked_example() {
     // The pods' true increase: a 5+2+4+3+3+2, b 5+5+5+9+2, c 3 (it started at t6).
     assert_eq!(increases(&served).iter().sum::<f64>(), 48.0);
 }
+
+#[test]
+fn families_of_expired_outputs_are_forgotten() {
+    let mut d = Driver::new(2 * MIN as u64);
+    // Two pods sum into a new family every scrape (a carried output each), described.
+    for scrape in 0..40i64 {
+        let input_a = format!("m{scrape}{{pod=a}}");
+        let input_b = format!("m{scrape}{{pod=b}}");
+        let output = format!("m{scrape}");
+        for rep in 0..2 {
+            let r = d.scrape(
+                (2 * scrape + rep) * MIN / 2,
+                &[
+                    ("a", None, &[counter(&input_a, &output, 1.0)]),
+                    ("b", None, &[counter(&input_b, &output, 1.0)]),
+                ],
+            );
+            for h in r.needs_description {
+                assert!(d
+                    .state
+                    .describe(h, &output, "counter", "Help.", output.as_bytes()));
+            }
+        }
+    }
+    // Outputs expire after the window (2 min: a few names) and their families follow.
+    let families = d.state.family_count();
+    assert!((2..=12).contains(&families), "{families}");
+    // The renumbered families still describe the outputs that remain.
+    d.scrape(41 * MIN, &[]);
+    let absent: Vec<_> = d.state.absent().map(|a| a.family.to_owned()).collect();
+    assert!(absent.contains(&"m39".to_owned()), "{absent:?}");
+    assert!(absent.iter().all(|f| f.starts_with('m')), "{absent:?}");
+}

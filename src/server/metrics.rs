@@ -181,8 +181,14 @@ pub struct SelfMetrics {
     pub series_cache_hits: Counter,
     /// Samples relabeled and aggregated in full (not in the series cache).
     pub series_cache_misses: Counter,
-    /// Bytes held by the aggregated output of the last scrape, by subset.
+    /// Bytes held by the aggregates of a list across scrapes (over all targets): series keys
+    /// and values, series records, families and their metadata, by subset.
     pub aggregate_bytes: Family<SubsetLabels, Gauge>,
+    /// Families held by the aggregates of a list (over all targets), by subset.
+    pub aggregate_families: Family<SubsetLabels, Gauge>,
+    /// Bytes held by a list's counter state (inputs, outputs, descriptions, families), by
+    /// subset.
+    pub carry_state_bytes: Family<SubsetLabels, Gauge>,
     /// 1 if the last configuration reload succeeded (or none was tried since start), else 0.
     pub config_last_reload_successful: Gauge,
     /// When the configuration was last loaded successfully (start or reload), Unix seconds.
@@ -252,6 +258,8 @@ impl SelfMetrics {
             series_cache_hits: Counter::default(),
             series_cache_misses: Counter::default(),
             aggregate_bytes: Family::default(),
+            aggregate_families: Family::default(),
+            carry_state_bytes: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
             sample_limit_exceeded: Family::default(),
@@ -417,8 +425,18 @@ impl SelfMetrics {
         );
         r.register(
             "aggregate_bytes",
-            "Bytes of series keys and values held by the last scrape's output, by subset",
+            "Bytes held by a list's aggregates across scrapes, over all targets: series keys and values, series records, families and their metadata, by subset",
             m.aggregate_bytes.clone(),
+        );
+        r.register(
+            "aggregate_families",
+            "Metric families held by a list's aggregates, over all targets (each has a series seen within the last scrapes), by subset",
+            m.aggregate_families.clone(),
+        );
+        r.register(
+            "carry_state_bytes",
+            "Bytes held by a list's counter state: inputs, outputs, their descriptions and families, by subset",
+            m.carry_state_bytes.clone(),
         );
         r.register(
             "config_last_reload_successful",
@@ -606,6 +624,8 @@ impl SelfMetrics {
         self.summed_series_dropped.remove(&label);
         self.uncommon_buckets_dropped.remove(&label);
         self.aggregate_bytes.remove(&label);
+        self.aggregate_families.remove(&label);
+        self.carry_state_bytes.remove(&label);
         self.sample_limit_exceeded.remove(&label);
         self.last_successful_scrape.remove(&label);
     }

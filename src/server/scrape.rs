@@ -322,8 +322,13 @@ pub struct ListOutput {
     pub quoted_names: bool,
     /// Output series.
     pub series: usize,
-    /// Bytes of series keys and values held by the output.
-    pub arena_bytes: usize,
+    /// Bytes the list's aggregates hold across scrapes, over every target (and the fan-out
+    /// sum): series keys and values, series records, families and their metadata.
+    pub aggregate_bytes: usize,
+    /// Families those aggregates hold (each has a series, live or idle).
+    pub families: usize,
+    /// Bytes held by the list's counter state, its family table included.
+    pub counter_bytes: usize,
     /// Samples dropped by relabel rules.
     pub dropped_by_relabel: u64,
     /// Samples dropped for having no metric name or an empty label name after relabeling.
@@ -670,21 +675,45 @@ fn render_all(
             );
             Bytes::from(text)
         });
+        let (quoted_names, series, summed_drops) = (
+            agg.has_quoted_names(),
+            agg.series_count(),
+            agg.summed_drops(),
+        );
+        let name = list.name.as_named().map(str::to_owned);
+        let (aggregate_bytes, families) = held_by_list(runs, &engine.merged, i);
+        let counter_bytes = store
+            .lists
+            .get(list_key)
+            .map_or(0, CounterState::memory_bytes);
         outputs.push(ListOutput {
-            name: list.name.as_named().map(str::to_owned),
+            name,
             body,
             openmetrics: om_body,
             untimed,
-            quoted_names: agg.has_quoted_names(),
-            series: agg.series_count(),
-            arena_bytes: agg.arena_bytes(),
+            quoted_names,
+            series,
+            aggregate_bytes,
+            families,
+            counter_bytes,
             dropped_by_relabel,
             dropped_nameless,
-            summed_drops: agg.summed_drops(),
+            summed_drops,
             counters: counter_increase,
         });
     }
     outputs
+}
+
+/// Bytes and families held by list `i`'s aggregates: every target's (failed ones too: they keep
+/// theirs for the next scrape) and the fan-out sum's.
+fn held_by_list(runs: &[TargetRun], merged: &[Aggregator], i: usize) -> (usize, usize) {
+    runs.iter()
+        .map(|r| &r.pipeline.subsets()[i].aggregator)
+        .chain(merged.get(i))
+        .fold((0, 0), |(bytes, families), a| {
+            (bytes + a.memory_bytes(), families + a.family_count())
+        })
 }
 
 /// The line that ends an OpenMetrics text.

@@ -625,7 +625,13 @@ fn record_list(m: &SelfMetrics, label: &SubsetLabels, list: &ListOutput) {
         .inc_by(list.dropped_nameless);
     m.aggregate_bytes
         .get_or_create(label)
-        .set(list.arena_bytes as i64);
+        .set(list.aggregate_bytes as i64);
+    m.aggregate_families
+        .get_or_create(label)
+        .set(list.families as i64);
+    m.carry_state_bytes
+        .get_or_create(label)
+        .set(list.counter_bytes as i64);
     let c = &list.counters;
     m.counter_inputs
         .get_or_create(label)
