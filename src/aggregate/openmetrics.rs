@@ -11,7 +11,9 @@ use crate::exposition::render_om::{
     key_name, write_eof, write_openmetrics_family, OmSample, OmValue,
 };
 
-use super::{Aggregator, RenderOptions};
+use crate::relabel::aggregation::{Action, Op};
+
+use super::{wall_clock_ms, Aggregator, RenderOptions};
 
 impl Aggregator {
     /// Renders every family that has served series in OpenMetrics: HELP, TYPE (the input's own,
@@ -19,6 +21,7 @@ impl Aggregator {
     /// (`opts.default_timestamp_ms` for samples without one), then `# EOF`. The series are
     /// the same as [`Aggregator::render`] writes, in the same order.
     pub fn render_openmetrics(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
+        let now_ms = opts.now_ms.unwrap_or_else(wall_clock_ms);
         // The family's keys read back whole, one after the other, and where each ends.
         let mut keys = Vec::new();
         let mut ends = Vec::new();
@@ -48,14 +51,23 @@ impl Aggregator {
                 .enumerate()
                 .map(|(i, (&id, name))| {
                     let s = &self.series[id as usize];
+                    // As the text renderer: one input as written (`count` is 1 even then, and
+                    // not the value), otherwise the served combination and its timestamp.
+                    let (value, timestamp_ms) = match self
+                        .raw_text(s)
+                        .filter(|_| s.action != Action::Combine(Op::Count))
+                    {
+                        Some(raw) => (OmValue::Text(raw), s.timestamp_ms),
+                        None => {
+                            let (value, ts) = Self::served_value(s, now_ms);
+                            (OmValue::Float(value), ts)
+                        }
+                    };
                     OmSample {
                         name,
                         key: key(i),
-                        value: match self.raw_text(s) {
-                            Some(raw) => OmValue::Text(raw),
-                            None => OmValue::Float(s.value),
-                        },
-                        timestamp_ms: s.timestamp_ms.or(opts.default_timestamp_ms),
+                        value,
+                        timestamp_ms: timestamp_ms.or(opts.default_timestamp_ms),
                         exemplar: if self.exemplars.is_empty() {
                             None
                         } else {
@@ -167,6 +179,41 @@ q_gcount 1
         let mut out = Vec::new();
         agg.render_openmetrics(&mut out, &RenderOptions::default());
         String::from_utf8(out).unwrap()
+    }
+
+    /// OpenMetrics serves what text serves: a gauge rule's combination (`avg`, `count`) and a
+    /// compensated sum, not the running value.
+    #[test]
+    fn combined_values_are_the_served_ones() {
+        let om = "\
+# TYPE g gauge
+g{a=\"1\"} 1
+g{a=\"2\"} 2
+g{a=\"3\"} 6
+# TYPE n gauge
+n{a=\"1\"} 5
+n{a=\"2\"} 5
+# TYPE f gauge
+f{a=\"1\"} 1e16
+f{a=\"2\"} 1
+f{a=\"3\"} 1
+f{a=\"4\"} -1e16
+# EOF
+";
+        let config = "metric_relabel_configs: [{action: labeldrop, regex: a}]\n\
+            aggregation: [{match: g, op: avg}, {match: n, op: count}]";
+        let p = run(config, om);
+        let agg = &p.subsets()[0].aggregator;
+        let mut text = Vec::new();
+        agg.render(&mut text, &RenderOptions::default());
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "# TYPE g gauge\ng 3\n# TYPE n gauge\nn 2\n# TYPE f gauge\nf 2\n"
+        );
+        assert_eq!(
+            om_of(agg),
+            "# TYPE g gauge\ng 3\n# TYPE n gauge\nn 2\n# TYPE f gauge\nf 2\n# EOF\n"
+        );
     }
 
     /// A summed series keeps the newest exemplar by timestamp, in one body and across targets.
