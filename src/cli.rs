@@ -305,16 +305,16 @@ pub struct Args {
     #[arg(long = "web.response-write-timeout", value_name = "D", default_value = RESPONSE_WRITE_TIMEOUT_TEXT.as_str(), value_parser = parse_positive_duration, help_heading = HELP_SERVER, hide_short_help = true)]
     pub web_response_write_timeout: Duration,
 
-    /// The program's staleness window: per-target series of the self-metrics (and, as the
-    /// aggregation grows, families and counter state) are forgotten once their target has been
-    /// gone this long. Go duration syntax.
+    /// The program's staleness window: a summed counter's departed inputs, the outputs whose
+    /// inputs are all gone (and their families), and per-target self-metric series are
+    /// forgotten once gone this long. Go duration syntax.
     #[arg(long = "staleness-window", value_name = "D", default_value = STALENESS_WINDOW_TEXT.as_str(), value_parser = parse_positive_duration, help_heading = HELP_SERVER, hide_short_help = true)]
     pub staleness_window: Duration,
 
     /// Keep the counter state (the totals of summed counters) in this file across restarts:
     /// read at start, written every minute and at shutdown (atomically). A missing or unreadable
     /// file starts the state empty (with a warning for an unreadable one).
-    #[arg(long = "state-file", value_name = "PATH", help_heading = HELP_SERVER)]
+    #[arg(long = "state-file", value_name = "PATH", help_heading = HELP_SERVER, hide_short_help = true)]
     pub state_file: Option<PathBuf>,
 }
 
