@@ -45,7 +45,6 @@
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
-use std::io;
 
 use crate::counters::{CounterState, Kind, Served};
 use crate::exposition::escape::series_has_quoted_name;
@@ -59,12 +58,15 @@ use crate::sum::Sum;
 use key_store::{Addr, BaseSlot, KeyStore};
 
 mod exemplars;
+mod families;
 mod float_spelling;
 mod histogram_bounds;
 pub mod key;
 mod key_store;
+mod merge;
 mod openmetrics;
 mod pending;
+mod render;
 
 pub use float_spelling::{canonical_float_text, float_label, label_value_span};
 pub use key::{KeyBuf, SeriesKey};
@@ -346,44 +348,6 @@ impl Aggregator {
         true
     }
 
-    /// Drops the families a compaction left without series (their metadata goes with them; a
-    /// family that comes back is created again with its next sample). Family ids are only
-    /// positions in `families`, held nowhere else, so renumbering them is free.
-    fn compact_families(&mut self) {
-        if self.families.iter().all(|f| !f.series.is_empty()) {
-            return;
-        }
-        // Families keep their order: a kept family's new id is the number of kept ones before
-        // it. Every series belongs to a kept family (it is in that family's list).
-        let mut kept = 0u32;
-        let remap: Vec<u32> = self
-            .families
-            .iter()
-            .map(|f| {
-                let id = kept;
-                kept += u32::from(!f.series.is_empty());
-                id
-            })
-            .collect();
-        for family in &mut self.family_of {
-            *family = remap[*family as usize];
-        }
-        self.families.retain(|f| !f.series.is_empty());
-        if self.families.capacity() > 2 * self.families.len() + 64 {
-            self.families.shrink_to_fit();
-        }
-        let hasher = &self.hasher;
-        let families = &self.families;
-        let mut table = HashTable::with_capacity(families.len());
-        for (i, f) in families.iter().enumerate() {
-            table.insert_unique(hasher.hash_one(f.name.as_str()), i as u32, |&j| {
-                hasher.hash_one(families[j as usize].name.as_str())
-            });
-        }
-        self.family_table = table;
-        self.last_family = None;
-    }
-
     /// Rebuilds the store without the series `drop` selects; slots are renumbered.
     fn compact(&mut self, drop: impl Fn(&Series) -> bool) {
         let old = std::mem::take(&mut self.series);
@@ -505,135 +469,6 @@ impl Aggregator {
             + self.family_of.capacity() * std::mem::size_of::<u32>()
             + self.exemplars.bytes()
             + self.family_bytes()
-    }
-
-    /// The family named `name`, or the hash to create it with.
-    fn find_family(&self, name: &str) -> Result<u32, u64> {
-        if let Some(id) = self.last_family {
-            if self.families[id as usize].name == name {
-                return Ok(id);
-            }
-        }
-        let hash = self.hasher.hash_one(name);
-        let families = &self.families;
-        self.family_table
-            .find(hash, |&i| families[i as usize].name == name)
-            .copied()
-            .ok_or(hash)
-    }
-
-    /// The family named `name`, created (with the metadata pending for it in this scrape)
-    /// when it is not held: only a new series creates a family.
-    fn family_id(&mut self, name: &str) -> u32 {
-        let id = match self.find_family(name) {
-            Ok(id) => id,
-            Err(hash) => self.new_family(hash, name),
-        };
-        self.last_family = Some(id);
-        id
-    }
-
-    #[cold]
-    fn new_family(&mut self, hash: u64, name: &str) -> u32 {
-        let id = self.families.len() as u32;
-        let mut f = Family {
-            name: name.to_owned(),
-            help: String::new(),
-            has_help: false,
-            typ: None,
-            om_type: None,
-            unit: String::new(),
-            has_unit: false,
-            meta_epoch: self.epoch,
-            series: Vec::new(),
-            key_base: BaseSlot::default(),
-        };
-        let meta = (!self.pending.is_empty())
-            .then(|| self.pending.get(hash, name))
-            .flatten();
-        if let Some(meta) = meta {
-            if let Some(help) = meta.help {
-                f.has_help = true;
-                f.help.push_str(help);
-            }
-            if let Some((typ, om_type)) = meta.typ {
-                f.typ = Some(typ);
-                f.om_type = om_type;
-            }
-            if let Some(unit) = meta.unit {
-                f.has_unit = true;
-                f.unit.push_str(unit);
-            }
-        }
-        self.families.push(f);
-        let families = &self.families;
-        let hasher = &self.hasher;
-        self.family_table.insert_unique(hash, id, |&i| {
-            hasher.hash_one(families[i as usize].name.as_str())
-        });
-        id
-    }
-
-    /// The family's metadata, reset when it belongs to an earlier scrape (an upstream may
-    /// change its HELP between scrapes); the hash of its name when it is not held.
-    fn family_meta(&mut self, family: &str) -> Result<&mut Family, u64> {
-        let id = self.find_family(family)? as usize;
-        self.last_family = Some(id as u32);
-        let epoch = self.epoch;
-        let f = &mut self.families[id];
-        if f.meta_epoch != epoch {
-            f.meta_epoch = epoch;
-            f.has_help = false;
-            f.typ = None;
-            f.om_type = None;
-            f.has_unit = false;
-        }
-        Ok(f)
-    }
-
-    /// Records a family's HELP text; the first one of a scrape wins, as a family has one HELP.
-    /// A family not held yet gets it when its first series is created in this scrape.
-    pub fn set_help(&mut self, family: &str, text: &str) {
-        match self.family_meta(family) {
-            Ok(f) => {
-                if !f.has_help {
-                    f.has_help = true;
-                    f.help.clear();
-                    f.help.push_str(text);
-                }
-            }
-            Err(hash) => self.pending.set_help(hash, family, text),
-        }
-    }
-
-    /// Records a family's TYPE; the first one of a scrape wins. OpenMetrics-only types are
-    /// written as `untyped` in text 0.0.4 ([`Aggregator::render`]) and as they are in
-    /// OpenMetrics ([`Aggregator::render_openmetrics`]).
-    pub fn set_type(&mut self, family: &str, typ: &str) {
-        let words = type_words(typ);
-        match self.family_meta(family) {
-            Ok(f) => {
-                if f.typ.is_none() {
-                    (f.typ, f.om_type) = (Some(words.0), words.1);
-                }
-            }
-            Err(hash) => self.pending.set_type(hash, family, words),
-        }
-    }
-
-    /// Records a family's UNIT (OpenMetrics input); the first one of a scrape wins. Written
-    /// only in OpenMetrics output.
-    pub fn set_unit(&mut self, family: &str, unit: &str) {
-        match self.family_meta(family) {
-            Ok(f) => {
-                if !f.has_unit {
-                    f.has_unit = true;
-                    f.unit.clear();
-                    f.unit.push_str(unit);
-                }
-            }
-            Err(hash) => self.pending.set_unit(hash, family, unit),
-        }
     }
 
     /// Adds one sample to the output series `series` names, creating the series (in `family`,
@@ -895,30 +730,6 @@ impl Aggregator {
         d
     }
 
-    /// The value and timestamp a live series is served with (`now_ms`: the scrape's time).
-    fn served_value(s: &Series, now_ms: i64) -> (f64, Option<i64>) {
-        let op = s.action.op();
-        if op == Op::Last {
-            return (s.value, if s.any_now { None } else { s.timestamp_ms });
-        }
-        let value = if s.carried {
-            s.value
-        } else {
-            match op {
-                Op::Sum | Op::Drop => Sum::from_parts(s.value, s.comp).value(),
-                Op::Avg => Sum::from_parts(s.value, s.comp).value() / f64::from(s.count.max(1)),
-                Op::Count => f64::from(s.count),
-                Op::Max | Op::Min | Op::Last => s.value,
-            }
-        };
-        // A combination with an input that is "now" is not older than now.
-        let ts = match s.timestamp_ms {
-            Some(t) if s.any_now && t <= now_ms => None,
-            t => t,
-        };
-        (value, ts)
-    }
-
     /// Serves the counter-like live series from `state` (one list's counter state, just
     /// applied): carried outputs get their carried total, pass-through ones keep their value.
     /// Describes the outputs in `needs_description` to the state, and adds the carried outputs
@@ -994,153 +805,6 @@ impl Aggregator {
             s.count = inputs.max(1);
         }
     }
-
-    /// Sums every live series of `other` into `self` (fan-out: one aggregate per target, merged
-    /// once all targets answered). Family metadata already set in `self` wins. Keys are copied
-    /// only for series `self` does not have yet.
-    pub fn merge_from(&mut self, other: &Aggregator) {
-        self.merge_with(other, &mut |_, _, _| false);
-    }
-
-    /// [`Aggregator::merge_from`], with each series of `other` summed into the series whose
-    /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
-    /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of
-    /// its source.
-    fn merge_with(&mut self, other: &Aggregator, merge_key: &mut MergeKey<'_>) {
-        let before = self.stats;
-        let mut buf = Vec::new();
-        let mut key = Vec::new();
-        for f in &other.families {
-            if !f.series.iter().any(|&id| other.is_live(id)) {
-                continue;
-            }
-            // It gets a series below: create it now, so its metadata need not wait (pending).
-            self.family_id(&f.name);
-            if f.has_help && f.meta_epoch == other.epoch {
-                self.set_help(&f.name, &f.help);
-            }
-            if let (Some(typ), true) = (f.om_type.or(f.typ), f.meta_epoch == other.epoch) {
-                self.set_type(&f.name, typ);
-            }
-            if f.has_unit && f.meta_epoch == other.epoch {
-                self.set_unit(&f.name, &f.unit);
-            }
-            for &id in &f.series {
-                if !other.is_live(id) {
-                    continue;
-                }
-                let s = &other.series[id as usize];
-                key.clear();
-                other.keys.get(s.key).write_to(&mut key);
-                let part = Part {
-                    value: s.value,
-                    comp: s.comp,
-                    text: other
-                        .raw_text(s)
-                        .and_then(|r| std::str::from_utf8(r).ok())
-                        .unwrap_or(""),
-                    timestamp_ms: s.timestamp_ms,
-                    any_now: s.any_now,
-                    count: s.count,
-                };
-                // Merged series were checked when their source aggregate created them, and
-                // keep the action it gave them.
-                let action = s.action;
-                // The counter identity of a respelled key is its source's: both are computed
-                // with the bound in canonical form (`float_spelling::output_of`).
-                let key = if merge_key(f, &key, &mut buf) {
-                    &buf
-                } else {
-                    &key
-                };
-                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
-                    self.contribute(slot, part);
-                    if let Some((text, ts)) = other.exemplars.get(id) {
-                        self.exemplars.offer(slot, text, ts);
-                    }
-                }
-            }
-        }
-        // The counters tell what happened to samples: the sources' counts, not the merge's.
-        self.stats = AggregateStats {
-            samples_in: before.samples_in + other.stats.samples_in,
-            samples_merged: before.samples_merged + other.stats.samples_merged,
-            dropped_nameless: before.dropped_nameless + other.stats.dropped_nameless,
-            dropped_invalid: before.dropped_invalid + other.stats.dropped_invalid,
-        };
-    }
-
-    /// Renders every family that has served series: `# HELP`, `# TYPE`, then its samples,
-    /// appended to `out`. The server keeps the whole text (it is served to many clients).
-    pub fn render(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
-        // A Vec is its own destination: the chunk never fills, so nothing is handed on.
-        let unbounded = self.render_chunked(out, opts, usize::MAX, |_| Ok(()));
-        debug_assert!(unbounded.is_ok());
-    }
-
-    /// Renders the same text as [`Aggregator::render`] into `w`, through a reused buffer of
-    /// about [`RENDER_CHUNK`] bytes: memory does not grow with the output (`--file --apply`
-    /// writes to stdout as it renders).
-    pub fn render_to(&self, w: &mut impl io::Write, opts: &RenderOptions) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(RENDER_CHUNK + (4 << 10));
-        self.render_chunked(&mut buf, opts, RENDER_CHUNK, |b| {
-            w.write_all(b)?;
-            b.clear();
-            Ok(())
-        })?;
-        w.write_all(&buf)
-    }
-
-    /// The renderer: appends to `out` and calls `spill` with it after a line that took it to
-    /// `chunk` bytes or more (lines are never split between calls).
-    fn render_chunked(
-        &self,
-        out: &mut Vec<u8>,
-        opts: &RenderOptions,
-        chunk: usize,
-        mut spill: impl FnMut(&mut Vec<u8>) -> io::Result<()>,
-    ) -> io::Result<()> {
-        let now_ms = opts.now_ms.unwrap_or_else(wall_clock_ms);
-        for f in &self.families {
-            if !f.series.iter().any(|&id| self.is_served(id)) {
-                continue;
-            }
-            if f.meta_epoch == self.epoch {
-                if f.has_help {
-                    write_help(out, &f.name, &f.help);
-                }
-                if let Some(typ) = f.typ {
-                    write_type(out, &f.name, typ);
-                }
-            }
-            for &id in &f.series {
-                if !self.is_served(id) {
-                    continue;
-                }
-                let s = &self.series[id as usize];
-                self.keys.get(s.key).write_to(out);
-                // One input: as written (`count` is 1 even then, and not the value).
-                match self
-                    .raw_text(s)
-                    .filter(|_| s.action != Action::Combine(Op::Count))
-                {
-                    Some(raw) => {
-                        out.push(b' ');
-                        out.extend_from_slice(raw);
-                        write_timestamp_line_end(out, s.timestamp_ms.or(opts.default_timestamp_ms));
-                    }
-                    None => {
-                        let (value, ts) = Self::served_value(s, now_ms);
-                        write_value_line_end(out, value, ts.or(opts.default_timestamp_ms));
-                    }
-                }
-                if out.len() >= chunk {
-                    spill(out)?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 impl<'a> Part<'a> {
@@ -1181,13 +845,6 @@ fn type_words(typ: &str) -> (&'static str, Option<&'static str>) {
         _ => "untyped",
     };
     (text, om)
-}
-
-/// Milliseconds since the epoch, now.
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -1525,11 +1182,11 @@ mod tests {
     #[test]
     fn a_failed_write_is_reported() {
         struct Full;
-        impl io::Write for Full {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                Err(io::Error::other("full"))
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("full"))
             }
-            fn flush(&mut self) -> io::Result<()> {
+            fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
         }

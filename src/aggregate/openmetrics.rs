@@ -13,7 +13,8 @@ use crate::exposition::render_om::{
 
 use crate::relabel::aggregation::{Action, Op};
 
-use super::{wall_clock_ms, Aggregator, RenderOptions};
+use super::render::wall_clock_ms;
+use super::{Aggregator, RenderOptions};
 
 impl Aggregator {
     /// Renders every family that has served series in OpenMetrics: HELP, TYPE (the input's own,

@@ -1,0 +1,81 @@
+//! Fan-out: the aggregates of several targets summed into one. Each series of a source keeps
+//! the action and counts its source gave it; the family metadata already set wins.
+
+use super::*;
+
+impl Aggregator {
+    /// Sums every live series of `other` into `self` (fan-out: one aggregate per target, merged
+    /// once all targets answered). Family metadata already set in `self` wins. Keys are copied
+    /// only for series `self` does not have yet.
+    pub fn merge_from(&mut self, other: &Aggregator) {
+        self.merge_with(other, &mut |_, _, _| false);
+    }
+
+    /// [`Aggregator::merge_from`], with each series of `other` summed into the series whose
+    /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
+    /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of
+    /// its source.
+    pub(super) fn merge_with(&mut self, other: &Aggregator, merge_key: &mut MergeKey<'_>) {
+        let before = self.stats;
+        let mut buf = Vec::new();
+        let mut key = Vec::new();
+        for f in &other.families {
+            if !f.series.iter().any(|&id| other.is_live(id)) {
+                continue;
+            }
+            // It gets a series below: create it now, so its metadata need not wait (pending).
+            self.family_id(&f.name);
+            if f.has_help && f.meta_epoch == other.epoch {
+                self.set_help(&f.name, &f.help);
+            }
+            if let (Some(typ), true) = (f.om_type.or(f.typ), f.meta_epoch == other.epoch) {
+                self.set_type(&f.name, typ);
+            }
+            if f.has_unit && f.meta_epoch == other.epoch {
+                self.set_unit(&f.name, &f.unit);
+            }
+            for &id in &f.series {
+                if !other.is_live(id) {
+                    continue;
+                }
+                let s = &other.series[id as usize];
+                key.clear();
+                other.keys.get(s.key).write_to(&mut key);
+                let part = Part {
+                    value: s.value,
+                    comp: s.comp,
+                    text: other
+                        .raw_text(s)
+                        .and_then(|r| std::str::from_utf8(r).ok())
+                        .unwrap_or(""),
+                    timestamp_ms: s.timestamp_ms,
+                    any_now: s.any_now,
+                    count: s.count,
+                };
+                // Merged series were checked when their source aggregate created them, and
+                // keep the action it gave them.
+                let action = s.action;
+                // The counter identity of a respelled key is its source's: both are computed
+                // with the bound in canonical form (`float_spelling::output_of`).
+                let key = if merge_key(f, &key, &mut buf) {
+                    &buf
+                } else {
+                    &key
+                };
+                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
+                    self.contribute(slot, part);
+                    if let Some((text, ts)) = other.exemplars.get(id) {
+                        self.exemplars.offer(slot, text, ts);
+                    }
+                }
+            }
+        }
+        // The counters tell what happened to samples: the sources' counts, not the merge's.
+        self.stats = AggregateStats {
+            samples_in: before.samples_in + other.stats.samples_in,
+            samples_merged: before.samples_merged + other.stats.samples_merged,
+            dropped_nameless: before.dropped_nameless + other.stats.dropped_nameless,
+            dropped_invalid: before.dropped_invalid + other.stats.dropped_invalid,
+        };
+    }
+}
