@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use metric_gate::relabel::Config;
 use testkit::client::*;
-use testkit::e2e::promtool_check_if_installed;
+use testkit::e2e::{promtool_check_if_installed, python_openmetrics};
 use testkit::gate::*;
 use testkit::upstream::*;
 
@@ -278,36 +278,14 @@ for f in text_string_to_metric_families(sys.stdin.read()):
     for s in f.samples:
         print(s.name)
 ";
-    let child = std::process::Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("python3 not installed: skipping the OpenMetrics parse");
-        return None;
-    };
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("No module named 'prometheus_client'") {
-        eprintln!("prometheus_client not installed: skipping the OpenMetrics parse");
-        return None;
-    }
-    assert!(out.status.success(), "OpenMetrics parser: {err}\n{text}");
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-    )
+    let out =
+        python_openmetrics("OpenMetrics parse", SCRIPT, text.as_bytes()).unwrap_or_else(|err| {
+            panic!(
+                "OpenMetrics parser: {err}
+{text}"
+            )
+        })?;
+    Some(out.lines().map(str::to_owned).collect())
 }
 
 fn names(text: &str) -> BTreeSet<String> {
@@ -436,36 +414,14 @@ for f in text_string_to_metric_families(sys.stdin.read()):
             e = s.exemplar
             print(s.name, sorted(s.labels.items()), '->', sorted(e.labels.items()), e.value, e.timestamp)
 ";
-    let Ok(mut child) = std::process::Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    else {
-        eprintln!("python3 not installed: skipping the OpenMetrics parse");
-        return None;
-    };
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("No module named 'prometheus_client'") {
-        eprintln!("prometheus_client not installed: skipping the OpenMetrics parse");
-        return None;
-    }
-    assert!(out.status.success(), "OpenMetrics parser: {err}\n{text}");
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-    )
+    let out =
+        python_openmetrics("OpenMetrics parse", SCRIPT, text.as_bytes()).unwrap_or_else(|err| {
+            panic!(
+                "OpenMetrics parser: {err}
+{text}"
+            )
+        })?;
+    Some(out.lines().map(str::to_owned).collect())
 }
 
 #[tokio::test]

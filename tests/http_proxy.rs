@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metric_gate::relabel::{Config, Program};
 use testkit::client::*;
+use testkit::e2e::python_openmetrics;
 use testkit::gate::*;
 use testkit::upstream::*;
 
@@ -653,24 +654,10 @@ async fn self_metrics_are_negotiated_and_valid_in_both_formats() {
     );
     let om = r.text();
     assert!(om.ends_with("# EOF\n"), "{om}");
-    let parsed = run_with_stdin(
-        std::process::Command::new("python3").args(["-c", PARSE_OPENMETRICS]),
-        &om,
-    );
-    match parsed {
-        Some(out) if out.status.success() => {
-            let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-            assert_eq!(families, helped.len(), "{om}");
-        }
-        Some(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("No module named 'prometheus_client'") && !tools_required() {
-                eprintln!("Python prometheus_client not installed: skipping the OpenMetrics parse");
-            } else {
-                panic!("OpenMetrics parser rejected /-/metrics: {err}\n{om}");
-            }
-        }
-        None if tools_required() => panic!("python3 is not installed"),
-        None => eprintln!("python3 not installed: skipping the OpenMetrics parse"),
+    let parsed = python_openmetrics("/-/metrics", PARSE_OPENMETRICS, om.as_bytes())
+        .unwrap_or_else(|err| panic!("OpenMetrics parser rejected /-/metrics: {err}\n{om}"));
+    if let Some(out) = parsed {
+        let families: usize = out.trim().parse().unwrap();
+        assert_eq!(families, helped.len(), "{om}");
     }
 }

@@ -16,6 +16,7 @@ use metric_gate::pipeline::Pipeline;
 use metric_gate::relabel::Config;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
+use testkit::e2e::python_openmetrics;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Series {
@@ -344,26 +345,8 @@ import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 print(sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read())))
 ";
-    let Ok(mut child) = std::process::Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    else {
-        return Ok(None);
-    };
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(text).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if err.contains("No module named 'prometheus_client'") {
-        return Ok(None);
-    }
-    if !out.status.success() {
-        return Err(err);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+    Ok(python_openmetrics("OpenMetrics round trip", SCRIPT, text)?
+        .and_then(|out| out.trim().parse().ok()))
 }
 
 proptest! {
@@ -646,24 +629,6 @@ import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 print(sum(1 for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples if s.exemplar))
 ";
-    let Ok(mut child) = std::process::Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    else {
-        return Ok(None);
-    };
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(text).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if err.contains("No module named 'prometheus_client'") {
-        return Ok(None);
-    }
-    if !out.status.success() {
-        return Err(err);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+    Ok(python_openmetrics("OpenMetrics round trip", SCRIPT, text)?
+        .and_then(|out| out.trim().parse().ok()))
 }

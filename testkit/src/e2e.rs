@@ -42,10 +42,16 @@ pub fn tools_installed(what: &str, tools: &[&str], packages: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
+    missing_tool(&format!(
         "{what}: {} not found in PATH (Debian packages {packages})",
         missing.join(", ")
-    );
+    ));
+    false
+}
+
+/// The one rule for a missing tool: a failure under `METRIC_GATE_E2E=require` (CI), a visible
+/// skip otherwise.
+fn missing_tool(msg: &str) {
     if std::env::var("METRIC_GATE_E2E").as_deref() == Ok("require") {
         panic!("{msg}; METRIC_GATE_E2E=require makes this a failure");
     }
@@ -55,7 +61,36 @@ pub fn tools_installed(what: &str, tools: &[&str], packages: &str) -> bool {
         std::io::stderr(),
         "SKIPPED {msg}; set METRIC_GATE_E2E=require to make this a failure"
     );
-    false
+}
+
+/// Runs the Python `script` (which imports `prometheus_client`'s OpenMetrics parser) on
+/// `text` from its stdin: its stdout, or the parser's complaint (stderr) when it exits with an
+/// error. `Ok(None)` when python3 or `prometheus_client` is missing and that may be skipped (the
+/// rule of [`tools_installed`]: under `METRIC_GATE_E2E=require` it is a failure).
+pub fn python_openmetrics(what: &str, script: &str, text: &[u8]) -> Result<Option<String>, String> {
+    let Ok(mut child) = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        missing_tool(&format!("{what}: python3 not found in PATH"));
+        return Ok(None);
+    };
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if err.contains("No module named 'prometheus_client'") {
+        missing_tool(&format!(
+            "{what}: Python prometheus_client not installed (pip install prometheus-client)"
+        ));
+        return Ok(None);
+    }
+    if !out.status.success() {
+        return Err(err);
+    }
+    Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
