@@ -735,6 +735,10 @@ impl Aggregator {
     /// Describes the outputs in `needs_description` to the state, and adds the carried outputs
     /// none of whose inputs was seen in this scrape ([`CounterState::absent`]) as live series.
     pub fn apply_counters(&mut self, state: &mut CounterState, needs_description: &[u128]) {
+        // Looked up once per counter-like series: sorted, so a first scrape that describes
+        // every output costs n log n, not n^2.
+        let mut needs_description = needs_description.to_vec();
+        needs_description.sort_unstable();
         let epoch = self.epoch;
         self.fill_outputs();
         for f in &self.families {
@@ -751,7 +755,7 @@ impl Aggregator {
                     // Departed inputs within the window count as inputs (histogram bounds).
                     s.count = s.count.max(state.tracked_inputs(output).unwrap_or(0));
                 }
-                if !needs_description.is_empty() && needs_description.contains(&output) {
+                if needs_description.binary_search(&output).is_ok() {
                     self.key_scratch.clear();
                     self.keys.get(s.key).write_to(&mut self.key_scratch);
                     let key = &self.key_scratch[..];
