@@ -73,7 +73,7 @@ pub fn write_escaped_help(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Appends a metric name for a comment line: bare when legacy-valid, else quoted.
-fn write_comment_name(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn write_comment_name(out: &mut Vec<u8>, name: &str) {
     if is_legacy_metric_name(name) {
         out.extend_from_slice(name.as_bytes());
     } else {

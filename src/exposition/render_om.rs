@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 
 use super::float::{write_go_float, write_i64};
-use super::render::{is_legacy_metric_name, write_escaped_label_value};
+use super::render::{write_comment_name, write_escaped_label_value};
 
 /// The `Content-Type` of OpenMetrics text 1.0 without an escaping parameter.
 pub const CONTENT_TYPE_OPENMETRICS: &str =
@@ -132,24 +132,13 @@ pub fn openmetrics_family<'a>(family: &'a str, typ: Option<&str>, names: &[&str]
     OmFamily::PerName
 }
 
-/// Appends a family name for a comment line: bare when legacy-valid, else quoted.
-fn write_name(out: &mut Vec<u8>, name: &str) {
-    if is_legacy_metric_name(name) {
-        out.extend_from_slice(name.as_bytes());
-    } else {
-        out.push(b'"');
-        write_escaped_label_value(out, name);
-        out.push(b'"');
-    }
-}
-
 /// Appends `# KEYWORD name text\n` with `text` escaped as OpenMetrics escapes HELP (`\\`, `\n`,
 /// `"`).
 fn write_meta(out: &mut Vec<u8>, keyword: &[u8], name: &str, text: &str) {
     out.extend_from_slice(b"# ");
     out.extend_from_slice(keyword);
     out.push(b' ');
-    write_name(out, name);
+    write_comment_name(out, name);
     out.push(b' ');
     write_escaped_label_value(out, text);
     out.push(b'\n');
@@ -231,7 +220,7 @@ pub fn write_openmetrics_family(
                 write_meta(out, b"HELP", &name, help);
             }
             out.extend_from_slice(b"# TYPE ");
-            write_name(out, &name);
+            write_comment_name(out, &name);
             out.push(b' ');
             out.extend_from_slice(typ.as_bytes());
             out.push(b'\n');
@@ -255,7 +244,7 @@ pub fn write_openmetrics_family(
                 }
                 done.push(first.name);
                 out.extend_from_slice(b"# TYPE ");
-                write_name(out, first.name);
+                write_comment_name(out, first.name);
                 out.extend_from_slice(b" unknown\n");
                 for s in samples[i..].iter().filter(|s| s.name == first.name) {
                     write_sample(out, s, false);
