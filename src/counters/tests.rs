@@ -820,3 +820,23 @@ fn description_rebuild_keeps_the_live_texts() {
         }
     }
 }
+
+/// A released record holds no buffer until its next scrape, which reserves what the last one
+/// needed at once.
+#[test]
+fn a_released_record_reserves_its_last_size_again() {
+    let mut ts = TargetScrape::new("t");
+    for i in 0..100u32 {
+        ts.observe(u128::from(i), 1, Kind::Counter, 0, 1.0);
+    }
+    ts.release();
+    assert_eq!((ts.len(), ts.capacity_bytes()), (0, 0));
+    ts.reset("t");
+    assert!(ts.capacity_bytes() >= 100 * std::mem::size_of::<Observation>());
+    assert!(ts.is_empty());
+    // Only once: a later reset keeps the buffer as it is.
+    ts.observe(1, 1, Kind::Counter, 0, 1.0);
+    let cap = ts.capacity_bytes();
+    ts.clear();
+    assert_eq!(ts.capacity_bytes(), cap);
+}

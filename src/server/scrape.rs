@@ -606,6 +606,12 @@ fn render_all(
                 Vec::new()
             }
         };
+        // Applied: the records' buffers are not needed until the next scrape.
+        for r in runs.iter_mut() {
+            if let Some(c) = &mut r.pipeline.subsets_mut()[i].counters {
+                c.release();
+            }
+        }
         let agg: &mut Aggregator = if engine.fan_out {
             // Targets keep their own aggregates (their slots are what their series caches point
             // at); the sum is built fresh every scrape.
