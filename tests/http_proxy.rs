@@ -125,6 +125,29 @@ async fn gzip_both_ways() {
     assert!(wire < read, "wire {wire} read {read}");
 }
 
+/// A scrape started by a client that accepts gzip keeps every list only in gzip form; clients
+/// of that result that do not accept gzip get the same text, decompressed.
+#[tokio::test]
+async fn a_result_kept_as_gzip_answers_plain_clients() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["all"])).await;
+    let r = get(&gate.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(samples(&r.decoded()), samples(BODY));
+    let plain = get(&gate.url("/metrics/all"), &[]).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(
+        plain.text().contains("\ntemperature 21.5 "),
+        "{}",
+        plain.text()
+    );
+    let gz = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.decoded(), plain.text());
+}
+
 fn metric_value(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))

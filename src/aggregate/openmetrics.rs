@@ -7,6 +7,8 @@
 //! How each family is written (its OpenMetrics name and type, where `# UNIT` may stand) is
 //! decided in [`crate::exposition::render_om`], the same rules the format conversions use.
 
+use std::io;
+
 use crate::exposition::render_om::{
     key_name, write_eof, write_openmetrics_family, OmSample, OmValue,
 };
@@ -22,6 +24,42 @@ impl Aggregator {
     /// (`opts.default_timestamp_ms` for samples without one), then `# EOF`. The series are
     /// the same as [`Aggregator::render`] writes, in the same order.
     pub fn render_openmetrics(&self, out: &mut Vec<u8>, opts: &RenderOptions) {
+        // A Vec is its own destination: the chunk never fills, so nothing is handed on.
+        let unbounded = self.render_openmetrics_chunked(out, opts, usize::MAX, |_| Ok(()));
+        debug_assert!(unbounded.is_ok());
+        write_eof(out);
+    }
+
+    /// Renders the same text as [`Aggregator::render_openmetrics`] into `w`, with `tail`
+    /// (more OpenMetrics families, e.g. the server's per-target health) before `# EOF`,
+    /// through a buffer of about [`super::RENDER_CHUNK`] bytes plus one family's text: the
+    /// server streams it into a gzip encoder without holding the text whole.
+    pub fn render_openmetrics_to(
+        &self,
+        w: &mut impl io::Write,
+        opts: &RenderOptions,
+        tail: &[u8],
+    ) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(super::RENDER_CHUNK + (4 << 10));
+        self.render_openmetrics_chunked(&mut buf, opts, super::RENDER_CHUNK, |b| {
+            w.write_all(b)?;
+            b.clear();
+            Ok(())
+        })?;
+        buf.extend_from_slice(tail);
+        write_eof(&mut buf);
+        w.write_all(&buf)
+    }
+
+    /// The families of [`Aggregator::render_openmetrics`] without `# EOF`, appended to `out`;
+    /// calls `spill` with it after a family that took it to `chunk` bytes or more.
+    fn render_openmetrics_chunked(
+        &self,
+        out: &mut Vec<u8>,
+        opts: &RenderOptions,
+        chunk: usize,
+        mut spill: impl FnMut(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let now_ms = opts.now_ms.unwrap_or_else(wall_clock_ms);
         // The family's keys read back whole, one after the other, and where each ends.
         let mut keys = Vec::new();
@@ -86,8 +124,11 @@ impl Aggregator {
                 (current && f.has_unit).then_some(f.unit.as_str()),
                 &samples,
             );
+            if out.len() >= chunk {
+                spill(out)?;
+            }
         }
-        write_eof(out);
+        Ok(())
     }
 }
 
@@ -130,6 +171,15 @@ q_gcount 1
             .aggregator
             .render_openmetrics(&mut out, &RenderOptions::default());
         assert_eq!(String::from_utf8(out).unwrap(), om);
+        // Streamed, with more families before `# EOF`: the same text around them.
+        let tail = "# TYPE up gauge\nup 1\n";
+        let mut streamed = Vec::new();
+        p.subsets()[0]
+            .aggregator
+            .render_openmetrics_to(&mut streamed, &RenderOptions::default(), tail.as_bytes())
+            .unwrap();
+        let expected = om.replace("# EOF\n", &format!("{tail}# EOF\n"));
+        assert_eq!(String::from_utf8(streamed).unwrap(), expected);
         // Text 0.0.4 has no exemplars.
         let mut text = Vec::new();
         p.subsets()[0]

@@ -85,11 +85,11 @@ impl CounterState {
             w.u32(o.multi);
             w.u32(o.created);
             w.0.push(u8::from(o.carried));
-            match &o.description {
+            match o.description {
                 Some(d) => {
                     w.0.push(1);
-                    w.u32(d.family);
-                    w.bytes(&d.series);
+                    w.u32(self.descriptions.family(d));
+                    w.bytes(&self.descriptions.get(d));
                 }
                 None => w.0.push(0),
             }
@@ -178,8 +178,8 @@ impl CounterState {
                     if family as usize >= st.families.len() {
                         return Err(StateError::Corrupt("output refers to an unknown family"));
                     }
-                    let series = r.take_len()?.into();
-                    Some(Box::new(Description { family, series }))
+                    let series = r.take_len()?;
+                    Some(st.descriptions.insert(family, series))
                 }
             };
             let outputs = &st.outputs;

@@ -44,10 +44,12 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::sum::Sum;
 
+mod descriptions;
 mod encoding;
 pub mod state_file;
 mod target_scrape;
 
+use descriptions::{DescId, Descriptions};
 pub use encoding::{StateError, FORMAT_VERSION};
 use target_scrape::Observation;
 pub use target_scrape::TargetScrape;
@@ -123,13 +125,6 @@ struct Family {
     help: Box<str>,
 }
 
-/// The rendered series of a carried output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Description {
-    family: u32,
-    series: Box<[u8]>,
-}
-
 /// Per output series.
 #[derive(Debug, Clone, PartialEq)]
 struct OutputRecord {
@@ -152,7 +147,8 @@ struct OutputRecord {
     carried: bool,
     /// False for a free slot.
     alive: bool,
-    description: Option<Box<Description>>,
+    /// Its rendered series and family, in [`CounterState::descriptions`].
+    description: Option<DescId>,
 }
 
 impl OutputRecord {
@@ -229,7 +225,7 @@ impl Served {
 }
 
 /// A carried output that none of its inputs fed in the last scrape, to be served anyway.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Absent<'a> {
     /// Its [`output_hash`].
     pub output: u128,
@@ -239,8 +235,8 @@ pub struct Absent<'a> {
     pub typ: &'a str,
     /// The family's `# HELP` text (unescaped; may be empty).
     pub help: &'a str,
-    /// The rendered series (`name{labels}`).
-    pub series: &'a [u8],
+    /// The rendered series (`name{labels}`), read back from the state's compact store.
+    pub series: Vec<u8>,
     /// The carried total.
     pub value: f64,
 }
@@ -292,6 +288,8 @@ pub struct CounterState {
     orphans: bool,
     families: Vec<Family>,
     family_index: HashMap<Box<str>, u32>,
+    /// The rendered series of described outputs.
+    descriptions: Descriptions,
     targets: HashMap<u128, TargetRecord>,
     /// Scrapes applied so far; the `seen` of everything.
     epoch: u32,
@@ -333,6 +331,7 @@ impl CounterState {
             orphans: false,
             families: Vec::new(),
             family_index: HashMap::new(),
+            descriptions: Descriptions::default(),
             targets: HashMap::new(),
             epoch: 0,
             times: VecDeque::new(),
@@ -372,16 +371,10 @@ impl CounterState {
 
     /// Bytes held in all (inputs, outputs, descriptions, targets), approximately.
     pub fn memory_bytes(&self) -> usize {
-        let descriptions: usize = self
-            .outputs
-            .iter()
-            .filter_map(|o| o.description.as_ref())
-            .map(|d| std::mem::size_of::<Description>() + d.series.len())
-            .sum();
         self.input_bytes()
             + self.outputs.capacity() * std::mem::size_of::<OutputRecord>()
             + self.output_index.allocation_size()
-            + descriptions
+            + self.descriptions.bytes()
             + self.targets.allocation_size()
             + self.family_bytes()
     }
@@ -534,7 +527,9 @@ impl CounterState {
                 // Back to passing through only where that does not change what is served.
                 if out.inputs == 1 && out.multi < cutoff && out.total.value() == out.raw {
                     out.carried = false;
-                    out.description = None;
+                    if let Some(d) = out.description.take() {
+                        self.descriptions.remove(d);
+                    }
                     self.stats.outputs_carried -= 1;
                 } else if out.description.is_none() {
                     report.needs_description.push(out.hash);
@@ -546,6 +541,9 @@ impl CounterState {
         }
 
         self.sweep(cutoff, &mut report);
+        if self.descriptions.wants_rebuild() {
+            self.rebuild_descriptions();
+        }
         Ok(report)
     }
 
@@ -771,6 +769,9 @@ impl CounterState {
                 {
                     entry.remove();
                 }
+                if let Some(d) = self.outputs[idx].description {
+                    self.descriptions.remove(d);
+                }
                 self.outputs[idx] = OutputRecord {
                     alive: false,
                     ..OutputRecord::new(0, 0)
@@ -787,8 +788,8 @@ impl CounterState {
     /// Family ids are renumbered.
     fn prune_families(&mut self) {
         let mut used = vec![false; self.families.len()];
-        for d in self.outputs.iter().filter_map(|o| o.description.as_deref()) {
-            if let Some(u) = used.get_mut(d.family as usize) {
+        for family in self.descriptions.families() {
+            if let Some(u) = used.get_mut(family as usize) {
                 *u = true;
             }
         }
@@ -807,12 +808,19 @@ impl CounterState {
                 self.families.push(f);
             }
         }
-        for d in self
-            .outputs
-            .iter_mut()
-            .filter_map(|o| o.description.as_deref_mut())
-        {
-            d.family = remap[d.family as usize];
+        self.descriptions.remap_families(&remap);
+    }
+
+    /// Stores the live descriptions again, without the bytes of removed ones.
+    fn rebuild_descriptions(&mut self) {
+        let old = std::mem::take(&mut self.descriptions);
+        let mut text = Vec::new();
+        for o in &mut self.outputs {
+            if let Some(d) = o.description {
+                text.clear();
+                old.write_to(d, &mut text);
+                o.description = Some(self.descriptions.insert(old.family(d), &text));
+            }
         }
     }
 
@@ -874,14 +882,14 @@ impl CounterState {
             .iter()
             .filter(move |o| o.alive && o.carried && o.seen != epoch)
             .filter_map(|o| {
-                let d = o.description.as_deref()?;
-                let f = self.families.get(d.family as usize)?;
+                let d = o.description?;
+                let f = self.families.get(self.descriptions.family(d) as usize)?;
                 Some(Absent {
                     output: o.hash,
                     family: &f.name,
                     typ: &f.typ,
                     help: &f.help,
-                    series: &d.series,
+                    series: self.descriptions.get(d),
                     value: o.total.value(),
                 })
             })
@@ -907,10 +915,10 @@ impl CounterState {
             return false;
         };
         let family = self.intern_family(family, typ, help);
-        self.outputs[i as usize].description = Some(Box::new(Description {
-            family,
-            series: series.into(),
-        }));
+        let id = self.descriptions.insert(family, series);
+        if let Some(old) = self.outputs[i as usize].description.replace(id) {
+            self.descriptions.remove(old);
+        }
         true
     }
 

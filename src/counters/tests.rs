@@ -390,7 +390,7 @@ fn departed_inputs_are_forgotten_and_outputs_expire_after_the_window() {
     let absent: Vec<_> = d.state.absent().collect();
     assert_eq!(absent.len(), 1);
     assert_eq!(
-        (absent[0].series, absent[0].value, absent[0].typ),
+        (absent[0].series.as_slice(), absent[0].value, absent[0].typ),
         (&b"x"[..], 5.0, "counter")
     );
     let r = go(&mut d, 6 * MIN + 1, vec![]);
@@ -782,4 +782,61 @@ fn families_of_expired_outputs_are_forgotten() {
     let absent: Vec<_> = d.state.absent().map(|a| a.family.to_owned()).collect();
     assert!(absent.contains(&"m39".to_owned()), "{absent:?}");
     assert!(absent.iter().all(|f| f.starts_with('m')), "{absent:?}");
+}
+
+/// Removed descriptions are dropped by a rebuild once they are the majority; the live ones
+/// read back the same, with their families.
+#[test]
+fn description_rebuild_keeps_the_live_texts() {
+    let mut st = CounterState::new(5 * MIN as u64);
+    st.intern_family("m", "counter", "");
+    st.intern_family("n", "counter", "");
+    let text = |i: u32| format!("m_total{{host=\"h{}\",code=\"{}\"}}", i / 4, i % 4).into_bytes();
+    for i in 0..4000u32 {
+        let id = st.descriptions.insert(i % 2, &text(i));
+        let mut o = OutputRecord::new(u128::from(i) + 1, 1);
+        o.description = Some(id);
+        st.outputs.push(o);
+    }
+    // Three in four go (bases among them).
+    for (i, o) in st.outputs.iter_mut().enumerate() {
+        if i % 4 != 3 {
+            st.descriptions.remove(o.description.take().unwrap());
+        }
+    }
+    assert!(st.descriptions.wants_rebuild());
+    let before = st.descriptions.bytes();
+    st.rebuild_descriptions();
+    assert!(!st.descriptions.wants_rebuild());
+    assert!(st.descriptions.bytes() < before);
+    for (i, o) in st.outputs.iter().enumerate() {
+        match o.description {
+            Some(d) => {
+                assert_eq!(i % 4, 3);
+                assert_eq!(st.descriptions.get(d), text(i as u32));
+                assert_eq!(st.descriptions.family(d), (i % 2) as u32);
+            }
+            None => assert_ne!(i % 4, 3),
+        }
+    }
+}
+
+/// A released record holds no buffer until its next scrape, which reserves what the last one
+/// needed at once.
+#[test]
+fn a_released_record_reserves_its_last_size_again() {
+    let mut ts = TargetScrape::new("t");
+    for i in 0..100u32 {
+        ts.observe(u128::from(i), 1, Kind::Counter, 0, 1.0);
+    }
+    ts.release();
+    assert_eq!((ts.len(), ts.capacity_bytes()), (0, 0));
+    ts.reset("t");
+    assert!(ts.capacity_bytes() >= 100 * std::mem::size_of::<Observation>());
+    assert!(ts.is_empty());
+    // Only once: a later reset keeps the buffer as it is.
+    ts.observe(1, 1, Kind::Counter, 0, 1.0);
+    let cap = ts.capacity_bytes();
+    ts.clear();
+    assert_eq!(ts.capacity_bytes(), cap);
 }

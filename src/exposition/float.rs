@@ -37,6 +37,17 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
         out.push(b'0');
         return;
     }
+    // A whole number below 1e6 (most sums of counters and buckets) is its integer digits in
+    // %g (exponent below 6): no search for the shortest digits needed.
+    if f.fract() == 0.0 && f.abs() < 1e6 {
+        write_i64(out, f as i64);
+        return;
+    }
+    write_shortest(out, f);
+}
+
+/// [`write_go_float`] for a finite, non-zero `f`, through the shortest round-trip digits.
+fn write_shortest(out: &mut Vec<u8>, f: f64) {
     // Shortest round-trip digits, in Rust's form `d.ddddde-7` / `de7`.
     let mut buf = [0u8; 40];
     let len = {
@@ -208,6 +219,27 @@ pub fn parse_go_float(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole-number shortcut writes what the shortest-digits path writes.
+    #[test]
+    fn whole_numbers_take_the_shortcut_to_the_same_text() {
+        let shortest = |f: f64| {
+            let mut v = Vec::new();
+            write_shortest(&mut v, f);
+            String::from_utf8(v).unwrap()
+        };
+        for n in (1..2_000i64)
+            .chain((999_000..1_000_000).step_by(7))
+            .chain([999_999, 123_456, 100_000, 10])
+        {
+            for f in [n as f64, -(n as f64)] {
+                assert_eq!(go(f), shortest(f), "{f}");
+            }
+        }
+        assert_eq!(go(1e6), "1e+06");
+        assert_eq!(go(-999_999.0), "-999999");
+        assert_eq!(go(999_999.5), "999999.5");
+    }
 
     fn go(f: f64) -> String {
         let mut v = Vec::new();

@@ -20,7 +20,7 @@ use crate::exposition::escape::Escaping;
 use crate::upstream::fetch;
 use crate::upstream::{Deadline, FetchError, ResolveError, Target};
 
-use super::encoding::{negotiate_encoding, Encoding, Negotiated, Rendered};
+use super::encoding::{accepts_gzip, negotiate_encoding, Encoding, Negotiated, Rendered};
 use super::metrics_format::SelfMetricsFormat;
 use super::request::{clip, effective_timeout, plain, request_patience, ApiError};
 use super::responses::{ConnControl, SharedBody};
@@ -406,7 +406,7 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let patience = request_patience(state.config().upstream.scrape_timeout, &headers);
-    let outcome = state.scrape(patience).await?;
+    let outcome = state.scrape(patience, accepts_gzip(&headers)).await?;
     match &outcome.result {
         Ok(rendered) => metrics_body(&state, conn.as_deref(), &headers, rendered).await,
         Err(e) => Err(e.clone().into()),

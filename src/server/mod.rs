@@ -161,7 +161,11 @@ async fn warm_up(state: Arc<AppState>) {
     let mut wait = Duration::from_secs(1);
     while !state.is_ready() {
         let patience = flight::Patience::from_now(state.config().upstream.scrape_timeout);
-        if state.scrape(patience).await.is_ok_and(|o| o.result.is_ok()) {
+        if state
+            .scrape(patience, false)
+            .await
+            .is_ok_and(|o| o.result.is_ok())
+        {
             return;
         }
         tokio::time::sleep(wait).await;

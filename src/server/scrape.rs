@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
+use super::encoding::Kept;
 use crate::aggregate::{Aggregator, RenderOptions, SummedDrops};
 use crate::counters::state_file;
 use crate::counters::{CounterState, CounterStats, TargetScrape};
@@ -263,6 +264,9 @@ pub struct ScrapeInput {
     /// remote write pushes (it stamps the samples itself, and only samples without a
     /// timestamp of their own get stale markers).
     pub untimed: Vec<String>,
+    /// Keep the lists' bodies gzip-compressed only ([`Kept::Gzip`]): the request that started
+    /// the scrape accepts gzip. The untimed texts stay text (remote write parses them).
+    pub keep_gzip: bool,
 }
 
 /// What one scrape did: every target's outcome and, when at least one target answered in
@@ -309,12 +313,13 @@ pub struct ScrapeOutput {
 pub struct ListOutput {
     /// The subset's name; `None` for the default list.
     pub name: Option<String>,
-    /// The text, or the sample limit it broke (then nothing was rendered).
-    pub body: Result<Bytes, SampleLimitError>,
+    /// The text (or its gzip form: [`ScrapeInput::keep_gzip`]), or the sample limit it broke
+    /// (then nothing was rendered).
+    pub body: Result<Kept, SampleLimitError>,
     /// When every target that answered in full declared OpenMetrics, and `body` rendered: the
     /// same result in OpenMetrics (`# UNIT`, `info`, `stateset` kept; see
-    /// [`Aggregator::render_openmetrics`]), for clients that accept it.
-    pub openmetrics: Option<Bytes>,
+    /// [`Aggregator::render_openmetrics`]), for clients that accept it; kept as `body` is.
+    pub openmetrics: Option<Kept>,
     /// For a subset in [`ScrapeInput::untimed`] whose body rendered: the text without the
     /// fetch time on samples that have no timestamp of their own.
     pub untimed: Option<Bytes>,
@@ -482,6 +487,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
         target_health,
         require_all,
         untimed,
+        keep_gzip,
     } = input;
     let fan_out = engine.fan_out;
     let seq = engine.counters.next_seq();
@@ -529,6 +535,7 @@ pub async fn run(input: ScrapeInput) -> ScrapeReport {
             health,
             sample_limit,
             &untimed,
+            keep_gzip,
         );
         let targets = engine.put_back(runs);
         ScrapeReport {
@@ -555,6 +562,7 @@ fn render_all(
     health: Option<Vec<u8>>,
     sample_limit: usize,
     untimed: &[String],
+    keep_gzip: bool,
 ) -> Vec<ListOutput> {
     let ok_at: Vec<usize> = (0..runs.len())
         .filter(|&r| runs[r].report.result.is_ok())
@@ -598,6 +606,12 @@ fn render_all(
                 Vec::new()
             }
         };
+        // Applied: the records' buffers are not needed until the next scrape.
+        for r in runs.iter_mut() {
+            if let Some(c) = &mut r.pipeline.subsets_mut()[i].counters {
+                c.release();
+            }
+        }
         let agg: &mut Aggregator = if engine.fan_out {
             // Targets keep their own aggregates (their slots are what their series caches point
             // at); the sum is built fresh every scrape.
@@ -639,26 +653,32 @@ fn render_all(
             now_ms: Some(fetched_at_ms),
         };
         // The health series are metric-gate's own and do not count against the limit.
+        let tail: &[u8] = match (is_default, &health) {
+            (true, Some(h)) => h,
+            _ => &[],
+        };
+        let hint = agg.render_size_hint();
         let body = check_sample_limit(agg.series_count(), sample_limit).map(|()| {
-            let mut body = Vec::with_capacity(agg.render_size_hint());
+            if keep_gzip {
+                return Kept::gzip_of(hint, |mut w| {
+                    agg.render_to(&mut w, &opts)?;
+                    w.write_all(tail)
+                });
+            }
+            let mut body = Vec::with_capacity(hint);
             agg.render(&mut body, &opts);
-            if is_default {
-                if let Some(h) = &health {
-                    body.extend_from_slice(h);
-                }
-            }
-            Bytes::from(body)
+            body.extend_from_slice(tail);
+            Kept::Text(Bytes::from(body))
         });
+        // The health series go before `# EOF`; their text is valid OpenMetrics.
         let om_body = (openmetrics && body.is_ok()).then(|| {
-            let mut om = Vec::with_capacity(agg.render_size_hint());
-            agg.render_openmetrics(&mut om, &opts);
-            if let (true, Some(h)) = (is_default, &health) {
-                // The health series go before `# EOF`; their text is valid OpenMetrics.
-                om.truncate(om.len().saturating_sub(EOF_LINE.len()));
-                om.extend_from_slice(h);
-                om.extend_from_slice(EOF_LINE);
+            if keep_gzip {
+                return Kept::gzip_of(hint, |mut w| agg.render_openmetrics_to(&mut w, &opts, tail));
             }
-            Bytes::from(om)
+            let mut om = Vec::with_capacity(hint);
+            // Writing into a Vec cannot fail.
+            let _ = agg.render_openmetrics_to(&mut om, &opts, tail);
+            Kept::Text(Bytes::from(om))
         });
         let wants_untimed = list
             .name
@@ -715,9 +735,6 @@ fn held_by_list(runs: &[TargetRun], merged: &[Aggregator], i: usize) -> (usize, 
             (bytes + a.memory_bytes(), families + a.family_count())
         })
 }
-
-/// The line that ends an OpenMetrics text.
-const EOF_LINE: &[u8] = b"# EOF\n";
 
 /// `metric_gate_upstream_up` and `metric_gate_upstream_scrape_duration_seconds` per target, so
 /// a lost pod is visible even though the summed output has no per-pod `up`.

@@ -17,7 +17,7 @@ use crate::upstream::{
 
 use super::analysis::Analysis;
 use super::config::{RelabelConfig, ServerConfig, UpstreamConfig};
-use super::encoding::Rendered;
+use super::encoding::{Kept, Rendered};
 use super::flight::{FlightError, Patience, SingleFlight};
 use super::metrics::{ErrorLabels, SelfMetrics, SubsetLabels, TargetLabels, DEFAULT_SUBSET_LABEL};
 use super::push::endpoints::{RemoteWriteError, RemoteWriteState, UntimedLists};
@@ -234,22 +234,25 @@ impl AppState {
 
     /// The result of the scrape in flight, or of a new one (see [`super::flight`]): the scrape
     /// runs until the latest deadline of the requests waiting for it (at most
-    /// `--scrape-timeout` from its start); this request waits as `patience` says.
+    /// `--scrape-timeout` from its start); this request waits as `patience` says. A scrape
+    /// this request starts keeps its bodies as gzip only when `gzip` (the request accepts it:
+    /// see [`super::encoding::Kept`]); one it joins is in the form its starter asked for.
     pub async fn scrape(
         self: &Arc<Self>,
         patience: Patience,
+        gzip: bool,
     ) -> Result<Arc<ScrapeOutcome>, FlightError> {
         let state = Arc::clone(self);
-        let joined =
-            self.scrapes
-                .run(
-                    patience,
-                    self.cfg.upstream.scrape_timeout,
-                    move |generation, deadline| async move {
-                        state.scrape_now(generation, deadline).await
-                    },
-                )
-                .await?;
+        let joined = self
+            .scrapes
+            .run(
+                patience,
+                self.cfg.upstream.scrape_timeout,
+                move |generation, deadline| async move {
+                    state.scrape_now(generation, deadline, gzip).await
+                },
+            )
+            .await?;
         if joined.shared {
             self.metrics.scrapes_shared.inc();
         }
@@ -264,7 +267,7 @@ impl AppState {
     }
 
     /// One scrape from resolution to publishing; runs in the flight's task.
-    async fn scrape_now(&self, generation: u64, deadline: Deadline) -> ScrapeOutcome {
+    async fn scrape_now(&self, generation: u64, deadline: Deadline, gzip: bool) -> ScrapeOutcome {
         let started = Instant::now();
         let fetched_at_ms = now_ms();
         // Resolution counts against the scrape's timeout too: a slow DNS server must not make the
@@ -289,6 +292,7 @@ impl AppState {
                         .as_ref()
                         .map(RemoteWriteState::pushed_subsets)
                         .unwrap_or_default(),
+                    keep_gzip: gzip,
                 })
                 .await)
             }
@@ -438,7 +442,7 @@ impl AppState {
                 Some(n) => {
                     let snapshot = SubsetSnapshot {
                         rendered: body
-                            .map(|b| Rendered::new(b, generation, quoted).with_openmetrics(om)),
+                            .map(|b| Rendered::kept(b, generation, quoted).with_openmetrics(om)),
                         series: list.series,
                     };
                     by_name.insert(n, Arc::new(snapshot));
@@ -452,17 +456,18 @@ impl AppState {
         self.mark_ready();
         last.duration = started.elapsed();
         self.last_scrape.store(Some(Arc::new(last)));
-        let (default, quoted, om) = default.unwrap_or_else(|| (Ok(Bytes::new()), false, None));
+        let (default, quoted, om) =
+            default.unwrap_or_else(|| (Ok(Kept::Text(Bytes::new())), false, None));
         tracing::info!(
             upstream = %upstream,
             targets_ok = ok,
             targets_failed = report.targets.len() - ok,
-            bytes_out = default.as_ref().map_or(0, Bytes::len),
+            bytes_out = default.as_ref().map_or(0, Kept::text_len),
             duration_ms = started.elapsed().as_millis() as u64,
             "scrape done"
         );
         ScrapeOutcome {
-            result: default.map(|b| Rendered::new(b, generation, quoted).with_openmetrics(om)),
+            result: default.map(|b| Rendered::kept(b, generation, quoted).with_openmetrics(om)),
             fetched_at_ms,
             untimed,
         }
@@ -573,7 +578,7 @@ impl AppState {
                     Patience::from_now(timeout),
                     timeout,
                     move |generation, deadline| async move {
-                        state.scrape_now(generation, deadline).await
+                        state.scrape_now(generation, deadline, false).await
                     },
                 ));
             }
@@ -581,7 +586,7 @@ impl AppState {
                 let state = Arc::clone(self);
                 tokio::spawn(async move {
                     let _ = old.await;
-                    let _ = state.scrape(Patience::from_now(timeout)).await;
+                    let _ = state.scrape(Patience::from_now(timeout), false).await;
                 });
             }
         }

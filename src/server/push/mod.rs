@@ -87,7 +87,8 @@ pub(crate) async fn push_loop(state: Arc<AppState>) {
 /// One tick: the shared scrape, then every pushed list queued for its endpoints.
 async fn push_once(state: &Arc<AppState>, rw: &RemoteWriteState, interval: Duration) {
     let timeout = state.config().upstream.scrape_timeout.min(interval);
-    let outcome = match state.scrape(Patience::from_now(timeout)).await {
+    // Text: the push parses the default list's text.
+    let outcome = match state.scrape(Patience::from_now(timeout), false).await {
         Ok(outcome) => outcome,
         Err(e) => {
             // No result at all (the scrape task failed, or outlived its deadline): nothing is
@@ -96,19 +97,27 @@ async fn push_once(state: &Arc<AppState>, rw: &RemoteWriteState, interval: Durat
             return;
         }
     };
+    // The text of a scrape another client started with gzip is decompressed once, here.
+    let default_text = match &outcome.result {
+        Ok(r) => Some(r.text().await),
+        Err(_) => None,
+    };
     let current = Arc::clone(&rw.current).read_owned().await;
-    let pushed = tokio::task::spawn_blocking(move || push_lists(&current.rw, &outcome)).await;
+    let pushed = tokio::task::spawn_blocking(move || {
+        push_lists(&current.rw, &outcome, default_text.as_ref())
+    })
+    .await;
     if let Err(e) = pushed {
         tracing::error!(error = %e, "remote write: the push task failed");
     }
 }
 
 /// Parses each pushed list of `outcome` and queues it for its endpoints.
-fn push_lists(rw: &RemoteWrite, outcome: &ScrapeOutcome) {
+fn push_lists(rw: &RemoteWrite, outcome: &ScrapeOutcome, default_text: Option<&Bytes>) {
     let at = outcome.fetched_at_ms;
     for list in rw.lists() {
         let text: Option<&Bytes> = match list {
-            None => outcome.result.as_ref().ok().map(|r| &r.body),
+            None => default_text,
             Some(name) => outcome.untimed.get(name),
         };
         let scrape = match text {
