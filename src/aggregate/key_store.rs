@@ -314,16 +314,51 @@ fn needs_new_base(block_len: usize, mid_len: usize) -> bool {
     mid_len > 24 && mid_len * 4 > block_len
 }
 
+/// The number of leading bytes `a` and `b` share. Compares eight bytes at a time: a label block
+/// is ~200 bytes, and a byte loop took ~2,000 instructions per new series (callgrind).
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-fn common_suffix(a: &[u8], b: &[u8]) -> usize {
-    a.iter()
-        .rev()
-        .zip(b.iter().rev())
+    let mut n = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            // Little-endian: the first differing byte is the lowest nonzero one.
+            return n + (diff.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + a[n..]
+        .iter()
+        .zip(&b[n..])
         .take_while(|(x, y)| x == y)
         .count()
+}
+
+/// The number of trailing bytes `a` and `b` share (eight at a time, as [`common_prefix`]).
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let mut n = 0;
+    for (x, y) in a.rchunks_exact(8).zip(b.rchunks_exact(8)) {
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            // Little-endian: the last differing byte is the highest nonzero one.
+            return n + (diff.leading_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + a[..a.len() - n]
+        .iter()
+        .rev()
+        .zip(b[..b.len() - n].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// The first eight bytes of `chunk` (a whole chunk from `chunks_exact(8)`) as a little-endian
+/// word.
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&chunk[..8]);
+    u64::from_le_bytes(w)
 }
 
 /// LEB128: 7 bits a byte, low bits first.
@@ -433,6 +468,31 @@ mod tests {
             let mut r = &v[..];
             assert_eq!(read_varint(&mut r), n);
             assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn common_prefix_and_suffix_match_a_byte_loop() {
+        let byte_prefix = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let byte_suffix = |a: &[u8], b: &[u8]| {
+            let (mut a, mut b) = (a.to_vec(), b.to_vec());
+            a.reverse();
+            b.reverse();
+            byte_prefix(&a, &b)
+        };
+        let base = b"controller_class=\"k8s.io/ingress-nginx\",host=\"api-1.acme.io\",le=\"0.25\"";
+        for len in 0..base.len() {
+            for at in 0..=len {
+                let a = &base[..len];
+                let mut b = base[..len].to_vec();
+                if at < len {
+                    b[at] ^= 0x20;
+                }
+                for (x, y) in [(a, &b[..]), (a, &base[..]), (&base[len / 2..], a)] {
+                    assert_eq!(common_prefix(x, y), byte_prefix(x, y), "{x:?} {y:?}");
+                    assert_eq!(common_suffix(x, y), byte_suffix(x, y), "{x:?} {y:?}");
+                }
+            }
         }
     }
 }
