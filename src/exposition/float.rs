@@ -9,8 +9,10 @@
 //! `writeFloat`). Go's shortest `%g` uses the exponent form when the decimal exponent is below
 //! -4 or at least 6 (`eprec = 6` for the shortest form in Go's `strconv/ftoa.go`), with a sign
 //! and at least two exponent digits (`1e+06`, `1.5e-05`).
-//! Rust's `Display` prints `inf` and writes 1e300 out in full, so it cannot be used raw; its
-//! `LowerExp` form gives the same shortest round-trip digits, which we re-lay out Go's way.
+//! Rust's `Display` prints `inf` and writes 1e300 out in full, so it cannot be used raw; the
+//! shortest round-trip digits (from `ryu`: those of Rust's `LowerExp`, except that an exact tie
+//! between two shortest forms rounds to even, as Go's `ryuFtoaShortest` does) are re-laid out
+//! Go's way.
 //!
 //! # Parsing
 //!
@@ -18,8 +20,6 @@
 //! after refusing `p`, `P` and `_`: [`parse_go_float`] accepts exactly that language. Rust's
 //! `f64::from_str` agrees with Go on decimal syntax but not on the rest (it takes `+nan`, it
 //! returns infinity where Go reports a range error), so those cases are decided before it runs.
-
-use std::io::Write as _;
 
 /// Appends `f` to `out` exactly as Go's `strconv.FormatFloat(f, 'g', -1, 64)` would, with
 /// Prometheus' spellings `NaN`, `+Inf` and `-Inf`.
@@ -37,30 +37,36 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
         out.push(b'0');
         return;
     }
-    // Shortest round-trip digits, in Rust's form `d.ddddde-7` / `de7`.
-    let mut buf = [0u8; 40];
-    let len = {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        // A finite f64 in LowerExp form is at most ~25 bytes: this write cannot fail.
-        let _ = write!(cursor, "{:e}", f.abs());
-        cursor.position() as usize
+    // Shortest round-trip digits (ryu: `123.0`, `0.0001`, `1.5e-5`, `1e16`): as digits without
+    // leading or trailing zeros and the decimal exponent of the first. Rust's `{:e}` gives the
+    // same digits through `core::fmt` at ~1,200 instructions a value, ryu at a few hundred.
+    let mut shortest = ryu::Buffer::new();
+    let text = shortest.format_finite(f.abs()).as_bytes();
+    let (mantissa, exp_text) = match text.iter().position(|&b| b == b'e') {
+        Some(e) => (&text[..e], &text[e + 1..]),
+        None => (text, &b""[..]),
     };
-    let text = &buf[..len];
-    let e_pos = text.iter().position(|&b| b == b'e').unwrap_or(len);
-    let (mantissa, exp_text) = (&text[..e_pos], &text[(e_pos + 1).min(len)..]);
-    let exp: i32 = std::str::from_utf8(exp_text)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut digits = [0u8; 20];
+    let mut all = [0u8; 32];
     let mut nd = 0;
+    let mut point = None;
     for &b in mantissa {
-        if b.is_ascii_digit() && nd < digits.len() {
-            digits[nd] = b;
+        if b == b'.' {
+            point = Some(nd);
+        } else if b.is_ascii_digit() && nd < all.len() {
+            all[nd] = b;
             nd += 1;
         }
     }
-    let digits = &digits[..nd];
+    let lead = all[..nd].iter().take_while(|&&d| d == b'0').count();
+    let trail = all[lead..nd].iter().rev().take_while(|&&d| d == b'0').count();
+    let digits = &all[lead..nd - trail];
+    let nd = digits.len();
+    if nd == 0 {
+        // Not reached: zero was written above.
+        out.push(b'0');
+        return;
+    }
+    let exp = point.unwrap_or(nd + lead + trail) as i32 - lead as i32 - 1 + parse_exponent(exp_text);
 
     if f < 0.0 {
         out.push(b'-');
@@ -96,6 +102,23 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
             out.push(b'.');
             out.extend_from_slice(&digits[int_len..]);
         }
+    }
+}
+
+/// The exponent after a shortest form's `e` (`-5`, `16`); 0 when there is none.
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let n = digits
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0i32, |n, &b| n * 10 + i32::from(b - b'0'));
+    if negative {
+        -n
+    } else {
+        n
     }
 }
 
@@ -241,6 +264,8 @@ mod tests {
             (12.75, "12.75"),
             (5e-324, "5e-324"),
             (f64::MAX, "1.7976931348623157e+308"),
+            // An exact tie (...797.25): Go rounds the shortest form half to even.
+            (-1.1496366673247973e15, "-1.1496366673247972e+15"),
             (f64::NAN, "NaN"),
             (f64::INFINITY, "+Inf"),
             (f64::NEG_INFINITY, "-Inf"),
@@ -302,6 +327,54 @@ mod tests {
             v.clear();
             write_i64(&mut v, n);
             assert_eq!(std::str::from_utf8(&v).unwrap(), n.to_string());
+        }
+    }
+
+    /// The digits and exponent the formatter lays out are those of Rust's `LowerExp` (the
+    /// shortest round-trip digits), for random and hand-picked values, but for exact ties.
+    #[test]
+    fn same_digits_as_lower_exp() {
+        let lower_exp = |f: f64| {
+            let e = format!("{:e}", f.abs());
+            let (m, x) = e.split_once('e').unwrap();
+            let digits: String = m.chars().filter(char::is_ascii_digit).collect();
+            (digits, x.parse::<i32>().unwrap())
+        };
+        let ours = |f: f64| {
+            let s = go(f.abs());
+            let (m, x) = s.split_once('e').map_or((s.as_str(), 0), |(m, x)| {
+                (m, x.parse::<i32>().unwrap())
+            });
+            let point = m.find('.').unwrap_or(m.len()) as i32;
+            let all: String = m.chars().filter(char::is_ascii_digit).collect();
+            let lead = all.len() - all.trim_start_matches('0').len();
+            let digits = all.trim_matches('0').to_string();
+            (digits, point - lead as i32 - 1 + x)
+        };
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut values = vec![1e-7, 1e-5, 1.5e-5, 0.0001, 0.00012345678901234567, 1e15, 1e16, 1e17];
+        values.extend([123456789012345680.0, 9007199254740993.0, 0.1, 2.5, 1e22, 1e23]);
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+            values.push((x % 10_000_000) as f64 / 1000.0);
+        }
+        for f in values {
+            if !f.is_finite() || f == 0.0 {
+                continue;
+            }
+            let (mine, theirs) = (ours(f), lower_exp(f));
+            if mine != theirs {
+                // An exact tie between two shortest forms: Go (and ryu) round it to even, Rust's
+                // `LowerExp` up.
+                let last = |d: &str| d.bytes().last().map_or(0, |b| b - b'0');
+                assert_eq!(mine.1, theirs.1, "{f:e}");
+                assert_eq!(mine.0.len(), theirs.0.len(), "{f:e}");
+                assert!(last(&mine.0) % 2 == 0 && last(&theirs.0) == last(&mine.0) + 1, "{f:e}");
+                assert_eq!(go(f).parse::<f64>().unwrap(), f, "{f:e}");
+            }
         }
     }
 }
