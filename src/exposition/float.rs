@@ -37,36 +37,14 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
         out.push(b'0');
         return;
     }
-    // Shortest round-trip digits (ryu: `123.0`, `0.0001`, `1.5e-5`, `1e16`): as digits without
-    // leading or trailing zeros and the decimal exponent of the first. Rust's `{:e}` gives the
-    // same digits through `core::fmt` at ~1,200 instructions a value, ryu at a few hundred.
-    let mut shortest = ryu::Buffer::new();
-    let text = shortest.format_finite(f.abs()).as_bytes();
-    let (mantissa, exp_text) = match text.iter().position(|&b| b == b'e') {
-        Some(e) => (&text[..e], &text[e + 1..]),
-        None => (text, &b""[..]),
-    };
     let mut all = [0u8; 32];
-    let mut nd = 0;
-    let mut point = None;
-    for &b in mantissa {
-        if b == b'.' {
-            point = Some(nd);
-        } else if b.is_ascii_digit() && nd < all.len() {
-            all[nd] = b;
-            nd += 1;
-        }
-    }
-    let lead = all[..nd].iter().take_while(|&&d| d == b'0').count();
-    let trail = all[lead..nd].iter().rev().take_while(|&&d| d == b'0').count();
-    let digits = &all[lead..nd - trail];
+    let (digits, exp) = shortest_digits(f.abs(), &mut all);
     let nd = digits.len();
     if nd == 0 {
         // Not reached: zero was written above.
         out.push(b'0');
         return;
     }
-    let exp = point.unwrap_or(nd + lead + trail) as i32 - lead as i32 - 1 + parse_exponent(exp_text);
 
     if f < 0.0 {
         out.push(b'-');
@@ -104,6 +82,53 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
         }
     }
 }
+
+/// The shortest round-trip digits of `f` (finite, positive), without leading or trailing
+/// zeros, in `buf`, and the decimal exponent of the first: `1234.5` is `("12345", 3)`.
+fn shortest_digits(f: f64, buf: &mut [u8; 32]) -> (&[u8], i32) {
+    // (`as` conversions, not `fract`: without SSE4.1, `trunc` is a call into libm.)
+    if f < INTEGER_EXACT && (f as u64) as f64 == f {
+        // An integer below 2^53: its own digits are the shortest (every shorter decimal near it
+        // is another integer, itself a float). Sums of counts and buckets mostly are integers,
+        // and this costs a few dozen instructions where ryu costs several hundred.
+        let mut n = f as u64;
+        let mut at = buf.len();
+        while n > 0 && at > 0 {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let exp = (buf.len() - at) as i32 - 1;
+        let digits = &buf[at..];
+        let trail = digits.iter().rev().take_while(|&&d| d == b'0').count();
+        return (&digits[..digits.len() - trail], exp);
+    }
+    // ryu writes `123.0`, `0.0001`, `1.5e-5` or `1e16`. Rust's `{:e}` gives the same digits
+    // (but for ties, see the module docs) through `core::fmt` at ~1,200 instructions a value.
+    let mut shortest = ryu::Buffer::new();
+    let text = shortest.format_finite(f).as_bytes();
+    let (mantissa, exp_text) = match text.iter().position(|&b| b == b'e') {
+        Some(e) => (&text[..e], &text[e + 1..]),
+        None => (text, &b""[..]),
+    };
+    let mut nd = 0;
+    let mut point = None;
+    for &b in mantissa {
+        if b == b'.' {
+            point = Some(nd);
+        } else if b.is_ascii_digit() && nd < buf.len() {
+            buf[nd] = b;
+            nd += 1;
+        }
+    }
+    let lead = buf[..nd].iter().take_while(|&&d| d == b'0').count();
+    let trail = buf[lead..nd].iter().rev().take_while(|&&d| d == b'0').count();
+    let exp = point.unwrap_or(nd) as i32 - lead as i32 - 1 + parse_exponent(exp_text);
+    (&buf[lead..nd - trail], exp)
+}
+
+/// 2^53: every integer below it is a float of its own.
+const INTEGER_EXACT: f64 = 9_007_199_254_740_992.0;
 
 /// The exponent after a shortest form's `e` (`-5`, `16`); 0 when there is none.
 fn parse_exponent(text: &[u8]) -> i32 {
@@ -354,12 +379,16 @@ mod tests {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let mut values = vec![1e-7, 1e-5, 1.5e-5, 0.0001, 0.00012345678901234567, 1e15, 1e16, 1e17];
         values.extend([123456789012345680.0, 9007199254740993.0, 0.1, 2.5, 1e22, 1e23]);
+        // Integers near and beyond 2^53, where the integer path stops.
+        values.extend([9007199254740991.0, 9007199254740992.0, 9007199254740994.0, 1e15, 7.0]);
+        values.extend([120.0, 999999.0, 1000000.0, 1234567.0, 4503599627370497.0, 2e53]);
         for _ in 0..20_000 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             values.push(f64::from_bits(x));
             values.push((x % 10_000_000) as f64 / 1000.0);
+            values.push((x >> (x % 64)) as f64);
         }
         for f in values {
             if !f.is_finite() || f == 0.0 {
