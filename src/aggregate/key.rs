@@ -266,12 +266,20 @@ mod tests {
         };
         assert!(series.too_short_to_break(&limits(256, 1024, 65536)));
         assert!(series.too_short_to_break(&limits(3, 17, 17)));
-        for tight in [limits(2, 0, 0), limits(0, 7, 0), limits(0, 0, 1), limits(0, 1, 0)] {
+        for tight in [
+            limits(2, 0, 0),
+            limits(0, 7, 0),
+            limits(0, 0, 1),
+            limits(0, 1, 0),
+        ] {
             assert!(!series.too_short_to_break(&tight), "{tight:?}");
         }
         // The walk decides what the bound cannot.
         assert!(series.check(&limits(3, 8, 2)).is_ok());
         assert!(series.check(&limits(0, 0, 1)).is_err());
-        assert!(series.check(&limits(0, 7, 0)).is_err(), "__name__ is 8 bytes");
+        assert!(
+            series.check(&limits(0, 7, 0)).is_err(),
+            "__name__ is 8 bytes"
+        );
     }
 }

@@ -122,7 +122,11 @@ fn shortest_digits(f: f64, buf: &mut [u8; 32]) -> (&[u8], i32) {
         }
     }
     let lead = buf[..nd].iter().take_while(|&&d| d == b'0').count();
-    let trail = buf[lead..nd].iter().rev().take_while(|&&d| d == b'0').count();
+    let trail = buf[lead..nd]
+        .iter()
+        .rev()
+        .take_while(|&&d| d == b'0')
+        .count();
     let exp = point.unwrap_or(nd) as i32 - lead as i32 - 1 + parse_exponent(exp_text);
     (&buf[lead..nd - trail], exp)
 }
@@ -367,9 +371,9 @@ mod tests {
         };
         let ours = |f: f64| {
             let s = go(f.abs());
-            let (m, x) = s.split_once('e').map_or((s.as_str(), 0), |(m, x)| {
-                (m, x.parse::<i32>().unwrap())
-            });
+            let (m, x) = s
+                .split_once('e')
+                .map_or((s.as_str(), 0), |(m, x)| (m, x.parse::<i32>().unwrap()));
             let point = m.find('.').unwrap_or(m.len()) as i32;
             let all: String = m.chars().filter(char::is_ascii_digit).collect();
             let lead = all.len() - all.trim_start_matches('0').len();
@@ -377,11 +381,40 @@ mod tests {
             (digits, point - lead as i32 - 1 + x)
         };
         let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut values = vec![1e-7, 1e-5, 1.5e-5, 0.0001, 0.00012345678901234567, 1e15, 1e16, 1e17];
-        values.extend([123456789012345680.0, 9007199254740993.0, 0.1, 2.5, 1e22, 1e23]);
+        let mut values = vec![
+            1e-7,
+            1e-5,
+            1.5e-5,
+            0.0001,
+            0.00012345678901234567,
+            1e15,
+            1e16,
+            1e17,
+        ];
+        values.extend([
+            123456789012345680.0,
+            9007199254740993.0,
+            0.1,
+            2.5,
+            1e22,
+            1e23,
+        ]);
         // Integers near and beyond 2^53, where the integer path stops.
-        values.extend([9007199254740991.0, 9007199254740992.0, 9007199254740994.0, 1e15, 7.0]);
-        values.extend([120.0, 999999.0, 1000000.0, 1234567.0, 4503599627370497.0, 2e53]);
+        values.extend([
+            9007199254740991.0,
+            9007199254740992.0,
+            9007199254740994.0,
+            1e15,
+            7.0,
+        ]);
+        values.extend([
+            120.0,
+            999999.0,
+            1000000.0,
+            1234567.0,
+            4503599627370497.0,
+            2e53,
+        ]);
         for _ in 0..20_000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -401,7 +434,10 @@ mod tests {
                 let last = |d: &str| d.bytes().last().map_or(0, |b| b - b'0');
                 assert_eq!(mine.1, theirs.1, "{f:e}");
                 assert_eq!(mine.0.len(), theirs.0.len(), "{f:e}");
-                assert!(last(&mine.0) % 2 == 0 && last(&theirs.0) == last(&mine.0) + 1, "{f:e}");
+                assert!(
+                    last(&mine.0) % 2 == 0 && last(&theirs.0) == last(&mine.0) + 1,
+                    "{f:e}"
+                );
                 assert_eq!(go(f).parse::<f64>().unwrap(), f, "{f:e}");
             }
         }

@@ -458,7 +458,9 @@ mod tests {
     #[test]
     fn seen_series_reports_repeats_only() {
         let mut seen = SeenSeries::default();
-        let keys: Vec<u128> = (0..10_000u128).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let keys: Vec<u128> = (0..10_000u128)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
         assert!(keys.iter().all(|&k| seen.first(k)));
         assert!(keys.iter().all(|&k| !seen.first(k)));
         // Same low bits, another key: not a repeat.
