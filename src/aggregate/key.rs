@@ -61,11 +61,27 @@ where
 
     /// Checks the series against `limits` (done once, when its output series is created).
     pub(super) fn check(&self, limits: &LabelLimits) -> Result<(), LimitError> {
-        if limits.is_unlimited() {
+        if limits.is_unlimited() || self.too_short_to_break(limits) {
             return Ok(());
         }
         let count = self.labels.clone().count();
         limits.check_labels(self.name, count, self.labels.clone())
+    }
+}
+
+impl<L> SeriesKey<'_, L> {
+    /// True when the key is too short for the series to break `limits`, so that checking it
+    /// need not walk its labels (with the default limits, every real series): each name and
+    /// value is written in the key, none shorter than it is (escaping only lengthens), except
+    /// the name `__name__`; and each label takes at least 6 bytes of it (`,a="x"`: a label with
+    /// an empty value is neither written nor counted).
+    #[inline]
+    fn too_short_to_break(&self, limits: &LabelLimits) -> bool {
+        let n = self.bytes.len();
+        let within = |limit: usize, longest: usize| limit == 0 || longest <= limit;
+        within(limits.name_length, n.max(METRIC_NAME.len()))
+            && within(limits.value_length, n)
+            && within(limits.labels, n / 6 + 1)
     }
 }
 
@@ -235,5 +251,35 @@ mod tests {
         let three = LabelLimits { labels: 3, ..two };
         assert!(series.check(&two).is_err(), "__name__ counts as a label");
         assert!(series.check(&three).is_ok());
+    }
+
+    #[test]
+    fn short_keys_skip_the_label_walk_only_when_no_limit_can_break() {
+        let mut key = KeyBuf::new();
+        let pairs = [("a", "1"), ("bb", "22")];
+        let series = key.pairs("up", &pairs);
+        // `up{a="1",bb="22"}`: 17 bytes, 3 labels with `__name__`.
+        let limits = |labels, name_length, value_length| LabelLimits {
+            labels,
+            name_length,
+            value_length,
+        };
+        assert!(series.too_short_to_break(&limits(256, 1024, 65536)));
+        assert!(series.too_short_to_break(&limits(3, 17, 17)));
+        for tight in [
+            limits(2, 0, 0),
+            limits(0, 7, 0),
+            limits(0, 0, 1),
+            limits(0, 1, 0),
+        ] {
+            assert!(!series.too_short_to_break(&tight), "{tight:?}");
+        }
+        // The walk decides what the bound cannot.
+        assert!(series.check(&limits(3, 8, 2)).is_ok());
+        assert!(series.check(&limits(0, 0, 1)).is_err());
+        assert!(
+            series.check(&limits(0, 7, 0)).is_err(),
+            "__name__ is 8 bytes"
+        );
     }
 }

@@ -55,7 +55,7 @@ use crate::limits::{LabelLimits, LimitError};
 use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
-use key_store::{Addr, BaseSlot, KeyStore};
+use key_store::{Addr, BaseSlot, HotKeys, KeyStore};
 
 mod exemplars;
 mod families;
@@ -219,6 +219,8 @@ pub struct Aggregator {
     table: HashTable<u32>,
     /// The keys of `series`.
     keys: KeyStore,
+    /// The keys looked up last, as plain text (cleared whenever slots change).
+    hot: HotKeys,
     /// [`output_hash`] of the key of the series at each slot when it is counter-like (the
     /// counter state's key), 0 else. Computed when the counter hooks first ask
     /// ([`Aggregator::carry`], [`Aggregator::apply_counters`]), so an aggregator whose
@@ -271,6 +273,7 @@ impl Aggregator {
             series: Vec::new(),
             table: HashTable::new(),
             keys: KeyStore::default(),
+            hot: HotKeys::default(),
             outputs: Vec::new(),
             family_of: Vec::new(),
             key_scratch: Vec::new(),
@@ -310,6 +313,7 @@ impl Aggregator {
         self.series.clear();
         self.table.clear();
         self.keys.clear();
+        self.hot.clear();
         self.outputs.clear();
         self.family_of.clear();
         self.raw.clear();
@@ -355,6 +359,7 @@ impl Aggregator {
         let old_outputs = std::mem::take(&mut self.outputs);
         let family_of = std::mem::take(&mut self.family_of);
         self.table.clear();
+        self.hot.clear();
         for f in self.families.iter_mut() {
             f.key_base = BaseSlot::default();
         }
@@ -462,6 +467,7 @@ impl Aggregator {
     /// records and their table and side tables, exemplars, families and their metadata.
     pub fn memory_bytes(&self) -> usize {
         self.keys.bytes()
+            + self.hot.bytes()
             + self.raw.capacity()
             + self.series.capacity() * std::mem::size_of::<Series>()
             + self.table.allocation_size()
@@ -644,6 +650,9 @@ impl Aggregator {
         decide: impl FnOnce() -> Action,
     ) -> Result<u32, Rejected> {
         let hash = self.hasher.hash_one(key);
+        if let Some(slot) = self.hot.find(hash, key) {
+            return Ok(slot);
+        }
         let keys = &self.keys;
         let series = &self.series;
         let found = self.table.find(hash, |&i| {
@@ -651,6 +660,7 @@ impl Aggregator {
             s.hash == hash && keys.get(s.key).eq(key)
         });
         if let Some(&slot) = found {
+            self.hot.put(hash, slot, key);
             return Ok(slot);
         }
         if let Err(e) = check() {
@@ -683,6 +693,7 @@ impl Aggregator {
         self.table
             .insert_unique(hash, id, |&i| series[i as usize].hash);
         self.families[family as usize].series.push(id);
+        self.hot.put(hash, id, key);
         Ok(id)
     }
 

@@ -133,7 +133,11 @@ pub fn escape_label_name(name: &str, scheme: Escaping) -> Cow<'_, str> {
 /// nothing. Checked once per new output series, so that text whose names are all legacy
 /// skips the escaping pass.
 pub fn series_has_quoted_name(key: &[u8]) -> bool {
-    key.first() == Some(&b'{') || memchr::memmem::find(key, b"\"=").is_some()
+    // Built once: `memmem::find` builds its searcher on every call, which cost more than the
+    // search (~340 instructions per new output series).
+    static QUOTED_LABEL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"="));
+    key.first() == Some(&b'{') || QUOTED_LABEL.find(key).is_some()
 }
 
 /// What an escaping pass did.

@@ -9,8 +9,10 @@
 //! `writeFloat`). Go's shortest `%g` uses the exponent form when the decimal exponent is below
 //! -4 or at least 6 (`eprec = 6` for the shortest form in Go's `strconv/ftoa.go`), with a sign
 //! and at least two exponent digits (`1e+06`, `1.5e-05`).
-//! Rust's `Display` prints `inf` and writes 1e300 out in full, so it cannot be used raw; its
-//! `LowerExp` form gives the same shortest round-trip digits, which we re-lay out Go's way.
+//! Rust's `Display` prints `inf` and writes 1e300 out in full, so it cannot be used raw; the
+//! shortest round-trip digits (from `ryu`: those of Rust's `LowerExp`, except that an exact tie
+//! between two shortest forms rounds to even, as Go's `ryuFtoaShortest` does) are re-laid out
+//! Go's way.
 //!
 //! # Parsing
 //!
@@ -18,8 +20,6 @@
 //! after refusing `p`, `P` and `_`: [`parse_go_float`] accepts exactly that language. Rust's
 //! `f64::from_str` agrees with Go on decimal syntax but not on the rest (it takes `+nan`, it
 //! returns infinity where Go reports a range error), so those cases are decided before it runs.
-
-use std::io::Write as _;
 
 /// Appends `f` to `out` exactly as Go's `strconv.FormatFloat(f, 'g', -1, 64)` would, with
 /// Prometheus' spellings `NaN`, `+Inf` and `-Inf`.
@@ -37,41 +37,14 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) {
         out.push(b'0');
         return;
     }
-    // A whole number below 1e6 (most sums of counters and buckets) is its integer digits in
-    // %g (exponent below 6): no search for the shortest digits needed.
-    if f.fract() == 0.0 && f.abs() < 1e6 {
-        write_i64(out, f as i64);
+    let mut all = [0u8; 32];
+    let (digits, exp) = shortest_digits(f.abs(), &mut all);
+    let nd = digits.len();
+    if nd == 0 {
+        // Not reached: zero was written above.
+        out.push(b'0');
         return;
     }
-    write_shortest(out, f);
-}
-
-/// [`write_go_float`] for a finite, non-zero `f`, through the shortest round-trip digits.
-fn write_shortest(out: &mut Vec<u8>, f: f64) {
-    // Shortest round-trip digits, in Rust's form `d.ddddde-7` / `de7`.
-    let mut buf = [0u8; 40];
-    let len = {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        // A finite f64 in LowerExp form is at most ~25 bytes: this write cannot fail.
-        let _ = write!(cursor, "{:e}", f.abs());
-        cursor.position() as usize
-    };
-    let text = &buf[..len];
-    let e_pos = text.iter().position(|&b| b == b'e').unwrap_or(len);
-    let (mantissa, exp_text) = (&text[..e_pos], &text[(e_pos + 1).min(len)..]);
-    let exp: i32 = std::str::from_utf8(exp_text)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut digits = [0u8; 20];
-    let mut nd = 0;
-    for &b in mantissa {
-        if b.is_ascii_digit() && nd < digits.len() {
-            digits[nd] = b;
-            nd += 1;
-        }
-    }
-    let digits = &digits[..nd];
 
     if f < 0.0 {
         out.push(b'-');
@@ -107,6 +80,74 @@ fn write_shortest(out: &mut Vec<u8>, f: f64) {
             out.push(b'.');
             out.extend_from_slice(&digits[int_len..]);
         }
+    }
+}
+
+/// The shortest round-trip digits of `f` (finite, positive), without leading or trailing
+/// zeros, in `buf`, and the decimal exponent of the first: `1234.5` is `("12345", 3)`.
+fn shortest_digits(f: f64, buf: &mut [u8; 32]) -> (&[u8], i32) {
+    // (`as` conversions, not `fract`: without SSE4.1, `trunc` is a call into libm.)
+    if f < INTEGER_EXACT && (f as u64) as f64 == f {
+        // An integer below 2^53: its own digits are the shortest (every shorter decimal near it
+        // is another integer, itself a float). Sums of counts and buckets mostly are integers,
+        // and this costs a few dozen instructions where ryu costs several hundred.
+        let mut n = f as u64;
+        let mut at = buf.len();
+        while n > 0 && at > 0 {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let exp = (buf.len() - at) as i32 - 1;
+        let digits = &buf[at..];
+        let trail = digits.iter().rev().take_while(|&&d| d == b'0').count();
+        return (&digits[..digits.len() - trail], exp);
+    }
+    // ryu writes `123.0`, `0.0001`, `1.5e-5` or `1e16`. Rust's `{:e}` gives the same digits
+    // (but for ties, see the module docs) through `core::fmt` at ~1,200 instructions a value.
+    let mut shortest = ryu::Buffer::new();
+    let text = shortest.format_finite(f).as_bytes();
+    let (mantissa, exp_text) = match text.iter().position(|&b| b == b'e') {
+        Some(e) => (&text[..e], &text[e + 1..]),
+        None => (text, &b""[..]),
+    };
+    let mut nd = 0;
+    let mut point = None;
+    for &b in mantissa {
+        if b == b'.' {
+            point = Some(nd);
+        } else if b.is_ascii_digit() && nd < buf.len() {
+            buf[nd] = b;
+            nd += 1;
+        }
+    }
+    let lead = buf[..nd].iter().take_while(|&&d| d == b'0').count();
+    let trail = buf[lead..nd]
+        .iter()
+        .rev()
+        .take_while(|&&d| d == b'0')
+        .count();
+    let exp = point.unwrap_or(nd) as i32 - lead as i32 - 1 + parse_exponent(exp_text);
+    (&buf[lead..nd - trail], exp)
+}
+
+/// 2^53: every integer below it is a float of its own.
+const INTEGER_EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// The exponent after a shortest form's `e` (`-5`, `16`); 0 when there is none.
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let n = digits
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0i32, |n, &b| n * 10 + i32::from(b - b'0'));
+    if negative {
+        -n
+    } else {
+        n
     }
 }
 
@@ -220,27 +261,6 @@ pub fn parse_go_float(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    /// The whole-number shortcut writes what the shortest-digits path writes.
-    #[test]
-    fn whole_numbers_take_the_shortcut_to_the_same_text() {
-        let shortest = |f: f64| {
-            let mut v = Vec::new();
-            write_shortest(&mut v, f);
-            String::from_utf8(v).unwrap()
-        };
-        for n in (1..2_000i64)
-            .chain((999_000..1_000_000).step_by(7))
-            .chain([999_999, 123_456, 100_000, 10])
-        {
-            for f in [n as f64, -(n as f64)] {
-                assert_eq!(go(f), shortest(f), "{f}");
-            }
-        }
-        assert_eq!(go(1e6), "1e+06");
-        assert_eq!(go(-999_999.0), "-999999");
-        assert_eq!(go(999_999.5), "999999.5");
-    }
-
     fn go(f: f64) -> String {
         let mut v = Vec::new();
         write_go_float(&mut v, f);
@@ -273,6 +293,8 @@ mod tests {
             (12.75, "12.75"),
             (5e-324, "5e-324"),
             (f64::MAX, "1.7976931348623157e+308"),
+            // An exact tie (...797.25): Go rounds the shortest form half to even.
+            (-1.1496366673247973e15, "-1.1496366673247972e+15"),
             (f64::NAN, "NaN"),
             (f64::INFINITY, "+Inf"),
             (f64::NEG_INFINITY, "-Inf"),
@@ -334,6 +356,90 @@ mod tests {
             v.clear();
             write_i64(&mut v, n);
             assert_eq!(std::str::from_utf8(&v).unwrap(), n.to_string());
+        }
+    }
+
+    /// The digits and exponent the formatter lays out are those of Rust's `LowerExp` (the
+    /// shortest round-trip digits), for random and hand-picked values, but for exact ties.
+    #[test]
+    fn same_digits_as_lower_exp() {
+        let lower_exp = |f: f64| {
+            let e = format!("{:e}", f.abs());
+            let (m, x) = e.split_once('e').unwrap();
+            let digits: String = m.chars().filter(char::is_ascii_digit).collect();
+            (digits, x.parse::<i32>().unwrap())
+        };
+        let ours = |f: f64| {
+            let s = go(f.abs());
+            let (m, x) = s
+                .split_once('e')
+                .map_or((s.as_str(), 0), |(m, x)| (m, x.parse::<i32>().unwrap()));
+            let point = m.find('.').unwrap_or(m.len()) as i32;
+            let all: String = m.chars().filter(char::is_ascii_digit).collect();
+            let lead = all.len() - all.trim_start_matches('0').len();
+            let digits = all.trim_matches('0').to_string();
+            (digits, point - lead as i32 - 1 + x)
+        };
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut values = vec![
+            1e-7,
+            1e-5,
+            1.5e-5,
+            0.0001,
+            0.00012345678901234567,
+            1e15,
+            1e16,
+            1e17,
+        ];
+        values.extend([
+            123456789012345680.0,
+            9007199254740993.0,
+            0.1,
+            2.5,
+            1e22,
+            1e23,
+        ]);
+        // Integers near and beyond 2^53, where the integer path stops.
+        values.extend([
+            9007199254740991.0,
+            9007199254740992.0,
+            9007199254740994.0,
+            1e15,
+            7.0,
+        ]);
+        values.extend([
+            120.0,
+            999999.0,
+            1000000.0,
+            1234567.0,
+            4503599627370497.0,
+            2e53,
+        ]);
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+            values.push((x % 10_000_000) as f64 / 1000.0);
+            values.push((x >> (x % 64)) as f64);
+        }
+        for f in values {
+            if !f.is_finite() || f == 0.0 {
+                continue;
+            }
+            let (mine, theirs) = (ours(f), lower_exp(f));
+            if mine != theirs {
+                // An exact tie between two shortest forms: Go (and ryu) round it to even, Rust's
+                // `LowerExp` up.
+                let last = |d: &str| d.bytes().last().map_or(0, |b| b - b'0');
+                assert_eq!(mine.1, theirs.1, "{f:e}");
+                assert_eq!(mine.0.len(), theirs.0.len(), "{f:e}");
+                assert!(
+                    last(&mine.0) % 2 == 0 && last(&theirs.0) == last(&mine.0) + 1,
+                    "{f:e}"
+                );
+                assert_eq!(go(f).parse::<f64>().unwrap(), f, "{f:e}");
+            }
         }
     }
 }

@@ -21,7 +21,6 @@
 //! [`Aggregator::add`] (or `add_to_slot` for a replayed slot), and what happened in each list is
 //! an [`Outcome`], which the series cache remembers.
 
-use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 
 use crate::aggregate::{AggregateStats, Aggregator, KeyBuf, Point, Rejected, SeriesKey};
@@ -44,7 +43,7 @@ pub use input::{read_all, InputError, READ_CHUNK};
 use filter::LabelFilter;
 use float_labels::FloatLabelNormalizer;
 use general::General;
-use series_cache::{SeriesCache, NO_GROUP};
+use series_cache::{SeenSeries, SeriesCache, NO_GROUP};
 
 /// What one list did with one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +236,7 @@ pub struct Pipeline {
     /// The `# TYPE` word of `typed_family`.
     family_type: Option<&'static str>,
     /// Series keys of this input, to find repeated series when there is no series cache.
-    seen: HashSet<u128>,
+    seen: SeenSeries,
     /// Samples of this input that repeated a series already read (ignored, as Prometheus does).
     duplicates: u64,
     /// The input's unlabeled `process_start_time_seconds`, when counters are tracked.
@@ -276,7 +275,7 @@ impl Pipeline {
             limit_hit: None,
             input_label_limit: 0,
             family_type: None,
-            seen: HashSet::new(),
+            seen: SeenSeries::default(),
             duplicates: 0,
             process_start: None,
         }
@@ -581,7 +580,7 @@ impl Sink for Pipeline {
             }
             None => {
                 let key = replay::cache_key(sample.series_text, sample.family, float_label);
-                if !self.seen.insert(key) {
+                if !self.seen.first(key) {
                     self.duplicates += 1;
                     return;
                 }

@@ -344,6 +344,37 @@ impl SeriesCache {
     }
 }
 
+/// The series of one input, by their [`SeriesCache::key`]: how a pipeline without a series
+/// cache finds a series the input repeats (a cache entry remembers that itself). Keys are
+/// hashes already, so the table takes their low bits as its hash instead of hashing them again,
+/// and growing it rehashes nothing.
+#[derive(Debug, Clone, Default)]
+pub struct SeenSeries {
+    table: hashbrown::HashTable<u128>,
+}
+
+impl SeenSeries {
+    /// True the first time `key` is offered since [`SeenSeries::clear`], false for a repeat.
+    #[inline]
+    pub fn first(&mut self, key: u128) -> bool {
+        match self
+            .table
+            .entry(low_bits(key), |&k| k == key, |&k| low_bits(k))
+        {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(key);
+                true
+            }
+        }
+    }
+
+    /// Forgets every key (keeping the table's memory for the next input).
+    pub fn clear(&mut self) {
+        self.table.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +453,19 @@ mod tests {
         );
         assert!(c.is_empty());
         assert_eq!(outcomes(&mut c, key), None);
+    }
+
+    #[test]
+    fn seen_series_reports_repeats_only() {
+        let mut seen = SeenSeries::default();
+        let keys: Vec<u128> = (0..10_000u128)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        assert!(keys.iter().all(|&k| seen.first(k)));
+        assert!(keys.iter().all(|&k| !seen.first(k)));
+        // Same low bits, another key: not a repeat.
+        assert!(seen.first(keys[3] | 1 << 100));
+        seen.clear();
+        assert!(seen.first(keys[3]));
     }
 }

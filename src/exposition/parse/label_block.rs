@@ -30,8 +30,13 @@ use super::{ParseError, ParseErrorKind};
 /// How far the labels of a block followed the remembered layouts.
 enum Walk {
     /// Every label matched, through the closing `}`: parsing continues at `end`, and `slot` is
-    /// the layout the labels followed last.
-    Closed { end: usize, slot: usize },
+    /// the layout the labels followed last. `plain`: the labels stand as rendering writes them
+    /// (see [`LineState::plain_block`]).
+    Closed {
+        end: usize,
+        slot: usize,
+        plain: bool,
+    },
     /// The label at this index matched no layout; the labels before it are in `spans`.
     Left(usize),
 }
@@ -100,7 +105,8 @@ impl LineState {
     ) -> Result<usize, ParseError> {
         let b = s.as_bytes();
         let end = match self.follow_layout(s, i)? {
-            Walk::Closed { end, slot } => {
+            Walk::Closed { end, slot, plain } => {
+                self.plain_block = plain;
                 self.line_layout = match self.layouts.complete(slot, self.spans.len()) {
                     Some(id) => id,
                     // A prefix of a layout and no whole one, e.g. `_sum` after `_bucket` with a
@@ -131,6 +137,10 @@ impl LineState {
         let b = s.as_bytes();
         let mut cur = self.layouts.last();
         let mut layout = self.layouts.slot(cur);
+        // Each label here starts right where the layout expects it, `name="` and all; it stays
+        // as rendering writes it while its value needs no unescaping, is not empty, and a bare
+        // `,` or the `}` follows it.
+        let mut plain = true;
         loop {
             let k = self.spans.len();
             let mut hit = layout.and_then(|l| l.matches(k, b, i));
@@ -149,6 +159,7 @@ impl LineState {
             let Some((value, end)) = quoted(&mut self.scratch, s, q) else {
                 return Err(self.unterminated_value(s, q, lname));
             };
+            plain &= !value.in_scratch() && !value.is_empty();
             self.spans.push(LabelSpan { name: lname, value });
             match b.get(end) {
                 Some(b',') => i = end + 1,
@@ -156,12 +167,22 @@ impl LineState {
                     return Ok(Walk::Closed {
                         end: end + 1,
                         slot: cur,
+                        plain,
                     })
                 }
-                _ => match self.after_value(s, end, lname)? {
-                    Step::Next(j) => i = j,
-                    Step::Close(j) => return Ok(Walk::Closed { end: j, slot: cur }),
-                },
+                _ => {
+                    plain = false;
+                    match self.after_value(s, end, lname)? {
+                        Step::Next(j) => i = j,
+                        Step::Close(j) => {
+                            return Ok(Walk::Closed {
+                                end: j,
+                                slot: cur,
+                                plain,
+                            })
+                        }
+                    }
+                }
             }
         }
     }

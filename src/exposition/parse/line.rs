@@ -45,6 +45,11 @@ pub(super) struct LineState {
     pub(super) layouts: LabelLayouts,
     /// Id of the current line's label layout (see [`Sample::layout`]), 0 if none.
     pub(super) line_layout: u64,
+    /// The current line's labels all stand in it exactly as rendering writes them: each plain
+    /// name right after the `{` or a bare `,`, then `="`, a value without escape sequences that
+    /// is not empty, and its closing quote (set by the layout path, the only one that proves it
+    /// as it goes). Lets [`Sample::raw_labels`] hand out a run of labels without checking each.
+    pub(super) plain_block: bool,
     /// Recent metric names that had to be scanned; same idea.
     pub(super) names: MetricNames,
     /// [`ParseOptions::max_labels`](super::ParseOptions::max_labels).
@@ -193,6 +198,7 @@ impl LineState {
         self.scratch.clear();
         self.spans.clear();
         self.line_layout = 0;
+        self.plain_block = false;
         let series = self.series(s, i)?;
         let tail = self.tail(s, series.next)?;
 
@@ -211,6 +217,7 @@ impl LineState {
             scratch,
             spans: &self.spans,
             layout: self.line_layout,
+            plain_block: self.plain_block,
             plain_name: series.plain_name,
         });
         // Asked after every sample, so where the input ends does not depend on how it was

@@ -81,6 +81,9 @@ pub struct Sample<'a> {
     pub(super) layout: u64,
     /// The metric name was written bare, before the label block (so it is a valid legacy name).
     pub(super) plain_name: bool,
+    /// Every label stands in `text` as rendering writes it (the parser's `plain_block`), so
+    /// any run of them does ([`Sample::raw_labels`]).
+    pub(super) plain_block: bool,
 }
 
 impl<'a> Sample<'a> {
@@ -137,6 +140,9 @@ impl<'a> Sample<'a> {
         let spans = self.spans.get(from..to)?;
         let (first, last) = (spans.first()?, spans.last()?);
         let b = self.text.as_bytes();
+        if self.plain_block {
+            return b.get(first.name.start()..last.value.end() + 1);
+        }
         let mut name_at = first.name.start();
         for l in spans {
             // The gap before a name is one byte: a `,` (a blank alone also separates labels,
