@@ -148,6 +148,31 @@ async fn a_result_kept_as_gzip_answers_plain_clients() {
     assert_eq!(gz.decoded(), plain.text());
 }
 
+/// The scrape at startup, which no client starts, keeps its lists as gzip (Prometheus asks
+/// for it); a plain client of that result gets the text, and a gzip client the same text.
+#[tokio::test]
+async fn the_warm_up_result_answers_plain_and_gzip_clients() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["all"])).await;
+    // Served from the warm-up scrape's result: no client has asked for /metrics yet.
+    let plain = get(&gate.url("/metrics/all"), &[]).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(
+        plain.text().contains("\ntemperature 21.5 "),
+        "{}",
+        plain.text()
+    );
+    let gz = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.decoded(), plain.text());
+    // A plain client's own scrape, and the next one, still answer both.
+    let r = get(&gate.url("/metrics"), &[]).await;
+    assert_eq!(samples(&r.text()), samples(BODY));
+    let r = get(&gate.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(samples(&r.decoded()), samples(BODY));
+}
+
 fn metric_value(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
