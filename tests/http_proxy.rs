@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metric_gate::relabel::{Config, Program};
+use metric_gate::server::ServerConfig;
 use testkit::client::*;
 use testkit::e2e::python_openmetrics;
 use testkit::gate::*;
@@ -153,7 +154,18 @@ async fn a_result_kept_as_gzip_answers_plain_clients() {
 #[tokio::test]
 async fn the_warm_up_result_answers_plain_and_gzip_clients() {
     let up = Upstream::start(Behave::Text(BODY.into())).await;
-    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["all"])).await;
+    let cfg = ServerConfig {
+        warm_up: true,
+        ..config_for(&up.url())
+    };
+    let gate = Gate::start(cfg, &with_subsets(&["all"])).await;
+    // Ready once the warm-up scrape succeeded.
+    let mut tries = 0;
+    while gate.get("/-/ready").await.status != 200 {
+        tries += 1;
+        assert!(tries < 100, "the warm-up scrape did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Served from the warm-up scrape's result: no client has asked for /metrics yet.
     let plain = get(&gate.url("/metrics/all"), &[]).await;
     assert_eq!(plain.status, 200);
