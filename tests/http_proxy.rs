@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metric_gate::relabel::{Config, Program};
+use metric_gate::server::ServerConfig;
 use testkit::client::*;
 use testkit::e2e::python_openmetrics;
 use testkit::gate::*;
@@ -146,6 +147,42 @@ async fn a_result_kept_as_gzip_answers_plain_clients() {
     let gz = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert_eq!(gz.decoded(), plain.text());
+}
+
+/// The scrape at startup, which no client starts, keeps its lists as gzip (Prometheus asks
+/// for it); a plain client of that result gets the text, and a gzip client the same text.
+#[tokio::test]
+async fn the_warm_up_result_answers_plain_and_gzip_clients() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let cfg = ServerConfig {
+        warm_up: true,
+        ..config_for(&up.url())
+    };
+    let gate = Gate::start(cfg, &with_subsets(&["all"])).await;
+    // Ready once the warm-up scrape succeeded.
+    let mut tries = 0;
+    while gate.get("/-/ready").await.status != 200 {
+        tries += 1;
+        assert!(tries < 100, "the warm-up scrape did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Served from the warm-up scrape's result: no client has asked for /metrics yet.
+    let plain = get(&gate.url("/metrics/all"), &[]).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(
+        plain.text().contains("\ntemperature 21.5 "),
+        "{}",
+        plain.text()
+    );
+    let gz = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.decoded(), plain.text());
+    // A plain client's own scrape, and the next one, still answer both.
+    let r = get(&gate.url("/metrics"), &[]).await;
+    assert_eq!(samples(&r.text()), samples(BODY));
+    let r = get(&gate.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(samples(&r.decoded()), samples(BODY));
 }
 
 fn metric_value(text: &str, name: &str) -> f64 {

@@ -76,14 +76,16 @@ impl CounterState {
         }
         w.u32(live.len() as u32);
         for o in live {
-            w.u128(o.hash);
+            w.u128(o.hash());
             let (naive, comp) = o.total.to_parts();
             w.f64(naive);
             w.f64(comp);
             w.f64(o.raw);
             w.u32(o.seen);
             w.u32(o.multi);
-            w.u32(o.created);
+            // Was the epoch that created the output; only its own scrape used it, and a
+            // loaded state applies none of its old scrapes again.
+            w.u32(0);
             w.0.push(u8::from(o.carried));
             match o.description {
                 Some(d) => {
@@ -169,7 +171,7 @@ impl CounterState {
             let raw = r.f64()?;
             let seen = r.u32()?;
             let multi = r.u32()?;
-            let created = r.u32()?;
+            let _created = r.u32()?;
             let carried = r.u8()? != 0;
             let description = match r.u8()? {
                 0 => None,
@@ -185,7 +187,7 @@ impl CounterState {
             let outputs = &st.outputs;
             if st
                 .output_index
-                .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)
+                .find(low_bits(hash), |&i| outputs[i as usize].hash() == hash)
                 .is_some()
             {
                 return Err(StateError::Corrupt("duplicate output"));
@@ -197,12 +199,12 @@ impl CounterState {
                 multi,
                 carried,
                 description,
-                ..OutputRecord::new(hash, created)
+                ..OutputRecord::new(hash, false)
             });
             let outputs = &st.outputs;
             st.output_index
                 .insert_unique(low_bits(hash), idx as u32, |&i| {
-                    low_bits(outputs[i as usize].hash)
+                    low_bits(outputs[i as usize].hash())
                 });
             if carried {
                 st.stats.outputs_carried += 1;

@@ -125,15 +125,18 @@ struct Family {
     help: Box<str>,
 }
 
-/// Per output series.
+/// Per output series: 64 bytes. The hash is kept as two words so the record is aligned to 8
+/// bytes, not 16; the scrape being applied adds its contributions straight to `total` (an
+/// output that stays passed through has it set to its value afterwards), and an output's
+/// newness in that scrape is a flag, not the epoch that created it.
 #[derive(Debug, Clone, PartialEq)]
 struct OutputRecord {
-    hash: u128,
+    /// Its [`output_hash`], low word first (see [`OutputRecord::hash`]).
+    hash_words: [u64; 2],
     /// Carried: the total. Not carried: the single input's last finite value (so that
-    /// becoming carried continues from what was served).
+    /// becoming carried continues from what was served). During [`CounterState::apply`] it
+    /// also takes the scrape's contributions.
     total: Sum,
-    /// Contributions of the scrape being applied.
-    pending: Sum,
     /// The latest value observed from any of its inputs (served when not carried).
     raw: f64,
     /// Number of tracked inputs (seen within the window) that sum into it.
@@ -142,8 +145,8 @@ struct OutputRecord {
     seen: u32,
     /// The last scrape in which it had two or more tracked inputs.
     multi: u32,
-    /// The scrape that created it.
-    created: u32,
+    /// Created by the scrape being applied (cleared when that scrape's outputs are settled).
+    new: bool,
     carried: bool,
     /// False for a free slot.
     alive: bool,
@@ -152,20 +155,26 @@ struct OutputRecord {
 }
 
 impl OutputRecord {
-    fn new(hash: u128, epoch: u32) -> OutputRecord {
+    /// A record for output `hash`; `new` when the scrape being applied creates it.
+    fn new(hash: u128, new: bool) -> OutputRecord {
         OutputRecord {
-            hash,
+            hash_words: [hash as u64, (hash >> 64) as u64],
             total: Sum::new(),
-            pending: Sum::new(),
             raw: 0.0,
             inputs: 0,
             seen: 0,
             multi: 0,
-            created: epoch,
+            new,
             carried: false,
             alive: true,
             description: None,
         }
+    }
+
+    /// Its [`output_hash`].
+    #[inline]
+    fn hash(&self) -> u128 {
+        u128::from(self.hash_words[0]) | u128::from(self.hash_words[1]) << 64
     }
 }
 
@@ -503,6 +512,8 @@ impl CounterState {
 
         // Observations.
         self.touched.clear();
+        self.touched
+            .reserve(self.outputs.len() - self.free_outputs.len());
         for (t, ts) in scrapes.iter().map(Borrow::borrow).enumerate() {
             let info = target_info[t];
             for o in &ts.observations {
@@ -521,9 +532,8 @@ impl CounterState {
                     self.stats.outputs_carried += 1;
                 }
             }
+            out.new = false;
             if out.carried {
-                let pending = out.pending;
-                out.total.merge(&pending);
                 // Back to passing through only where that does not change what is served.
                 if out.inputs == 1 && out.multi < cutoff && out.total.value() == out.raw {
                     out.carried = false;
@@ -532,19 +542,39 @@ impl CounterState {
                     }
                     self.stats.outputs_carried -= 1;
                 } else if out.description.is_none() {
-                    report.needs_description.push(out.hash);
+                    report.needs_description.push(out.hash());
                 }
             } else if out.raw.is_finite() {
                 out.total = Sum::from(out.raw);
             }
-            out.pending = Sum::new();
         }
 
         self.sweep(cutoff, &mut report);
         if self.descriptions.wants_rebuild() {
             self.rebuild_descriptions();
         }
+        self.trim();
         Ok(report)
+    }
+
+    /// Gives back the capacity that growth by doubling left unused: a state built in one
+    /// scrape (851k inputs, 426k outputs on the 2x ingress payload) would otherwise hold
+    /// records for 1M and 524k. A little headroom stays so a slowly growing state is not
+    /// copied every scrape; large buffers live in their own mappings, so shrinking them moves
+    /// no bytes. (The unused tail was never touched, so this lowers the address space and
+    /// [`CounterState::memory_bytes`] rather than the resident set.)
+    fn trim(&mut self) {
+        fn trim_vec<T>(v: &mut Vec<T>) {
+            let keep = v.len() + v.len() / 32;
+            if v.capacity() > keep + v.len() / 32 {
+                v.shrink_to(keep);
+            }
+        }
+        trim_vec(&mut self.inputs);
+        trim_vec(&mut self.outputs);
+        trim_vec(&mut self.free_outputs);
+        // Scratch of one scrape: the next one reserves what it needs at once.
+        self.touched = Vec::new();
     }
 
     /// Applies one observation.
@@ -566,12 +596,12 @@ impl CounterState {
         }
         // The output: usually the one the input already sums into.
         let out_idx = match input {
-            Some(i) if self.outputs[self.inputs[i].output as usize].hash == o.output => {
+            Some(i) if self.outputs[self.inputs[i].output as usize].hash() == o.output => {
                 self.inputs[i].output
             }
             _ => self.output_for(o.output),
         };
-        let output_is_new = self.outputs[out_idx as usize].created == epoch;
+        let output_is_new = self.outputs[out_idx as usize].new;
         let value = o.value;
         let finite = value.is_finite();
         if !finite {
@@ -656,7 +686,7 @@ impl CounterState {
             }
         };
         let out = &mut self.outputs[out_idx as usize];
-        out.pending.add(contribution);
+        out.total.add(contribution);
         out.raw = value;
         if out.seen != epoch {
             out.seen = epoch;
@@ -689,11 +719,11 @@ impl CounterState {
         let outputs = &self.outputs;
         if let Some(&i) = self
             .output_index
-            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)
+            .find(low_bits(hash), |&i| outputs[i as usize].hash() == hash)
         {
             return i;
         }
-        let rec = OutputRecord::new(hash, self.epoch);
+        let rec = OutputRecord::new(hash, true);
         let idx = match self.free_outputs.pop() {
             Some(i) => {
                 self.outputs[i as usize] = rec;
@@ -705,8 +735,9 @@ impl CounterState {
             }
         };
         let outputs = &self.outputs;
-        self.output_index
-            .insert_unique(low_bits(hash), idx, |&i| low_bits(outputs[i as usize].hash));
+        self.output_index.insert_unique(low_bits(hash), idx, |&i| {
+            low_bits(outputs[i as usize].hash())
+        });
         idx
     }
 
@@ -757,7 +788,7 @@ impl CounterState {
                     self.orphans = true;
                     continue;
                 }
-                let hash = out.hash;
+                let hash = out.hash();
                 if out.carried {
                     self.stats.outputs_carried -= 1;
                 }
@@ -774,7 +805,7 @@ impl CounterState {
                 }
                 self.outputs[idx] = OutputRecord {
                     alive: false,
-                    ..OutputRecord::new(0, 0)
+                    ..OutputRecord::new(0, false)
                 };
                 self.free_outputs.push(idx as u32);
             }
@@ -852,7 +883,7 @@ impl CounterState {
         let outputs = &self.outputs;
         let &i = self
             .output_index
-            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)?;
+            .find(low_bits(hash), |&i| outputs[i as usize].hash() == hash)?;
         let out = &self.outputs[i as usize];
         Some(if out.carried {
             Served::Carried(out.total.value())
@@ -868,7 +899,7 @@ impl CounterState {
         let outputs = &self.outputs;
         let &i = self
             .output_index
-            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)?;
+            .find(low_bits(hash), |&i| outputs[i as usize].hash() == hash)?;
         Some(self.outputs[i as usize].inputs)
     }
 
@@ -885,7 +916,7 @@ impl CounterState {
                 let d = o.description?;
                 let f = self.families.get(self.descriptions.family(d) as usize)?;
                 Some(Absent {
-                    output: o.hash,
+                    output: o.hash(),
                     family: &f.name,
                     typ: &f.typ,
                     help: &f.help,
@@ -910,7 +941,7 @@ impl CounterState {
         let outputs = &self.outputs;
         let Some(&i) = self
             .output_index
-            .find(low_bits(hash), |&i| outputs[i as usize].hash == hash)
+            .find(low_bits(hash), |&i| outputs[i as usize].hash() == hash)
         else {
             return false;
         };

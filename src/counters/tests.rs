@@ -68,7 +68,7 @@ fn counter<'a>(input: &'a str, output: &'a str, v: f64) -> (&'a str, &'a str, Ki
 fn record_sizes() {
     assert_eq!(std::mem::size_of::<InputRecord>(), 32);
     assert_eq!(std::mem::size_of::<Observation>(), 48);
-    assert_eq!(std::mem::size_of::<OutputRecord>(), 96);
+    assert_eq!(std::mem::size_of::<OutputRecord>(), 64);
 }
 
 #[test]
@@ -794,7 +794,7 @@ fn description_rebuild_keeps_the_live_texts() {
     let text = |i: u32| format!("m_total{{host=\"h{}\",code=\"{}\"}}", i / 4, i % 4).into_bytes();
     for i in 0..4000u32 {
         let id = st.descriptions.insert(i % 2, &text(i));
-        let mut o = OutputRecord::new(u128::from(i) + 1, 1);
+        let mut o = OutputRecord::new(u128::from(i) + 1, false);
         o.description = Some(id);
         st.outputs.push(o);
     }

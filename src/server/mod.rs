@@ -161,8 +161,9 @@ async fn warm_up(state: Arc<AppState>) {
     let mut wait = Duration::from_secs(1);
     while !state.is_ready() {
         let patience = flight::Patience::from_now(state.config().upstream.scrape_timeout);
+        let gzip = state.background_gzip();
         if state
-            .scrape(patience, false)
+            .scrape(patience, gzip)
             .await
             .is_ok_and(|o| o.result.is_ok())
         {

@@ -107,6 +107,11 @@ pub struct AppState {
     /// What the last finished scrape found (targets, lists, timing).
     last_scrape: ArcSwapOption<LastScrape>,
     ready: AtomicBool,
+    /// Whether the last scrape request accepted gzip; true until one is seen (Prometheus
+    /// always does). Scrapes that no request starts (the warm-up, a reload's) keep their
+    /// bodies in this form, so the first scrape does not hold the whole text only to
+    /// compress it for the client that joins it.
+    gzip_clients: AtomicBool,
     /// Self-metrics, shared with the listener.
     pub metrics: Arc<SelfMetrics>,
     /// Remote write (`--remote-write.config-file`): endpoints, push schedule, receiver.
@@ -171,6 +176,7 @@ impl AppState {
             subsets: ArcSwapOption::empty(),
             last_scrape: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
+            gzip_clients: AtomicBool::new(true),
             held: HeldResults::new(Arc::clone(&metrics)),
             analyses: SingleFlight::new(),
             source_slots: Arc::new(tokio::sync::Semaphore::new(MAX_SOURCE_REQUESTS)),
@@ -237,11 +243,13 @@ impl AppState {
     /// `--scrape-timeout` from its start); this request waits as `patience` says. A scrape
     /// this request starts keeps its bodies as gzip only when `gzip` (the request accepts it:
     /// see [`super::encoding::Kept`]); one it joins is in the form its starter asked for.
+    /// `gzip` is remembered for the scrapes no request starts ([`AppState::background_gzip`]).
     pub async fn scrape(
         self: &Arc<Self>,
         patience: Patience,
         gzip: bool,
     ) -> Result<Arc<ScrapeOutcome>, FlightError> {
+        self.gzip_clients.store(gzip, Ordering::Relaxed);
         let state = Arc::clone(self);
         let joined = self
             .scrapes
@@ -561,6 +569,12 @@ impl AppState {
 }
 
 impl AppState {
+    /// The form a scrape that no request starts keeps its bodies in: gzip unless the last
+    /// scrape request did not accept it (see [`super::encoding::Kept`]).
+    pub(crate) fn background_gzip(&self) -> bool {
+        self.gzip_clients.load(Ordering::Relaxed)
+    }
+
     /// Starts a scrape with the configuration just swapped in, so that subsets a reload added
     /// are served at once (a scrape computes every subset). It shares the single-flight: when
     /// no scrape is in flight, the new one is registered before this returns, so a request for
@@ -569,6 +583,7 @@ impl AppState {
     /// scrape starts when it ends.
     fn fill_new_subsets(self: &Arc<Self>) {
         let timeout = self.cfg.upstream.scrape_timeout;
+        let gzip = self.background_gzip();
         match self.scrapes.current() {
             // The pass runs in its own task; its result is published like any other. It is in
             // the slot when this returns, so a request for a new subset waits for it.
@@ -578,7 +593,7 @@ impl AppState {
                     Patience::from_now(timeout),
                     timeout,
                     move |generation, deadline| async move {
-                        state.scrape_now(generation, deadline, false).await
+                        state.scrape_now(generation, deadline, gzip).await
                     },
                 ));
             }
@@ -586,7 +601,8 @@ impl AppState {
                 let state = Arc::clone(self);
                 tokio::spawn(async move {
                     let _ = old.await;
-                    let _ = state.scrape(Patience::from_now(timeout), false).await;
+                    let gzip = state.background_gzip();
+                    let _ = state.scrape(Patience::from_now(timeout), gzip).await;
                 });
             }
         }
