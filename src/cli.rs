@@ -116,6 +116,14 @@ pub struct Args {
     #[arg(long = "subset", value_name = "NAME", requires = "file", help_heading = HELP_OFFLINE)]
     pub subset: Option<String>,
 
+    /// With --file --apply: threads that read one file at once, each a share of it (0: every
+    /// core the process may use).
+    ///
+    /// The output is the same as with --threads 1 (one pass). Only a regular file of 8 MiB or
+    /// more is split; stdin, pipes and gzip input are read in one pass.
+    #[arg(long = "threads", value_name = "N", default_value_t = 0, requires = "file", help_heading = HELP_OFFLINE)]
+    pub threads: usize,
+
     /// With --file: write the cardinality explorer to this HTML file.
     #[arg(
         long = "html",
@@ -462,6 +470,7 @@ impl Args {
             labels: self.label_limits(),
             sample_limit: self.sample_limit,
             max_body: self.max_body_size,
+            threads: self.threads,
         }
     }
 
@@ -831,6 +840,9 @@ pub struct ApplyLimits {
     pub sample_limit: usize,
     /// Most input bytes (`--max-body-size`).
     pub max_body: u64,
+    /// Threads that read one regular file at once (`--threads`; 0: every core the process may
+    /// use; see [`crate::pipeline::parallel`]). The result does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for ApplyLimits {
@@ -841,6 +853,7 @@ impl Default for ApplyLimits {
             labels: LabelLimits::UNLIMITED,
             sample_limit: 0,
             max_body: u64::MAX,
+            threads: 0,
         }
     }
 }
@@ -922,6 +935,48 @@ impl Applied {
     }
 }
 
+/// Runs `config` over the file at `path` with several threads ([`crate::pipeline::parallel`])
+/// when that may pay: a regular, uncompressed file of at least
+/// [`MIN_PARALLEL_BYTES`](crate::pipeline::parallel::MIN_PARALLEL_BYTES) within
+/// `--max-body-size`, in a format whose state a split can carry, and more than one thread.
+/// `None`: read it in one pass, which gives the same result (and reports any error in it).
+fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<Pipeline> {
+    use crate::exposition::Format;
+    use crate::pipeline::parallel::{self, ParallelOptions, Source as _, MIN_PARALLEL_BYTES};
+    let threads = match limits.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if threads < 2
+        || path == "-"
+        || limits.parse.format == Format::OpenMetrics
+        || limits.parse.interrupt.is_some()
+    {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    let len = file.metadata().ok().filter(|m| m.is_file())?.len();
+    if len < MIN_PARALLEL_BYTES || len > limits.max_body {
+        return None;
+    }
+    let mut head = [0u8; 2];
+    if file.read_at(&mut head, 0).ok()? < 2 || head == GZIP_MAGIC {
+        return None;
+    }
+    let opts = ParallelOptions {
+        threads,
+        parse: limits.parse.clone(),
+        labels: limits.labels,
+    };
+    match parallel::apply(&file, config, &opts) {
+        Ok(pipeline) => Some(pipeline),
+        Err(why) => {
+            tracing::debug!(%why, threads, "parallel read gave way to one pass");
+            None
+        }
+    }
+}
+
 /// Runs `config` over the file at `path`; the caller renders the default list, or `subset`.
 fn apply_file(
     path: &str,
@@ -942,10 +997,16 @@ fn apply_file(
                 })?
         }
     };
-    let input = Capped::new(open_input(path)?, limits.max_body);
-    let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
-    read_all(input, limits.parse.clone(), &mut pipeline)
-        .map_err(|source| input_error(path, source))?;
+    let pipeline = match apply_parallel(path, config, limits) {
+        Some(pipeline) => pipeline,
+        None => {
+            let input = Capped::new(open_input(path)?, limits.max_body);
+            let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
+            read_all(input, limits.parse.clone(), &mut pipeline)
+                .map_err(|source| input_error(path, source))?;
+            pipeline
+        }
+    };
     let samples = pipeline.samples();
     let sub = &pipeline.subsets()[index];
     check_sample_limit(sub.aggregator.series_count(), limits.sample_limit).map_err(|source| {

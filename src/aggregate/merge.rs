@@ -11,6 +11,42 @@ impl Aggregator {
         self.merge_with(other, &mut |_, _, _| false);
     }
 
+    /// Appends `next`, the aggregate of the input that directly follows this one's (the next
+    /// byte range of one file, read by another thread), so that the result is what one pass
+    /// over both inputs gives: families and series in first-seen order (the new ones of `next`
+    /// after all of `self`'s, in `next`'s order), the first HELP, TYPE and UNIT of each family
+    /// (including metadata of families `next` holds no series of, which `merge_from` leaves
+    /// out), and the counters as one pass counts them: a series both hold received its first
+    /// sample of `next` as a summed one.
+    ///
+    /// Sums over both inputs are the two partial compensated sums merged ([`Sum::merge`]):
+    /// exact, so equal to one pass, whenever the inputs' sums are exact (integers below 2^53,
+    /// and dyadic fractions that fit), and otherwise within the compensated sum's error of it.
+    pub fn append_following(&mut self, next: &Aggregator) {
+        let before = self.series.len();
+        self.merge_from(next);
+        let created = self.series.len() - before;
+        self.stats.samples_merged += next.live.saturating_sub(created) as u64;
+        for (name, meta) in next.pending.iter() {
+            if let Some(help) = meta.help {
+                self.set_help(name, help);
+            }
+            if let Some(words) = meta.typ {
+                match self.family_meta(name) {
+                    Ok(f) => {
+                        if f.typ.is_none() {
+                            (f.typ, f.om_type) = (Some(words.0), words.1);
+                        }
+                    }
+                    Err(hash) => self.pending.set_type(hash, name, words),
+                }
+            }
+            if let Some(unit) = meta.unit {
+                self.set_unit(name, unit);
+            }
+        }
+    }
+
     /// [`Aggregator::merge_from`], with each series of `other` summed into the series whose
     /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
     /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of

@@ -35,6 +35,7 @@ mod filter;
 mod float_labels;
 mod general;
 mod input;
+pub mod parallel;
 mod replay;
 pub mod series_cache;
 
