@@ -969,7 +969,10 @@ fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<P
         labels: limits.labels,
     };
     match parallel::apply(&file, config, &opts) {
-        Ok(pipeline) => Some(pipeline),
+        Ok(pipeline) => {
+            tracing::debug!(threads, "read in parallel");
+            Some(pipeline)
+        }
         Err(why) => {
             tracing::debug!(%why, threads, "parallel read gave way to one pass");
             None
