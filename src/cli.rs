@@ -16,6 +16,7 @@ use crate::aggregate::{Aggregator, RenderOptions, RENDER_CHUNK};
 use crate::analyze::Analyzer;
 use crate::exposition::ParseOptions;
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
+use crate::pipeline::parallel::Parts;
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
 use crate::server::config::{
@@ -872,8 +873,8 @@ pub fn run_apply(
     // Written as it is rendered: the output is never held whole.
     let mut w = BufWriter::with_capacity(RENDER_CHUNK, out);
     applied
-        .aggregator()
-        .render_to(&mut w, &RenderOptions::default())
+        .parts
+        .render_to(applied.index, &mut w, &render_options())
         .and_then(|_| w.flush())
         .map_err(RunError::WriteOutput)?;
     let _ = writeln!(summary, "{}", applied.summary);
@@ -892,10 +893,11 @@ pub fn run_analyze_relabeled(
     summary: &mut dyn Write,
 ) -> Result<(), RunError> {
     let applied = apply_file(path, config, subset, limits)?;
-    let mut text = Vec::with_capacity(applied.aggregator().render_size_hint());
+    let hint = applied.parts.aggregators(applied.index);
+    let mut text = Vec::with_capacity(hint.map(Aggregator::render_size_hint).sum());
     applied
-        .aggregator()
-        .render(&mut text, &RenderOptions::default());
+        .parts
+        .render(applied.index, &mut text, &render_options());
     let mut analyzer = Analyzer::new();
     let parse = ParseOptions {
         // The output's lines are the input's, relabeled; a longer one cannot be refused now.
@@ -921,17 +923,23 @@ pub fn run_analyze_relabeled(
     Ok(())
 }
 
-/// A file relabeled and summed: the pipeline, which of its lists to write, and the summary line.
+/// A file relabeled and summed: the pipeline (in parts when read in parallel), which of its
+/// lists to write, and the summary line.
 struct Applied {
-    pipeline: Pipeline,
+    parts: Parts,
     index: usize,
     summary: String,
 }
 
-impl Applied {
-    /// The aggregate of the list asked for.
-    fn aggregator(&self) -> &Aggregator {
-        &self.pipeline.subsets()[self.index].aggregator
+/// How `--file --apply` renders: one "now" for every part (combined samples without a
+/// timestamp are not older than it).
+fn render_options() -> RenderOptions {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    RenderOptions {
+        now_ms: Some(now),
+        ..RenderOptions::default()
     }
 }
 
@@ -940,7 +948,7 @@ impl Applied {
 /// [`MIN_PARALLEL_BYTES`](crate::pipeline::parallel::MIN_PARALLEL_BYTES) within
 /// `--max-body-size`, in a format whose state a split can carry, and more than one thread.
 /// `None`: read it in one pass, which gives the same result (and reports any error in it).
-fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<Pipeline> {
+fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<Parts> {
     use crate::exposition::Format;
     use crate::pipeline::parallel::{self, ParallelOptions, Source as _, MIN_PARALLEL_BYTES};
     let threads = match limits.threads {
@@ -969,9 +977,10 @@ fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<P
         labels: limits.labels,
     };
     match parallel::apply(&file, config, &opts) {
-        Ok(pipeline) => {
-            tracing::debug!(threads, "read in parallel");
-            Some(pipeline)
+        Ok(parts) => {
+            let parts_n = parts.pipelines().len();
+            tracing::debug!(threads, parts = parts_n, "read in parallel");
+            Some(parts)
         }
         Err(why) => {
             tracing::debug!(%why, threads, "parallel read gave way to one pass");
@@ -1000,26 +1009,26 @@ fn apply_file(
                 })?
         }
     };
-    let pipeline = match apply_parallel(path, config, limits) {
-        Some(pipeline) => pipeline,
+    let parts = match apply_parallel(path, config, limits) {
+        Some(parts) => parts,
         None => {
             let input = Capped::new(open_input(path)?, limits.max_body);
             let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
             read_all(input, limits.parse.clone(), &mut pipeline)
                 .map_err(|source| input_error(path, source))?;
-            pipeline
+            Parts::from(pipeline)
         }
     };
-    let samples = pipeline.samples();
-    let sub = &pipeline.subsets()[index];
-    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit).map_err(|source| {
+    let samples = parts.samples();
+    let series_out = parts.series_count(index);
+    check_sample_limit(series_out, limits.sample_limit).map_err(|source| {
         RunError::SampleLimit {
             input: input_name(path),
             source,
         }
     })?;
-    let st = sub.stats();
-    let series_out = sub.aggregator.series_count() as u64;
+    let st = parts.stats(index);
+    let series_out = series_out as u64;
     let ratio = if series_out == 0 {
         0.0
     } else {
@@ -1027,10 +1036,10 @@ fn apply_file(
     };
     let summary = format!(
         "series in: {samples}, series out: {series_out}, dropped by relabel: {}, dropped without name: {}, dropped with empty label name: {}, summed: {}, reduction: {ratio:.1}x",
-        sub.dropped_by_relabel, st.dropped_nameless, st.dropped_invalid, st.samples_merged
+        parts.dropped_by_relabel(index), st.dropped_nameless, st.dropped_invalid, st.samples_merged
     );
     Ok(Applied {
-        pipeline,
+        parts,
         index,
         summary,
     })

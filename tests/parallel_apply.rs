@@ -8,7 +8,7 @@ use std::process::Command;
 use metric_gate::aggregate::RenderOptions;
 use metric_gate::exposition::ParseOptions;
 use metric_gate::limits::LabelLimits;
-use metric_gate::pipeline::parallel::{self, ParallelOptions, MIN_PARALLEL_BYTES};
+use metric_gate::pipeline::parallel::{self, ParallelOptions, Parts, MIN_PARALLEL_BYTES};
 use metric_gate::pipeline::{read_all, Pipeline};
 use metric_gate::relabel::Config;
 use testkit::ingress::{generate, Options};
@@ -32,34 +32,34 @@ fn options(threads: usize) -> ParallelOptions {
 }
 
 /// Every list's output text and counters.
-fn result(p: &Pipeline) -> Vec<String> {
+fn result(p: &Parts) -> Vec<String> {
     let mut all = vec![format!(
         "{} samples, {} duplicates",
         p.samples(),
         p.duplicates()
     )];
-    for s in p.subsets() {
+    for i in 0..p.pipelines()[0].subsets().len() {
         let mut out = Vec::new();
         let opts = RenderOptions {
             now_ms: Some(0),
             ..RenderOptions::default()
         };
-        s.aggregator.render(&mut out, &opts);
+        p.render(i, &mut out, &opts);
         all.push(String::from_utf8(out).unwrap());
         all.push(format!(
             "{:?} dropped {} series {}",
-            s.stats(),
-            s.dropped_by_relabel,
-            s.aggregator.series_count()
+            p.stats(i),
+            p.dropped_by_relabel(i),
+            p.series_count(i)
         ));
     }
     all
 }
 
-fn one_pass(input: &[u8], config: &Config) -> Pipeline {
+fn one_pass(input: &[u8], config: &Config) -> Parts {
     let mut p = Pipeline::new(config);
     read_all(input, ParseOptions::default(), &mut p).unwrap();
-    p
+    Parts::from(p)
 }
 
 const CONFIGS: [&str; 3] = ["labeldrop_path.yaml", "subsets.yaml", "rule_mix.yaml"];

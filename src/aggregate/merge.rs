@@ -47,6 +47,65 @@ impl Aggregator {
         }
     }
 
+    /// True when rendering `self` and then `next` (the aggregate of the input right after this
+    /// one's) writes what one aggregate of both inputs would: `next` holds no family `self`
+    /// holds, no series `self` holds (a series stays in the family it was first seen in), and
+    /// no metadata pending for a family `self` holds (one pass would have given it to that
+    /// family). Each series of `next` costs one probe with its stored hash (all aggregates hash
+    /// with the same seed), no key is rebuilt unless the hashes match.
+    pub fn can_precede(&self, next: &Aggregator) -> bool {
+        let families = next.families.iter().map(|f| f.name.as_str());
+        let pending = next.pending.iter().map(|(name, _)| name);
+        if families
+            .chain(pending)
+            .any(|name| self.find_family(name).is_ok())
+        {
+            return false;
+        }
+        let mut key = Vec::new();
+        !next
+            .series
+            .iter()
+            .filter(|s| s.epoch == next.epoch)
+            .any(|s| {
+                self.table.iter_hash(s.hash).any(|&i| {
+                    let mine = &self.series[i as usize];
+                    mine.hash == s.hash && {
+                        // Rare: the same hash; compare the keys.
+                        key.clear();
+                        next.keys.get(s.key).write_to(&mut key);
+                        self.keys.get(mine.key).eq(&key)
+                    }
+                })
+            })
+    }
+
+    /// Gives the families of `self` the metadata that `earlier` kept pending for them: one pass
+    /// over `earlier`'s input and then this one's would have given it to them, as the first of
+    /// its kind. For an `earlier` that [can precede](Aggregator::can_precede) `self`; with
+    /// several earlier aggregates, call it from the nearest to the first, so the first wins.
+    pub fn adopt_pending_from(&mut self, earlier: &Aggregator) {
+        for (name, meta) in earlier.pending.iter() {
+            let Ok(id) = self.find_family(name) else {
+                continue;
+            };
+            let f = &mut self.families[id as usize];
+            if let Some(help) = meta.help {
+                f.has_help = true;
+                f.help.clear();
+                f.help.push_str(help);
+            }
+            if let Some((typ, om_type)) = meta.typ {
+                (f.typ, f.om_type) = (Some(typ), om_type);
+            }
+            if let Some(unit) = meta.unit {
+                f.has_unit = true;
+                f.unit.clear();
+                f.unit.push_str(unit);
+            }
+        }
+    }
+
     /// [`Aggregator::merge_from`], with each series of `other` summed into the series whose
     /// key `merge_key` writes into its buffer instead of its own key, when it writes one (then
     /// true; see [`Aggregator::merge_targets`]). A merged series keeps the counter identity of

@@ -1,9 +1,10 @@
 //! Every core on one input: a regular file read as byte ranges, one thread and one
-//! [`Pipeline`] per range, the ranges' aggregates appended in input order.
+//! [`Pipeline`] per range, the ranges' results put together in input order.
 //!
 //! # Guarantee
-//! [`apply`] returns the pipeline one pass over the whole input would have built (same output
-//! text, same counters) or says why it could not ([`Fallback`]); the caller then reads the
+//! [`apply`] returns [`Parts`] whose outputs, written one after the other, are the text one
+//! pass over the whole input would write, with the same counters, or says why it could not
+//! ([`Fallback`]); the caller then reads the
 //! input in one pass, which also reports any error with its exact line and column. Nothing it
 //! cannot decide per range is guessed:
 //!
@@ -30,16 +31,23 @@
 //! aggregate, whose metadata is "first line of each kind wins": those lines are in an earlier
 //! range, which already set what they set.
 //!
-//! # Merging
+//! # Putting the ranges together
+//! A range whose aggregates hold no family and no series of the ranges before it (and no
+//! metadata for their families) stays a part of its own
+//! ([`Aggregator::can_precede`](crate::aggregate::Aggregator::can_precede)): written after
+//! them, it writes what one pass would, with no copy; it only takes the metadata the earlier
+//! ranges kept pending for its families (a HELP in one range, the family's first series in
+//! the next). Otherwise
 //! [`Aggregator::append_following`](crate::aggregate::Aggregator::append_following) appends
-//! each range's aggregate to the aggregate of the ranges before it: families and series keep
+//! the range's aggregate to the aggregate of the ranges before it: families and series keep
 //! first-seen order, each family its first HELP/TYPE/UNIT, and the counters add up as one pass
 //! counts them. A sum whose inputs lie in two ranges is two compensated partial sums merged:
 //! exact, and so equal to one pass, when the sums are exact (integer counts, dyadic values);
 //! otherwise it may differ from one pass in the last bit, within the compensated sum's error.
 //! Split points are line starts near equal shares of the file; where a `# HELP`/`# TYPE` line
 //! (a family's start) is close, the split moves there, so that usually no output series spans
-//! two ranges at all.
+//! two ranges, and the ranges stay parts of their own (on the ingress payloads appending the
+//! second range's 213k output series took longer than a third of the parallel read).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memchr::{memchr, memrchr};
 
 use super::{Pipeline, READ_CHUNK};
+use crate::aggregate::{AggregateStats, Aggregator, RenderOptions};
 use crate::exposition::{MetaKind, Metadata, ParseOptions, Parser, Sample, Sink};
 use crate::limits::{LabelLimits, LimitSink};
 use crate::relabel::Config;
@@ -155,7 +164,7 @@ pub fn apply<S: Source + ?Sized>(
     src: &S,
     config: &Config,
     opts: &ParallelOptions,
-) -> Result<Pipeline, Fallback> {
+) -> Result<Parts, Fallback> {
     let starts = split_points(src, opts.threads.max(1)).map_err(|_| Fallback::Failed)?;
     apply_ranges(src, config, opts, &starts)
 }
@@ -167,7 +176,7 @@ pub fn apply_ranges<S: Source + ?Sized>(
     config: &Config,
     opts: &ParallelOptions,
     starts: &[u64],
-) -> Result<Pipeline, Fallback> {
+) -> Result<Parts, Fallback> {
     if starts.len() < 2 {
         return Err(Fallback::Unsplittable);
     }
@@ -322,26 +331,134 @@ fn read_range<S: Source + ?Sized>(
     Ok(pipeline)
 }
 
-/// Appends each range's pipeline to the ones before it, in input order.
-fn merge(parts: Vec<Pipeline>) -> Result<Pipeline, Fallback> {
-    for (j, later) in parts.iter().enumerate().skip(1) {
-        if parts[..j].iter().any(|p| !p.seen.is_disjoint(&later.seen)) {
+/// Puts the ranges' pipelines in input order: a range that shares no family, series or
+/// pending metadata with the ones before it ([`Aggregator::can_precede`]) stays a part of its
+/// own (rendered after them, no copy); otherwise everything so far is appended into one
+/// ([`Aggregator::append_following`]) and the range after it.
+fn merge(pipelines: Vec<Pipeline>) -> Result<Parts, Fallback> {
+    for (j, later) in pipelines.iter().enumerate().skip(1) {
+        if pipelines[..j]
+            .iter()
+            .any(|p| !p.seen.is_disjoint(&later.seen))
+        {
             return Err(Fallback::Duplicate);
         }
     }
-    let mut parts = parts.into_iter();
-    let Some(mut acc) = parts.next() else {
-        return Err(Fallback::Unsplittable);
-    };
-    for next in parts {
-        acc.samples += next.samples;
-        acc.duplicates += next.duplicates;
-        for (a, b) in acc.subsets.iter_mut().zip(&next.subsets) {
-            a.aggregator.append_following(&b.aggregator);
-            a.dropped_by_relabel += b.dropped_by_relabel;
+    let mut parts: Vec<Pipeline> = Vec::with_capacity(pipelines.len());
+    for mut next in pipelines {
+        let apart = parts.iter().all(|p| {
+            p.subsets
+                .iter()
+                .zip(&next.subsets)
+                .all(|(a, b)| a.aggregator.can_precede(&b.aggregator))
+        });
+        if apart {
+            for earlier in parts.iter().rev() {
+                for (a, b) in next.subsets.iter_mut().zip(&earlier.subsets) {
+                    a.aggregator.adopt_pending_from(&b.aggregator);
+                }
+            }
+            parts.push(next);
+            continue;
+        }
+        let mut all = std::mem::take(&mut parts).into_iter();
+        let Some(mut acc) = all.next() else {
+            return Err(Fallback::Unsplittable);
+        };
+        for p in all.chain(std::iter::once(next)) {
+            append(&mut acc, &p);
+        }
+        parts.push(acc);
+    }
+    Ok(Parts(parts))
+}
+
+/// Appends `next`, the pipeline of the range right after `acc`'s, into `acc`.
+fn append(acc: &mut Pipeline, next: &Pipeline) {
+    acc.samples += next.samples;
+    acc.duplicates += next.duplicates;
+    for (a, b) in acc.subsets.iter_mut().zip(&next.subsets) {
+        a.aggregator.append_following(&b.aggregator);
+        a.dropped_by_relabel += b.dropped_by_relabel;
+    }
+}
+
+/// The result of reading one input as consecutive parts, each a [`Pipeline`] of the same
+/// configuration, whose lists' outputs written one after the other (in order) are the output
+/// of one pass, and whose counters add up to one pass's. One pass is one part.
+#[derive(Debug)]
+pub struct Parts(Vec<Pipeline>);
+
+impl From<Pipeline> for Parts {
+    fn from(p: Pipeline) -> Self {
+        Parts(vec![p])
+    }
+}
+
+impl Parts {
+    /// The parts, in input order.
+    pub fn pipelines(&self) -> &[Pipeline] {
+        &self.0
+    }
+
+    /// Samples read ([`Pipeline::samples`]).
+    pub fn samples(&self) -> u64 {
+        self.0.iter().map(Pipeline::samples).sum()
+    }
+
+    /// Samples that repeated a series ([`Pipeline::duplicates`]).
+    pub fn duplicates(&self) -> u64 {
+        self.0.iter().map(Pipeline::duplicates).sum()
+    }
+
+    /// The aggregates of list `index` (0: the default list), in order.
+    pub fn aggregators(&self, index: usize) -> impl Iterator<Item = &Aggregator> + '_ {
+        self.0.iter().map(move |p| &p.subsets[index].aggregator)
+    }
+
+    /// Output series of list `index` ([`Aggregator::series_count`]).
+    pub fn series_count(&self, index: usize) -> usize {
+        self.aggregators(index).map(Aggregator::series_count).sum()
+    }
+
+    /// Counters of list `index` ([`Aggregator::stats`]).
+    pub fn stats(&self, index: usize) -> AggregateStats {
+        self.aggregators(index)
+            .map(Aggregator::stats)
+            .fold(AggregateStats::default(), |a, b| AggregateStats {
+                samples_in: a.samples_in + b.samples_in,
+                samples_merged: a.samples_merged + b.samples_merged,
+                dropped_nameless: a.dropped_nameless + b.dropped_nameless,
+                dropped_invalid: a.dropped_invalid + b.dropped_invalid,
+            })
+    }
+
+    /// Samples the rules of list `index` dropped ([`Subset::dropped_by_relabel`](super::Subset)).
+    pub fn dropped_by_relabel(&self, index: usize) -> u64 {
+        self.0
+            .iter()
+            .map(|p| p.subsets[index].dropped_by_relabel)
+            .sum()
+    }
+
+    /// Renders list `index` into `out` ([`Aggregator::render`]); `opts.now_ms` should be set,
+    /// so that every part renders with the same "now".
+    pub fn render(&self, index: usize, out: &mut Vec<u8>, opts: &RenderOptions) {
+        for a in self.aggregators(index) {
+            a.render(out, opts);
         }
     }
-    Ok(acc)
+
+    /// Renders list `index` into `w` ([`Aggregator::render_to`]), as [`Parts::render`].
+    pub fn render_to(
+        &self,
+        index: usize,
+        w: &mut impl io::Write,
+        opts: &RenderOptions,
+    ) -> io::Result<()> {
+        self.aggregators(index)
+            .try_for_each(|a| a.render_to(w, opts))
+    }
 }
 
 /// The context of a range starting at `start` (see the module documentation): the last valid
@@ -491,22 +608,20 @@ mod tests {
         lists: Vec<(String, u64, crate::aggregate::AggregateStats, usize)>,
     }
 
-    fn seen(p: &Pipeline) -> Seen {
-        let lists = p
-            .subsets()
-            .iter()
-            .map(|s| {
+    fn seen(p: &Parts) -> Seen {
+        let lists = (0..p.pipelines()[0].subsets().len())
+            .map(|i| {
                 let mut out = Vec::new();
                 let opts = RenderOptions {
                     now_ms: Some(0),
                     ..RenderOptions::default()
                 };
-                s.aggregator.render(&mut out, &opts);
+                p.render(i, &mut out, &opts);
                 (
                     String::from_utf8(out).unwrap(),
-                    s.dropped_by_relabel,
-                    s.stats(),
-                    s.aggregator.series_count(),
+                    p.dropped_by_relabel(i),
+                    p.stats(i),
+                    p.series_count(i),
                 )
             })
             .collect();
@@ -526,10 +641,10 @@ mod tests {
     }
 
     /// One pass over `input`: the pipeline, or the error.
-    fn serial(input: &[u8], config: &Config) -> Result<Pipeline, String> {
+    fn serial(input: &[u8], config: &Config) -> Result<Parts, String> {
         let mut p = Pipeline::new(config);
         read_all(input, ParseOptions::default(), &mut p).map_err(|e| e.to_string())?;
-        Ok(p)
+        Ok(Parts::from(p))
     }
 
     /// Line starts at or after each of `cuts` (in any order), as range starts.
