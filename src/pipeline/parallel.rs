@@ -331,9 +331,10 @@ fn read_range<S: Source + ?Sized>(
     Ok(pipeline)
 }
 
-/// Puts the ranges' pipelines in input order: a range that shares no family, series or
-/// pending metadata with the ones before it ([`Aggregator::can_precede`]) stays a part of its
-/// own (rendered after them, no copy); otherwise everything so far is appended into one
+/// Puts the ranges' pipelines in input order: a range whose series an earlier range holds
+/// only in families that range holds ([`Aggregator::can_follow`]) stays a part of its own, its
+/// series of those families moved there ([`Aggregator::follow`]; one family, the one a split
+/// cuts, in the usual case); otherwise everything so far is appended into one
 /// ([`Aggregator::append_following`]) and the range after it.
 fn merge(pipelines: Vec<Pipeline>) -> Result<Parts, Fallback> {
     for (j, later) in pipelines.iter().enumerate().skip(1) {
@@ -346,17 +347,19 @@ fn merge(pipelines: Vec<Pipeline>) -> Result<Parts, Fallback> {
     }
     let mut parts: Vec<Pipeline> = Vec::with_capacity(pipelines.len());
     for mut next in pipelines {
-        let apart = parts.iter().all(|p| {
-            p.subsets
-                .iter()
-                .zip(&next.subsets)
-                .all(|(a, b)| a.aggregator.can_precede(&b.aggregator))
+        let lists = next.subsets.len();
+        let apart = (0..lists).all(|i| {
+            let earlier: Vec<&Aggregator> =
+                parts.iter().map(|p| &p.subsets[i].aggregator).collect();
+            Aggregator::can_follow(&earlier, &next.subsets[i].aggregator)
         });
         if apart {
-            for earlier in parts.iter().rev() {
-                for (a, b) in next.subsets.iter_mut().zip(&earlier.subsets) {
-                    a.aggregator.adopt_pending_from(&b.aggregator);
-                }
+            for i in 0..lists {
+                let mut earlier: Vec<&mut Aggregator> = parts
+                    .iter_mut()
+                    .map(|p| &mut p.subsets[i].aggregator)
+                    .collect();
+                Aggregator::follow(&mut earlier, &mut next.subsets[i].aggregator);
             }
             parts.push(next);
             continue;
@@ -736,7 +739,7 @@ mod tests {
 
     fn fam() -> impl Strategy<Value = Fam> {
         (
-            0..4usize,
+            0..6usize,
             0..TYPES.len(),
             any::<bool>(),
             prop::collection::vec(
@@ -767,7 +770,12 @@ mod tests {
     fn write(fams: &[Fam], bad: Option<usize>, values: &[String]) -> String {
         let mut s = String::new();
         for (i, f) in fams.iter().enumerate() {
-            let name = format!("m{}", f.name);
+            // Names 4 and 5 are series names of histogram `m0`, as families of their own.
+            let name = match f.name {
+                4 => "m0_count".to_owned(),
+                5 => "m0_bucket".to_owned(),
+                n => format!("m{n}"),
+            };
             match f.extra {
                 0 => s.push('\n'),
                 1 => s.push_str("# a comment\n"),
@@ -913,6 +921,26 @@ mod tests {
             context(input.as_bytes(), at, &ParseOptions::default()).unwrap(),
             b"# TYPE c counter\n# HELP other O.\n"
         );
+    }
+
+    #[test]
+    fn a_series_an_earlier_range_holds_in_another_family() {
+        // `h_count` is summed into histogram `h`'s series, as one pass does, wherever it is cut.
+        let input = "# TYPE h histogram\nh_count{path=\"a\"} 1\nh_sum{path=\"a\"} 1\n# TYPE g gauge\ng 1\nh_count{path=\"b\"} 2\n";
+        let config = Config::from_yaml(CONFIGS[0], "test").unwrap();
+        let want = seen(&serial(input.as_bytes(), &config).unwrap());
+        assert!(
+            want.lists[0].0.contains("h_count 3\n"),
+            "{}",
+            want.lists[0].0
+        );
+        for cut in 0..input.len() as u64 {
+            let starts = starts_at(input.as_bytes(), &[cut]);
+            let par = apply_ranges(input.as_bytes(), &config, &options(2), &starts);
+            if starts.len() == 2 {
+                assert_eq!(seen(&par.unwrap()), want, "split at {starts:?}");
+            }
+        }
     }
 
     #[test]
