@@ -118,7 +118,7 @@ pub struct Args {
     pub subset: Option<String>,
 
     /// With --file --apply: threads that read one file at once, each a share of it (0: every
-    /// core the process may use).
+    /// core the process may use, at most 8).
     ///
     /// The output is the same as with --threads 1 (one pass). Only a regular file of 8 MiB or
     /// more is split; stdin, pipes and gzip input are read in one pass.
@@ -842,7 +842,7 @@ pub struct ApplyLimits {
     /// Most input bytes (`--max-body-size`).
     pub max_body: u64,
     /// Threads that read one regular file at once (`--threads`; 0: every core the process may
-    /// use; see [`crate::pipeline::parallel`]). The result does not depend on it.
+    /// use, at most 8; at most one per 4 MiB; see [`crate::pipeline::parallel`]). The result does not depend on it.
     pub threads: usize,
 }
 
@@ -950,9 +950,14 @@ fn render_options() -> RenderOptions {
 /// `None`: read it in one pass, which gives the same result (and reports any error in it).
 fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<Parts> {
     use crate::exposition::Format;
-    use crate::pipeline::parallel::{self, ParallelOptions, Source as _, MIN_PARALLEL_BYTES};
+    use crate::pipeline::parallel::{
+        self, ParallelOptions, Source as _, DEFAULT_MAX_THREADS, MIN_PARALLEL_BYTES,
+        MIN_RANGE_BYTES,
+    };
     let threads = match limits.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(DEFAULT_MAX_THREADS),
         n => n,
     };
     if threads < 2
@@ -967,6 +972,7 @@ fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<P
     if len < MIN_PARALLEL_BYTES || len > limits.max_body {
         return None;
     }
+    let threads = threads.min(usize::try_from(len / MIN_RANGE_BYTES).unwrap_or(usize::MAX));
     let mut head = [0u8; 2];
     if file.read_at(&mut head, 0).ok()? < 2 || head == GZIP_MAGIC {
         return None;

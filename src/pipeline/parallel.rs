@@ -65,6 +65,14 @@ use crate::relabel::Config;
 /// merging costs more than a second core saves.
 pub const MIN_PARALLEL_BYTES: u64 = 8 << 20;
 
+/// Fewest bytes per range: a file is split into at most its size over this many ranges.
+pub const MIN_RANGE_BYTES: u64 = 4 << 20;
+
+/// Most ranges when the caller leaves the number to the machine: putting the ranges together
+/// is serial work that grows with their number (each range's series are looked up in every
+/// earlier range's aggregate), so past a few cores more ranges stop paying.
+pub const DEFAULT_MAX_THREADS: usize = 8;
+
 /// How far (a fraction of a range, as a divisor) a split point may move to reach a family's
 /// start: an eighth of a share costs at most ~12% balance and usually spares every sum
 /// across two ranges.
