@@ -259,13 +259,23 @@ fn line_start_at_or_after<S: Source + ?Sized>(src: &S, at: u64) -> io::Result<Op
     }
 }
 
-/// The first line start within `reach` bytes after `at` (a line start) whose line begins with
-/// `# HELP ` or `# TYPE `: where a family's metadata begins (usually its HELP, so a family's
-/// HELP and TYPE stay in one range).
-fn family_start_near<S: Source + ?Sized>(src: &S, at: u64, reach: u64) -> io::Result<Option<u64>> {
+/// The line starts in `from..to` (`from` a line start) whose line begins with `# HELP ` or
+/// `# TYPE `: where a family's metadata begins (usually with its HELP, so a family's HELP and
+/// TYPE stay in one range). The first of them when `first` is set (the scan stops there), else
+/// the last.
+fn family_start_in<S: Source + ?Sized>(
+    src: &S,
+    from: u64,
+    to: u64,
+    first: bool,
+) -> io::Result<Option<u64>> {
     let mut buf = vec![0u8; PROBE_CHUNK];
-    let mut pos = at;
-    let limit = at.saturating_add(reach).min(src.len());
+    let mut pos = from;
+    let limit = to.min(src.len());
+    let mut found = None;
+    // Where the line after the last match starts: a match there continues that family's
+    // metadata (its TYPE after its HELP) and is not a start of its own.
+    let mut after_match = None;
     while pos < limit {
         let want = PROBE_CHUNK.min((limit - pos) as usize + 8);
         let n = src.read_at(&mut buf[..want], pos)?;
@@ -273,20 +283,49 @@ fn family_start_near<S: Source + ?Sized>(src: &S, at: u64, reach: u64) -> io::Re
             break;
         }
         let b = &buf[..n];
-        // A family start is `\n# HELP ` or `\n# TYPE ` (or the very line at `at`).
+        // A family start is `\n# HELP ` or `\n# TYPE ` (or the very line at `from`).
         let mut i = 0;
         while let Some(j) = memchr(b'#', &b[i..]) {
             let p = i + j;
-            let line_start = if p == 0 { pos == at } else { b[p - 1] == b'\n' };
-            if line_start && (b[p..].starts_with(b"# HELP ") || b[p..].starts_with(b"# TYPE ")) {
-                return Ok(Some(pos + p as u64));
+            let line_start = if p == 0 {
+                pos == from
+            } else {
+                b[p - 1] == b'\n'
+            };
+            if line_start
+                && pos + (p as u64) < limit
+                && (b[p..].starts_with(b"# HELP ") || b[p..].starts_with(b"# TYPE "))
+            {
+                let at = pos + p as u64;
+                if after_match != Some(at) {
+                    found = Some(at);
+                }
+                if first {
+                    return Ok(found);
+                }
+                after_match = memchr(b'\n', &b[p..]).map(|nl| at + nl as u64 + 1);
             }
             i = p + 1;
         }
         // Keep a few bytes of overlap so that a keyword across two reads is seen.
         pos += (n as u64).saturating_sub(8).max(1);
     }
-    Ok(None)
+    Ok(found)
+}
+
+/// The family start (see [`family_start_in`]) nearest to `at` (a line start) within `reach`
+/// bytes before or after it.
+fn family_start_near<S: Source + ?Sized>(src: &S, at: u64, reach: u64) -> io::Result<Option<u64>> {
+    let after = family_start_in(src, at, at.saturating_add(reach), true)?;
+    let from = match line_start_at_or_after(src, at.saturating_sub(reach))? {
+        Some(from) if from < at => from,
+        _ => return Ok(after),
+    };
+    let before = family_start_in(src, from, at, false)?;
+    Ok(match (before, after) {
+        (Some(b), Some(a)) => Some(if at - b <= a - at { b } else { a }),
+        (b, a) => b.or(a),
+    })
 }
 
 /// Reads one range into a pipeline of its own: its context first (see the module
@@ -950,6 +989,32 @@ mod tests {
                 assert_eq!(seen(&par.unwrap()), want, "split at {starts:?}");
             }
         }
+    }
+
+    #[test]
+    fn splits_move_to_the_nearest_family_start() {
+        let family = |name: &str| {
+            let mut f = format!("# HELP {name} H.\n# TYPE {name} counter\n");
+            for i in 0..20 {
+                f.push_str(&format!("{name}_total{{i=\"{i}\"}} 1\n"));
+            }
+            f
+        };
+        let input = [family("a"), family("b"), family("c")].concat();
+        let b = input.as_bytes();
+        let b_start = input.find("# HELP b").unwrap() as u64;
+        let c_start = input.find("# HELP c").unwrap() as u64;
+        // Just after b's start, and just before c's: back to b, on to c.
+        assert_eq!(
+            family_start_near(b, b_start + 40, 200).unwrap(),
+            Some(b_start)
+        );
+        assert_eq!(
+            family_start_near(b, c_start - 40, 200).unwrap(),
+            Some(c_start)
+        );
+        assert_eq!(family_start_near(b, b_start + 200, 50).unwrap(), None);
+        assert_eq!(split_points(b, 3).unwrap(), [0, b_start, c_start]);
     }
 
     #[test]
