@@ -16,6 +16,7 @@ use crate::aggregate::{Aggregator, RenderOptions, RENDER_CHUNK};
 use crate::analyze::Analyzer;
 use crate::exposition::ParseOptions;
 use crate::limits::{check_sample_limit, LabelLimits, SampleLimitError};
+use crate::pipeline::parallel::Parts;
 use crate::pipeline::{read_all, InputError, Pipeline};
 use crate::relabel::Config;
 use crate::server::config::{
@@ -115,6 +116,14 @@ pub struct Args {
     /// For --apply, or for the report of the relabeled output.
     #[arg(long = "subset", value_name = "NAME", requires = "file", help_heading = HELP_OFFLINE)]
     pub subset: Option<String>,
+
+    /// With --file --apply: threads that read one file at once, each a share of it (0: every
+    /// core the process may use, at most 8).
+    ///
+    /// The output is the same as with --threads 1 (one pass). Only a regular file of 8 MiB or
+    /// more is split; stdin, pipes and gzip input are read in one pass.
+    #[arg(long = "threads", value_name = "N", default_value_t = 0, requires = "file", help_heading = HELP_OFFLINE)]
+    pub threads: usize,
 
     /// With --file: write the cardinality explorer to this HTML file.
     #[arg(
@@ -462,6 +471,7 @@ impl Args {
             labels: self.label_limits(),
             sample_limit: self.sample_limit,
             max_body: self.max_body_size,
+            threads: self.threads,
         }
     }
 
@@ -831,6 +841,9 @@ pub struct ApplyLimits {
     pub sample_limit: usize,
     /// Most input bytes (`--max-body-size`).
     pub max_body: u64,
+    /// Threads that read one regular file at once (`--threads`; 0: every core the process may
+    /// use, at most 8; at most one per 4 MiB; see [`crate::pipeline::parallel`]). The result does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for ApplyLimits {
@@ -841,6 +854,7 @@ impl Default for ApplyLimits {
             labels: LabelLimits::UNLIMITED,
             sample_limit: 0,
             max_body: u64::MAX,
+            threads: 0,
         }
     }
 }
@@ -859,8 +873,8 @@ pub fn run_apply(
     // Written as it is rendered: the output is never held whole.
     let mut w = BufWriter::with_capacity(RENDER_CHUNK, out);
     applied
-        .aggregator()
-        .render_to(&mut w, &RenderOptions::default())
+        .parts
+        .render_to(applied.index, &mut w, &render_options())
         .and_then(|_| w.flush())
         .map_err(RunError::WriteOutput)?;
     let _ = writeln!(summary, "{}", applied.summary);
@@ -879,10 +893,11 @@ pub fn run_analyze_relabeled(
     summary: &mut dyn Write,
 ) -> Result<(), RunError> {
     let applied = apply_file(path, config, subset, limits)?;
-    let mut text = Vec::with_capacity(applied.aggregator().render_size_hint());
+    let hint = applied.parts.aggregators(applied.index);
+    let mut text = Vec::with_capacity(hint.map(Aggregator::render_size_hint).sum());
     applied
-        .aggregator()
-        .render(&mut text, &RenderOptions::default());
+        .parts
+        .render(applied.index, &mut text, &render_options());
     let mut analyzer = Analyzer::new();
     let parse = ParseOptions {
         // The output's lines are the input's, relabeled; a longer one cannot be refused now.
@@ -908,17 +923,75 @@ pub fn run_analyze_relabeled(
     Ok(())
 }
 
-/// A file relabeled and summed: the pipeline, which of its lists to write, and the summary line.
+/// A file relabeled and summed: the pipeline (in parts when read in parallel), which of its
+/// lists to write, and the summary line.
 struct Applied {
-    pipeline: Pipeline,
+    parts: Parts,
     index: usize,
     summary: String,
 }
 
-impl Applied {
-    /// The aggregate of the list asked for.
-    fn aggregator(&self) -> &Aggregator {
-        &self.pipeline.subsets()[self.index].aggregator
+/// How `--file --apply` renders: one "now" for every part (combined samples without a
+/// timestamp are not older than it).
+fn render_options() -> RenderOptions {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    RenderOptions {
+        now_ms: Some(now),
+        ..RenderOptions::default()
+    }
+}
+
+/// Runs `config` over the file at `path` with several threads ([`crate::pipeline::parallel`])
+/// when that may pay: a regular, uncompressed file of at least
+/// [`MIN_PARALLEL_BYTES`](crate::pipeline::parallel::MIN_PARALLEL_BYTES) within
+/// `--max-body-size`, in a format whose state a split can carry, and more than one thread.
+/// `None`: read it in one pass, which gives the same result (and reports any error in it).
+fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<Parts> {
+    use crate::exposition::Format;
+    use crate::pipeline::parallel::{
+        self, ParallelOptions, Source as _, DEFAULT_MAX_THREADS, MIN_PARALLEL_BYTES,
+        MIN_RANGE_BYTES,
+    };
+    let threads = match limits.threads {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(DEFAULT_MAX_THREADS),
+        n => n,
+    };
+    if threads < 2
+        || path == "-"
+        || limits.parse.format == Format::OpenMetrics
+        || limits.parse.interrupt.is_some()
+    {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    let len = file.metadata().ok().filter(|m| m.is_file())?.len();
+    if len < MIN_PARALLEL_BYTES || len > limits.max_body {
+        return None;
+    }
+    let threads = threads.min(usize::try_from(len / MIN_RANGE_BYTES).unwrap_or(usize::MAX));
+    let mut head = [0u8; 2];
+    if file.read_at(&mut head, 0).ok()? < 2 || head == GZIP_MAGIC {
+        return None;
+    }
+    let opts = ParallelOptions {
+        threads,
+        parse: limits.parse.clone(),
+        labels: limits.labels,
+    };
+    match parallel::apply(&file, config, &opts) {
+        Ok(parts) => {
+            let parts_n = parts.pipelines().len();
+            tracing::debug!(threads, parts = parts_n, "read in parallel");
+            Some(parts)
+        }
+        Err(why) => {
+            tracing::debug!(%why, threads, "parallel read gave way to one pass");
+            None
+        }
     }
 }
 
@@ -942,20 +1015,26 @@ fn apply_file(
                 })?
         }
     };
-    let input = Capped::new(open_input(path)?, limits.max_body);
-    let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
-    read_all(input, limits.parse.clone(), &mut pipeline)
-        .map_err(|source| input_error(path, source))?;
-    let samples = pipeline.samples();
-    let sub = &pipeline.subsets()[index];
-    check_sample_limit(sub.aggregator.series_count(), limits.sample_limit).map_err(|source| {
+    let parts = match apply_parallel(path, config, limits) {
+        Some(parts) => parts,
+        None => {
+            let input = Capped::new(open_input(path)?, limits.max_body);
+            let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
+            read_all(input, limits.parse.clone(), &mut pipeline)
+                .map_err(|source| input_error(path, source))?;
+            Parts::from(pipeline)
+        }
+    };
+    let samples = parts.samples();
+    let series_out = parts.series_count(index);
+    check_sample_limit(series_out, limits.sample_limit).map_err(|source| {
         RunError::SampleLimit {
             input: input_name(path),
             source,
         }
     })?;
-    let st = sub.stats();
-    let series_out = sub.aggregator.series_count() as u64;
+    let st = parts.stats(index);
+    let series_out = series_out as u64;
     let ratio = if series_out == 0 {
         0.0
     } else {
@@ -963,10 +1042,10 @@ fn apply_file(
     };
     let summary = format!(
         "series in: {samples}, series out: {series_out}, dropped by relabel: {}, dropped without name: {}, dropped with empty label name: {}, summed: {}, reduction: {ratio:.1}x",
-        sub.dropped_by_relabel, st.dropped_nameless, st.dropped_invalid, st.samples_merged
+        parts.dropped_by_relabel(index), st.dropped_nameless, st.dropped_invalid, st.samples_merged
     );
     Ok(Applied {
-        pipeline,
+        parts,
         index,
         summary,
     })

@@ -131,6 +131,21 @@ impl PendingMeta {
         }
     }
 
+    /// Every family's pending metadata, as `(name, metadata)`, in the order the families were
+    /// first named.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Meta<'_>)> {
+        self.entries.iter().map(|e| {
+            (
+                self.str(e.name),
+                Meta {
+                    help: e.help.map(|s| self.str(s)),
+                    typ: e.typ,
+                    unit: e.unit.map(|s| self.str(s)),
+                },
+            )
+        })
+    }
+
     /// The metadata pending for `name`, if any.
     pub fn get(&self, hash: u64, name: &str) -> Option<Meta<'_>> {
         let &i = self.table.find(hash, |&i| {

@@ -34,6 +34,7 @@ mod filter;
 mod float_labels;
 mod general;
 mod input;
+pub mod parallel;
 mod replay;
 pub mod series_cache;
 

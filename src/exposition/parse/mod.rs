@@ -243,6 +243,14 @@ impl Parser {
         &self.opts
     }
 
+    /// True when the input so far used an OpenMetrics-only feature (`# UNIT`, `# EOF`, an
+    /// exemplar): from there [`Format::Auto`] reads small integer timestamps as seconds, and
+    /// `# EOF` ends the input. A reader that splits one input between several parsers asks this
+    /// before [`Parser::finish`] (which forgets it), since a later part cannot know it.
+    pub fn openmetrics_seen(&self) -> bool {
+        self.st.om_seen
+    }
+
     /// Parses every complete line in `chunk` (plus a line carried over from the previous chunk)
     /// and keeps the trailing partial line for the next call.
     ///
