@@ -373,6 +373,19 @@ impl SeenSeries {
     pub fn clear(&mut self) {
         self.table.clear();
     }
+
+    /// True when no key is in both `self` and `other` (walks the smaller table).
+    pub fn is_disjoint(&self, other: &SeenSeries) -> bool {
+        let (small, large) = if self.table.len() <= other.table.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        small
+            .table
+            .iter()
+            .all(|&key| large.table.find(low_bits(key), |&k| k == key).is_none())
+    }
 }
 
 #[cfg(test)]
@@ -414,6 +427,22 @@ mod tests {
         assert_eq!(c.len(), 1, "a was evicted");
         assert_eq!(outcomes(&mut c, b).as_deref(), Some(&for_b[..]));
         assert_eq!(outcomes(&mut c, a), None);
+    }
+
+    #[test]
+    fn seen_series_disjointness_looks_at_every_key() {
+        let mut a = SeenSeries::default();
+        let mut b = SeenSeries::default();
+        assert!(a.is_disjoint(&b));
+        for k in 0..100u128 {
+            assert!(a.first(k << 70 | k));
+        }
+        for k in 100..103u128 {
+            assert!(b.first(k << 70 | k));
+        }
+        assert!(a.is_disjoint(&b) && b.is_disjoint(&a));
+        assert!(b.first(57 << 70 | 57));
+        assert!(!a.is_disjoint(&b) && !b.is_disjoint(&a));
     }
 
     #[test]
