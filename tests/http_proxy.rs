@@ -126,16 +126,8 @@ async fn gzip_both_ways() {
     assert!(wire < read, "wire {wire} read {read}");
 }
 
-/// A scrape started by a client that accepts gzip keeps every list only in gzip form; clients
-/// of that result that do not accept gzip get the same text, decompressed.
-#[tokio::test]
-async fn a_result_kept_as_gzip_answers_plain_clients() {
-    let up = Upstream::start(Behave::Text(BODY.into())).await;
-    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["all"])).await;
-    let r = get(&gate.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-encoding"), Some("gzip"));
-    assert_eq!(samples(&r.decoded()), samples(BODY));
+/// `/metrics/all` answers a plain client the text and a gzip client the same text compressed.
+async fn assert_subset_all_answers_plain_and_gzip(gate: &Gate) {
     let plain = get(&gate.url("/metrics/all"), &[]).await;
     assert_eq!(plain.status, 200);
     assert_eq!(plain.header("content-encoding"), None);
@@ -147,6 +139,19 @@ async fn a_result_kept_as_gzip_answers_plain_clients() {
     let gz = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert_eq!(gz.decoded(), plain.text());
+}
+
+/// A scrape started by a client that accepts gzip keeps every list only in gzip form; clients
+/// of that result that do not accept gzip get the same text, decompressed.
+#[tokio::test]
+async fn a_result_kept_as_gzip_answers_plain_clients() {
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    let gate = Gate::start(config_for(&up.url()), &with_subsets(&["all"])).await;
+    let r = get(&gate.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(samples(&r.decoded()), samples(BODY));
+    assert_subset_all_answers_plain_and_gzip(&gate).await;
 }
 
 /// The scrape at startup, which no client starts, keeps its lists as gzip (Prometheus asks
@@ -167,17 +172,7 @@ async fn the_warm_up_result_answers_plain_and_gzip_clients() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Served from the warm-up scrape's result: no client has asked for /metrics yet.
-    let plain = get(&gate.url("/metrics/all"), &[]).await;
-    assert_eq!(plain.status, 200);
-    assert_eq!(plain.header("content-encoding"), None);
-    assert!(
-        plain.text().contains("\ntemperature 21.5 "),
-        "{}",
-        plain.text()
-    );
-    let gz = get(&gate.url("/metrics/all"), &[("Accept-Encoding", "gzip")]).await;
-    assert_eq!(gz.header("content-encoding"), Some("gzip"));
-    assert_eq!(gz.decoded(), plain.text());
+    assert_subset_all_answers_plain_and_gzip(&gate).await;
     // A plain client's own scrape, and the next one, still answer both.
     let r = get(&gate.url("/metrics"), &[]).await;
     assert_eq!(samples(&r.text()), samples(BODY));

@@ -153,21 +153,7 @@ impl Aggregator {
             if !next.is_live(id) {
                 continue;
             }
-            let s = &next.series[id as usize];
-            key.clear();
-            next.keys.get(s.key).write_to(&mut key);
-            let part = Part {
-                value: s.value,
-                comp: s.comp,
-                text: next
-                    .raw_text(s)
-                    .and_then(|r| std::str::from_utf8(r).ok())
-                    .unwrap_or(""),
-                timestamp_ms: s.timestamp_ms,
-                any_now: s.any_now,
-                count: s.count,
-            };
-            let action = s.action;
+            let (part, action) = next.as_part(id, &mut key);
             let held = self.series.len();
             if let Ok(slot) = self.slot_for(&f.name, &key, || Ok(()), || action) {
                 summed += u64::from(self.series.len() == held);
@@ -219,23 +205,9 @@ impl Aggregator {
                 if !other.is_live(id) {
                     continue;
                 }
-                let s = &other.series[id as usize];
-                key.clear();
-                other.keys.get(s.key).write_to(&mut key);
-                let part = Part {
-                    value: s.value,
-                    comp: s.comp,
-                    text: other
-                        .raw_text(s)
-                        .and_then(|r| std::str::from_utf8(r).ok())
-                        .unwrap_or(""),
-                    timestamp_ms: s.timestamp_ms,
-                    any_now: s.any_now,
-                    count: s.count,
-                };
                 // Merged series were checked when their source aggregate created them, and
                 // keep the action it gave them.
-                let action = s.action;
+                let (part, action) = other.as_part(id, &mut key);
                 // The counter identity of a respelled key is its source's: both are computed
                 // with the bound in canonical form (`float_spelling::output_of`).
                 let key = if merge_key(f, &key, &mut buf) {
@@ -258,5 +230,28 @@ impl Aggregator {
             dropped_nameless: before.dropped_nameless + other.stats.dropped_nameless,
             dropped_invalid: before.dropped_invalid + other.stats.dropped_invalid,
         };
+    }
+}
+
+impl Aggregator {
+    /// The series at `id` as a contribution to another aggregate (its value or sum, the value
+    /// text it kept, its timestamp and input count), with the action it was created with; its
+    /// key is written into `key` (cleared first).
+    fn as_part<'a>(&'a self, id: u32, key: &mut Vec<u8>) -> (Part<'a>, Action) {
+        let s = &self.series[id as usize];
+        key.clear();
+        self.keys.get(s.key).write_to(key);
+        let part = Part {
+            value: s.value,
+            comp: s.comp,
+            text: self
+                .raw_text(s)
+                .and_then(|r| std::str::from_utf8(r).ok())
+                .unwrap_or(""),
+            timestamp_ms: s.timestamp_ms,
+            any_now: s.any_now,
+            count: s.count,
+        };
+        (part, s.action)
     }
 }
