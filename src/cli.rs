@@ -117,12 +117,14 @@ pub struct Args {
     #[arg(long = "subset", value_name = "NAME", requires = "file", help_heading = HELP_OFFLINE)]
     pub subset: Option<String>,
 
-    /// With --file --apply: threads that read one file at once, each a share of it (0: every
-    /// core the process may use, at most 8).
+    /// Threads for one large job, each a share of it: reading one file (--file --apply), or
+    /// compressing one scrape's output for gzip clients (0: every core the process may use,
+    /// at most 8).
     ///
-    /// The output is the same as with --threads 1 (one pass). Only a regular file of 8 MiB or
-    /// more is split; stdin, pipes and gzip input are read in one pass.
-    #[arg(long = "threads", value_name = "N", default_value_t = 0, requires = "file", help_heading = HELP_OFFLINE)]
+    /// The output is the same as with --threads 1. Only a regular file of 8 MiB or more is
+    /// split (stdin, pipes and gzip input are read in one pass), and only an output of 4 MiB
+    /// or more.
+    #[arg(long = "threads", value_name = "N", default_value_t = 0, help_heading = HELP_RELABEL)]
     pub threads: usize,
 
     /// With --file: write the cardinality explorer to this HTML file.
@@ -526,6 +528,7 @@ impl Args {
             remote_write: self.remote_write_settings()?,
             staleness_window: self.staleness_window,
             state_file: self.state_file.clone(),
+            threads: self.threads,
         })
     }
 
@@ -951,15 +954,9 @@ fn render_options() -> RenderOptions {
 fn apply_parallel(path: &str, config: &Config, limits: &ApplyLimits) -> Option<Parts> {
     use crate::exposition::Format;
     use crate::pipeline::parallel::{
-        self, ParallelOptions, Source as _, DEFAULT_MAX_THREADS, MIN_PARALLEL_BYTES,
-        MIN_RANGE_BYTES,
+        self, threads_for, ParallelOptions, Source as _, MIN_PARALLEL_BYTES, MIN_RANGE_BYTES,
     };
-    let threads = match limits.threads {
-        0 => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(DEFAULT_MAX_THREADS),
-        n => n,
-    };
+    let threads = threads_for(limits.threads);
     if threads < 2
         || path == "-"
         || limits.parse.format == Format::OpenMetrics

@@ -716,3 +716,73 @@ async fn self_metrics_are_negotiated_and_valid_in_both_formats() {
         assert_eq!(families, helped.len(), "{om}");
     }
 }
+
+/// An upstream text whose summed output is well over the size that is rendered on several
+/// threads: three families, `path` summed away two inputs to one.
+fn large_body() -> String {
+    let mut body = String::new();
+    for (family, n) in [
+        ("a_requests_total", 30_000),
+        ("b_bytes_total", 50_000),
+        ("c_up", 3),
+    ] {
+        body.push_str(&format!(
+            "# HELP {family} Help of {family}.\n# TYPE {family} counter\n"
+        ));
+        for i in 0..n {
+            for path in ["/x", "/y"] {
+                body.push_str(&format!(
+                    "{family}{{ingress=\"ingress-number-{i}\",namespace=\"team-{}\",path=\"{path}\"}} {}\n",
+                    i % 17,
+                    i * 3 + path.len()
+                ));
+            }
+        }
+    }
+    body
+}
+
+/// A large output is rendered and compressed on several threads, each a share of the series;
+/// plain and gzip clients get exactly the text one thread renders (one gzip member).
+#[tokio::test]
+async fn a_large_output_rendered_on_several_threads_is_the_one_thread_text() {
+    let up = Upstream::start(Behave::Plain(large_body())).await;
+    let relabel = Config::from_yaml(
+        "metric_relabel_configs:\n  - action: labeldrop\n    regex: path\n",
+        "test",
+    )
+    .unwrap();
+    let with_threads = |threads| ServerConfig {
+        threads,
+        ..config_for(&up.url())
+    };
+    let one = Gate::start(with_threads(1), &relabel).await;
+    let want = one.get("/metrics").await.text();
+    assert!(
+        want.len() > 5 << 20,
+        "{} bytes: too small to be split",
+        want.len()
+    );
+    assert_eq!(want.matches("# TYPE").count(), 3);
+    assert!(want.contains(
+        "\nb_bytes_total{ingress=\"ingress-number-49999\",namespace=\"team-2\"} 299998\n"
+    ));
+    for threads in [2, 3] {
+        // A plain client's scrape keeps text (one thread), a gzip client's keeps gzip.
+        let plain_first = Gate::start(with_threads(threads), &relabel).await;
+        assert_eq!(
+            plain_first.get("/metrics").await.text(),
+            want,
+            "{threads} threads, text"
+        );
+        let gzip_first = Gate::start(with_threads(threads), &relabel).await;
+        let gz = get(&gzip_first.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+        assert_eq!(gz.header("content-encoding"), Some("gzip"));
+        assert!(
+            gz.body.len() < want.len() / 4,
+            "compressed: {}",
+            gz.body.len()
+        );
+        assert_eq!(gz.decoded(), want, "{threads} threads, gzip");
+    }
+}

@@ -70,6 +70,7 @@ mod render;
 
 pub use float_spelling::{canonical_float_text, float_label, label_value_span};
 pub use key::{KeyBuf, SeriesKey};
+pub use render::RenderShare;
 
 /// A fixed hasher seed: output order never depends on hashing, so determinism across processes
 /// is not needed, but a fixed seed keeps benchmark runs comparable.
@@ -1209,7 +1210,61 @@ mod tests {
         assert!(a.render_to(&mut Full, &RenderOptions::default()).is_err());
     }
 
+    /// The shares' texts in order, rendered one by one and on threads, against the whole.
+    fn assert_shares_make_the_whole(a: &Aggregator, opts: &RenderOptions, n: usize) {
+        let mut whole = Vec::new();
+        a.render(&mut whole, opts);
+        let shares = a.render_shares(n);
+        assert!(!shares.is_empty() && shares.len() <= n.max(1), "{shares:?}");
+        let mut joined = Vec::new();
+        for share in &shares {
+            a.render_share_to(*share, &mut joined, opts).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&joined),
+            String::from_utf8_lossy(&whole),
+            "{n} shares"
+        );
+        let mut writers = vec![Vec::new(); n];
+        a.render_parallel(opts, &mut writers).unwrap();
+        assert_eq!(writers.concat(), whole, "{n} threads");
+    }
+
+    #[test]
+    fn shares_cut_inside_families_and_skip_idle_series() {
+        let mut a = filled(5_000, 11);
+        // A second scrape where only every third series comes back: the others are idle and
+        // not served, and a family may be idle as a whole.
+        a.begin_scrape();
+        for i in (0..5_000usize).step_by(3) {
+            let fam = format!("f{}", ((i as u64 / 2) ^ 11) % 7);
+            if fam == "f2" {
+                continue;
+            }
+            let (va, vb) = (
+                (i / 2).to_string(),
+                ((i as u64 / 2).wrapping_mul(11) % 97).to_string(),
+            );
+            let l = labels(&[("__name__", &fam), ("a", &va), ("b", &vb)]);
+            add(&mut a, &fam, &l, 1.0, "1", None).unwrap();
+        }
+        let opts = RenderOptions {
+            default_timestamp_ms: None,
+            now_ms: Some(9),
+        };
+        for n in [1, 2, 3, 4, 7, 8, 64, 5_000, 20_000] {
+            assert_shares_make_the_whole(&a, &opts, n);
+        }
+        assert_shares_make_the_whole(&Aggregator::new(), &opts, 4);
+    }
+
     proptest::proptest! {
+        #[test]
+        fn shares_make_the_whole_for_any_aggregate(n in 0usize..2000, seed in proptest::prelude::any::<u64>(), threads in 1usize..6) {
+            let a = filled(n, seed);
+            assert_shares_make_the_whole(&a, &RenderOptions { default_timestamp_ms: Some(3), now_ms: Some(5) }, threads);
+        }
+
         #[test]
         fn streamed_equals_vec_for_any_aggregate(n in 0usize..3000, seed in proptest::prelude::any::<u64>()) {
             let a = filled(n, seed);

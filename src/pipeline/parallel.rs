@@ -73,6 +73,17 @@ pub const MIN_RANGE_BYTES: u64 = 4 << 20;
 /// earlier range's aggregate), so past a few cores more ranges stop paying.
 pub const DEFAULT_MAX_THREADS: usize = 8;
 
+/// The threads a `--threads N` asks for: `n`, or for 0 every core the process may use (its
+/// CPU quota included), at most [`DEFAULT_MAX_THREADS`].
+pub fn threads_for(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(DEFAULT_MAX_THREADS),
+        n => n,
+    }
+}
+
 /// How far (a fraction of a range, as a divisor) a split point may move to reach a family's
 /// start: an eighth of a share costs at most ~12% balance and usually spares every sum
 /// across two ranges.

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// `--state-file`: where the counter state is kept across restarts (read at start, written
     /// every [`STATE_FILE_INTERVAL`] and at shutdown); `None`: in memory only.
     pub state_file: Option<PathBuf>,
+    /// `--threads`: threads that render and gzip-compress one large list at once (0: every
+    /// core the process may use, at most 8).
+    pub threads: usize,
 }
 
 /// How often the counter state is written to `--state-file` (and once more at shutdown): a

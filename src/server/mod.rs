@@ -46,6 +46,7 @@ pub mod bind;
 pub mod config;
 pub mod encoding;
 pub mod flight;
+mod gzip_parts;
 mod handlers;
 pub mod listener;
 pub mod metrics;

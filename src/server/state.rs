@@ -301,6 +301,7 @@ impl AppState {
                         .map(RemoteWriteState::pushed_subsets)
                         .unwrap_or_default(),
                     keep_gzip: gzip,
+                    threads: crate::pipeline::parallel::threads_for(self.cfg.threads),
                 })
                 .await)
             }

@@ -76,6 +76,7 @@ pub fn config_for(upstream: &str) -> ServerConfig {
         remote_write: None,
         staleness_window: metric_gate::server::config::DEFAULT_STALENESS_WINDOW,
         state_file: None,
+        threads: 0,
     }
 }
 
