@@ -28,7 +28,7 @@ use crate::server::{
     RelabelConfig, RelabelError, RemoteWriteSettings, ScrapeLimits, ServerConfig, UpstreamConfig,
 };
 use crate::units::{parse_byte_size, parse_go_duration};
-use crate::upstream::{ClientOptions, IpFamily, SpecError, UpstreamSpec};
+use crate::upstream::{ClientOptions, Compression, IpFamily, SpecError, UpstreamSpec};
 
 /// Default upstream: ingress-nginx's metrics port in the same pod.
 pub const DEFAULT_UPSTREAM: &str = "http://localhost:10254/metrics";
@@ -155,6 +155,14 @@ pub struct Args {
     /// is still read.
     #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server, help_heading = HELP_UPSTREAM, hide_short_help = true)]
     pub dns_server: Option<std::net::SocketAddr>,
+
+    /// Whether scrapes ask the upstream for gzip: `auto`, `gzip` or `none`.
+    ///
+    /// `auto`: gzip, except from a loopback address (`localhost`, 127.0.0.0/8, `::1`), where
+    /// the exporter would spend more CPU compressing than the bytes are worth (a Go exporter
+    /// compresses at gzip's default level, tens of MB/s).
+    #[arg(long = "upstream.compression", value_name = "MODE", default_value = "auto", value_parser = parse_compression, help_heading = HELP_UPSTREAM, hide_short_help = true)]
+    pub upstream_compression: Compression,
 
     /// Which addresses of a `dns+` name are targets.
     ///
@@ -374,6 +382,11 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
         })
 }
 
+/// Parses `--upstream.compression`.
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse()
+}
+
 /// Parses `--dns.ip-family`.
 fn parse_ip_family(s: &str) -> Result<IpFamily, String> {
     s.parse()
@@ -463,6 +476,7 @@ impl Args {
             bearer_token_file: self.upstream_bearer_token_file.clone(),
             basic_auth_user: self.upstream_basic_auth_user.clone(),
             basic_auth_password_file: self.upstream_basic_auth_password_file.clone(),
+            compression: self.upstream_compression,
         }
     }
 

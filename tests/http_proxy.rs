@@ -786,3 +786,29 @@ async fn a_large_output_rendered_on_several_threads_is_the_one_thread_text() {
         assert_eq!(gz.decoded(), want, "{threads} threads, gzip");
     }
 }
+
+/// `--upstream.compression`: `auto` asks a loopback upstream for no gzip (its exporter would
+/// spend more compressing than loopback saves), `gzip` asks for it, `none` never does; the
+/// answer is the same text either way.
+#[tokio::test]
+async fn upstream_compression_decides_whether_gzip_is_asked() {
+    use metric_gate::upstream::Compression;
+    let up = Upstream::start(Behave::Text(BODY.into())).await;
+    for (mode, asked) in [
+        (Compression::Auto, false),
+        (Compression::Gzip, true),
+        (Compression::None, false),
+    ] {
+        let mut cfg = config_for(&up.url());
+        cfg.upstream.client.compression = mode;
+        let gate = Gate::start(cfg, &with_subsets(&[])).await;
+        let r = gate.get("/metrics").await;
+        assert_eq!(r.status, 200, "{mode:?}");
+        assert_eq!(samples(&r.text()), samples(BODY), "{mode:?}");
+        let seen = up.seen_headers.lock().unwrap().last().cloned().unwrap();
+        let gzip = seen
+            .get("accept-encoding")
+            .is_some_and(|v| v.to_str().unwrap_or("").contains("gzip"));
+        assert_eq!(gzip, asked, "{mode:?}: {seen:?}");
+    }
+}

@@ -34,13 +34,7 @@ impl Aggregator {
     /// about [`RENDER_CHUNK`] bytes: memory does not grow with the output (`--file --apply`
     /// writes to stdout as it renders).
     pub fn render_to(&self, w: &mut impl io::Write, opts: &RenderOptions) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(RENDER_CHUNK + (4 << 10));
-        self.render_chunked(&mut buf, opts, RENDER_CHUNK, |b| {
-            w.write_all(b)?;
-            b.clear();
-            Ok(())
-        })?;
-        w.write_all(&buf)
+        self.render_share_to(self.whole(), w, opts)
     }
 
     /// The renderer: appends to `out` and calls `spill` with it after a line that took it to
@@ -174,8 +168,8 @@ impl Aggregator {
     }
 
     /// Renders `share` (one of [`Aggregator::render_shares`]) into `w`, through a reused buffer
-    /// as [`Aggregator::render_to`] does. `opts.now_ms` should be set, so that every share
-    /// reads the same "now".
+    /// of about [`RENDER_CHUNK`] bytes. `opts.now_ms` should be set, so that every share reads
+    /// the same "now".
     pub fn render_share_to(
         &self,
         share: RenderShare,

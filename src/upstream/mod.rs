@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
 pub use deadline::Deadline;
-pub use fetch::{BodyStats, Client, ClientError, FetchError, FetchOptions};
+pub use fetch::{BodyStats, Client, ClientError, Compression, FetchError, FetchOptions};
 pub use resolve::{DnsResolver, IpFamily, ResolveError, ResolverConfigError};
 pub use tls::{ClientOptions, TlsFiles};
 

@@ -37,7 +37,7 @@ use super::UpstreamSpec;
 use crate::tls::pem;
 use crate::tls::verify::AcceptAnyCertificate;
 
-/// The `--upstream.*` TLS and authorization flags.
+/// The `--upstream.*` TLS, authorization and compression flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientOptions {
     /// `--upstream.ca-file`: PEM CA bundle that replaces the system roots.
@@ -57,6 +57,8 @@ pub struct ClientOptions {
     pub basic_auth_user: Option<String>,
     /// `--upstream.basic-auth-password-file`.
     pub basic_auth_password_file: Option<PathBuf>,
+    /// `--upstream.compression`: whether scrapes ask for gzip.
+    pub compression: super::fetch::Compression,
 }
 
 impl ClientOptions {

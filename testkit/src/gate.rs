@@ -52,14 +52,20 @@ pub struct Gate {
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-/// Settings for tests: 5 s timeout, no warm-up scrape, health series on.
+/// Settings for tests: 5 s timeout, no warm-up scrape, health series on, gzip asked of the
+/// upstream.
 pub fn config_for(upstream: &str) -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         listener: ListenerConfig::default(),
         upstream: UpstreamConfig {
             spec: UpstreamSpec::parse(upstream).expect("upstream spec"),
-            client: Default::default(),
+            // Gzip even on loopback (the binary's default asks none there), so that tests go
+            // through the upstream's gzip answers.
+            client: metric_gate::upstream::ClientOptions {
+                compression: metric_gate::upstream::Compression::Gzip,
+                ..Default::default()
+            },
             dns_server: None,
             ip_family: Default::default(),
             require_all: false,
