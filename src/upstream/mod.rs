@@ -10,6 +10,7 @@
 //! [`resolve`] turns a spec into [`Target`]s; [`fetch`] requests one target and streams its body
 //! into a parser sink; [`tls`] holds the `--upstream.*` TLS and authorization settings.
 
+pub mod compression;
 pub mod deadline;
 pub mod fetch;
 pub mod resolve;
@@ -20,8 +21,9 @@ use std::net::SocketAddr;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
+pub use compression::Compression;
 pub use deadline::Deadline;
-pub use fetch::{BodyStats, Client, ClientError, Compression, FetchError, FetchOptions};
+pub use fetch::{BodyStats, Client, ClientError, FetchError, FetchOptions};
 pub use resolve::{DnsResolver, IpFamily, ResolveError, ResolverConfigError};
 pub use tls::{ClientOptions, TlsFiles};
 

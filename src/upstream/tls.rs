@@ -58,7 +58,7 @@ pub struct ClientOptions {
     /// `--upstream.basic-auth-password-file`.
     pub basic_auth_password_file: Option<PathBuf>,
     /// `--upstream.compression`: whether scrapes ask for gzip.
-    pub compression: super::fetch::Compression,
+    pub compression: super::Compression,
 }
 
 impl ClientOptions {
