@@ -39,8 +39,6 @@ impl Aggregator {
 
     /// The renderer: appends to `out` and calls `spill` with it after a line that took it to
     /// `chunk` bytes or more (lines are never split between calls).
-    /// The renderer: appends to `out` and calls `spill` with it after a line that took it to
-    /// `chunk` bytes or more (lines are never split between calls).
     pub(super) fn render_chunked(
         &self,
         out: &mut Vec<u8>,

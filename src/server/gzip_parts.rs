@@ -92,7 +92,7 @@ impl io::Write for DeflatePart {
     }
 }
 
-/// The parts, in order, as one gzip member (the first part's buffer grows to hold it all).
+/// The parts, in order, as one gzip member (copied into one buffer of the exact size).
 /// No parts: the gzip of the empty text.
 pub fn join(parts: Vec<DeflatePart>) -> io::Result<Vec<u8>> {
     let last = parts.len().saturating_sub(1);
