@@ -160,7 +160,7 @@ pub struct Args {
     ///
     /// `auto`: gzip, except from a loopback address (`localhost`, 127.0.0.0/8, `::1`), where
     /// the exporter would spend more CPU compressing than the bytes are worth (a Go exporter
-    /// compresses at gzip's default level, tens of MB/s).
+    /// compresses at gzip's default level).
     #[arg(long = "upstream.compression", value_name = "MODE", default_value = "auto", value_parser = parse_compression, help_heading = HELP_UPSTREAM, hide_short_help = true)]
     pub upstream_compression: Compression,
 

@@ -4,8 +4,8 @@
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Compression {
     /// Gzip, except from a loopback address (`localhost`, 127.0.0.0/8, `::1`): a sidecar's
-    /// exporter would spend more CPU compressing (Go's `promhttp` uses gzip's default level,
-    /// tens of MB/s) than loopback saves in bytes.
+    /// exporter would spend more CPU compressing (Go's `promhttp` uses gzip's default level;
+    /// zlib at that level took 2.3-2.5 s of CPU for a 276 MB page here) than loopback saves.
     #[default]
     Auto,
     /// Always gzip.
