@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use tokio::sync::OnceCell;
 
+use super::gzip_parts::{self, DeflatePart};
 use crate::exposition::escape::{rewrite, EscapeStats, Escaping, Written};
 use crate::exposition::{Format, ParseError};
 
@@ -231,15 +232,18 @@ impl Kept {
         write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Kept {
         // Ingress-shaped text compresses ~25x at the fastest level.
-        let mut w = Counting {
-            inner: gzip_encoder(text_hint / 16),
-            written: 0,
-        };
-        // Writing into a Vec cannot fail, and the renderers add no failure of their own.
-        let _ = write(&mut w);
-        let text_len = w.written;
+        let mut part = DeflatePart::new(text_hint / 16);
+        // Compressing into memory cannot fail, and the renderers add no failure of their own.
+        let _ = write(&mut part);
+        Kept::gzip_parts(vec![part])
+    }
+
+    /// `parts` (in order) joined into one gzip member ([`gzip_parts::join`]).
+    pub(super) fn gzip_parts(parts: Vec<DeflatePart>) -> Kept {
+        let text_len = parts.iter().map(DeflatePart::text_len).sum();
         Kept::Gzip {
-            gzip: Bytes::from(w.inner.finish().unwrap_or_default()),
+            // Joining parts compressed in memory cannot fail.
+            gzip: Bytes::from(gzip_parts::join(parts).unwrap_or_default()),
             text_len,
         }
     }
@@ -248,24 +252,6 @@ impl Kept {
 impl From<Bytes> for Kept {
     fn from(text: Bytes) -> Kept {
         Kept::Text(text)
-    }
-}
-
-/// A writer that counts the bytes written through it.
-struct Counting<W> {
-    inner: W,
-    written: usize,
-}
-
-impl<W: std::io::Write> std::io::Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -472,18 +458,10 @@ impl Rendered {
 /// Gzip at the fastest level: Prometheus scrapes often, and on loopback or in-cluster links the
 /// CPU time of higher levels costs more than the bytes they save.
 pub fn gzip(data: &[u8]) -> Bytes {
-    let mut e = gzip_encoder(data.len() / 8);
-    // Writing into a Vec cannot fail.
-    let _ = e.write_all(data);
-    Bytes::from(e.finish().unwrap_or_default())
-}
-
-/// The encoder [`gzip`] uses, writing into a Vec of `capacity` bytes to start with.
-fn gzip_encoder(capacity: usize) -> flate2::write::GzEncoder<Vec<u8>> {
-    flate2::write::GzEncoder::new(
-        Vec::with_capacity(capacity + 64),
-        flate2::Compression::fast(),
-    )
+    let mut part = DeflatePart::new(data.len() / 8);
+    // Compressing into memory cannot fail.
+    let _ = part.write_all(data);
+    Bytes::from(gzip_parts::join(vec![part]).unwrap_or_default())
 }
 
 /// The text of `gz` (our own [`gzip`] output of a `len`-byte text). Empty if it does not

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
 use super::encoding::Kept;
-use super::gzip_parts::{self, DeflatePart};
+use super::gzip_parts::DeflatePart;
 use crate::aggregate::{Aggregator, RenderOptions, SummedDrops};
 use crate::counters::state_file;
 use crate::counters::{CounterState, CounterStats, TargetScrape};
@@ -563,7 +563,8 @@ const PARALLEL_RENDER_BYTES: usize = 4 << 20;
 
 /// The text 0.0.4 of `agg` followed by `tail`, kept as text or gzip-compressed. A large gzip
 /// one is rendered and compressed on up to `threads` threads at once, each a share of the
-/// series ([`Aggregator::render_parallel`], [`gzip_parts`]): compression is most of its cost.
+/// series ([`Aggregator::render_parallel`], [`super::gzip_parts`]): compression is most of
+/// its cost.
 /// Text is rendered on one thread: on the 2x ingress payload (133 MB of text) two threads
 /// saved no time, the writes into fresh memory being the cost, and held a second buffer.
 fn render_kept(
@@ -594,11 +595,7 @@ fn render_kept(
     if let Some(last) = parts.last_mut() {
         let _ = std::io::Write::write_all(last, tail);
     }
-    let text_len = parts.iter().map(DeflatePart::text_len).sum();
-    Kept::Gzip {
-        gzip: Bytes::from(gzip_parts::join(parts).unwrap_or_default()),
-        text_len,
-    }
+    Kept::gzip_parts(parts)
 }
 
 /// Sums (fan-out) and renders every list over the targets that answered in full.
