@@ -185,3 +185,34 @@ fn binary_output_does_not_depend_on_threads() {
         assert_eq!(apply(&path, "2", false), one);
     }
 }
+
+/// A series repeated in a range (each range checks its series only when it ends), in the
+/// first range or in the last: both give way to one pass, whose output and summary line (the
+/// repeat not summed) the binary prints. (Repeats across ranges: the unit tests.)
+#[test]
+fn binary_repeated_series_give_way_to_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_payload(dir.path(), 40, 0);
+    let clean = std::fs::read(&path).unwrap();
+    for from in [clean.len() / 4, 3 * clean.len() / 4] {
+        // The first sample line after `from`, repeated right after itself (same family).
+        let mut at = from + memchr_nl(&clean[from..]) as usize + 1;
+        while clean[at] == b'#' {
+            at += memchr_nl(&clean[at..]) as usize + 1;
+        }
+        let end = at + memchr_nl(&clean[at..]) as usize + 1;
+        let mut text = clean.clone();
+        text.splice(end..end, clean[at..end].iter().copied());
+        std::fs::write(&path, &text).unwrap();
+        let one = apply(&path, "1", false);
+        assert!(one.2, "{}", one.1);
+        let two = apply(&path, "2", true);
+        assert_eq!((&two.0, two.2), (&one.0, one.2));
+        assert!(two.1.ends_with(&one.1), "{}\n{}", two.1, one.1);
+        assert!(
+            two.1.contains("gave way to one pass") && two.1.contains("a repeated series"),
+            "{}",
+            two.1
+        );
+    }
+}
