@@ -580,8 +580,8 @@ impl Sink for Pipeline {
                 Some(key)
             }
             None => {
-                let key = replay::cache_key(sample.series_text, sample.family, float_label);
-                if !self.seen.first(key) {
+                let (text, family) = (sample.series_text, sample.family.len());
+                if !self.seen.first(text, family, replay::context(float_label)) {
                     self.duplicates += 1;
                     return;
                 }

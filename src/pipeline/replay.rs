@@ -29,12 +29,17 @@ use super::{group_of, observe, point, Outcome, Subset};
 /// differently inside and outside its family's `# TYPE` block, so the key depends on it too.
 #[inline]
 pub(super) fn cache_key(series_text: &[u8], family: &str, float_label: Option<&str>) -> u128 {
-    let context = match float_label {
+    SeriesCache::key(series_text, family.len(), context(float_label))
+}
+
+/// The context word of a series' key: which label value, if any, the pipeline normalizes.
+#[inline]
+pub(super) fn context(float_label: Option<&str>) -> u32 {
+    match float_label {
         None => 0,
         Some("le") => 1,
         Some(_) => 2,
-    };
-    SeriesCache::key(series_text, family.len(), context)
+    }
 }
 
 /// Replays `outcomes`, one per list, for `sample` (whose cache key is `key`), recording it for

@@ -167,6 +167,17 @@ impl SeriesCache {
         xxhash_rust::xxh3::xxh3_128_with_seed(series_text, seed)
     }
 
+    /// A 64-bit key of the same arguments as [`SeriesCache::key`], for checks that tolerate a
+    /// rare false match ([`SeenSeries::deferred`]). Cheaper: the text is hashed with xxh3's
+    /// default secret (a seed makes xxh3 derive a secret for each text longer than 240 bytes,
+    /// as most series are), and the seed, multiplied by an odd constant (so that two seeds
+    /// never give the same word), is mixed in afterwards.
+    #[inline]
+    pub fn short_key(series_text: &[u8], family_len: usize, context: u32) -> u64 {
+        let seed = family_len as u64 | u64::from(context) << 32;
+        xxhash_rust::xxh3::xxh3_64(series_text) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
     /// The outcomes remembered for `key`, one per subset, marking it used in this scrape, and
     /// whether it was already used in this scrape (the same series twice in one response).
     #[inline]
@@ -354,16 +365,18 @@ impl SeriesCache {
 /// - **deferred** ([`SeenSeries::deferred`]): for a reader that can read its input again.
 ///   Each key is appended to a list and taken as new; [`SeenSeries::settle`] then sorts the
 ///   list and tells whether any key came twice, and if one did, the reader must discard what
-///   it built and read the input again with an exact set. Only the keys' low 64 bits are
-///   listed: two series that share them (about one chance in 10^8 for a million series) look
-///   like a repeat and cost that second read, never a wrong answer. Repeated series are rare
-///   and an append costs no random memory access: on the 851k-series ingress payload the table's
-///   probes took 29% of a one-thread `--file --apply` run (0.86 s of CPU with them, 0.61 s
-///   without), sorting the lists about 5% of a two-thread run (perf).
+///   it built and read the input again with an exact set. The list holds 64-bit keys
+///   ([`SeriesCache::short_key`], cheaper than the 128-bit one): two series whose keys
+///   coincide (about one chance in 10^8 for a million series) look like a repeat and cost
+///   that second read, never a wrong answer. Repeated series are rare and an append costs no
+///   random memory access: on the 851k-series ingress payload the table's probes took 29% of
+///   a one-thread `--file --apply` run (0.86 s of CPU with them, 0.61 s without), sorting the
+///   lists about 4% of a two-thread run (perf).
 #[derive(Debug, Clone, Default)]
 pub struct SeenSeries {
+    /// Exact: the [`SeriesCache::key`] of every series offered.
     table: hashbrown::HashTable<u128>,
-    /// Deferred: the low 64 bits of every key offered, in input order until
+    /// Deferred: the [`SeriesCache::short_key`] of every series offered, in input order until
     /// [`SeenSeries::settle`] sorts them.
     list: Vec<u64>,
     deferred: bool,
@@ -378,14 +391,21 @@ impl SeenSeries {
         }
     }
 
-    /// True the first time `key` is offered since [`SeenSeries::clear`], false for a repeat;
-    /// always true when deferred.
+    /// True the first time the series is offered since [`SeenSeries::clear`], false for a
+    /// repeat; always true when deferred. The arguments are those of [`SeriesCache::key`].
     #[inline]
-    pub fn first(&mut self, key: u128) -> bool {
+    pub fn first(&mut self, series_text: &[u8], family_len: usize, context: u32) -> bool {
         if self.deferred {
-            self.list.push(low_bits(key));
+            self.list
+                .push(SeriesCache::short_key(series_text, family_len, context));
             return true;
         }
+        self.first_key(SeriesCache::key(series_text, family_len, context))
+    }
+
+    /// Exact: true the first time `key` is offered.
+    #[inline]
+    fn first_key(&mut self, key: u128) -> bool {
         match self
             .table
             .entry(low_bits(key), |&k| k == key, |&k| low_bits(k))
@@ -400,7 +420,7 @@ impl SeenSeries {
 
     /// Deferred: sorts the keys offered so far and returns true when none came twice, i.e.
     /// when every [`SeenSeries::first`] answered right (false also, very rarely, for two
-    /// series whose keys share their low 64 bits). Exact: always true.
+    /// series whose 64-bit keys coincide). Exact: always true.
     pub fn settle(&mut self) -> bool {
         if !self.deferred {
             return true;
@@ -415,10 +435,10 @@ impl SeenSeries {
         self.list.clear();
     }
 
-    /// True when no key is in both `self` and `other`. Deferred sets must be
-    /// [settled](SeenSeries::settle) first, and compare keys by their low 64 bits (a false
-    /// answer may then be a coincidence of those, never a true answer); two exact sets walk the
-    /// smaller table.
+    /// True when no series is in both `self` and `other`, two sets of the same kind. Deferred
+    /// sets must be [settled](SeenSeries::settle) first, and a false answer may be a
+    /// coincidence of their 64-bit keys; two exact sets walk the smaller table. Sets of two
+    /// kinds hold keys that cannot be compared: false.
     pub fn is_disjoint(&self, other: &SeenSeries) -> bool {
         match (self.deferred, other.deferred) {
             (true, true) => sorted_disjoint(&self.list, &other.list),
@@ -428,18 +448,13 @@ impl SeenSeries {
                 } else {
                     (other, self)
                 };
-                small.table.iter().all(|&key| !large.contains(key))
+                small
+                    .table
+                    .iter()
+                    .all(|&key| large.table.find(low_bits(key), |&k| k == key).is_none())
             }
-            (true, false) => other.table.iter().all(|&key| !self.contains(key)),
-            (false, true) => other.is_disjoint(self),
+            _ => false,
         }
-    }
-
-    fn contains(&self, key: u128) -> bool {
-        if self.deferred {
-            return self.list.binary_search(&low_bits(key)).is_ok();
-        }
-        self.table.find(low_bits(key), |&k| k == key).is_some()
     }
 }
 
@@ -503,13 +518,13 @@ mod tests {
         let mut b = SeenSeries::default();
         assert!(a.is_disjoint(&b));
         for k in 0..100u128 {
-            assert!(a.first(k << 70 | k));
+            assert!(a.first_key(k << 70 | k));
         }
         for k in 100..103u128 {
-            assert!(b.first(k << 70 | k));
+            assert!(b.first_key(k << 70 | k));
         }
         assert!(a.is_disjoint(&b) && b.is_disjoint(&a));
-        assert!(b.first(57 << 70 | 57));
+        assert!(b.first_key(57 << 70 | 57));
         assert!(!a.is_disjoint(&b) && !b.is_disjoint(&a));
     }
 
@@ -554,33 +569,36 @@ mod tests {
 
     #[test]
     fn deferred_seen_series_reports_repeats_when_settled() {
-        let keys: Vec<u128> = (0..5_000u128)
-            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
-            .collect();
+        let texts: Vec<String> = (0..5_000).map(|i| format!("m{{i=\"{i}\"}}")).collect();
+        let offer = |seen: &mut SeenSeries, t: &String| seen.first(t.as_bytes(), 1, 0);
         let mut a = SeenSeries::deferred();
-        assert!(keys[..3000].iter().all(|&k| a.first(k)));
-        assert!(a.settle(), "no key came twice");
+        assert!(texts[..3000].iter().all(|t| offer(&mut a, t)));
+        assert!(a.settle(), "no series came twice");
         let mut b = SeenSeries::deferred();
-        assert!(keys[3000..].iter().all(|&k| b.first(k)));
+        assert!(texts[3000..].iter().all(|t| offer(&mut b, t)));
         assert!(b.settle());
         assert!(a.is_disjoint(&b) && b.is_disjoint(&a));
-        let mut exact = SeenSeries::default();
-        assert!(exact.first(keys[10]));
-        assert!(!exact.is_disjoint(&a) && !a.is_disjoint(&exact));
-        assert!(exact.is_disjoint(&b) && b.is_disjoint(&exact));
-        // A key of `a` again, far from where it first came: only settling tells.
-        assert!(b.first(keys[1234]));
+        // The same text in another family or context is another series.
+        assert!(b.first(texts[7].as_bytes(), 2, 0) && b.first(texts[8].as_bytes(), 1, 1));
+        assert!(b.settle() && a.is_disjoint(&b));
+        // A series of `a` again: only settling tells.
+        assert!(offer(&mut b, &texts[1234]));
         assert!(b.settle(), "b alone repeats nothing");
         assert!(!a.is_disjoint(&b) && !b.is_disjoint(&a));
-        assert!(a.first(keys[2999]), "deferred: every key is taken as new");
+        assert!(
+            offer(&mut a, &texts[2999]),
+            "deferred: every series is taken as new"
+        );
         assert!(!a.settle());
         a.clear();
-        assert!(a.first(keys[0]) && a.settle());
-        // Low 64 bits alike: taken as a repeat (the reader then reads again, exactly).
-        assert!(a.first(keys[0] ^ 1 << 90));
+        assert!(offer(&mut a, &texts[0]) && a.settle());
+        // Keys that coincide are taken as a repeat (the reader then reads again, exactly).
+        a.list.push(a.list[0]);
         assert!(!a.settle());
+        // Sets of two kinds are never called disjoint.
         let mut exact = SeenSeries::default();
-        assert!(exact.first(keys[0]) && exact.first(keys[0] ^ 1 << 90));
+        assert!(offer(&mut exact, &texts[4999]));
+        assert!(!exact.is_disjoint(&a) && !a.is_disjoint(&exact));
     }
 
     #[test]
@@ -605,11 +623,12 @@ mod tests {
         let keys: Vec<u128> = (0..10_000u128)
             .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             .collect();
-        assert!(keys.iter().all(|&k| seen.first(k)));
-        assert!(keys.iter().all(|&k| !seen.first(k)));
+        assert!(keys.iter().all(|&k| seen.first_key(k)));
+        assert!(keys.iter().all(|&k| !seen.first_key(k)));
         // Same low bits, another key: not a repeat.
-        assert!(seen.first(keys[3] | 1 << 100));
+        assert!(seen.first_key(keys[3] | 1 << 100));
         seen.clear();
-        assert!(seen.first(keys[3]));
+        assert!(seen.first_key(keys[3]));
+        assert!(seen.first(b"x", 1, 0) && !seen.first(b"x", 1, 0) && seen.first(b"x", 2, 0));
     }
 }
