@@ -1029,10 +1029,23 @@ fn apply_file(
     let parts = match apply_parallel(path, config, limits) {
         Some(parts) => parts,
         None => {
-            let input = Capped::new(open_input(path)?, limits.max_body);
-            let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
-            read_all(input, limits.parse.clone(), &mut pipeline)
-                .map_err(|source| input_error(path, source))?;
+            let one_pass = |defer: bool| -> Result<Pipeline, RunError> {
+                let input = Capped::new(open_input(path)?, limits.max_body);
+                let mut pipeline = Pipeline::new(config).with_label_limits(limits.labels);
+                if defer {
+                    pipeline.defer_repeat_check();
+                }
+                read_all(input, limits.parse.clone(), &mut pipeline)
+                    .map_err(|source| input_error(path, source))?;
+                Ok(pipeline)
+            };
+            // A file (not stdin) can be read again, so repeated series are looked for at the
+            // end; in the rare input that has one, it is read again checking every series.
+            let mut pipeline = one_pass(path != "-")?;
+            if !pipeline.check_repeats() {
+                tracing::debug!("a repeated series: reading the input again");
+                pipeline = one_pass(false)?;
+            }
             Parts::from(pipeline)
         }
     };

@@ -158,6 +158,30 @@ fn apply(path: &Path, threads: &str, debug: bool) -> (Vec<u8>, String, bool) {
     )
 }
 
+/// `--file -` (one pass, no second read) of `input`.
+fn apply_stdin(input: &[u8]) -> (Vec<u8>, String, bool) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metric-gate"))
+        .current_dir(root())
+        .args(["--file", "-", "--apply", "--relabel-file"])
+        .arg("testdata/relabel/labeldrop_path.yaml")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    (
+        o.stdout,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.success(),
+    )
+}
+
 /// The binary on files large enough to split: the same output and summary line with one
 /// thread and with several, and the same error for a bad line near the end.
 #[test]
@@ -206,6 +230,12 @@ fn binary_repeated_series_give_way_to_one_pass() {
         std::fs::write(&path, &text).unwrap();
         let one = apply(&path, "1", false);
         assert!(one.2, "{}", one.1);
+        // One thread looks for repeats at the end too, then reads the file again; stdin, which
+        // cannot be read again, checks every series as it comes: the same answer.
+        let again = apply(&path, "1", true);
+        assert!(again.1.contains("reading the input again"), "{}", again.1);
+        assert_eq!((&again.0, again.2), (&one.0, one.2));
+        assert_eq!(apply_stdin(&text), one);
         let two = apply(&path, "2", true);
         assert_eq!((&two.0, two.2), (&one.0, one.2));
         assert!(two.1.ends_with(&one.1), "{}\n{}", two.1, one.1);

@@ -350,6 +350,21 @@ impl Pipeline {
         self.cache.as_ref()
     }
 
+    /// Defers the check for repeated series (a pipeline without a series cache) to
+    /// [`Pipeline::check_repeats`], for a reader that can read its input again: every series
+    /// is taken as new while reading, which spares a hash-table probe per series (29% of a
+    /// one-thread `--file --apply` on an 851k-series payload).
+    pub fn defer_repeat_check(&mut self) {
+        self.seen = SeenSeries::deferred();
+    }
+
+    /// After an input read with [`Pipeline::defer_repeat_check`]: true when no series repeated,
+    /// so the result stands; false when one may have (a repeat was summed as a new series):
+    /// discard this pipeline and read the input again with a new one. Always true otherwise.
+    pub fn check_repeats(&mut self) -> bool {
+        self.seen.settle()
+    }
+
     /// Starts a new input (the next scrape): counters reset, aggregates emptied of live series
     /// while keeping what they learned (slots, capacity), and the series cache stays valid
     /// unless an aggregate compacted.

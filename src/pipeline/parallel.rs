@@ -16,7 +16,7 @@
 //! - a series that occurs twice, in one range or in two: fallback (one pass keeps its first
 //!   sample and counts the rest as duplicates; each range would keep one of its own). Ranges
 //!   do not look series up as they read them: each lists the hashes of its series and sorts the
-//!   list at its end ([`SeenSeries::deferred`]), and the lists are then compared with one walk
+//!   list at its end ([`Pipeline::defer_repeat_check`]), and the lists are then compared with one walk
 //!   each. Repeated series are rare, and a hash-table probe per series took 29% of the
 //!   time.
 //!
@@ -59,7 +59,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use memchr::{memchr, memrchr};
 
-use super::series_cache::SeenSeries;
 use super::{Pipeline, READ_CHUNK};
 use crate::aggregate::{AggregateStats, Aggregator, RenderOptions};
 use crate::exposition::{MetaKind, Metadata, ParseOptions, Parser, Sample, Sink};
@@ -362,7 +361,7 @@ fn read_range<S: Source + ?Sized>(
 ) -> Result<Pipeline, Option<Fallback>> {
     const FAILED: Option<Fallback> = Some(Fallback::Failed);
     let mut pipeline = Pipeline::new(config).with_label_limits(opts.labels);
-    pipeline.seen = SeenSeries::deferred();
+    pipeline.defer_repeat_check();
     let mut parse = opts.parse.clone();
     if parse.max_labels == 0 {
         parse.max_labels = pipeline.input_label_limit();
@@ -398,7 +397,7 @@ fn read_range<S: Source + ?Sized>(
     if pipeline.limit_hit().is_some() {
         return Err(FAILED);
     }
-    if !pipeline.seen.settle() {
+    if !pipeline.check_repeats() {
         return Err(Some(Fallback::Duplicate));
     }
     Ok(pipeline)
