@@ -9,6 +9,7 @@ pub mod cli;
 pub mod counters;
 pub mod explorer;
 pub mod exposition;
+mod key_store;
 pub mod labels;
 pub mod limits;
 pub mod pipeline;

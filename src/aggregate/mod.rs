@@ -23,7 +23,7 @@
 //! A series' key is its rendered text `name{a="x",b="y"}` with labels sorted by name: that is
 //! both the canonical form to compare on and exactly what the renderer writes, so rendering the
 //! output is a few copies. The key is built in a reused buffer ([`key`]) and looked up by hash
-//! in a [`hashbrown::HashTable`], comparing every byte; it is stored ([`key_store`]) only when a
+//! in a [`hashbrown::HashTable`], comparing every byte; it is stored ([`crate::key_store`]) only when a
 //! new output series is created, in blocks that never move, as its difference to an earlier key
 //! of its family (an output series costs about 100 bytes in all on an ingress payload, its
 //! ~230-byte key included).
@@ -55,14 +55,15 @@ use crate::limits::{LabelLimits, LimitError};
 use crate::relabel::aggregation::{Action, Op};
 use crate::sum::Sum;
 
-use key_store::{Addr, BaseSlot, HotKeys, KeyStore};
+use crate::key_store::{Addr, BaseSlot, KeyStore};
+use hot_keys::HotKeys;
 
 mod exemplars;
 mod families;
 mod float_spelling;
 mod histogram_bounds;
+mod hot_keys;
 pub mod key;
-mod key_store;
 mod merge;
 mod openmetrics;
 mod pending;

@@ -1,4 +1,6 @@
-//! Where the aggregator keeps the keys of its output series: compact, in blocks that never move.
+//! Series keys (`name{a="x",...}`) stored compactly, in blocks that never move: the aggregator
+//! keeps its output series' keys here, and the counter state the series of the outputs it may
+//! have to serve on its own.
 //!
 //! # Blocks
 //! Bytes are appended to fixed-size blocks ([`Blocks`]). A full block is left as it is and a new
@@ -28,7 +30,7 @@ const BLOCK: usize = 64 << 10;
 
 /// Where an item starts in [`Blocks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Addr {
+pub(crate) struct Addr {
     block: u32,
     offset: u32,
 }
@@ -36,7 +38,7 @@ pub(super) struct Addr {
 /// Append-only storage in fixed-size blocks. Guarantees: an item's bytes are contiguous and
 /// stay where they were put until [`Blocks::clear`]; appending never moves stored bytes.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Blocks {
+pub(crate) struct Blocks {
     blocks: Vec<Vec<u8>>,
 }
 
@@ -95,11 +97,11 @@ struct Span {
 /// Where a family's next label blocks are stored relative to: the index of its current base
 /// ([`KeyStore::insert`] keeps it). A new family starts with `BaseSlot::default()`.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct BaseSlot(Option<u32>);
+pub(crate) struct BaseSlot(Option<u32>);
 
 /// A key read back from a [`KeyStore`], in its four pieces; the key is their concatenation.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct StoredKey<'a> {
+pub(crate) struct StoredKey<'a> {
     head: &'a [u8],
     before: &'a [u8],
     mid: &'a [u8],
@@ -109,13 +111,13 @@ pub(super) struct StoredKey<'a> {
 impl StoredKey<'_> {
     /// Length of the key in bytes.
     #[inline]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.head.len() + self.before.len() + self.mid.len() + self.after.len()
     }
 
     /// True when the key is exactly `key`.
     #[inline]
-    pub(super) fn eq(&self, key: &[u8]) -> bool {
+    pub(crate) fn eq(&self, key: &[u8]) -> bool {
         if key.len() != self.len() {
             return false;
         }
@@ -127,7 +129,7 @@ impl StoredKey<'_> {
 
     /// Appends the key to `out`.
     #[inline]
-    pub(super) fn write_to(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         out.reserve(self.len());
         out.extend_from_slice(self.head);
         out.extend_from_slice(self.before);
@@ -136,11 +138,11 @@ impl StoredKey<'_> {
     }
 }
 
-/// The keys of an aggregator's series (see the module docs). Guarantees: [`KeyStore::get`]
+/// Keys (see the module docs), e.g. an aggregator's series. Guarantees: [`KeyStore::get`]
 /// returns exactly the bytes [`KeyStore::insert`] was given, for as long as the store is not
 /// cleared; inserting never moves what is stored.
 #[derive(Debug, Clone)]
-pub(super) struct KeyStore {
+pub(crate) struct KeyStore {
     blocks: Blocks,
     /// Distinct heads, and a table to find them by their bytes.
     heads: Vec<Span>,
@@ -172,7 +174,7 @@ impl Default for KeyStore {
 
 impl KeyStore {
     /// Forgets every key; keeps some of the memory for reuse.
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.blocks.clear();
         self.heads.clear();
         self.head_table.clear();
@@ -185,7 +187,7 @@ impl KeyStore {
     }
 
     /// Bytes reserved for keys.
-    pub(super) fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.blocks.reserved()
             + self.heads.capacity() * std::mem::size_of::<Span>()
             + self.head_table.capacity() * std::mem::size_of::<u32>()
@@ -193,13 +195,13 @@ impl KeyStore {
     }
 
     /// The stored keys' length as text, summed (what writing them all out takes).
-    pub(super) fn text_bytes(&self) -> usize {
+    pub(crate) fn text_bytes(&self) -> usize {
         self.text_bytes
     }
 
     /// Stores `key`, a key of the family whose base is `base` (updated when the key becomes the
     /// family's new base); returns where it is, for [`KeyStore::get`].
-    pub(super) fn insert(&mut self, key: &[u8], base: &mut BaseSlot) -> Addr {
+    pub(crate) fn insert(&mut self, key: &[u8], base: &mut BaseSlot) -> Addr {
         self.text_bytes += key.len();
         let split = memchr::memchr(b'{', key).unwrap_or(key.len());
         let (head, block) = key.split_at(split);
@@ -237,7 +239,7 @@ impl KeyStore {
 
     /// The key stored at `at`.
     #[inline]
-    pub(super) fn get(&self, at: Addr) -> StoredKey<'_> {
+    pub(crate) fn get(&self, at: Addr) -> StoredKey<'_> {
         let mut r = self.blocks.from(at);
         let head = read_varint(&mut r) as usize;
         let base = read_varint(&mut r) as usize;
@@ -305,73 +307,6 @@ impl KeyStore {
             hasher.hash_one(&blocks.from(s.at)[..s.len as usize])
         });
         id
-    }
-}
-
-/// Entries of a [`HotKeys`] (a power of two).
-const HOT_ENTRIES: usize = 128;
-/// Longest key a [`HotKeys`] entry holds; longer keys are never cached.
-const HOT_WIDTH: usize = 512;
-
-/// The keys most recently looked up, as plain text, by their table hash: a direct-mapped cache
-/// in front of [`KeyStore::get`] and its four-piece comparison. The series that one stretch of
-/// input sums into are few (a histogram's buckets for one ingress, say, each hit once per path
-/// that was dropped), so most lookups find their key here and compare it with one `memcmp`.
-///
-/// Guarantee: [`HotKeys::find`] returns a slot only for a key byte for byte equal to the one
-/// [`HotKeys::put`] stored with it; the owner clears the cache whenever slots are renumbered or
-/// forgotten, so an entry never names a slot that holds another key. About 66 KB, allocated
-/// with the first entry.
-#[derive(Debug, Clone, Default)]
-pub(super) struct HotKeys {
-    /// Per entry: `(hash, slot, key length)`; length 0 is an empty entry (keys are never empty
-    /// when cached: the empty key is not).
-    entries: Vec<(u64, u32, u32)>,
-    /// Per entry, [`HOT_WIDTH`] bytes, the key's first.
-    bytes: Vec<u8>,
-}
-
-impl HotKeys {
-    /// The slot cached for `key`, whose table hash is `hash`.
-    #[inline]
-    pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        let i = hash as usize & (HOT_ENTRIES - 1);
-        let &(h, slot, len) = self.entries.get(i)?;
-        let at = i * HOT_WIDTH;
-        (h == hash && len as usize == key.len() && self.bytes.get(at..at + key.len())? == key)
-            .then_some(slot)
-    }
-
-    /// Caches `key` (table hash `hash`) as the key of `slot`, replacing the entry its hash
-    /// maps to; a key longer than [`HOT_WIDTH`] or empty is not cached.
-    #[inline]
-    pub(super) fn put(&mut self, hash: u64, slot: u32, key: &[u8]) {
-        if key.is_empty() || key.len() > HOT_WIDTH {
-            return;
-        }
-        if self.entries.is_empty() {
-            self.entries = vec![(0, 0, 0); HOT_ENTRIES];
-            self.bytes = vec![0; HOT_ENTRIES * HOT_WIDTH];
-        }
-        let i = hash as usize & (HOT_ENTRIES - 1);
-        let at = i * HOT_WIDTH;
-        if let (Some(e), Some(b)) = (
-            self.entries.get_mut(i),
-            self.bytes.get_mut(at..at + key.len()),
-        ) {
-            b.copy_from_slice(key);
-            *e = (hash, slot, key.len() as u32);
-        }
-    }
-
-    /// Forgets every entry (keeping the memory).
-    pub(super) fn clear(&mut self) {
-        self.entries.fill((0, 0, 0));
-    }
-
-    /// Bytes allocated.
-    pub(super) fn bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(u64, u32, u32)>() + self.bytes.capacity()
     }
 }
 
@@ -561,29 +496,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn hot_keys_answer_only_for_the_exact_key() {
-        let mut hot = HotKeys::default();
-        assert_eq!(hot.find(7, b"x{a=\"1\"}"), None);
-        hot.put(7, 3, b"x{a=\"1\"}");
-        assert_eq!(hot.find(7, b"x{a=\"1\"}"), Some(3));
-        // Same hash, other bytes or length: no answer.
-        assert_eq!(hot.find(7, b"x{a=\"2\"}"), None);
-        assert_eq!(hot.find(7, b"x{a=\"1\"} "), None);
-        assert_eq!(hot.find(7 + HOT_ENTRIES as u64, b"x{a=\"1\"}"), None);
-        // An entry is replaced by the next key of its index.
-        hot.put(7 + HOT_ENTRIES as u64, 4, b"y");
-        assert_eq!(hot.find(7, b"x{a=\"1\"}"), None);
-        assert_eq!(hot.find(7 + HOT_ENTRIES as u64, b"y"), Some(4));
-        // Too long to cache, or empty: never answered.
-        let long = vec![b'z'; HOT_WIDTH + 1];
-        hot.put(9, 5, &long);
-        assert_eq!(hot.find(9, &long), None);
-        hot.put(10, 6, b"");
-        assert_eq!(hot.find(10, b""), None);
-        hot.clear();
-        assert_eq!(hot.find(7 + HOT_ENTRIES as u64, b"y"), None);
     }
 }
