@@ -51,6 +51,12 @@ RUN /metric-gate --version | grep '^metric-gate '
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /metric-gate /metric-gate
+# glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB);
+# past that, a scrape's large short-lived buffers come from heap arenas, which keep the memory
+# once they are freed. A fixed 1 MiB threshold hands such buffers back to the kernel. Sidecar on
+# the 2x ingress payload (276 MB in, 426k series out), after 8 gzip and 8 plain scrapes: RSS
+# 192 MB instead of 233 MB, scrape latency unchanged (median of 8 paired scrapes, within 4%).
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576
 # distroless "nonroot": uid/gid 65532.
 USER 65532:65532
 EXPOSE 8080
