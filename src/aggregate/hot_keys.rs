@@ -6,9 +6,10 @@ const HOT_ENTRIES: usize = 128;
 const HOT_WIDTH: usize = 512;
 
 /// The keys most recently looked up, as plain text, by their table hash: a direct-mapped cache
-/// in front of [`KeyStore::get`](crate::key_store::KeyStore::get) and its four-piece comparison. The series that one stretch of
-/// input sums into are few (a histogram's buckets for one ingress, say, each hit once per path
-/// that was dropped), so most lookups find their key here and compare it with one `memcmp`.
+/// in front of [`KeyStore::get`](crate::key_store::KeyStore::get) and its four-piece
+/// comparison. The series that one stretch of input sums into are few (a histogram's buckets
+/// for one ingress, say, each hit once per path that was dropped), so most lookups find their
+/// key here and compare it with one `memcmp`.
 ///
 /// Guarantee: [`HotKeys::find`] returns a slot only for a key byte for byte equal to the one
 /// [`HotKeys::put`] stored with it; the owner clears the cache whenever slots are renumbered or

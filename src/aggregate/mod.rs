@@ -23,10 +23,10 @@
 //! A series' key is its rendered text `name{a="x",b="y"}` with labels sorted by name: that is
 //! both the canonical form to compare on and exactly what the renderer writes, so rendering the
 //! output is a few copies. The key is built in a reused buffer ([`key`]) and looked up by hash
-//! in a [`hashbrown::HashTable`], comparing every byte; it is stored ([`crate::key_store`]) only when a
-//! new output series is created, in blocks that never move, as its difference to an earlier key
-//! of its family (an output series costs about 100 bytes in all on an ingress payload, its
-//! ~230-byte key included).
+//! in a [`hashbrown::HashTable`], comparing every byte; it is stored ([`crate::key_store`])
+//! only when a new output series is created, in blocks that never move, as its difference to an
+//! earlier key of its family (an output series costs about 100 bytes in all on an ingress
+//! payload, its ~230-byte key included).
 //!
 //! # Across scrapes
 //! An aggregator can serve many scrapes ([`Aggregator::begin_scrape`]): its series, keys and

@@ -9,8 +9,9 @@
 //! The texts live in a [`KeyStore`], the aggregator's compact key storage: a metric name is
 //! stored once, and a series as its difference to an earlier one of its family (see
 //! [`crate::key_store`]). A description is its family and where its text is: 12 bytes. On the
-//! 2x ingress payload (425k descriptions) this holds 17 MB where a store of its own, which kept
-//! whole names and 28 bytes of bookkeeping per text, held 34 MB.
+//! 2x ingress payload (425k descriptions) a store of its own, which kept whole names and 28
+//! bytes of bookkeeping per text, held 33.8 MB; with this one the whole counter state went
+//! from 97.8 MB to 82.4 MB (`metric_gate_carry_state_bytes`).
 //!
 //! Removing a description only marks it: its bytes may be what later ones are stored relative
 //! to. The store is rebuilt by its owner ([`super::CounterState`]) when removed descriptions are
