@@ -46,11 +46,12 @@ impl Aggregator {
             let owner = earlier.iter().position(|a| a.find_family(&f.name).is_ok());
             f.series.iter().filter(|&&id| next.is_live(id)).all(|&id| {
                 let s = &next.series[id as usize];
+                let probe = TableEntry::new(id, s.hash);
                 earlier.iter().enumerate().all(|(j, a)| {
                     Some(j) == owner
-                        || !a.table.iter_hash(s.hash).any(|&i| {
-                            let mine = &a.series[i as usize];
-                            mine.hash == s.hash && {
+                        || !a.table.iter_hash(probe.table_hash()).any(|e| {
+                            let mine = &a.series[e.slot as usize];
+                            e.hash == probe.hash && mine.hash == s.hash && {
                                 key.clear();
                                 next.keys.get(s.key).write_to(&mut key);
                                 a.keys.get(mine.key).eq(&key)
