@@ -15,10 +15,10 @@
 //!   `# EOF` ends the input;
 //! - a series that occurs twice, in one range or in two: fallback (one pass keeps its first
 //!   sample and counts the rest as duplicates; each range would keep one of its own). Ranges
-//!   do not look series up as they read them: each lists the hashes of its series and sorts the
-//!   list at its end ([`Pipeline::defer_repeat_check`]), and the lists are then compared with one walk
-//!   each. Repeated series are rare, and a hash-table probe per series took 29% of the
-//!   time.
+//!   do not look series up as they read them: each lists the hashes of its series and sorts
+//!   the list at its end ([`Pipeline::defer_repeat_check`]), and the lists are then compared
+//!   with one walk each. Repeated series are rare, and a hash-table probe per series took 29%
+//!   of the time.
 //!
 //! # What crosses a split point
 //! The parser carries, from line to line: the line number (only in errors and in the limit a
@@ -27,11 +27,11 @@
 //! OpenMetrics feature was seen (fallback), whether `# EOF` ended the input (fallback), and
 //! caches that change no result (remembered label layouts and names, whose ids each range's
 //! pipeline sees consistently). The pipeline carries the last `# TYPE` (which decides how a
-//! new output series combines its inputs) and the set of series read (duplicates, checked
-//! at the end). So a range that starts inside a family is first fed its
-//! *context*: the last valid `# TYPE` line before it and at most two `# HELP`/`# UNIT` lines
-//! after that one (enough to tell whether one of them ended the claim), found by scanning back
-//! from the split point for lines that start with `#`. Feeding them again is harmless to the
+//! new output series combines its inputs) and the set of series read (duplicates, checked at
+//! the end). So a range that starts inside a family is first fed its *context*: the last valid
+//! `# TYPE` line before it and at most two `# HELP`/`# UNIT` lines after that one (enough to
+//! tell whether one of them ended the claim), found by scanning back from the split point for
+//! lines that start with `#`. Feeding them again is harmless to the
 //! aggregate, whose metadata is "first line of each kind wins": those lines are in an earlier
 //! range, which already set what they set.
 //!
@@ -211,7 +211,7 @@ pub fn apply_ranges<S: Source + ?Sized>(
         let res = read_range(src, config, opts, starts[k], end, &abort);
         // A repeat is found at a range's end and stops no other range: one that fails is
         // the reason to give.
-        if res.is_err() && res.as_ref().err() != Some(&Some(Fallback::Duplicate)) {
+        if matches!(res, Err(ref why) if *why != Some(Fallback::Duplicate)) {
             abort.store(true, Ordering::Relaxed);
         }
         res
@@ -229,12 +229,11 @@ pub fn apply_ranges<S: Source + ?Sized>(
     if parts.iter().any(Result::is_err) {
         // The reason of the first range that failed on its own (the others were stopped), a
         // failure before a repeated series (one pass then reports the failure).
-        let mut why: Vec<Fallback> = parts
+        let why = parts
             .iter()
             .filter_map(|p| p.as_ref().err().copied().flatten())
-            .collect();
-        why.sort_by_key(|&w| w == Fallback::Duplicate);
-        return Err(why.first().copied().unwrap_or(Fallback::Failed));
+            .min_by_key(|&w| w == Fallback::Duplicate);
+        return Err(why.unwrap_or(Fallback::Failed));
     }
     merge(parts.into_iter().flatten().collect())
 }
