@@ -117,9 +117,9 @@ pub struct Args {
     #[arg(long = "subset", value_name = "NAME", requires = "file", help_heading = HELP_OFFLINE)]
     pub subset: Option<String>,
 
-    /// Threads for one large job, each a share of it: reading one file (--file --apply), or
-    /// compressing one scrape's output for gzip clients (0: every core the process may use,
-    /// at most 8).
+    /// Threads for one large job, each a share of it: reading one file (--file --apply),
+    /// compressing one scrape's output for gzip clients, or (dns+) summing the targets while
+    /// the counter state is updated (0: every core the process may use, at most 8).
     ///
     /// The output is the same as with --threads 1. Only a regular file of 8 MiB or more is
     /// split (stdin, pipes and gzip input are read in one pass), and only an output of 4 MiB

@@ -46,8 +46,9 @@ pub struct ServerConfig {
     /// `--state-file`: where the counter state is kept across restarts (read at start, written
     /// every [`STATE_FILE_INTERVAL`] and at shutdown); `None`: in memory only.
     pub state_file: Option<PathBuf>,
-    /// `--threads`: threads that render and gzip-compress one large list at once (0: every
-    /// core the process may use, at most 8).
+    /// `--threads`: threads that render and gzip-compress one large list at once, and (fan-out)
+    /// sum the targets while the counter state is updated (0: every core the process may
+    /// use, at most 8).
     pub threads: usize,
 }
 

@@ -646,7 +646,30 @@ fn render_all(
         let records: Vec<&TargetScrape> = ok()
             .filter_map(|p| p.subsets()[i].counters.as_ref())
             .collect();
-        let needs_description = match state.apply(seq, fetched_at_ms, &records) {
+        // Fan-out: the targets' aggregates are summed while the state is updated (the two
+        // read different data).
+        let sources: Vec<&Aggregator> = if engine.fan_out {
+            ok_at
+                .iter()
+                .map(|&r| &runs[r].pipeline.subsets()[i].aggregator)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let applied = apply_while(
+            if engine.fan_out { threads } else { 1 },
+            || state.apply(seq, fetched_at_ms, &records),
+            || {
+                if engine.fan_out {
+                    // Targets keep their own aggregates (their slots are what their series
+                    // caches point at); the sum is built fresh every scrape. Bounds (`le`,
+                    // `quantile`) are compared by value here, and only here.
+                    engine.merged[i].merge_targets(&sources);
+                }
+            },
+        );
+        drop((records, sources));
+        let needs_description = match applied {
             Ok(report) => report.needs_description,
             Err(refused) => {
                 tracing::debug!(%refused, "a newer scrape's counter state is served");
@@ -660,16 +683,7 @@ fn render_all(
             }
         }
         let agg: &mut Aggregator = if engine.fan_out {
-            // Targets keep their own aggregates (their slots are what their series caches point
-            // at); the sum is built fresh every scrape.
-            // Bounds (`le`, `quantile`) are compared by value here, and only here.
-            let sources: Vec<&Aggregator> = ok_at
-                .iter()
-                .map(|&r| &runs[r].pipeline.subsets()[i].aggregator)
-                .collect();
-            let merged = &mut engine.merged[i];
-            merged.merge_targets(&sources);
-            merged
+            &mut engine.merged[i]
         } else {
             &mut runs[ok_at[0]].pipeline.subsets_mut()[i].aggregator
         };
@@ -762,6 +776,28 @@ fn render_all(
     outputs
 }
 
+/// Runs `apply` (the counter state's update) and `meanwhile` at once when `threads` allows a
+/// second thread: `apply` on it, `meanwhile` on this one. On a `dns+` scrape of 4 targets
+/// (851k input series each, `labeldrop: path`) the update took ~190 ms and the sum of the
+/// targets' aggregates ~140 ms, one after the other.
+fn apply_while<R: Send>(
+    threads: usize,
+    apply: impl FnOnce() -> R + Send,
+    meanwhile: impl FnOnce(),
+) -> R {
+    if threads < 2 {
+        meanwhile();
+        return apply();
+    }
+    std::thread::scope(|scope| {
+        let applying = scope.spawn(apply);
+        meanwhile();
+        applying
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
 /// Bytes and families held by list `i`'s aggregates: every target's (failed ones too: they keep
 /// theirs for the next scrape) and the fan-out sum's.
 fn held_by_list(runs: &[TargetRun], merged: &[Aggregator], i: usize) -> (usize, usize) {
@@ -817,6 +853,25 @@ fn health_series(runs: &[TargetRun]) -> Vec<u8> {
 mod tests {
     use super::*;
     use http::StatusCode;
+
+    #[test]
+    fn apply_while_runs_both_and_returns_the_update() {
+        for threads in [1, 2] {
+            let mut merged = Vec::new();
+            let apply_thread = std::sync::Mutex::new(None);
+            let r = apply_while(
+                threads,
+                || {
+                    *apply_thread.lock().unwrap() = Some(std::thread::current().id());
+                    7
+                },
+                || merged.push(1),
+            );
+            assert_eq!((r, merged), (7, vec![1]), "threads {threads}");
+            let elsewhere = apply_thread.into_inner().unwrap() != Some(std::thread::current().id());
+            assert_eq!(elsewhere, threads > 1, "threads {threads}");
+        }
+    }
 
     fn failed(name: &str, e: FetchError) -> TargetReport {
         TargetReport {
