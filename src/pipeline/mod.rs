@@ -578,7 +578,7 @@ impl Sink for Pipeline {
         let float_label = self.float_label(sample.family);
         let cache_key = match &mut self.cache {
             Some(cache) => {
-                let key = replay::cache_key(sample.series_text, sample.family, float_label);
+                let key = replay::cache_key(cache, sample.series_text, sample.family, float_label);
                 if let Some((outcomes, repeat)) = cache.lookup_repeat(key) {
                     if repeat {
                         // Prometheus keeps the first sample of a series and ignores the rest.
@@ -653,7 +653,7 @@ impl Sink for Pipeline {
         let Some(cache) = &mut self.cache else {
             return false;
         };
-        let key = replay::cache_key(sample.series_text, sample.family, float_label);
+        let key = replay::cache_key(cache, sample.series_text, sample.family, float_label);
         let Some((outcomes, repeat, group)) = cache.lookup_known(key) else {
             return false;
         };

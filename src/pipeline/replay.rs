@@ -28,8 +28,13 @@ use super::{group_of, observe, point, Outcome, Subset};
 /// value the pipeline normalizes in this sample, if any: the same series text is treated
 /// differently inside and outside its family's `# TYPE` block, so the key depends on it too.
 #[inline]
-pub(super) fn cache_key(series_text: &[u8], family: &str, float_label: Option<&str>) -> u128 {
-    SeriesCache::key(series_text, family.len(), context(float_label))
+pub(super) fn cache_key(
+    cache: &mut SeriesCache,
+    series_text: &[u8],
+    family: &str,
+    float_label: Option<&str>,
+) -> u128 {
+    cache.key_of(series_text, family.len(), context(float_label))
 }
 
 /// The context word of a series' key: which label value, if any, the pipeline normalizes.
