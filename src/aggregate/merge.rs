@@ -187,40 +187,47 @@ impl Aggregator {
         let before = self.stats;
         let mut buf = Vec::new();
         let mut key = Vec::new();
+        // Metadata first, without creating families: a family is created by its first series
+        // created below, and takes its metadata from what is pending then.
         for f in &other.families {
-            if !f.series.iter().any(|&id| other.is_live(id)) {
+            if f.meta_epoch != other.epoch || !f.series.iter().any(|&id| other.is_live(id)) {
                 continue;
             }
-            // It gets a series below: create it now, so its metadata need not wait (pending).
-            self.family_id(&f.name);
-            if f.has_help && f.meta_epoch == other.epoch {
+            if f.has_help {
                 self.set_help(&f.name, &f.help);
             }
-            if let (Some(typ), true) = (f.om_type.or(f.typ), f.meta_epoch == other.epoch) {
+            if let Some(typ) = f.om_type.or(f.typ) {
                 self.set_type(&f.name, typ);
             }
-            if f.has_unit && f.meta_epoch == other.epoch {
+            if f.has_unit {
                 self.set_unit(&f.name, &f.unit);
             }
-            for &id in &f.series {
-                if !other.is_live(id) {
-                    continue;
-                }
-                // Merged series were checked when their source aggregate created them, and
-                // keep the action it gave them.
-                let (part, action) = other.as_part(id, &mut key);
-                // The counter identity of a respelled key is its source's: both are computed
-                // with the bound in canonical form (`float_spelling::output_of`).
-                let key = if merge_key(f, &key, &mut buf) {
-                    &buf
-                } else {
-                    &key
-                };
-                if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
-                    self.contribute(slot, part);
-                    if let Some((text, ts)) = other.exemplars.get(id) {
-                        self.exemplars.offer(slot, text, ts);
-                    }
+        }
+        // Series in the order `other` created them, which is the order their inputs first
+        // came in: a family `self` does not hold is created where one pass would create it,
+        // by the first of its series that `self` does not hold either. (Family by family, a
+        // family whose first series sum into another family's, a `_count` gauge into a
+        // histogram's `_count`, would be created before families one pass puts first.)
+        for (id, &fi) in other.family_of.iter().enumerate() {
+            let id = id as u32;
+            if !other.is_live(id) {
+                continue;
+            }
+            let f = &other.families[fi as usize];
+            // Merged series were checked when their source aggregate created them, and keep
+            // the action it gave them.
+            let (part, action) = other.as_part(id, &mut key);
+            // The counter identity of a respelled key is its source's: both are computed with
+            // the bound in canonical form (`float_spelling::output_of`).
+            let key = if merge_key(f, &key, &mut buf) {
+                &buf
+            } else {
+                &key
+            };
+            if let Ok(slot) = self.slot_for(&f.name, key, || Ok(()), || action) {
+                self.contribute(slot, part);
+                if let Some((text, ts)) = other.exemplars.get(id) {
+                    self.exemplars.offer(slot, text, ts);
                 }
             }
         }

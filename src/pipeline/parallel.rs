@@ -1015,6 +1015,28 @@ mod tests {
     }
 
     #[test]
+    fn a_family_whose_first_series_sums_elsewhere_comes_where_one_pass_puts_it() {
+        // Gauge `h_count`'s first series sums into histogram `h`'s `h_count`; the family gets
+        // a series of its own only after `g`, so one pass writes it after `g`.
+        let input = "# TYPE h histogram\nh_count{path=\"a\"} 1\nh_sum{path=\"a\"} 1\n# TYPE h_count gauge\nh_count{path=\"b\"} 2\n# TYPE g gauge\ng 1\nh_count{x=\"1\"} 3\n";
+        let config = Config::from_yaml(CONFIGS[0], "test").unwrap();
+        let want = seen(&serial(input.as_bytes(), &config).unwrap());
+        let text = &want.lists[0].0;
+        assert!(text.contains("h_count 3\n"), "{text}");
+        assert!(
+            text.find("g 1").unwrap() < text.find("h_count{x").unwrap(),
+            "{text}"
+        );
+        for cut in 0..input.len() as u64 {
+            let starts = starts_at(input.as_bytes(), &[cut]);
+            let par = apply_ranges(input.as_bytes(), &config, &options(2), &starts);
+            if starts.len() == 2 {
+                assert_eq!(seen(&par.unwrap()), want, "split at {starts:?}");
+            }
+        }
+    }
+
+    #[test]
     fn splits_move_to_the_nearest_family_start() {
         let family = |name: &str| {
             let mut f = format!("# HELP {name} H.\n# TYPE {name} counter\n");
