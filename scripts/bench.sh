@@ -264,6 +264,17 @@ if [ "$SKIP_HTTP" = 0 ] && [ "$HAS_10X" = 1 ]; then
     cargo test -q --release --test http_bench -- --ignored --nocapture >"$RES/http_bench.log" 2>&1 \
     || log "http_bench failed (see log)"
 fi
+# The sidecar's first and repeat scrapes of the other shapes (the 10x one ran above, with the
+# rest of http_bench).
+if [ "$SKIP_HTTP" = 0 ]; then
+  for shape in $SHAPES; do
+    [ "$shape" = 10x ] && continue
+    log "3d. http_bench first_and_repeat_scrape ($shape)"
+    MG_BENCH_PAYLOAD="$(shape_payload "$shape")" MG_BENCH_RELABEL="$RELABEL_MG" MG_BENCH_RUNS=$RUNS_FAST \
+      cargo test -q --release --test http_bench first_and_repeat_scrape -- --ignored --nocapture \
+      >"$RES/http_bench_$shape.log" 2>&1 || log "http_bench ($shape) failed (see log)"
+  done
+fi
 
 if [ "$PROFILE" = 1 ] && [ "$HAS_10X" = 1 ] && command -v perf >/dev/null; then
   log "4. perf profile of metric-gate --file --apply"

@@ -131,6 +131,16 @@ def parse_http(log):
                 rss=ms(r"peak RSS ([\d.]+) MiB", line),
                 line=line.strip(),
             )
+        elif line.startswith("first and repeat scrape:"):
+            h["first_repeat"] = dict(
+                first=ms(r"first ([\d.]+) ms", line),
+                ready=ms(r"start to ready ([\d.]+) ms", line),
+                repeat=ms(r"\| repeat ([\d.]+) ms", line),
+                repeat_gz=ms(r"gzip to client ([\d.]+) ms", line),
+                direct=ms(r"direct ([\d.]+) ms", line),
+                rss=ms(r"peak RSS ([\d.]+) MiB", line),
+                line=line.strip(),
+            )
         elif line.startswith("payload:"):
             h["payload"] = line.strip()
     return h
@@ -247,6 +257,13 @@ def main():
     apply_only = env.get("apply_only") == "1"
     crit = criterion(res)
     http = parse_http(read_text(os.path.join(res, "http_bench.log")))
+    # The sidecar's first and repeat scrapes, per shape (10x: in http_bench.log).
+    first_repeat = {}
+    for shape in shapes:
+        log_name = "http_bench.log" if shape == "10x" else f"http_bench_{shape}.log"
+        fr = parse_http(read_text(os.path.join(res, log_name))).get("first_repeat")
+        if fr:
+            first_repeat[shape] = fr
     alloc = read_text(os.path.join(res, "parse_alloc.status")).strip() or "not run"
 
 
@@ -450,6 +467,19 @@ def main():
             A("")
             A(f"dns+ fan-out over 4 local targets (same payload each): one target fetched directly "
               f"{d['direct_one']:.0f} ms; all four through metric-gate {d['via']:.0f} ms; peak RSS {d['rss'] * 1.048576:.0f} MB.")
+        if first_repeat:
+            A("")
+            A("A sidecar's first and repeat scrapes of one plain upstream, per payload shape "
+              "(`first_and_repeat_scrape`): the first is the warm-up scrape the binary runs at start "
+              "(it relabels and keys every series; the time it logs), the repeat scrapes find every "
+              "series in the series cache. Repeat and direct: the test client's times, medians; direct "
+              "is the client reading the upstream's payload itself.")
+            A("")
+            A("| shape | first scrape | start to ready | repeat | repeat, gzip to client | direct fetch | peak RSS |")
+            A("|---|---|---|---|---|---|---|")
+            for shape, fr in first_repeat.items():
+                A(f"| {shape} | {fr['first']:.0f} ms | {fr['ready']:.0f} ms | {fr['repeat']:.0f} ms | "
+                  f"{fr['repeat_gz']:.0f} ms | {fr['direct']:.0f} ms | {fr['rss'] * 1.048576:.0f} MB |")
         A("")
         A("Raw lines:")
         A("")
@@ -457,6 +487,8 @@ def main():
         for k in ("payload", "plain", "gzip", "dns"):
             if k in http:
                 A(http[k] if isinstance(http[k], str) else http[k]["line"])
+        for shape, fr in first_repeat.items():
+            A(f"{shape}: {fr['line']}")
         A("```")
     else:
         A("Not run (`--skip-http`) or failed: see the script output.")

@@ -7,6 +7,9 @@
 //! ```
 //! Optional: `MG_BENCH_RELABEL=file.yaml` (passed as `--relabel-file`), `MG_BENCH_RUNS=N`.
 //!
+//! `first_and_repeat_scrape` (same variables) times a sidecar's first scrape and its repeat
+//! scrapes of one plain upstream.
+//!
 //! `fan_out_cpu_per_target` (same variables) compares the binary's CPU time per scrape and per
 //! target of `dns+` over 1 and over 4 loopback targets serving the same payload from memory.
 
@@ -59,6 +62,16 @@ impl Bin {
                 println!("    {l}");
             }
         }
+    }
+
+    /// The duration the binary logged for its first scrape (the warm-up it runs at start,
+    /// before it is ready), in ms; reads the log lines so far.
+    fn first_scrape_ms(&self) -> Option<u64> {
+        self.logs.try_iter().find_map(|l| {
+            let rest = l.split("scrape done").nth(1)?;
+            let ms = rest.split("duration_ms=").nth(1)?;
+            ms.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
     }
 
     async fn wait_ready(&self) {
@@ -221,6 +234,57 @@ async fn scrape_latency_memory_and_fan_out() {
         bin.peak_rss_mib()
     );
     bin.print_scrape_logs();
+}
+
+/// One plain upstream, as a sidecar: the first scrape (the warm-up the binary runs at start,
+/// which relabels and keys every series: the time it logs, and from start to ready), then repeat
+/// scrapes (every series known to the series cache), plain and gzip to the client, against the
+/// direct fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; see the file's docs"]
+async fn first_and_repeat_scrape() {
+    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
+    let runs: usize = std::env::var("MG_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let plain = Bytes::from(std::fs::read(&path).unwrap());
+    let up = Upstream::start(Behave::Prepared {
+        plain: plain.clone(),
+        gzip: None,
+    })
+    .await;
+    let t0 = Instant::now();
+    let bin = Bin::start(&["-H", &up.url()]);
+    bin.wait_ready().await;
+    let to_ready = t0.elapsed();
+    let first = bin
+        .first_scrape_ms()
+        .expect("the warm-up scrape's log line");
+    let gate = format!("http://{}/metrics", bin.addr);
+    let (mut direct, mut via, mut via_gz) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut len, mut gz_len) = (0, 0);
+    for _ in 0..runs {
+        let (d, _, _) = timed_get(&up.url(), &[]).await;
+        direct.push(d);
+        let (d, n, s) = timed_get(&gate, &[]).await;
+        assert_eq!(s, 200);
+        via.push(d);
+        len = n;
+        let (d, n, s) = timed_get(&gate, &[("Accept-Encoding", "gzip")]).await;
+        assert_eq!(s, 200);
+        via_gz.push(d);
+        gz_len = n;
+    }
+    println!(
+        "first and repeat scrape: payload {} B | first {first} ms (start to ready {}) | repeat {} ({len} B) | repeat, gzip to client {} ({gz_len} B) | direct {} | peak RSS {:.0} MiB | median of {runs}",
+        plain.len(),
+        ms(to_ready),
+        ms(median(via)),
+        ms(median(via_gz)),
+        ms(median(direct)),
+        bin.peak_rss_mib()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
