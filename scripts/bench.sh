@@ -261,7 +261,7 @@ fi
 if [ "$SKIP_HTTP" = 0 ] && [ "$HAS_10X" = 1 ]; then
   log "3c. http_bench (server latency, RSS, dns+ fan-out)"
   MG_BENCH_PAYLOAD="$PAYLOAD" MG_BENCH_RELABEL="$RELABEL_MG" MG_BENCH_RUNS=$RUNS_FAST \
-    cargo test -q --release --test http_bench -- --ignored --nocapture >"$RES/http_bench.log" 2>&1 \
+    cargo test -q --release --test http_bench -- --ignored --nocapture --test-threads=1 >"$RES/http_bench.log" 2>&1 \
     || log "http_bench failed (see log)"
 fi
 # The sidecar's first and repeat scrapes of the other shapes (the 10x one ran above, with the

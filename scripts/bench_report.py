@@ -115,6 +115,8 @@ def parse_http(log):
         return float(m.group(1)) if m else None
 
     for line in log.splitlines():
+        # `cargo test -q` prints a dot when a test ends, ahead of the next test's output.
+        line = line.lstrip(".")
         if line.startswith(("plain upstream:", "gzip upstream:")):
             key = line.split(":")[0].split()[0]
             h[key] = dict(

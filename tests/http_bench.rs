@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cargo run --release --example gen_ingress -- --ingresses 1000 --paths 10 --out /tmp/ingress.prom
-//! MG_BENCH_PAYLOAD=/tmp/ingress.prom cargo test --release --test http_bench -- --ignored --nocapture
+//! MG_BENCH_PAYLOAD=/tmp/ingress.prom \
+//!   cargo test --release --test http_bench -- --ignored --nocapture --test-threads=1
 //! ```
+//! One test at a time (`--test-threads=1`): each measures, and they would share the cores.
 //! Optional: `MG_BENCH_RELABEL=file.yaml` (passed as `--relabel-file`), `MG_BENCH_RUNS=N`.
 //!
 //! `first_and_repeat_scrape` (same variables) times a sidecar's first scrape and its repeat
