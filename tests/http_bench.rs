@@ -130,9 +130,63 @@ async fn timed_get(url: &str, headers: &[(&str, &str)]) -> (Duration, usize, u16
     (t0.elapsed(), r.body.len(), r.status)
 }
 
+/// Medians (and the last body sizes) of `runs` rounds, each fetching the upstream directly
+/// (with `direct_headers`), then the gate's `/metrics` as text, then asking for gzip.
+struct Rounds {
+    direct: Duration,
+    via: Duration,
+    via_gz: Duration,
+    direct_len: usize,
+    via_len: usize,
+    via_gz_len: usize,
+}
+
+impl Rounds {
+    async fn time(
+        upstream: &str,
+        direct_headers: &[(&str, &str)],
+        gate: &str,
+        runs: usize,
+    ) -> Self {
+        let (mut direct, mut via, mut via_gz) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut direct_len, mut via_len, mut via_gz_len) = (0, 0, 0);
+        for _ in 0..runs {
+            let (d, n, _) = timed_get(upstream, direct_headers).await;
+            direct.push(d);
+            direct_len = n;
+            let (d, n, s) = timed_get(gate, &[]).await;
+            assert_eq!(s, 200);
+            via.push(d);
+            via_len = n;
+            let (d, n, s) = timed_get(gate, &[("Accept-Encoding", "gzip")]).await;
+            assert_eq!(s, 200);
+            via_gz.push(d);
+            via_gz_len = n;
+        }
+        Rounds {
+            direct: median(direct),
+            via: median(via),
+            via_gz: median(via_gz),
+            direct_len,
+            via_len,
+            via_gz_len,
+        }
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// The payload named by `MG_BENCH_PAYLOAD` and the runs `MG_BENCH_RUNS` asks for (5).
+fn payload_and_runs() -> (Bytes, usize) {
+    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
+    let runs = std::env::var("MG_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    (Bytes::from(std::fs::read(&path).unwrap()), runs)
 }
 
 fn ms(d: Duration) -> String {
@@ -142,12 +196,7 @@ fn ms(d: Duration) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; see the file's docs"]
 async fn scrape_latency_memory_and_fan_out() {
-    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
-    let runs: usize = std::env::var("MG_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let plain = Bytes::from(std::fs::read(&path).unwrap());
+    let (plain, runs) = payload_and_runs();
     let t0 = Instant::now();
     let gz = Bytes::from(gzip(&plain));
     println!(
@@ -166,31 +215,20 @@ async fn scrape_latency_memory_and_fan_out() {
         let bin = Bin::start(&["-H", &up.url()]);
         bin.wait_ready().await;
         let gate = format!("http://{}/metrics", bin.addr);
-        let (mut direct, mut via, mut via_gz) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut direct_len, mut via_len, mut via_gz_len) = (0, 0, 0);
         let ae: &[(&str, &str)] = if gzip_upstream {
             &[("Accept-Encoding", "gzip")]
         } else {
             &[]
         };
-        for _ in 0..runs {
-            let (d, n, _) = timed_get(&up.url(), ae).await;
-            direct.push(d);
-            direct_len = n;
-            let (d, n, s) = timed_get(&gate, &[]).await;
-            assert_eq!(s, 200);
-            via.push(d);
-            via_len = n;
-            let (d, n, s) = timed_get(&gate, &[("Accept-Encoding", "gzip")]).await;
-            assert_eq!(s, 200);
-            via_gz.push(d);
-            via_gz_len = n;
-        }
+        let r = Rounds::time(&up.url(), ae, &gate, runs).await;
         println!(
-            "{label}: direct {} ({direct_len} B) | via metric-gate {} ({via_len} B) | via metric-gate, gzip to client {} ({via_gz_len} B) | peak RSS {:.0} MiB | median of {runs}",
-            ms(median(direct)),
-            ms(median(via)),
-            ms(median(via_gz)),
+            "{label}: direct {} ({} B) | via metric-gate {} ({} B) | via metric-gate, gzip to client {} ({} B) | peak RSS {:.0} MiB | median of {runs}",
+            ms(r.direct),
+            r.direct_len,
+            ms(r.via),
+            r.via_len,
+            ms(r.via_gz),
+            r.via_gz_len,
             bin.peak_rss_mib()
         );
         bin.print_scrape_logs();
@@ -245,12 +283,7 @@ async fn scrape_latency_memory_and_fan_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; see the file's docs"]
 async fn first_and_repeat_scrape() {
-    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
-    let runs: usize = std::env::var("MG_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let plain = Bytes::from(std::fs::read(&path).unwrap());
+    let (plain, runs) = payload_and_runs();
     let up = Upstream::start(Behave::Prepared {
         plain: plain.clone(),
         gzip: None,
@@ -264,27 +297,16 @@ async fn first_and_repeat_scrape() {
         .first_scrape_ms()
         .expect("the warm-up scrape's log line");
     let gate = format!("http://{}/metrics", bin.addr);
-    let (mut direct, mut via, mut via_gz) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut len, mut gz_len) = (0, 0);
-    for _ in 0..runs {
-        let (d, _, _) = timed_get(&up.url(), &[]).await;
-        direct.push(d);
-        let (d, n, s) = timed_get(&gate, &[]).await;
-        assert_eq!(s, 200);
-        via.push(d);
-        len = n;
-        let (d, n, s) = timed_get(&gate, &[("Accept-Encoding", "gzip")]).await;
-        assert_eq!(s, 200);
-        via_gz.push(d);
-        gz_len = n;
-    }
+    let r = Rounds::time(&up.url(), &[], &gate, runs).await;
     println!(
-        "first and repeat scrape: payload {} B | first {first} ms (start to ready {}) | repeat {} ({len} B) | repeat, gzip to client {} ({gz_len} B) | direct {} | peak RSS {:.0} MiB | median of {runs}",
+        "first and repeat scrape: payload {} B | first {first} ms (start to ready {}) | repeat {} ({} B) | repeat, gzip to client {} ({} B) | direct {} | peak RSS {:.0} MiB | median of {runs}",
         plain.len(),
         ms(to_ready),
-        ms(median(via)),
-        ms(median(via_gz)),
-        ms(median(direct)),
+        ms(r.via),
+        r.via_len,
+        ms(r.via_gz),
+        r.via_gz_len,
+        ms(r.direct),
         bin.peak_rss_mib()
     );
 }
@@ -292,12 +314,8 @@ async fn first_and_repeat_scrape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; see the file's docs"]
 async fn fan_out_cpu_per_target() {
-    let path = std::env::var("MG_BENCH_PAYLOAD").expect("MG_BENCH_PAYLOAD=path to a payload");
-    let runs: u32 = std::env::var("MG_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let plain = Bytes::from(std::fs::read(&path).unwrap());
+    let (plain, runs) = payload_and_runs();
+    let runs = u32::try_from(runs).expect("MG_BENCH_RUNS fits a u32");
     for targets in [1u8, 4] {
         let (port, _ups) = upstreams_on_loopbacks(
             (0..targets)
