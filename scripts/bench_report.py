@@ -138,6 +138,7 @@ def parse_http(log):
                 first=ms(r"first ([\d.]+) ms", line),
                 ready=ms(r"start to ready ([\d.]+) ms", line),
                 repeat=ms(r"\| repeat ([\d.]+) ms", line),
+                logged=ms(r"repeat logged ([\d.]+) ms", line),
                 repeat_gz=ms(r"gzip to client ([\d.]+) ms", line),
                 direct=ms(r"direct ([\d.]+) ms", line),
                 rss=ms(r"peak RSS ([\d.]+) MiB", line),
@@ -474,13 +475,17 @@ def main():
             A("A sidecar's first and repeat scrapes of one plain upstream, per payload shape "
               "(`first_and_repeat_scrape`): the first is the warm-up scrape the binary runs at start "
               "(it relabels and keys every series; the time it logs), the repeat scrapes find every "
-              "series in the series cache. Repeat and direct: the test client's times, medians; direct "
-              "is the client reading the upstream's payload itself.")
+              "series in the series cache. \"Repeat, logged\" is the binary's own time per repeat "
+              "scrape (fetch, parse, sum, render, not sending the answer); the others are the test "
+              "client's times to the end of the body (counted, not kept; gzip not decompressed), "
+              "medians; direct is the client reading the upstream's payload itself. What a scrape "
+              "adds to a direct read is about \"repeat, logged\" minus \"direct\".")
             A("")
-            A("| shape | first scrape | start to ready | repeat | repeat, gzip to client | direct fetch | peak RSS |")
-            A("|---|---|---|---|---|---|---|")
+            A("| shape | first scrape | start to ready | repeat, logged | repeat | repeat, gzip to client | direct fetch | peak RSS |")
+            A("|---|---|---|---|---|---|---|---|")
             for shape, fr in first_repeat.items():
-                A(f"| {shape} | {fr['first']:.0f} ms | {fr['ready']:.0f} ms | {fr['repeat']:.0f} ms | "
+                logged = f"{fr['logged']:.0f} ms" if fr.get("logged") is not None else "-"
+                A(f"| {shape} | {fr['first']:.0f} ms | {fr['ready']:.0f} ms | {logged} | {fr['repeat']:.0f} ms | "
                   f"{fr['repeat_gz']:.0f} ms | {fr['direct']:.0f} ms | {fr['rss'] * 1.048576:.0f} MB |")
         A("")
         A("Raw lines:")
