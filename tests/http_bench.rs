@@ -132,31 +132,12 @@ impl Drop for Bin {
     }
 }
 
-/// Times one GET to the end of its body, which is counted frame by frame and not kept: a
-/// client that collects a 276 MB body into one buffer spends longer copying it than the upstream
-/// takes to send it, and would hide what the gate adds. A gzip body is timed as it arrives,
-/// not decompressed (decompressing is the client's cost).
+/// Times one GET to the end of its body, counted as it arrives ([`get_counted`]: collecting
+/// the 276 MB body into one buffer would take longer than the upstream takes to send it, and
+/// hide what the gate adds). A gzip body is timed as it arrives, not decompressed.
 async fn timed_get(url: &str, headers: &[(&str, &str)]) -> (Duration, usize, u16) {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let mut req = http::Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
     let t0 = Instant::now();
-    let resp = client
-        .request(req.body(Empty::new()).unwrap())
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = resp.status().as_u16();
-    let mut body = resp.into_body();
-    let mut len = 0;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.expect("body").into_data() {
-            len += data.len();
-        }
-    }
+    let (status, len) = get_counted(url, headers).await;
     (t0.elapsed(), len, status)
 }
 
@@ -331,9 +312,9 @@ async fn first_and_repeat_scrape() {
     // The gate's own time per repeat scrape (fetch, parse, sum, render; not the answer's
     // transfer), as it logs it: with the direct fetch, what a scrape adds.
     let mut logged = bin.logged_scrape_ms();
+    assert!(!logged.is_empty(), "the repeat scrapes' log lines");
     logged.sort_unstable();
-    let logged_min = logged.first().copied().unwrap_or(0);
-    let logged = logged.get(logged.len() / 2).copied().unwrap_or(0);
+    let (logged_min, logged) = (logged[0], logged[logged.len() / 2]);
     println!(
         "first and repeat scrape: payload {} B | first {first} ms (start to ready {}) | repeat logged {logged} ms (min {logged_min} ms) | repeat {} ({} B) | repeat, gzip to client {} ({} B) | direct {} | peak RSS {:.0} MiB | median of {runs}",
         plain.len(),

@@ -1,5 +1,5 @@
-//! A tiny HTTP client for tests ([`get`], [`post`]: the body read whole into a [`Resp`]) and
-//! helpers to read exposition text.
+//! A tiny HTTP client for tests ([`get`], [`post`]: the body read whole into a [`Resp`];
+//! [`get_counted`]: only counted) and helpers to read exposition text.
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -39,23 +39,45 @@ impl Resp {
 
 /// GET with extra headers; the body is read whole.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
-    let client: Client<_, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let mut req = http::Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Empty::new()).unwrap())
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let (parts, body) = resp.into_parts();
+    let resp = send_get(url, headers).await;
+    let (parts, body) = resp
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .into_parts();
     let body = body.collect().await.expect("body").to_bytes();
     Resp {
         status: parts.status.as_u16(),
         headers: parts.headers,
         body,
     }
+}
+
+/// GET with extra headers; the body's bytes are counted as they arrive and not kept (a client
+/// that collects a large body into one buffer spends longer copying it than the server takes
+/// to send it). Returns the status and the body's length (as sent: gzip is not decoded).
+pub async fn get_counted(url: &str, headers: &[(&str, &str)]) -> (u16, usize) {
+    let resp = send_get(url, headers)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("body").into_data() {
+            len += data.len();
+        }
+    }
+    (status, len)
+}
+
+/// Sends a GET with extra headers; the response comes with its body unread.
+fn send_get(url: &str, headers: &[(&str, &str)]) -> hyper_util::client::legacy::ResponseFuture {
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut req = http::Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    client.request(req.body(Empty::new()).unwrap())
 }
 
 /// POST with an empty body; the response body is read whole.
