@@ -77,6 +77,12 @@ pub const DEFAULT_MAX_ENTRIES: usize = 4_000_000;
 /// What [`SeriesCache::lookup_known`] returns when no group hash was remembered for an entry.
 pub const NO_GROUP: u64 = u64::MAX;
 
+/// The seed of a key's hash ([`SeriesCache::key`]): the family's length and the context.
+#[inline]
+fn seed(family_len: usize, context: u32) -> u64 {
+    family_len as u64 | u64::from(context) << 32
+}
+
 /// The table hash of a key: keys are hashes already, so their low bits.
 #[inline]
 fn low_bits(key: u128) -> u64 {
@@ -198,7 +204,7 @@ impl SeriesCache {
     /// it normalizes under the current `# TYPE`).
     #[inline]
     pub fn key(series_text: &[u8], family_len: usize, context: u32) -> u128 {
-        let seed = family_len as u64 | u64::from(context) << 32;
+        let seed = seed(family_len, context);
         xxhash_rust::xxh3::xxh3_128_with_seed(series_text, seed)
     }
 
@@ -210,7 +216,7 @@ impl SeriesCache {
         if series_text.len() <= SeedSecret::LONG {
             return Self::key(series_text, family_len, context);
         }
-        let seed = family_len as u64 | u64::from(context) << 32;
+        let seed = seed(family_len, context);
         self.secret.hash_long(series_text, seed)
     }
 
@@ -221,7 +227,7 @@ impl SeriesCache {
     /// never give the same word), is mixed in afterwards.
     #[inline]
     pub fn short_key(series_text: &[u8], family_len: usize, context: u32) -> u64 {
-        let seed = family_len as u64 | u64::from(context) << 32;
+        let seed = seed(family_len, context);
         xxhash_rust::xxh3::xxh3_64(series_text) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
